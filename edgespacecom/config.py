@@ -1,0 +1,356 @@
+"""Typed scenario configuration: YAML in, validated pydantic objects out.
+
+A scenario is validated completely before any work starts. Unknown keys and
+impossible values are refused with a :class:`ScenarioError` whose message names
+the offending dotted key (``constellation.walker.altitude_km: ...``).
+
+Command-line overrides (``--set dotted.key=value``) are applied to the raw
+mapping *before* validation, with the value parsed as YAML, so an override is
+checked exactly like a key written in the file.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from scipy import constants
+
+
+class ScenarioError(ValueError):
+    """A scenario (file or override) that cannot be run; the message names the key."""
+
+
+class Strict(BaseModel):
+    """Base for every config object: unknown keys are errors, objects are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- orbits
+
+
+class WalkerConfig(Strict):
+    """Walker-delta constellation i:T/P/F on circular orbits.
+
+    Plane ``p`` (0..P-1) has right ascension of the ascending node ``p·360/P`` deg;
+    satellite ``s`` (0..S-1, S = T/P) in plane ``p`` has mean anomaly
+    ``s·360/S + p·F·360/T`` deg at the epoch.
+    """
+
+    inclination_deg: float = Field(53.0, ge=0.0, le=180.0, description="orbit inclination [deg]")
+    total: int = Field(1000, ge=1, description="T, total number of satellites")
+    planes: int = Field(20, ge=1, description="P, number of orbital planes")
+    phasing: int = Field(1, ge=0, description="F, Walker phasing factor (0..P-1)")
+    altitude_km: float = Field(
+        550.0, gt=0.0, description="altitude above the equatorial radius (WGS-72) [km]"
+    )
+    raan_offset_deg: float = Field(0.0, description="RAAN of plane 0 [deg]")
+
+    @field_validator("altitude_km")
+    @classmethod
+    def _above_atmosphere(cls, v: float) -> float:
+        if v < 150.0:
+            raise ValueError(f"altitude {v} km is inside the atmosphere; SGP4 needs >= 150 km")
+        return v
+
+    @model_validator(mode="after")
+    def _walker_consistent(self) -> "WalkerConfig":
+        if self.total % self.planes:
+            raise ValueError(
+                f"total ({self.total}) must be a multiple of planes ({self.planes})"
+            )
+        if self.phasing >= self.planes:
+            raise ValueError(f"phasing F={self.phasing} must be < planes P={self.planes}")
+        return self
+
+    @property
+    def per_plane(self) -> int:
+        """S, satellites per plane."""
+        return self.total // self.planes
+
+
+class ConstellationConfig(Strict):
+    """Either a Walker specification or a real TLE file (exactly one)."""
+
+    walker: WalkerConfig | None = None
+    tle_file: Path | None = Field(None, description="two-line-element file, 2 or 3 lines a satellite")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_walker(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("walker") is None and data.get("tle_file") is None:
+            data = {**data, "walker": {}}
+        return data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ConstellationConfig":
+        if self.walker is not None and self.tle_file is not None:
+            raise ValueError("give either 'walker' or 'tle_file', not both")
+        if self.tle_file is not None and not Path(self.tle_file).is_file():
+            raise ValueError(f"tle_file {self.tle_file} does not exist")
+        return self
+
+
+class TimeConfig(Strict):
+    """Simulation window: ``start`` (UTC) and ``duration_h`` or ``end``; sampled every ``step_s``."""
+
+    start: dt.datetime = Field(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    duration_h: float | None = Field(None, gt=0.0, description="window length [h]")
+    end: dt.datetime | None = None
+    step_s: float = Field(60.0, gt=0.0, description="sampling step [s]")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, v: dt.datetime | None) -> dt.datetime | None:
+        if v is not None and v.tzinfo is None:
+            v = v.replace(tzinfo=dt.timezone.utc)
+        return v
+
+    @model_validator(mode="after")
+    def _window(self) -> "TimeConfig":
+        if self.duration_h is not None and self.end is not None:
+            raise ValueError("give either 'duration_h' or 'end', not both")
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"end ({self.end.isoformat()}) is not after start ({self.start.isoformat()})")
+        if self.duration_h is None and self.end is None:
+            object.__setattr__(self, "duration_h", 12.0)
+        if self.samples < 1:
+            raise ValueError("the window holds no sample: step_s is longer than the window")
+        return self
+
+    @property
+    def duration_s(self) -> float:
+        if self.end is not None:
+            return (self.end - self.start).total_seconds()
+        return float(self.duration_h) * 3600.0
+
+    @property
+    def samples(self) -> int:
+        """Number of sampling instants t_k = start + k·step, k = 0..samples-1 (end excluded)."""
+        return int(round(self.duration_s / self.step_s))
+
+
+class RegionConfig(Strict):
+    """Region of interest: a ground point (geodetic, WGS-84)."""
+
+    lat_deg: float = Field(30.5, ge=-90.0, le=90.0)
+    lon_deg: float = Field(114.3, ge=-180.0, le=360.0)
+
+
+class ParticipantsConfig(Strict):
+    """How the N satellites taking part in a sync round are chosen at each sample.
+
+    ``nearest``: the N satellites whose sub-satellite points are closest (great
+    circle) to the region. ``compact``: the satellite nearest the region, plus the
+    N-1 satellites closest to it in 3-D distance.
+    """
+
+    count: int = Field(8, ge=2, description="N, participating satellites")
+    selection: Literal["nearest", "compact"] = "nearest"
+
+
+class ISLConfig(Strict):
+    """Inter-satellite link availability."""
+
+    d_max_km: float = Field(3000.0, gt=0.0, description="direct-link distance threshold [km]")
+    earth_margin_km: float = Field(
+        80.0, ge=0.0, description="the line of sight must clear the Earth's radius plus this [km]"
+    )
+
+
+class LinkConfig(Strict):
+    """RF link budget (Table A1) mapped to an effective Shannon rate."""
+
+    tx_power_dbm: float = Field(40.0, description="P_t [dBm]")
+    tx_gain_dbi: float = Field(35.0, description="G_t [dBi]")
+    rx_gain_dbi: float = Field(35.0, description="G_r [dBi]")
+    frequency_ghz: float = Field(20.0, gt=0.0, description="carrier f [GHz]")
+    bandwidth_mhz: float = Field(100.0, gt=0.0, description="B [MHz]")
+    noise_temperature_k: float = Field(290.0, gt=0.0, description="T_n [K]")
+    system_loss_db: float = Field(10.0, ge=0.0, description="L_sys [dB]")
+    delta: float = Field(0.2, ge=0.0, lt=1.0, description="protocol-overhead factor δ")
+    noise_model: Literal["thermal", "paper_as_printed"] = Field(
+        "thermal",
+        description="'thermal' = k·T·B; 'paper_as_printed' = the paper's -174+10log T+10log B",
+    )
+
+
+class NetworkConfig(Strict):
+    """Per-hop, per-round and per-event costs (Table A1)."""
+
+    speed_of_light_m_s: float = Field(constants.c, gt=0.0, description="c [m/s]")
+    relay_s: float = Field(0.5e-3, ge=0.0, description="t_relay, per relay hop [s]")
+    control_s: float = Field(0.03, ge=0.0, description="t_ctrl, per round per satellite [s]")
+    setup_s: float = Field(5e-3, ge=0.0, description="C_setup, per link setup [s]")
+    teardown_s: float = Field(2e-3, ge=0.0, description="C_teardown, per link teardown [s]")
+    routing_objective: Literal["flow_delay", "path_delay"] = Field(
+        "flow_delay",
+        description="'flow_delay' minimises t_path+(H-1)t_relay; 'path_delay' (paper) minimises t_path",
+    )
+
+
+class SyncConfig(Strict):
+    """Parallel-unicast signature exchange."""
+
+    payloads_kib: list[float] = Field([2.0, 8.0, 32.0, 128.0], min_length=1)
+
+    @field_validator("payloads_kib")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        for p in v:
+            if p <= 0:
+                raise ValueError(f"payload {p} KiB must be > 0")
+        if len(set(v)) != len(v):
+            raise ValueError("payloads must be distinct")
+        return v
+
+
+class ComputeConfig(Strict):
+    """Local execution resources."""
+
+    workers: int = Field(0, ge=0, description="processes for the per-sample network computation (0: one per CPU core)")
+    cache_dir: Path | None = Field(None, description="position cache; default $EDGESPACECOM_CACHE or ~/.cache/edgespacecom")
+
+
+# ------------------------------------------------------------------------- scenarios
+
+
+class ScenarioBase(Strict):
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    seed: int = Field(0, ge=0)
+
+
+class NetworkScenario(ScenarioBase):
+    """Fields shared by every scenario that flies a constellation."""
+
+    constellation: ConstellationConfig = ConstellationConfig()
+    time: TimeConfig = TimeConfig()
+    region: RegionConfig = RegionConfig()
+    participants: ParticipantsConfig = ParticipantsConfig()
+    isl: ISLConfig = ISLConfig()
+    link: LinkConfig = LinkConfig()
+    network: NetworkConfig = NetworkConfig()
+    compute: ComputeConfig = ComputeConfig()
+
+    @model_validator(mode="after")
+    def _participants_fit(self) -> "NetworkScenario":
+        w = self.constellation.walker
+        if w is not None and self.participants.count > w.total:
+            raise ValueError(
+                f"participants.count: {self.participants.count} participants but the "
+                f"constellation has only {w.total} satellites"
+            )
+        return self
+
+
+class SyncScenario(NetworkScenario):
+    """kind: sync — EdgeSpaceCom sync rounds over a time window (paper Appendix A)."""
+
+    kind: Literal["sync"]
+    sync: SyncConfig = SyncConfig()
+
+
+Scenario = Annotated[Union[SyncScenario], Field(discriminator="kind")]
+_SCENARIO_ADAPTER: TypeAdapter = TypeAdapter(Scenario)
+KINDS = ("sync",)
+
+
+# ------------------------------------------------------------------------ loading
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Return a copy of ``raw`` with each ``dotted.key=value`` applied (value parsed as YAML)."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ScenarioError(f"--set {item!r}: expected dotted.key=value")
+        key, _, text = item.partition("=")
+        key = key.strip()
+        if not key or any(not part for part in key.split(".")):
+            raise ScenarioError(f"--set {item!r}: empty key")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            raise ScenarioError(f"--set {key}: value {text!r} is not valid YAML ({exc})") from None
+        node = out
+        parts = key.split(".")
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ScenarioError(f"--set {key}: {'.'.join(parts[:depth + 1])} is not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def _format_validation_error(source: str, exc: ValidationError) -> str:
+    lines = [f"{source}: invalid scenario"]
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        # Drop the discriminator tag that pydantic inserts for tagged unions.
+        if loc and loc[0] in KINDS:
+            loc = loc[1:]
+        key = ".".join(loc)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        given = err.get("input")
+        suffix = "" if err["type"] in ("extra_forbidden", "missing") or isinstance(given, dict) else f" (got {given!r})"
+        lines.append(f"  {key}: {msg}{suffix}" if key else f"  {msg}")
+    return "\n".join(lines)
+
+
+def validate_scenario(raw: Any, source: str = "scenario") -> SyncScenario:
+    """Validate a raw mapping; raise :class:`ScenarioError` naming the bad keys."""
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{source}: a scenario must be a YAML mapping, got {type(raw).__name__}")
+    if "kind" not in raw:
+        raise ScenarioError(f"{source}: kind: missing (one of {', '.join(KINDS)})")
+    if raw["kind"] not in KINDS:
+        raise ScenarioError(f"{source}: kind: unknown kind {raw['kind']!r} (one of {', '.join(KINDS)})")
+    try:
+        return _SCENARIO_ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        raise ScenarioError(_format_validation_error(source, exc)) from None
+    except ScenarioError as exc:
+        raise ScenarioError(f"{source}: {exc}") from None
+
+
+def load_raw(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(f"{path}: no such scenario file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: not valid YAML ({exc})") from None
+    return raw if raw is not None else {}
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None):
+    """Read, override and validate a scenario file (relative paths are taken from the CWD)."""
+    raw = apply_overrides(load_raw(path), overrides or [])
+    return validate_scenario(raw, source=str(path))
+
+
+def to_yaml(scenario: BaseModel) -> str:
+    """The resolved config (after overrides and defaults) as YAML text."""
+    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,228 @@
+"""Constellations and their orbits: Walker-delta or TLE, SGP4, Skyfield, cached positions.
+
+Satellites are SGP4 element sets (``sgp4.api.Satrec``) wrapped as Skyfield
+``EarthSatellite`` objects. Whole windows are propagated at once with
+``sgp4.api.SatrecArray`` (C, vectorised over satellites and times) and rotated
+from TEME to the Earth-fixed ITRS frame with Skyfield's frame rotations, so one
+array ``positions[k, i, :]`` (km, ITRS) serves topology, routing and ground passes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sgp4.api import WGS72, Satrec, SatrecArray, jday
+from sgp4.earth_gravity import wgs72
+from skyfield.api import EarthSatellite, load
+from skyfield.framelib import itrs
+from skyfield.iokit import parse_tle_file
+from skyfield.sgp4lib import TEME
+
+from .config import ConstellationConfig, TimeConfig, WalkerConfig
+from .outputs import atomic_write_bytes
+
+#: SGP4 runs on WGS-72 constants; Walker elements are built with the same ones.
+MU_KM3_S2 = wgs72.mu
+EARTH_RADIUS_KM = wgs72.radiusearthkm
+#: Days from the SGP4 epoch origin (1949-12-31 00:00 UT) to the Unix epoch.
+_SGP4_EPOCH0 = dt.datetime(1949, 12, 31, tzinfo=dt.timezone.utc)
+
+_TIMESCALE = None
+
+
+def timescale():
+    """Skyfield timescale from the built-in tables (no download)."""
+    global _TIMESCALE
+    if _TIMESCALE is None:
+        _TIMESCALE = load.timescale(builtin=True)
+    return _TIMESCALE
+
+
+# ------------------------------------------------------------------ pure functions
+
+
+def mean_motion_rad_s(semi_major_axis_km: float, mu_km3_s2: float = MU_KM3_S2) -> float:
+    """Keplerian mean motion n = sqrt(mu/a^3) [rad/s]."""
+    return math.sqrt(mu_km3_s2 / semi_major_axis_km**3)
+
+
+def orbital_period_s(altitude_km: float, radius_km: float = EARTH_RADIUS_KM, mu_km3_s2: float = MU_KM3_S2) -> float:
+    """Keplerian period 2π·sqrt(a^3/mu) of a circular orbit at ``altitude_km`` [s]."""
+    return 2.0 * math.pi / mean_motion_rad_s(radius_km + altitude_km, mu_km3_s2)
+
+
+def walker_angles(cfg: WalkerConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-satellite (plane index, RAAN [deg], mean anomaly [deg]) of Walker i:T/P/F.
+
+    Satellite index ``i = p·S + s``. RAAN = p·360/P (+ offset); mean anomaly
+    M = s·360/S + p·F·360/T, so adjacent planes are phased by F·360/T degrees.
+    """
+    S = cfg.per_plane
+    plane = np.repeat(np.arange(cfg.planes), S)
+    slot = np.tile(np.arange(S), cfg.planes)
+    raan = (plane * 360.0 / cfg.planes + cfg.raan_offset_deg) % 360.0
+    anomaly = (slot * 360.0 / S + plane * cfg.phasing * 360.0 / cfg.total) % 360.0
+    return plane, raan, anomaly
+
+
+def walker_satrecs(cfg: WalkerConfig, epoch: dt.datetime) -> list[Satrec]:
+    """SGP4 element sets of a Walker-delta constellation (circular, no drag) at ``epoch``."""
+    _, raan, anomaly = walker_angles(cfg)
+    n_rad_min = mean_motion_rad_s(EARTH_RADIUS_KM + cfg.altitude_km) * 60.0
+    epoch_days = (epoch - _SGP4_EPOCH0).total_seconds() / 86400.0
+    satrecs = []
+    for i in range(cfg.total):
+        sat = Satrec()
+        sat.sgp4init(
+            WGS72, "i", i + 1, epoch_days,
+            0.0, 0.0, 0.0,  # bstar, ndot, nddot: no drag
+            0.0,  # eccentricity: circular
+            0.0,  # argument of perigee [rad]
+            math.radians(cfg.inclination_deg),
+            math.radians(anomaly[i]),
+            n_rad_min,
+            math.radians(raan[i]),
+        )
+        satrecs.append(sat)
+    return satrecs
+
+
+def tle_satellites(path: Path) -> list[EarthSatellite]:
+    """Skyfield satellites from a TLE file (2- or 3-line form)."""
+    with open(path, "rb") as fh:
+        sats = list(parse_tle_file(fh, timescale()))
+    if not sats:
+        raise ValueError(f"{path}: no TLE element set found")
+    return sats
+
+
+def constellation_satellites(cfg: ConstellationConfig, epoch: dt.datetime) -> list[EarthSatellite]:
+    """The constellation as Skyfield ``EarthSatellite`` objects (Walker or TLE)."""
+    if cfg.tle_file is not None:
+        return tle_satellites(cfg.tle_file)
+    ts = timescale()
+    return [
+        EarthSatellite.from_satrec(sat, ts) for sat in walker_satrecs(cfg.walker, epoch)
+    ]
+
+
+def sample_times(time_cfg: TimeConfig):
+    """Skyfield ``Time`` array of the sampling instants t_k = start + k·step."""
+    ts = timescale()
+    s = time_cfg.start
+    seconds = s.second + s.microsecond * 1e-6 + np.arange(time_cfg.samples) * time_cfg.step_s
+    return ts.utc(s.year, s.month, s.day, s.hour, s.minute, seconds)
+
+
+def teme_to_itrs_matrices(times) -> np.ndarray:
+    """Rotation matrices (K, 3, 3) taking TEME vectors to ITRS at each time."""
+    r_teme = TEME.rotation_at(times)  # GCRS -> TEME, shape (3, 3, K)
+    r_itrs = itrs.rotation_at(times)  # GCRS -> ITRS
+    if r_teme.ndim == 2:
+        r_teme, r_itrs = r_teme[..., None], r_itrs[..., None]
+    return np.einsum("ijk,ljk->kil", r_itrs, r_teme)  # R_itrs · R_teme^T
+
+
+def utc_julian_dates(time_cfg: TimeConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(whole, fraction) UTC Julian dates of the sampling instants, as SGP4 takes them."""
+    s = time_cfg.start
+    jd0, fr0 = jday(s.year, s.month, s.day, s.hour, s.minute, s.second + s.microsecond * 1e-6)
+    fr = fr0 + np.arange(time_cfg.samples) * time_cfg.step_s / 86400.0
+    whole = np.floor(fr)
+    return jd0 + whole, fr - whole
+
+
+def propagate_itrs(satellites: list[EarthSatellite], time_cfg: TimeConfig) -> np.ndarray:
+    """Positions (K samples, N satellites, 3) in km, Earth-fixed ITRS, all at once.
+
+    SGP4 (``SatrecArray``, vectorised in C) gives TEME positions at the UTC
+    instants; Skyfield's TEME and ITRS frames give the rotation to ITRS.
+    """
+    array = SatrecArray([s.model for s in satellites])
+    jd, fr = utc_julian_dates(time_cfg)
+    err, r_teme, _ = array.sgp4(jd, fr)
+    if np.any(err):
+        bad = np.unique(np.nonzero(err)[0])
+        raise RuntimeError(
+            f"SGP4 failed for {len(bad)} satellite(s) (first: {satellites[bad[0]].name or bad[0]}), "
+            f"error code {int(err[bad[0]].max())}"
+        )
+    rot = teme_to_itrs_matrices(sample_times(time_cfg))  # (K, 3, 3)
+    return np.einsum("kij,nkj->kni", rot, r_teme)
+
+
+def _cache_root(cache_dir: Path | None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("EDGESPACECOM_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "edgespacecom"
+
+
+#: Bump when the propagation code changes, so stale caches are not reused.
+_CACHE_VERSION = 1
+
+
+def orbit_cache_key(cfg: ConstellationConfig, time_cfg: TimeConfig) -> str:
+    """Hash of everything the positions depend on (elements or TLE bytes, time grid)."""
+    payload = {
+        "v": _CACHE_VERSION,
+        "walker": cfg.walker.model_dump(mode="json") if cfg.walker else None,
+        "tle_sha256": hashlib.sha256(Path(cfg.tle_file).read_bytes()).hexdigest() if cfg.tle_file else None,
+        "start": time_cfg.start.isoformat(),
+        "step_s": time_cfg.step_s,
+        "samples": time_cfg.samples,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class Ephemeris:
+    """Sampled constellation: ``positions_km[k, i]`` in ITRS at ``times[k]``."""
+
+    positions_km: np.ndarray  # (K, N, 3) float64, ITRS [km]
+    names: list[str]
+    times_utc: np.ndarray  # (K,) datetime64[ms]
+    from_cache: bool
+
+    @property
+    def samples(self) -> int:
+        return self.positions_km.shape[0]
+
+    @property
+    def satellites(self) -> int:
+        return self.positions_km.shape[1]
+
+
+def sample_datetimes(time_cfg: TimeConfig) -> np.ndarray:
+    start = np.datetime64(time_cfg.start.replace(tzinfo=None), "ms")
+    step = np.timedelta64(int(round(time_cfg.step_s * 1000)), "ms")
+    return start + np.arange(time_cfg.samples) * step
+
+
+def load_ephemeris(cfg: ConstellationConfig, time_cfg: TimeConfig, cache_dir: Path | None = None) -> Ephemeris:
+    """Propagate the whole window (or load it from the on-disk cache keyed by the orbital config)."""
+    sats = constellation_satellites(cfg, time_cfg.start)
+    names = [s.name or f"SAT-{i:04d}" for i, s in enumerate(sats)]
+    path = _cache_root(cache_dir) / f"positions-{orbit_cache_key(cfg, time_cfg)}.npy"
+    times = sample_datetimes(time_cfg)
+    if path.is_file():
+        try:
+            pos = np.load(path, allow_pickle=False)
+            if pos.shape == (time_cfg.samples, len(sats), 3):
+                return Ephemeris(pos, names, times, from_cache=True)
+        except (OSError, ValueError):
+            pass  # unreadable cache entry: recompute and overwrite it
+    pos = propagate_itrs(sats, time_cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.save(buf, pos, allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
+    return Ephemeris(pos, names, times, from_cache=False)

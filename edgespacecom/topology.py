@@ -1,0 +1,85 @@
+"""Time-slotted ISL topology: which links exist at a sample, and link setup/teardown events.
+
+A link (i, j) exists at time t when the distance is at most ``d_max`` and the
+straight segment between the two satellites stays above a sphere of radius
+``R_E + margin`` (R_E = WGS-84 equatorial radius, a conservative spherical Earth;
+the margin keeps links out of the atmosphere).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+#: WGS-84 equatorial radius [km]: the spherical Earth used for line of sight.
+EARTH_EQUATORIAL_RADIUS_KM = 6378.137
+
+
+def segment_clears_sphere(p, q, radius_km: float):
+    """True where the segment p→q stays strictly outside the sphere |x| = radius_km.
+
+    ``p`` and ``q`` are (..., 3) arrays in km (Earth-centred). The closest point of
+    the segment to the centre is p + t·(q-p) with t = clamp(-p·(q-p)/|q-p|², 0, 1).
+    """
+    p = np.asarray(p, dtype=float)
+    q = np.asarray(q, dtype=float)
+    d = q - p
+    dd = np.einsum("...i,...i->...", d, d)
+    t = np.clip(-np.einsum("...i,...i->...", p, d) / np.where(dd > 0, dd, 1.0), 0.0, 1.0)
+    closest = p + t[..., None] * d
+    return np.einsum("...i,...i->...", closest, closest) > radius_km**2
+
+
+@dataclass(frozen=True)
+class LinkSet:
+    """ISLs at one sample: pairs (i < j), their distances, and sorted integer keys i·N + j."""
+
+    i: np.ndarray
+    j: np.ndarray
+    distance_km: np.ndarray
+    keys: np.ndarray  # sorted, int64
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def isl_links(positions_km: np.ndarray, d_max_km: float, earth_margin_km: float) -> LinkSet:
+    """All available ISLs among ``positions_km`` (N, 3): distance ≤ d_max and a clear line of sight."""
+    n = len(positions_km)
+    pairs = cKDTree(positions_km).query_pairs(d_max_km, output_type="ndarray")
+    if len(pairs) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return LinkSet(empty, empty, np.zeros(0), empty)
+    i, j = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+    swap = i > j
+    i[swap], j[swap] = j[swap], i[swap].copy()
+    p, q = positions_km[i], positions_km[j]
+    keep = segment_clears_sphere(p, q, EARTH_EQUATORIAL_RADIUS_KM + earth_margin_km)
+    i, j = i[keep], j[keep]
+    keys = i * n + j
+    order = np.argsort(keys, kind="stable")
+    i, j, keys = i[order], j[order], keys[order]
+    dist = np.linalg.norm(positions_km[i] - positions_km[j], axis=1)
+    return LinkSet(i, j, dist, keys)
+
+
+def induced(links: LinkSet, nodes: np.ndarray, n_satellites: int) -> LinkSet:
+    """The links whose two ends are both in ``nodes``."""
+    inside = np.zeros(n_satellites, dtype=bool)
+    inside[nodes] = True
+    keep = inside[links.i] & inside[links.j]
+    return LinkSet(links.i[keep], links.j[keep], links.distance_km[keep], links.keys[keep])
+
+
+def link_events(previous: LinkSet, current: LinkSet) -> tuple[int, int]:
+    """(N_setup, N_teardown): links present now but not before, and before but not now."""
+    setups = np.setdiff1d(current.keys, previous.keys, assume_unique=True).size
+    teardowns = np.setdiff1d(previous.keys, current.keys, assume_unique=True).size
+    return int(setups), int(teardowns)
+
+
+def topology_overhead_s(n_setup: int, n_teardown: int, setup_s: float, teardown_s: float) -> float:
+    """Ω_topo = N_setup·C_setup + N_teardown·C_teardown [s]."""
+    return n_setup * setup_s + n_teardown * teardown_s

@@ -1,0 +1,79 @@
+"""Scenario validation: bad values are refused before any work, with the key named."""
+
+import pytest
+import yaml
+
+from edgespacecom.config import ScenarioError, apply_overrides, load_scenario, validate_scenario
+
+
+def base():
+    return {"name": "t", "kind": "sync"}
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("constellation.walker.altitude_km=-100", "constellation.walker.altitude_km"),
+        ("constellation.walker.altitude_km=50", "constellation.walker.altitude_km"),
+        ("participants.count=2000", "participants.count"),
+        ("link.bandwidth_mhz=-100", "link.bandwidth_mhz"),
+        ("link.delta=1.5", "link.delta"),
+        ("time.step_s=-60", "time.step_s"),
+        ("sync.payloads_kib=[2, -8]", "sync.payloads_kib"),
+        ("network.relay_s=-0.001", "network.relay_s"),
+        ("isl.d_max_km=0", "isl.d_max_km"),
+        ("link.noise_model=loud", "link.noise_model"),
+        ("constellation.walker.planes=7", "constellation.walker"),
+        ("constellation.walker.phasing=25", "constellation.walker"),
+        ("constellation.tle_file=/nonexistent.tle", "constellation"),
+        ("linkk.delta=0.1", "linkk"),
+        ("link.deltaa=0.1", "link.deltaa"),
+    ],
+)
+def test_bad_values_are_refused_with_key(override, key):
+    with pytest.raises(ScenarioError) as err:
+        validate_scenario(apply_overrides(base(), [override]), "s.yaml")
+    message = str(err.value)
+    assert "s.yaml" in message
+    assert f"  {key}" in message or f"{key}:" in message, message
+
+
+def test_end_before_start_refused():
+    raw = apply_overrides(base(), ["time.start=2026-01-02T00:00:00Z", "time.end=2026-01-01T00:00:00Z", "time.duration_h=null"])
+    with pytest.raises(ScenarioError, match=r"time: .*end .* is not after start"):
+        validate_scenario(raw)
+
+
+def test_unknown_kind_and_missing_name():
+    with pytest.raises(ScenarioError, match="kind: unknown kind 'nope'"):
+        validate_scenario({"name": "x", "kind": "nope"})
+    with pytest.raises(ScenarioError, match="name: Field required"):
+        validate_scenario({"kind": "sync"})
+
+
+def test_set_values_are_parsed_as_yaml():
+    raw = apply_overrides(base(), ["sync.payloads_kib=[1, 4]", "link.delta=0.25", "region.lat_deg=-12.5", "name=sweep-1"])
+    sc = validate_scenario(raw)
+    assert sc.sync.payloads_kib == [1.0, 4.0]
+    assert sc.link.delta == 0.25 and sc.region.lat_deg == -12.5 and sc.name == "sweep-1"
+    with pytest.raises(ScenarioError, match="expected dotted.key=value"):
+        apply_overrides(base(), ["link.delta"])
+    with pytest.raises(ScenarioError, match="name is not a mapping"):
+        apply_overrides(base(), ["name.x=1"])
+
+
+def test_defaults_are_table_a1(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(base()))
+    sc = load_scenario(path)
+    assert sc.constellation.walker.total == 1000 and sc.constellation.walker.altitude_km == 550
+    assert sc.time.samples == 720 and sc.participants.count == 8
+    assert sc.isl.d_max_km == 3000 and sc.link.delta == 0.2 and sc.network.relay_s == 5e-4
+    assert sc.sync.payloads_kib == [2, 8, 32, 128]
+
+
+def test_shipped_scenario_is_valid():
+    from pathlib import Path
+
+    sc = load_scenario(Path(__file__).parents[1] / "scenarios" / "paper_table_a1.yaml")
+    assert sc.kind == "sync" and sc.time.samples == 720
