@@ -2,6 +2,7 @@
 
     edgespacecom run SCENARIO.yaml [--out DIR] [--set dotted.key=value ...] [--workers N]
     edgespacecom validate SCENARIO.yaml [--set ...]
+    edgespacecom train --arch bmshj2018-hyperprior --lambda 0.0067 [--steps N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -31,11 +32,44 @@ def _parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="check a scenario and print the resolved config")
     scenario_args(val)
+
+    tr = sub.add_parser("train", help="rate-distortion training of a CompressAI codec on EO crops (resumable)")
+    tr.add_argument("--arch", required=True, help="CompressAI architecture, e.g. bmshj2018-hyperprior")
+    tr.add_argument("--lambda", dest="lmbda", type=float, required=True, help="λ of λ·255²·MSE + bpp")
+    tr.add_argument("--steps", type=int, default=20000)
+    tr.add_argument("--batch", type=int, default=8)
+    tr.add_argument("--crop", type=int, default=256, help="crop size [px], a multiple of 64")
+    tr.add_argument("--lr", type=float, default=1e-4)
+    tr.add_argument("--quality", type=int, default=3, help="CompressAI quality level giving (N, M)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--data", nargs="+", default=None, help="training scenes (paths or globs); default: the EO train split")
+    tr.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    tr.add_argument("--checkpoint-every", type=int, default=200)
+    tr.add_argument("--out", type=Path, default=None, help="run folder (resume state); default runs/<arch>_lambda<λ>")
+    tr.add_argument("--export", type=Path, default=None, help="fp16 checkpoint path; default the shipped weights path")
     return parser
+
+
+def _train(args) -> int:
+    from dlrc_agents.codecs import lambda_tag
+    from dlrc_agents.train import train
+
+    out = args.out or Path("runs") / f"{args.arch}_lambda{lambda_tag(args.lmbda)}"
+    try:
+        path = train(args.arch, args.lmbda, out, steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr,
+                     quality=args.quality, seed=args.seed, data=args.data, threads=args.threads,
+                     checkpoint_every=args.checkpoint_every, export=args.export)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"checkpoint written to {path}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "train":
+        return _train(args)
     overrides = list(args.overrides)
     if getattr(args, "workers", None) is not None:
         overrides.append(f"compute.workers={args.workers}")
@@ -53,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = args.out if args.out is not None else Path("results") / scenario.name
     try:
         summary, table = run_scenario(scenario, out_dir)
-    except (ScenarioError, ValueError, FileNotFoundError) as exc:
+    except (ScenarioError, ValueError, FileNotFoundError) as exc:  # CodecError, DataError are ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(table)

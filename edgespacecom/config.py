@@ -264,9 +264,79 @@ class SyncScenario(NetworkScenario):
     sync: SyncConfig = SyncConfig()
 
 
-Scenario = Annotated[Union[SyncScenario], Field(discriminator="kind")]
+class CodecConfig(Strict):
+    """Which learned codec, and where its weights come from (see dlrc_agents.codecs)."""
+
+    architecture: Literal["bmshj2018-hyperprior", "mbt2018-mean"] = "bmshj2018-hyperprior"
+    lambdas: list[float] = Field([0.0067, 0.013, 0.025, 0.0483], min_length=1, description="λ of each model")
+    checkpoint: Path | None = Field(None, description="a checkpoint to use instead of the shipped weights (one λ)")
+    pretrained: bool = Field(False, description="CompressAI's zoo weights (needs internet)")
+    quality: int = Field(3, ge=1, le=8, description="CompressAI quality level (pretrained only)")
+
+    @field_validator("lambdas")
+    @classmethod
+    def _positive_lambdas(cls, v: list[float]) -> list[float]:
+        if any(x <= 0 for x in v):
+            raise ValueError("every λ must be > 0")
+        return v
+
+    @model_validator(mode="after")
+    def _checkpoint_exists(self) -> "CodecConfig":
+        if self.checkpoint is not None and not Path(self.checkpoint).is_file():
+            raise ValueError(f"checkpoint {self.checkpoint} does not exist")
+        return self
+
+
+class DataConfig(Strict):
+    """Input scenes: paths or globs; default the EO test split."""
+
+    scenes: list[str] = Field(["../shared/data/eo/rgb/test/inria_bellingham*_1024.tif"], min_length=1)
+
+
+class OverlapConfig(Strict):
+    """Overlapping observations (paper Section 4.1)."""
+
+    satellites: int = Field(8, ge=1, description="N")
+    patch: int = Field(256, ge=64, description="P, patch size [px], a multiple of 64")
+    o_exp: list[float] = Field([2.0, 0.5], min_length=1, description="expected overlap N·P²/W²")
+    draws: int = Field(4, ge=1, description="random draws per scene and o_exp")
+    grid: int = Field(16, ge=1, description="patch offsets lie on this pixel grid")
+
+    @field_validator("patch")
+    @classmethod
+    def _multiple_of_64(cls, v: int) -> int:
+        if v % 64:
+            raise ValueError(f"patch {v} must be a multiple of 64")
+        return v
+
+    @field_validator("o_exp")
+    @classmethod
+    def _positive_overlap(cls, v: list[float]) -> list[float]:
+        if any(x <= 0 for x in v):
+            raise ValueError("every o_exp must be > 0")
+        return v
+
+
+class DLRCSettings(Strict):
+    rounds: int = Field(20, ge=1, description="k, LSH rounds")
+    seed: int = Field(0, ge=0, description="shared rotation seed")
+    representative: Literal["original", "mean"] = "original"
+    map_transport: Literal["joint", "per_satellite"] = "joint"
+
+
+class RDScenario(ScenarioBase):
+    """kind: rd — rate–distortion of a codec with and without DLRC on overlapping patches."""
+
+    kind: Literal["rd"]
+    codec: CodecConfig = CodecConfig()
+    data: DataConfig = DataConfig()
+    overlap: OverlapConfig = OverlapConfig()
+    dlrc: DLRCSettings = DLRCSettings()
+
+
+Scenario = Annotated[Union[SyncScenario, RDScenario], Field(discriminator="kind")]
 _SCENARIO_ADAPTER: TypeAdapter = TypeAdapter(Scenario)
-KINDS = ("sync",)
+KINDS = ("sync", "rd")
 
 
 # ------------------------------------------------------------------------ loading

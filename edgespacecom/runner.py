@@ -140,11 +140,17 @@ def format_sync_summary(summary: dict) -> str:
     return "\n".join([head, pd.DataFrame(rows).to_string(index=False), tail])
 
 
-RUNNERS = {"sync": (run_sync, format_sync_summary)}
+def _rd_runner():
+    from dlrc_agents.rd import format_rd_summary, run_rd  # imports torch: only when needed
+
+    return run_rd, format_rd_summary
+
+
+RUNNERS = {"sync": lambda: (run_sync, format_sync_summary), "rd": _rd_runner}
 
 
 def run_scenario(scenario, out_dir: Path) -> tuple[dict, str]:
     """Run any validated scenario; return (summary, printable table)."""
-    run, fmt = RUNNERS[scenario.kind]
+    run, fmt = RUNNERS[scenario.kind]()
     summary = run(scenario, Path(out_dir))
     return summary, fmt(summary)

@@ -1,0 +1,1 @@
+"""DLRC agents: learned codecs, Distributed Latent Representation Clustering, bitstreams, agents."""

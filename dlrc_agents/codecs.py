@@ -1,0 +1,193 @@
+"""Codec registry over CompressAI 1.2.8 models, and the project's checkpoint format.
+
+A codec is named by its CompressAI architecture (``bmshj2018-hyperprior``,
+``mbt2018-mean``, ...) and built with the channel widths (N, M) of a CompressAI
+quality level. Weights come from, in order of precedence:
+
+- ``checkpoint: PATH``: a checkpoint written by ``edgespacecom train`` (or a
+  CompressAI-style ``state_dict`` file);
+- ``pretrained: true``: CompressAI's model zoo (downloads from the internet);
+- otherwise the checkpoint shipped in ``dlrc_agents/weights/`` for that
+  architecture and λ.
+
+Checkpoints are loaded with ``torch.load(..., weights_only=True)``. The project's
+format is a dict ``{"format": "dlrc-checkpoint", "version": 1, "architecture",
+"N", "M", "lambda", "steps", "seed", "data", "state_dict"}`` with floating-point
+tensors stored in fp16; after loading, ``update(force=True)`` rebuilds the
+entropy coder's CDF tables from the loaded weights, so encoder and decoder
+always share identical tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from compressai.zoo import image as zoo
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+CHECKPOINT_FORMAT = "dlrc-checkpoint"
+CHECKPOINT_VERSION = 1
+
+#: Architectures DLRC can drive, with the CompressAI constructor name.
+#: The hyperprior family: (μ, σ) of ŷ depend on z only.
+ARCHITECTURES = {
+    "bmshj2018-hyperprior": {"family": "hyperprior", "means": False},
+    "mbt2018-mean": {"family": "hyperprior", "means": True},
+}
+
+
+class CodecError(ValueError):
+    """A codec or checkpoint that cannot be used; the message names it."""
+
+
+def channels_for_quality(architecture: str, quality: int) -> tuple[int, int]:
+    """(N, M) of CompressAI's model at ``quality`` (1..8)."""
+    try:
+        return zoo.cfgs[architecture][quality]
+    except KeyError:
+        raise CodecError(f"no CompressAI configuration for {architecture!r} at quality {quality}") from None
+
+
+def build_model(architecture: str, N: int, M: int) -> torch.nn.Module:
+    """A randomly initialised CompressAI model (call ``update()`` before coding)."""
+    if architecture not in ARCHITECTURES:
+        raise CodecError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
+    return zoo.model_architectures[architecture](N, M)
+
+
+def lambda_tag(lmbda: float) -> str:
+    """0.0067 -> '0.0067' (file-name safe)."""
+    return f"{lmbda:g}"
+
+
+def shipped_checkpoint(architecture: str, lmbda: float) -> Path:
+    return WEIGHTS_DIR / f"{architecture}_lambda{lambda_tag(lmbda)}.pt"
+
+
+def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, N: int, M: int, lmbda: float,
+                      steps: int, seed: int, data: list[str], extra: dict | None = None) -> Path:
+    """Write a compact fp16 checkpoint with its metadata (atomic)."""
+    from edgespacecom.outputs import atomic_write_bytes
+    import io
+
+    state = {
+        k: (v.detach().to(torch.float16) if v.is_floating_point() else v.detach()).cpu()
+        for k, v in model.state_dict().items()
+    }
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "architecture": architecture,
+        "N": int(N),
+        "M": int(M),
+        "lambda": float(lmbda),
+        "steps": int(steps),
+        "seed": int(seed),
+        "data": [str(d) for d in data],
+        **(extra or {}),
+        "state_dict": state,
+    }
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+@dataclass
+class Codec:
+    """A loaded, ready-to-code model and where it came from."""
+
+    model: torch.nn.Module
+    architecture: str
+    N: int
+    M: int
+    lmbda: float | None
+    source: str
+    fingerprint: str  # sha256 prefix of the weights: bitstreams name the exact model
+
+    @property
+    def means(self) -> bool:
+        return ARCHITECTURES[self.architecture]["means"]
+
+
+def _fingerprint(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def codec_from_model(model: torch.nn.Module, architecture: str, N: int, M: int, lmbda: float | None = None,
+                     source: str = "in-memory") -> Codec:
+    """Wrap a model (e.g. freshly initialised, for tests) as a ready codec: update() then fingerprint."""
+    model.update(force=True)
+    model.eval()
+    return Codec(model, architecture, N, M, lmbda, source, _fingerprint(model))
+
+
+def load_checkpoint(path: str | Path, architecture: str | None = None) -> Codec:
+    """Load a checkpoint (project format or a bare CompressAI state_dict) with weights_only=True."""
+    path = Path(path)
+    if not path.is_file():
+        raise CodecError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors, truncated files, foreign formats
+        raise CodecError(f"checkpoint {path} cannot be read safely (weights_only=True): {exc}") from None
+    if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
+        arch = payload["architecture"]
+        if architecture is not None and arch != architecture:
+            raise CodecError(f"checkpoint {path} holds a {arch!r} model, not {architecture!r}")
+        N, M, lmbda, state = payload["N"], payload["M"], payload["lambda"], payload["state_dict"]
+    elif isinstance(payload, dict) and all(isinstance(v, torch.Tensor) for v in payload.values()):
+        if architecture is None:
+            raise CodecError(f"checkpoint {path} is a bare state_dict: say which architecture it is")
+        arch, lmbda, state = architecture, None, payload
+        N = state["g_a.0.weight"].shape[0] if "g_a.0.weight" in state else None
+        M = state["g_a.6.weight"].shape[0] if "g_a.6.weight" in state else None
+        if N is None or M is None:
+            raise CodecError(f"checkpoint {path} does not look like a {architecture!r} state_dict")
+    else:
+        raise CodecError(f"checkpoint {path} is not a model checkpoint")
+    model = build_model(arch, N, M)
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError) as exc:
+        raise CodecError(f"checkpoint {path} does not fit architecture {arch!r}: {str(exc)[:300]}") from None
+    model.update(force=True)
+    model.eval()
+    return Codec(model, arch, N, M, lmbda, str(path), _fingerprint(model))
+
+
+def load_codec(architecture: str, *, lmbda: float | None = None, quality: int = 3, checkpoint: str | Path | None = None,
+               pretrained: bool = False) -> Codec:
+    """Resolve and load a codec: user checkpoint, CompressAI zoo, or the shipped weights."""
+    if architecture not in ARCHITECTURES:
+        raise CodecError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
+    if checkpoint is not None:
+        return load_checkpoint(checkpoint, architecture)
+    if pretrained:
+        try:
+            model = zoo._load_model(architecture, "mse", quality, pretrained=True)
+        except Exception as exc:  # no network, blocked download, ...
+            raise CodecError(
+                f"pretrained {architecture} (quality {quality}) could not be downloaded from CompressAI's zoo: "
+                f"{exc.__class__.__name__}: {exc}. Use the shipped weights or a checkpoint instead."
+            ) from None
+        model.update(force=True)
+        model.eval()
+        N, M = channels_for_quality(architecture, quality)
+        return Codec(model, architecture, N, M, None, f"compressai-zoo:{architecture}:q{quality}", _fingerprint(model))
+    if lmbda is None:
+        raise CodecError(f"codec {architecture!r}: give lambda (shipped weights), a checkpoint, or pretrained: true")
+    path = shipped_checkpoint(architecture, lmbda)
+    if not path.is_file():
+        raise CodecError(
+            f"no shipped weights for {architecture} at λ={lambda_tag(lmbda)} ({path.name}); "
+            f"train them with `edgespacecom train --arch {architecture} --lambda {lambda_tag(lmbda)}`"
+        )
+    return load_checkpoint(path, architecture)

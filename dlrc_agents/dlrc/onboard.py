@@ -1,0 +1,126 @@
+"""The on-board DLRC pipeline for a group of satellites observing overlapping ground.
+
+Per satellite: y = g_a(x) → Recognizer signatures → Selector → (strategy) → hyper-
+prior and entropy parameters. Signatures are exchanged (``signature_payload``, 8
+bytes a position), every satellite runs the Arbiter on the same inputs, and the
+Filter codes each satellite's retained positions. The streams are containers of
+:mod:`.bitstream`. :func:`encode_group` runs the whole group in one process (for
+R–D evaluation and tests); the SimPy agents call the same steps one by one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .arbiter import Arbitration, arbitrate
+from .bitstream import SatelliteBitstream
+from .filter import HyperLatent, encode_positions, hyper_analysis
+from .recognizer import Recognizer
+from .selector import Selection, apply_strategy, select
+
+
+@dataclass(frozen=True)
+class DLRCConfig:
+    rounds: int = 20  # k, LSH rounds
+    seed: int = 0  # shared rotation seed
+    representative: str = "original"  # or "mean"
+    map_transport: str = "joint"  # 'joint': all maps LZMA'd together in the top-priority stream; or 'per_satellite'
+    priority: dict | None = None  # sat -> rank (lower first); None: by satellite id
+
+
+@dataclass
+class OnboardState:
+    """What one satellite holds between the steps of a round."""
+
+    satellite: int
+    image_shape: tuple[int, int]
+    y: torch.Tensor
+    selection: Selection
+    latent: HyperLatent | None = None
+
+
+@dataclass
+class GroupResult:
+    streams: dict  # sat -> bytes
+    arbitration: Arbitration
+    intended: dict = field(default_factory=dict)  # sat -> (C, H, W) ŷ the ground must rebuild
+    latents: dict = field(default_factory=dict)  # sat -> HyperLatent
+
+
+def signature_payload(signatures: np.ndarray) -> bytes:
+    """The bytes a satellite sends to its peers: its H·W signatures, raster order, uint64 LE."""
+    return np.asarray(signatures, dtype="<u8").tobytes()
+
+
+def parse_signature_payload(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<u8").astype(np.uint64)
+
+
+@torch.no_grad()
+def analyse(codec, recognizer: Recognizer, satellite: int, x: torch.Tensor) -> OnboardState:
+    """Analysis transform and Recognizer + Selector for one image (1, 3, H, W) in [0, 1]."""
+    y = codec.model.g_a(x)
+    sig = recognizer.signatures(y[0].numpy())
+    return OnboardState(satellite, tuple(x.shape[-2:]), y, select(sig))
+
+
+@torch.no_grad()
+def model_entropy(codec, state: OnboardState, representative: str) -> HyperLatent:
+    """Entropy modelling of the (strategy-adjusted) latent; overlaps the signature exchange."""
+    y = state.y
+    if representative != "original":
+        y = torch.from_numpy(apply_strategy(y[0].numpy(), state.selection, representative))[None]
+    state.latent = hyper_analysis(codec.model, y, codec.means)
+    return state.latent
+
+
+@torch.no_grad()
+def finish(codec, state: OnboardState, arb: Arbitration, map_transport: str) -> SatelliteBitstream:
+    """Filter + entropy coding of the retained positions, packed in a container."""
+    sat = state.satellite
+    rank = arb.order.index(sat)
+    if map_transport == "joint":
+        maps = dict(arb.assignment) if rank == 0 else {}
+    elif map_transport == "per_satellite":
+        maps = {sat: arb.assignment[sat]}
+    else:
+        raise ValueError(f"dlrc.map_transport: unknown value {map_transport!r}")
+    lat = state.latent
+    C, H, W = lat.y.shape[1:]
+    return SatelliteBitstream(
+        model=codec.architecture, fingerprint=codec.fingerprint, lmbda=codec.lmbda, satellite=int(sat),
+        priority=rank, image_shape=state.image_shape, y_shape=(C, H, W), z_shape=lat.z_shape,
+        offset=arb.offsets[sat], retained=len(arb.retained[sat]), z_string=lat.z_strings,
+        y_string=encode_positions(codec.model, lat, arb.retained[sat]), maps=maps,
+    )
+
+
+def intended_latents(arb: Arbitration, latents: dict) -> dict:
+    """ỹ for every satellite: each position takes the ŷ of its representative (any satellite)."""
+    table = []
+    for sat in arb.order:
+        C = latents[sat].y_hat.shape[1]
+        flat = latents[sat].y_hat[0].reshape(C, -1)
+        table.append(flat[:, torch.as_tensor(arb.retained[sat], dtype=torch.long)])
+    pool = torch.cat(table, dim=1)  # (C, total) in dense order
+    out = {}
+    for sat in arb.order:
+        C, H, W = latents[sat].y_hat.shape[1:]
+        out[sat] = pool[:, torch.as_tensor(arb.assignment[sat], dtype=torch.long)].reshape(C, H, W)
+    return out
+
+
+@torch.no_grad()
+def encode_group(codec, images: dict, cfg: DLRCConfig = DLRCConfig()) -> GroupResult:
+    """Run DLRC for satellites {sat: image (1, 3, H, W)}; return their streams and the intended ỹ."""
+    C = codec.model.g_a[-1].out_channels if hasattr(codec.model.g_a[-1], "out_channels") else codec.M
+    recognizer = Recognizer(C, cfg.rounds, cfg.seed)
+    states = {sat: analyse(codec, recognizer, sat, x) for sat, x in images.items()}
+    latents = {sat: model_entropy(codec, st, cfg.representative) for sat, st in states.items()}
+    received = {sat: parse_signature_payload(signature_payload(st.selection.signatures)) for sat, st in states.items()}
+    arb = arbitrate(received, cfg.priority)
+    streams = {sat: finish(codec, st, arb, cfg.map_transport).to_bytes() for sat, st in states.items()}
+    return GroupResult(streams, arb, intended_latents(arb, latents), latents)

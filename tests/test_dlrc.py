@@ -1,0 +1,214 @@
+"""DLRC on real CompressAI models (randomly initialised, after update()): hashing, de-duplication,
+bit-exact ground decoding from bytes alone, and refusal of bad streams and checkpoints."""
+
+import numpy as np
+import pytest
+import torch
+
+from dlrc_agents.codecs import CodecError, build_model, codec_from_model, export_checkpoint, load_checkpoint
+from dlrc_agents.data import read_rgb
+from dlrc_agents.dlrc.arbiter import arbitrate
+from dlrc_agents.dlrc.bitstream import BitstreamError, SatelliteBitstream
+from dlrc_agents.dlrc.onboard import DLRCConfig, encode_group
+from dlrc_agents.dlrc.reconstructor import reconstruct
+from dlrc_agents.dlrc.recognizer import Recognizer, mix64
+from dlrc_agents.dlrc.selector import apply_strategy, select
+
+from .conftest import SHARED_EO
+
+torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module", params=["bmshj2018-hyperprior", "mbt2018-mean"])
+def codec(request):
+    torch.manual_seed(1)
+    return codec_from_model(build_model(request.param, 32, 48), request.param, 32, 48)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return read_rgb(SHARED_EO / "rgb" / "test" / "inria_bellingham1_1024.tif")
+
+
+def crops(scene, offsets, size=256):
+    return {
+        sat: torch.from_numpy(scene[y:y + size, x:x + size].transpose(2, 0, 1).copy()).float()[None] / 255.0
+        for sat, (y, x) in enumerate(offsets)
+    }
+
+
+# ----------------------------------------------------------------------- Recognizer
+
+
+def _naive_signature(rotations, v):
+    """One vector at a time, straight from the paper's definition."""
+    sig = np.zeros(1, dtype=np.uint64)
+    for R in rotations:
+        p = R @ v
+        j = int(np.argmax(np.abs(p)))
+        sig = mix64(np.array([2 * j + (p[j] < 0)]), sig)
+    return int(sig[0])
+
+
+def test_recognizer_matches_definition_and_is_shared():
+    rng = np.random.default_rng(3)
+    latent = rng.normal(size=(48, 6, 5))
+    a, b = Recognizer(48, 20, seed=7), Recognizer(48, 20, seed=7)
+    sig = a.signatures(latent)
+    assert sig.dtype == np.uint64 and sig.shape == (30,)
+    np.testing.assert_array_equal(sig, b.signatures(latent.copy()))  # another "satellite"
+    flat = latent.reshape(48, -1).T
+    assert [_naive_signature(a.rotations, v) for v in flat] == sig.tolist()
+    assert len(set(sig.tolist())) == 30  # distinct random vectors, distinct signatures
+    assert not np.array_equal(sig, Recognizer(48, 20, seed=8).signatures(latent))
+    # rotations are orthogonal
+    np.testing.assert_allclose(a.rotations[0] @ a.rotations[0].T, np.eye(48), atol=1e-12)
+
+
+def test_recognizer_groups_identical_and_near_identical_vectors():
+    rng = np.random.default_rng(4)
+    v = rng.normal(size=48)
+    latent = np.stack([v, v, v + 1e-9 * rng.normal(size=48), 3.0 * v, -v, rng.normal(size=48)], axis=1)[:, :, None]
+    sig = Recognizer(48, 20, seed=0).signatures(latent)
+    assert sig[0] == sig[1] == sig[2] == sig[3]  # cross-polytope LSH depends on direction only
+    assert sig[4] != sig[0] and sig[5] != sig[0]
+
+
+# -------------------------------------------------------------- Selector and Arbiter
+
+
+def test_selector_keeps_smallest_index_and_means():
+    sig = np.array([5, 3, 5, 9, 3, 5], dtype=np.uint64)
+    s = select(sig)
+    np.testing.assert_array_equal(s.representative, [0, 1, 0, 3, 1, 0])
+    np.testing.assert_array_equal(s.unique_positions, [0, 1, 3])
+    latent = np.arange(12, dtype=np.float32).reshape(2, 1, 6)
+    mean = apply_strategy(latent, s, "mean")
+    np.testing.assert_allclose(mean[0, 0], [(0 + 2 + 5) / 3, 2.5, 7 / 3, 3, 2.5, 7 / 3])
+    assert apply_strategy(latent, s, "original") is latent
+
+
+def test_arbiter_priority_dense_map_and_consistency():
+    sigs = {
+        0: np.array([1, 2, 2, 3], dtype=np.uint64),
+        1: np.array([3, 4, 1, 4], dtype=np.uint64),
+        2: np.array([5, 3, 6, 6], dtype=np.uint64),
+    }
+    arb = arbitrate(sigs)
+    assert arb.order == [0, 1, 2] and arb.total == 6
+    np.testing.assert_array_equal(arb.assignment[0], [0, 1, 1, 2])
+    np.testing.assert_array_equal(arb.retained[1], [1])  # only signature 4 is new
+    np.testing.assert_array_equal(arb.assignment[1], [2, 3, 0, 3])
+    np.testing.assert_array_equal(arb.assignment[2], [4, 2, 5, 5])
+    # another priority: satellite 2 first
+    arb2 = arbitrate(sigs, priority={2: 0, 0: 1, 1: 2})
+    assert arb2.order == [2, 0, 1]
+    np.testing.assert_array_equal(arb2.assignment[2], [0, 1, 2, 2])
+    np.testing.assert_array_equal(arb2.assignment[0], [3, 4, 4, 1])
+    # every satellite computes the same result whatever order it received the sets in
+    for perm in ([2, 1, 0], [1, 0, 2]):
+        again = arbitrate({k: sigs[k] for k in perm})
+        for sat in sigs:
+            np.testing.assert_array_equal(again.assignment[sat], arb.assignment[sat])
+
+
+# ------------------------------------------------------------ exact ground decoding
+
+
+OFFSETS = [(0, 0), (64, 32), (128, 128), (16, 192), (300, 300)]
+
+
+@pytest.mark.parametrize("strategy", ["original", "mean"])
+@pytest.mark.parametrize("priority", [None, {4: 0, 2: 1, 0: 2, 3: 3, 1: 4}])
+@pytest.mark.parametrize("transport", ["joint", "per_satellite"])
+def test_ground_decodes_exactly_what_satellites_intended(codec, scene, strategy, priority, transport):
+    images = crops(scene, OFFSETS)
+    cfg = DLRCConfig(rounds=20, seed=11, representative=strategy, priority=priority, map_transport=transport)
+    group = encode_group(codec, images, cfg)
+    total_positions = sum(a.size for a in group.arbitration.assignment.values())
+    assert group.arbitration.total < 0.8 * total_positions  # overlap really removed vectors
+    streams = list(group.streams.values())[::-1]  # arrival order does not matter
+    decoded = reconstruct(codec, streams)
+    for sat in images:
+        assert torch.equal(decoded[sat]["y_tilde"], group.intended[sat]), sat
+        expected = codec.model.g_s(group.intended[sat][None]).clamp(0, 1)
+        assert torch.equal(decoded[sat]["x_hat"], expected)
+    # retained vectors are exactly the satellites' own ŷ
+    for sat in images:
+        C = group.latents[sat].y_hat.shape[1]
+        pos = torch.as_tensor(group.arbitration.retained[sat])
+        assert torch.equal(decoded[sat]["y_tilde"].reshape(C, -1)[:, pos], group.latents[sat].y_hat[0].reshape(C, -1)[:, pos])
+
+
+def test_without_overlap_only_in_image_duplicates_go(codec, scene):
+    images = crops(scene, [(0, 0), (512, 512)])
+    group = encode_group(codec, images, DLRCConfig())
+    decoded = reconstruct(codec, list(group.streams.values()))
+    for sat in images:
+        assert torch.equal(decoded[sat]["y_tilde"], group.intended[sat])
+
+
+# ------------------------------------------------------------------- bad input
+
+
+@pytest.fixture(scope="module")
+def one_group(scene):
+    torch.manual_seed(2)
+    codec = codec_from_model(build_model("bmshj2018-hyperprior", 32, 48), "bmshj2018-hyperprior", 32, 48)
+    return codec, encode_group(codec, crops(scene, OFFSETS[:3]), DLRCConfig())
+
+
+def test_truncated_flipped_and_foreign_streams_are_refused(one_group):
+    codec, group = one_group
+    good = list(group.streams.values())
+    with pytest.raises(BitstreamError, match="checksum"):
+        reconstruct(codec, [good[0][:-7]] + good[1:])
+    flipped = bytearray(good[1])
+    flipped[len(flipped) // 2] ^= 0x10
+    with pytest.raises(BitstreamError, match="checksum"):
+        reconstruct(codec, [good[0], bytes(flipped), good[2]])
+    with pytest.raises(BitstreamError, match="not a DLRC bitstream"):
+        reconstruct(codec, [b"\x89PNG\r\n\x1a\n" + bytes(64)] + good[1:])
+    bumped = bytearray(good[0])
+    bumped[4] = 99
+    with pytest.raises(BitstreamError, match="version 99"):
+        reconstruct(codec, [bytes(bumped)] + good[1:])
+    with pytest.raises(BitstreamError, match="missing"):
+        reconstruct(codec, good[1:])
+
+
+def test_stream_for_another_model_is_refused(one_group):
+    codec, group = one_group
+    torch.manual_seed(5)
+    other = codec_from_model(build_model("bmshj2018-hyperprior", 32, 48), "bmshj2018-hyperprior", 32, 48)
+    with pytest.raises(BitstreamError, match="another model"):
+        reconstruct(other, list(group.streams.values()))
+
+
+def test_container_roundtrip(one_group):
+    _, group = one_group
+    for data in group.streams.values():
+        parsed = SatelliteBitstream.from_bytes(data)
+        assert parsed.to_bytes() == data
+
+
+def test_checkpoint_roundtrip_and_wrong_architecture(tmp_path):
+    torch.manual_seed(3)
+    model = build_model("mbt2018-mean", 32, 48)
+    model.update(force=True)
+    path = export_checkpoint(model, tmp_path / "m.pt", architecture="mbt2018-mean", N=32, M=48, lmbda=0.0067,
+                             steps=1, seed=0, data=["x"])
+    codec = load_checkpoint(path, "mbt2018-mean")
+    assert codec.lmbda == 0.0067 and codec.N == 32
+    x = torch.rand(1, 3, 128, 128)
+    with torch.no_grad():
+        # learned parameters are the fp16-rounded originals (tables are rebuilt by update())
+        ref = {k: v.half().float() for k, v in model.named_parameters()}
+        for k, v in codec.model.named_parameters():
+            assert torch.equal(v, ref[k]), k
+        assert codec.model(x)["x_hat"].shape == x.shape
+    with pytest.raises(CodecError, match="holds a 'mbt2018-mean' model, not 'bmshj2018-hyperprior'"):
+        load_checkpoint(path, "bmshj2018-hyperprior")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CodecError, match="weights_only"):
+        load_checkpoint(tmp_path / "bad.pt", "mbt2018-mean")
