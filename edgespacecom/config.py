@@ -264,6 +264,12 @@ class SyncScenario(NetworkScenario):
     sync: SyncConfig = SyncConfig()
 
 
+def _all_positive(values: list[float], what: str) -> list[float]:
+    if any(x <= 0 for x in values):
+        raise ValueError(f"every {what} must be > 0")
+    return values
+
+
 class CodecConfig(Strict):
     """Which learned codec, and where its weights come from (see dlrc_agents.codecs)."""
 
@@ -273,12 +279,7 @@ class CodecConfig(Strict):
     pretrained: bool = Field(False, description="CompressAI's zoo weights (needs internet)")
     quality: int = Field(3, ge=1, le=8, description="CompressAI quality level (pretrained only)")
 
-    @field_validator("lambdas")
-    @classmethod
-    def _positive_lambdas(cls, v: list[float]) -> list[float]:
-        if any(x <= 0 for x in v):
-            raise ValueError("every λ must be > 0")
-        return v
+    _positive_lambdas = field_validator("lambdas")(classmethod(lambda cls, v: _all_positive(v, "λ")))
 
     @model_validator(mode="after")
     def _checkpoint_exists(self) -> "CodecConfig":
@@ -309,12 +310,7 @@ class OverlapConfig(Strict):
             raise ValueError(f"patch {v} must be a multiple of 64")
         return v
 
-    @field_validator("o_exp")
-    @classmethod
-    def _positive_overlap(cls, v: list[float]) -> list[float]:
-        if any(x <= 0 for x in v):
-            raise ValueError("every o_exp must be > 0")
-        return v
+    _positive_overlap = field_validator("o_exp")(classmethod(lambda cls, v: _all_positive(v, "o_exp")))
 
 
 class DLRCSettings(Strict):
