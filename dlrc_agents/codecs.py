@@ -21,11 +21,21 @@ always share identical tables.
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from compressai.zoo import image as zoo
+
+from edgespacecom.outputs import atomic_write_bytes
+
+def atomic_torch_save(path: str | Path, obj) -> Path:
+    """torch.save ``obj`` to ``path`` atomically (whole file or nothing)."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 CHECKPOINT_FORMAT = "dlrc-checkpoint"
@@ -70,9 +80,6 @@ def shipped_checkpoint(architecture: str, lmbda: float) -> Path:
 def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, N: int, M: int, lmbda: float,
                       steps: int, seed: int, data: list[str], extra: dict | None = None) -> Path:
     """Write a compact fp16 checkpoint with its metadata (atomic)."""
-    from edgespacecom.outputs import atomic_write_bytes
-    import io
-
     state = {
         k: (v.detach().to(torch.float16) if v.is_floating_point() else v.detach()).cpu()
         for k, v in model.state_dict().items()
@@ -90,9 +97,7 @@ def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, 
         **(extra or {}),
         "state_dict": state,
     }
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    return atomic_torch_save(path, payload)
 
 
 @dataclass

@@ -170,7 +170,7 @@ def run_rd(scenario, out_dir: Path) -> dict:
     codecs = {l: load_codec(c.architecture, lmbda=l, quality=c.quality, checkpoint=c.checkpoint, pretrained=c.pretrained)
               for l in lambdas}
     stage(f"rd: {c.architecture}, {len(codecs)} model(s), {len(scenes)} scene(s), o_exp {ov.o_exp}, {ov.draws} draws")
-    cfg = DLRCConfig(rounds=d.rounds, seed=d.seed, representative=d.representative, map_transport=d.map_transport)
+    cfg = DLRCConfig(**d.model_dump())
     rows = []
     jobs = [(l, o, s, k) for l in codecs for o in ov.o_exp for s in scenes for k in range(ov.draws)]
     for l, o, s, k in tqdm(jobs, desc="rd draws", unit="draw"):

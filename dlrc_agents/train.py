@@ -13,18 +13,16 @@ running the same command again continues from it. At the end the model is update
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
-from edgespacecom.outputs import atomic_write_bytes, write_json
+from edgespacecom.outputs import write_json
 
-from .codecs import ARCHITECTURES, build_model, channels_for_quality, export_checkpoint, shipped_checkpoint
+from .codecs import ARCHITECTURES, atomic_torch_save, build_model, channels_for_quality, export_checkpoint, shipped_checkpoint
 from .data import DEFAULT_DATA_ROOT, TRAIN_GLOBS, CropSampler, expand_scenes, read_rgb
 
 
@@ -91,16 +89,14 @@ def train(
         print(f"resuming {architecture} λ={lmbda} at step {step}/{steps}")
 
     def save_state():
-        buf = io.BytesIO()
-        torch.save(
+        atomic_torch_save(
+            state_path,
             {
                 "architecture": architecture, "lambda": lmbda, "step": step, "model": model.state_dict(),
                 "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                 "sampler_rng": sampler.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
             },
-            buf,
         )
-        atomic_write_bytes(state_path, buf.getvalue())
 
     model.train()
     log = []

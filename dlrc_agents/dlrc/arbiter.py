@@ -49,10 +49,10 @@ def priority_order(satellites, priority=None) -> list:
     return sorted(sats, key=lambda s: (priority[s], s))
 
 
-def arbitrate(signatures: dict, priority: dict | None = None, selections: dict | None = None) -> Arbitration:
+def arbitrate(signatures: dict, priority: dict | None = None) -> Arbitration:
     """Global de-duplication from every satellite's raster-order signatures {sat: (H·W,) uint64}."""
     order = priority_order(signatures, priority)
-    sel: dict[object, Selection] = selections or {s: select(signatures[s]) for s in order}
+    sel: dict[object, Selection] = {s: select(signatures[s]) for s in order}
     owned_sigs = np.zeros(0, dtype=np.uint64)  # signatures retained so far, sorted
     owned_dense = np.zeros(0, dtype=np.int64)  # their dense numbers, same order
     retained, offsets = {}, {}

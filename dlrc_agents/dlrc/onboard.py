@@ -116,8 +116,7 @@ def intended_latents(arb: Arbitration, latents: dict) -> dict:
 @torch.no_grad()
 def encode_group(codec, images: dict, cfg: DLRCConfig = DLRCConfig()) -> GroupResult:
     """Run DLRC for satellites {sat: image (1, 3, H, W)}; return their streams and the intended ỹ."""
-    C = codec.model.g_a[-1].out_channels if hasattr(codec.model.g_a[-1], "out_channels") else codec.M
-    recognizer = Recognizer(C, cfg.rounds, cfg.seed)
+    recognizer = Recognizer(codec.M, cfg.rounds, cfg.seed)
     states = {sat: analyse(codec, recognizer, sat, x) for sat, x in images.items()}
     latents = {sat: model_entropy(codec, st, cfg.representative) for sat, st in states.items()}
     received = {sat: parse_signature_payload(signature_payload(st.selection.signatures)) for sat, st in states.items()}
