@@ -54,11 +54,22 @@ def patch_tensor(scene: np.ndarray, y: int, x: int, size: int) -> torch.Tensor:
     return torch.from_numpy(crop).float()[None] / 255.0
 
 
+def per_satellite_times(timings_s: dict, satellites: int) -> dict:
+    """On-board seconds per satellite of each stage: group sums / N, except the Arbiter,
+    which every satellite runs in full on all the signatures."""
+    return {f"time_{stage}_s": (v if stage == "arbiter" else v / satellites) for stage, v in timings_s.items()}
+
+
 @torch.no_grad()
-def evaluate_draw(codec, scene: np.ndarray, obs, cfg: DLRCConfig) -> list[dict]:
-    """Rows (one per satellite) for one draw: baseline and DLRC side by side."""
+def evaluate_draw(codec, scene: np.ndarray, obs, cfg: DLRCConfig, baselines: dict | None = None) -> list[dict]:
+    """Rows (one per satellite) for one draw: baseline and DLRC side by side.
+
+    ``baselines`` ({sat: baseline_codec_run(...)}) may be passed to reuse the codec-alone
+    results across DLRC settings (the ablation); it is filled in when given empty.
+    """
     images = {sat: patch_tensor(scene, y, x, obs.patch) for sat, (y, x) in enumerate(obs.offsets)}
     group = encode_group(codec, images, cfg)
+    times = per_satellite_times(group.timings_s, len(images))
     decoded = reconstruct(codec, list(group.streams.values()))
     pixels = obs.patch**2
     parsed = {sat: SatelliteBitstream.from_bytes(b) for sat, b in group.streams.items()}
@@ -67,7 +78,12 @@ def evaluate_draw(codec, scene: np.ndarray, obs, cfg: DLRCConfig) -> list[dict]:
     map_raw_bits = group.arbitration.map_bits_raw()
     rows = []
     for sat, x in images.items():
-        base = baseline_codec_run(codec, x)
+        if baselines is not None and sat in baselines:
+            base = baselines[sat]
+        else:
+            base = baseline_codec_run(codec, x)
+            if baselines is not None:
+                baselines[sat] = base
         psnr, msssim = quality(x, decoded[sat]["x_hat"])
         p = parsed[sat]
         rows.append({
@@ -80,7 +96,7 @@ def evaluate_draw(codec, scene: np.ndarray, obs, cfg: DLRCConfig) -> list[dict]:
             "dlrc_psnr": psnr, "dlrc_ms_ssim": msssim,
             "retained_fraction": p.retained / (p.y_shape[1] * p.y_shape[2]),
             "decode_exact": bool(torch.equal(decoded[sat]["y_tilde"], group.intended[sat])),
-            "geometric_bound": obs.geometric_bound(), "o_exp_actual": obs.o_exp,
+            "geometric_bound": obs.geometric_bound(), "o_exp_actual": obs.o_exp, **times,
         })
     for r in rows:
         r["dlrc_bpp_total"] = r["dlrc_bpp_y"] + r["dlrc_bpp_z"] + r["dlrc_bpp_map_lzma"]

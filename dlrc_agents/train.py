@@ -35,6 +35,24 @@ def rate_distortion_loss(output: dict, target: torch.Tensor, lmbda: float) -> di
     return {"loss": lmbda * 255.0**2 * mse + bpp, "mse": mse, "bpp": bpp}
 
 
+def warm_start(model: torch.nn.Module, checkpoint: Path) -> tuple[int, int]:
+    """Copy every tensor of ``checkpoint`` whose name and shape match ``model``'s; (copied, total)."""
+    payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if isinstance(payload, dict) and "model" in payload and "opt" in payload:  # a run's state.pt
+        payload = payload["model"]
+    source = payload.get("state_dict", payload) if isinstance(payload, dict) else None
+    if not isinstance(source, dict):
+        raise ValueError(f"--init: {checkpoint} is not a model checkpoint")
+    own = model.state_dict()
+    matched = {k: v.float() if v.is_floating_point() else v for k, v in source.items()
+               if k in own and own[k].shape == v.shape and not k.endswith(("_quantized_cdf", "_offset", "_cdf_length"))}
+    if not matched:
+        raise ValueError(f"--init: no tensor of {checkpoint} fits this architecture")
+    own.update(matched)
+    model.load_state_dict(own)
+    return len(matched), len(own)
+
+
 def _optimisers(model: torch.nn.Module, lr: float, aux_lr: float):
     main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
     aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles") and p.requires_grad]
@@ -57,9 +75,17 @@ def train(
     checkpoint_every: int = 200,
     threads: int | None = None,
     export: Path | None = None,
+    init: Path | None = None,
     progress: bool = True,
 ) -> Path:
-    """Train (or resume) and export an fp16 checkpoint; returns its path."""
+    """Train (or resume) and export an fp16 checkpoint; returns its path.
+
+    ``init`` warm-starts a new run from another checkpoint (another λ, or a related
+    architecture such as bmshj2018-hyperprior → mbt2018-mean): every tensor whose name
+    and shape match is copied, the rest keeps its random initialisation. This is the
+    usual way to train a family of λ from one base model in a fraction of the steps.
+    Ignored when resuming (``OUT/state.pt`` exists). On resume the given ``lr`` applies.
+    """
     if architecture not in ARCHITECTURES:
         raise ValueError(f"--arch: unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
     if lmbda <= 0 or steps <= 0 or batch_size <= 0 or crop % 64:
@@ -86,7 +112,13 @@ def train(
         sampler.rng.bit_generator.state = state["sampler_rng"]
         torch.set_rng_state(state["torch_rng"])
         step = int(state["step"])
+        init = state.get("init")
+        for group in opt.param_groups:
+            group["lr"] = lr if step < int(0.9 * steps) else lr * 0.1
         print(f"resuming {architecture} λ={lmbda} at step {step}/{steps}")
+    elif init is not None:
+        copied, total = warm_start(model, init)
+        print(f"warm start from {init}: {copied}/{total} tensors copied")
 
     def save_state():
         atomic_torch_save(
@@ -95,6 +127,7 @@ def train(
                 "architecture": architecture, "lambda": lmbda, "step": step, "model": model.state_dict(),
                 "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                 "sampler_rng": sampler.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "init": str(init) if init is not None else None,
             },
         )
 
@@ -134,7 +167,8 @@ def train(
     target = Path(export) if export else shipped_checkpoint(architecture, lmbda)
     export_checkpoint(model, target, architecture=architecture, N=N, M=M, lmbda=lmbda, steps=step, seed=seed,
                       data=[str(p.relative_to(DEFAULT_DATA_ROOT)) if p.is_relative_to(DEFAULT_DATA_ROOT) else str(p) for p in paths],
-                      extra={"crop": crop, "batch_size": batch_size, "lr": lr, "quality": quality})
+                      extra={"crop": crop, "batch_size": batch_size, "lr": lr, "quality": quality,
+                             "init": str(init) if init is not None else None})
     write_json(out_dir / "train_summary.json", {"architecture": architecture, "lambda": lmbda, "steps": step,
                                                  "wall_s_this_session": time.perf_counter() - started,
                                                  "checkpoint": str(target)})

@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--checkpoint-every", type=int, default=200)
     tr.add_argument("--out", type=Path, default=None, help="run folder (resume state); default runs/<arch>_lambda<λ>")
     tr.add_argument("--export", type=Path, default=None, help="fp16 checkpoint path; default the shipped weights path")
+    tr.add_argument("--init", type=Path, default=None,
+                    help="warm start a new run from a checkpoint or run state (another λ or a related architecture)")
     return parser
 
 
@@ -58,7 +60,7 @@ def _train(args) -> int:
     try:
         path = train(args.arch, args.lmbda, out, steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr,
                      quality=args.quality, seed=args.seed, data=args.data, threads=args.threads,
-                     checkpoint_every=args.checkpoint_every, export=args.export)
+                     checkpoint_every=args.checkpoint_every, export=args.export, init=args.init)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -330,9 +330,63 @@ class RDScenario(ScenarioBase):
     dlrc: DLRCSettings = DLRCSettings()
 
 
-Scenario = Annotated[Union[SyncScenario, RDScenario], Field(discriminator="kind")]
+class AblationConfig(Strict):
+    """The grid of paper Figure 12: LSH rounds k × representative strategy."""
+
+    rounds: list[int] = Field([1, 2, 4, 8, 16, 20, 32], min_length=1, description="values of k")
+    representative: list[Literal["original", "mean"]] = Field(["original", "mean"], min_length=1)
+
+    @field_validator("rounds")
+    @classmethod
+    def _at_least_one(cls, v: list[int]) -> list[int]:
+        if any(k < 1 for k in v):
+            raise ValueError("every k must be >= 1")
+        return v
+
+
+class DLRCAblationScenario(ScenarioBase):
+    """kind: dlrc_ablation — DLRC's R–D and on-board time against k and the representative strategy."""
+
+    kind: Literal["dlrc_ablation"]
+    codec: CodecConfig = CodecConfig(lambdas=[0.0067])
+    data: DataConfig = DataConfig()
+    overlap: OverlapConfig = OverlapConfig(o_exp=[2.0])
+    dlrc: DLRCSettings = DLRCSettings()
+    ablation: AblationConfig = AblationConfig()
+
+    @model_validator(mode="after")
+    def _one_model(self) -> "DLRCAblationScenario":
+        if not (self.codec.checkpoint or self.codec.pretrained) and len(self.codec.lambdas) != 1:
+            raise ValueError("codec.lambdas: the ablation uses one model; give a single λ")
+        return self
+
+
+class JPEGConfig(Strict):
+    """The JPEG reference (Pillow/libjpeg, optimised Huffman tables, 4:2:0 and 4:4:4 chroma)."""
+
+    qualities: list[int] = Field([5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 85, 90, 95], min_length=2)
+
+    @field_validator("qualities")
+    @classmethod
+    def _in_range(cls, v: list[int]) -> list[int]:
+        if any(q < 1 or q > 100 for q in v):
+            raise ValueError("every JPEG quality must be in 1..100")
+        return sorted(set(v))
+
+
+class CodecRDScenario(ScenarioBase):
+    """kind: codec_rd — R–D of whole test scenes for learned codecs against JPEG."""
+
+    kind: Literal["codec_rd"]
+    models: list[CodecConfig] = Field(default_factory=lambda: [CodecConfig()], min_length=1)
+    data: DataConfig = DataConfig(scenes=["../shared/data/eo/rgb/test/*.tif"])
+    jpeg: JPEGConfig = JPEGConfig()
+
+
+Scenario = Annotated[Union[SyncScenario, RDScenario, CodecRDScenario, DLRCAblationScenario],
+                     Field(discriminator="kind")]
 _SCENARIO_ADAPTER: TypeAdapter = TypeAdapter(Scenario)
-KINDS = ("sync", "rd")
+KINDS = ("sync", "rd", "codec_rd", "dlrc_ablation")
 
 
 # ------------------------------------------------------------------------ loading

@@ -146,7 +146,20 @@ def _rd_runner():
     return run_rd, format_rd_summary
 
 
-RUNNERS = {"sync": lambda: (run_sync, format_sync_summary), "rd": _rd_runner}
+def _codec_rd_runner():
+    from dlrc_agents.codec_rd import format_codec_rd_summary, run_codec_rd
+
+    return run_codec_rd, format_codec_rd_summary
+
+
+def _ablation_runner():
+    from dlrc_agents.ablation import format_ablation_summary, run_ablation
+
+    return run_ablation, format_ablation_summary
+
+
+RUNNERS = {"sync": lambda: (run_sync, format_sync_summary), "rd": _rd_runner, "codec_rd": _codec_rd_runner,
+           "dlrc_ablation": _ablation_runner}
 
 
 def run_scenario(scenario, out_dir: Path) -> tuple[dict, str]:

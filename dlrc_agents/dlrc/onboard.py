@@ -10,6 +10,8 @@ R–D evaluation and tests); the SimPy agents call the same steps one by one.
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,6 +50,21 @@ class GroupResult:
     arbitration: Arbitration
     intended: dict = field(default_factory=dict)  # sat -> (C, H, W) ŷ the ground must rebuild
     latents: dict = field(default_factory=dict)  # sat -> HyperLatent
+    timings_s: dict = field(default_factory=dict)  # stage -> wall seconds summed over the satellites
+
+
+#: Stages timed by :func:`encode_group`: the codec's own (paper Table 2) and DLRC's.
+CODEC_STAGES = ("analysis_transform", "entropy_modelling", "entropy_coding")
+DLRC_STAGES = ("recognizer", "selector", "arbiter")
+
+
+@contextmanager
+def _timed(timings: dict, stage: str):
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
 
 
 def signature_payload(signatures: np.ndarray) -> bytes:
@@ -115,11 +132,34 @@ def intended_latents(arb: Arbitration, latents: dict) -> dict:
 
 @torch.no_grad()
 def encode_group(codec, images: dict, cfg: DLRCConfig = DLRCConfig()) -> GroupResult:
-    """Run DLRC for satellites {sat: image (1, 3, H, W)}; return their streams and the intended ỹ."""
+    """Run DLRC for satellites {sat: image (1, 3, H, W)}; return their streams and the intended ỹ.
+
+    The same steps as :func:`analyse`, :func:`model_entropy` and :func:`finish`, each
+    stage timed (``timings_s``): the codec's analysis transform, entropy modelling
+    (h_a, z coding, h_s) and entropy coding (Filter gather + rANS of the retained ŷ),
+    and DLRC's Recognizer, Selector (clustering and the representative strategy) and
+    Arbiter. Building the rotations is a one-off per mission and is not counted.
+    """
     recognizer = Recognizer(codec.M, cfg.rounds, cfg.seed)
-    states = {sat: analyse(codec, recognizer, sat, x) for sat, x in images.items()}
-    latents = {sat: model_entropy(codec, st, cfg.representative) for sat, st in states.items()}
+    t: dict = {}
+    states, latents = {}, {}
+    for sat, x in images.items():
+        with _timed(t, "analysis_transform"):
+            y = codec.model.g_a(x)
+        with _timed(t, "recognizer"):
+            sig = recognizer.signatures(y[0].numpy())
+        with _timed(t, "selector"):
+            state = OnboardState(sat, tuple(x.shape[-2:]), y, select(sig))
+            if cfg.representative != "original":
+                y = torch.from_numpy(apply_strategy(y[0].numpy(), state.selection, cfg.representative))[None]
+        with _timed(t, "entropy_modelling"):
+            state.latent = latents[sat] = hyper_analysis(codec.model, y, codec.means)
+        states[sat] = state
     received = {sat: parse_signature_payload(signature_payload(st.selection.signatures)) for sat, st in states.items()}
-    arb = arbitrate(received, cfg.priority)
-    streams = {sat: finish(codec, st, arb, cfg.map_transport).to_bytes() for sat, st in states.items()}
-    return GroupResult(streams, arb, intended_latents(arb, latents), latents)
+    with _timed(t, "arbiter"):
+        arb = arbitrate(received, cfg.priority)
+    streams = {}
+    for sat, st in states.items():
+        with _timed(t, "entropy_coding"):
+            streams[sat] = finish(codec, st, arb, cfg.map_transport).to_bytes()
+    return GroupResult(streams, arb, intended_latents(arb, latents), latents, t)

@@ -1,0 +1,150 @@
+"""Benchmark: DLRC's on-board time against the codec's own encode (paper Table 2 and Figure 9).
+
+    python benchmarks/bench_dlrc_overhead.py [--lambda 0.0067] [--patches 256 512 1024 2048]
+                                             [--repeats 5] [--threads 1] [--out results/benchmarks]
+
+For each patch size P, N = 8 patches are cut from one scene at o_exp = 2 (the
+overlap protocol of the ``rd`` kind) and coded by DLRC (:func:`encode_group`, which
+times every stage) and, as the baseline measured in the same run, by the codec alone
+(CompressAI's ``compress``: g_a, h_a, z coding, h_s, y coding). Per satellite:
+
+- codec stages (Table 2): analysis transform, entropy modelling (h_a, z coding, h_s),
+  entropy coding (the Filter's gather + rANS of the retained ŷ);
+- DLRC: Recognizer (k = 20 rounds) + Selector + Arbiter (every satellite runs the Arbiter
+  on all N signature sets, so it is counted in full for each).
+
+The figures are ratios: DLRC time / baseline encode time (target ≤ 10 % at 256², k = 20).
+Each timing is the median over ``--repeats`` runs; torch and BLAS run on ``--threads``
+threads (one core, as on a small on-board computer). Patches of 1024² and 2048² need a
+scene of at least 2·P pixels a side at o_exp = 2: they are cut from the 2048² OpenAerialMap
+training scene (timing only; no quality is measured here).
+
+Results: ``results/benchmarks/dlrc_overhead.{json,md}`` and ``fig9_overhead.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dlrc_agents.codecs import load_codec  # noqa: E402
+from dlrc_agents.data import DEFAULT_DATA_ROOT, read_rgb  # noqa: E402
+from dlrc_agents.dlrc.onboard import CODEC_STAGES, DLRC_STAGES, DLRCConfig, encode_group  # noqa: E402
+from dlrc_agents.overlap import draw_observation, window_for_overlap  # noqa: E402
+from dlrc_agents.rd import patch_tensor, per_satellite_times  # noqa: E402
+from edgespacecom.outputs import atomic_write_text, write_figure, write_json  # noqa: E402
+
+SCENES = {"test": DEFAULT_DATA_ROOT / "rgb/test/inria_bellingham1_1024.tif",
+          "large": DEFAULT_DATA_ROOT / "rgb/train/oam_5b90f92d_4310.tif"}
+SATELLITES = 8
+
+
+@torch.no_grad()
+def measure(codec, scene: np.ndarray, patch: int, repeats: int, rounds: int, seed: int = 0) -> dict:
+    window = window_for_overlap(SATELLITES, patch, 2.0, 16)
+    obs = draw_observation(scene, SATELLITES, patch, window, np.random.default_rng(seed), 16)
+    images = {s: patch_tensor(scene, y, x, patch) for s, (y, x) in enumerate(obs.offsets)}
+    cfg = DLRCConfig(rounds=rounds)
+    encode_group(codec, {0: images[0], 1: images[1]}, cfg)  # warm-up (allocator, rANS tables)
+    stages: dict[str, list[float]] = {}
+    baseline: list[float] = []
+    for _ in range(repeats):
+        group = encode_group(codec, images, cfg)
+        for k, v in per_satellite_times(group.timings_s, SATELLITES).items():
+            stages.setdefault(k.removeprefix("time_").removesuffix("_s"), []).append(v)
+        started = time.perf_counter()
+        for x in images.values():
+            codec.model.compress(x)
+        baseline.append((time.perf_counter() - started) / SATELLITES)
+    med = {k: statistics.median(v) for k, v in stages.items()}
+    dlrc = sum(med[s] for s in DLRC_STAGES)
+    base = statistics.median(baseline)
+    return {
+        "patch": patch, "baseline_encode_ms": 1e3 * base,
+        **{f"{s}_ms": 1e3 * med[s] for s in CODEC_STAGES + DLRC_STAGES},
+        "dlrc_ms": 1e3 * dlrc, "dlrc_over_baseline": dlrc / base,
+        "retained_fraction": sum(len(v) for v in group.arbitration.retained.values())
+        / sum(a.size for a in group.arbitration.assignment.values()),
+    }
+
+
+def figure(rows: list[dict]):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p = [r["patch"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    axes[0].plot(p, [r["baseline_encode_ms"] for r in rows], "o-", label="codec encode (baseline)")
+    axes[0].plot(p, [r["dlrc_ms"] for r in rows], "s-", label="DLRC (Recognizer + Selector + Arbiter)")
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("time per satellite [ms]")
+    axes[1].plot(p, [100 * r["dlrc_over_baseline"] for r in rows], "s-", color="tab:orange")
+    axes[1].axhline(10, ls="--", color="gray", lw=1)
+    axes[1].set_ylabel("DLRC / baseline encode [%]")
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(p, [str(v) for v in p])
+        ax.set_xlabel("patch size P [px]")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--arch", default="bmshj2018-hyperprior")
+    parser.add_argument("--lambda", dest="lmbda", type=float, default=0.0067)
+    parser.add_argument("--patches", type=int, nargs="+", default=[256, 512, 1024, 2048])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--checkpoint", type=Path, default=None, help="weights to use instead of the shipped ones")
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    codec = load_codec(args.arch, lmbda=args.lmbda, checkpoint=args.checkpoint)
+    scenes = {k: read_rgb(v) for k, v in SCENES.items()}
+    rows = []
+    for patch in args.patches:
+        scene = scenes["test"] if 2 * patch <= min(scenes["test"].shape[:2]) else scenes["large"]
+        repeats = args.repeats if patch <= 512 else max(1, args.repeats // 3)
+        row = measure(codec, scene, patch, repeats, args.rounds)
+        rows.append(row)
+        print(f"P={patch:5d}: baseline encode {row['baseline_encode_ms']:9.1f} ms/sat, DLRC {row['dlrc_ms']:8.2f} ms/sat "
+              f"= {100 * row['dlrc_over_baseline']:.1f} % of the baseline", flush=True)
+    result = {"architecture": args.arch, "lambda": args.lmbda, "weights": codec.source, "rounds": args.rounds,
+              "satellites": SATELLITES, "threads": args.threads, "repeats": args.repeats,
+              "cpu": platform.processor() or platform.machine(), "torch": torch.__version__, "rows": rows,
+              "command": "python benchmarks/bench_dlrc_overhead.py " + " ".join(sys.argv[1:])}
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "dlrc_overhead.json", result)
+    write_figure(args.out / "fig9_overhead.png", figure(rows))
+    head = ("| P | baseline encode [ms] | analysis [ms] | entropy modelling [ms] | entropy coding [ms] | "
+            "Recognizer [ms] | Selector [ms] | Arbiter [ms] | DLRC [ms] | DLRC / baseline |\n|" + "---|" * 10)
+    lines = [f"| {r['patch']} | {r['baseline_encode_ms']:.1f} | {r['analysis_transform_ms']:.1f} | "
+             f"{r['entropy_modelling_ms']:.1f} | {r['entropy_coding_ms']:.1f} | {r['recognizer_ms']:.2f} | "
+             f"{r['selector_ms']:.2f} | {r['arbiter_ms']:.2f} | {r['dlrc_ms']:.2f} | "
+             f"{100 * r['dlrc_over_baseline']:.1f} % |" for r in rows]
+    md = (f"# DLRC on-board overhead ({args.arch}, λ={args.lmbda:g}, k={args.rounds}, N={SATELLITES}, "
+          f"{args.threads} thread(s))\n\nCommand: `{result['command']}`\n\nPer satellite, median of "
+          f"{args.repeats} runs (a third as many for P ≥ 1024); baseline = CompressAI `compress()` in the same run.\n\n"
+          + head + "\n" + "\n".join(lines) + "\n")
+    atomic_write_text(args.out / "dlrc_overhead.md", md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

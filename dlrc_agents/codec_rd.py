@@ -1,0 +1,172 @@
+"""kind: codec_rd — rate–distortion of whole test scenes: learned codecs against JPEG.
+
+Every scene is cropped (top-left) to a multiple of 64 pixels on each side, coded by
+each model with CompressAI's own ``compress``/``decompress`` (bytes of y and z) and
+by JPEG at every quality in ``jpeg.qualities``, with 4:2:0 and with 4:4:4 chroma.
+The JPEG reference is the upper envelope (Pareto front) of both chroma modes, and its
+bpp counts the whole JFIF file, headers included; the learned codecs' bpp counts
+their y and z strings (the shape, a few bytes, travels in our container header).
+
+"Beats JPEG" is decided per scene: JPEG's PSNR is interpolated (linearly in bpp,
+along its Pareto front) at the bpp the model spends on that scene; the gain is the
+model's PSNR minus that, averaged over the scenes.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from edgespacecom.outputs import atomic_write_text, write_figure, write_json, write_table
+
+from .codecs import load_codec
+from .data import expand_scenes, read_rgb
+from .rd import baseline_codec_run, quality
+
+JPEG_CHROMA = {"4:2:0": 2, "4:4:4": 0}  # Pillow's ``subsampling`` codes
+
+
+def crop_to_multiple(image: np.ndarray, multiple: int = 64) -> np.ndarray:
+    """The top-left crop of ``image`` whose sides are multiples of ``multiple``."""
+    h, w = (image.shape[0] // multiple) * multiple, (image.shape[1] // multiple) * multiple
+    if h == 0 or w == 0:
+        raise ValueError(f"image of {image.shape[1]}×{image.shape[0]} px is smaller than {multiple} px")
+    return image[:h, :w]
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 → (1, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(image.transpose(2, 0, 1).copy()).float()[None] / 255.0
+
+
+def jpeg_point(image: np.ndarray, quality_level: int, chroma: str) -> dict:
+    """Code ``image`` as a JPEG file in memory and decode it back: bpp, PSNR, MS-SSIM."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "JPEG", quality=quality_level, subsampling=JPEG_CHROMA[chroma], optimize=True)
+    data = buf.getvalue()
+    decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    psnr, msssim = quality(to_tensor(image), to_tensor(decoded))
+    return {"bpp": 8 * len(data) / (image.shape[0] * image.shape[1]), "psnr": psnr, "ms_ssim": msssim}
+
+
+def pareto_front(points: pd.DataFrame, x: str = "bpp", y: str = "psnr") -> pd.DataFrame:
+    """Rows not dominated (lower or equal bpp and higher PSNR) by another, sorted by bpp."""
+    ordered = points.sort_values([x, y], ascending=[True, False])
+    best = -np.inf
+    keep = []
+    for idx, value in zip(ordered.index, ordered[y]):
+        if value > best:
+            keep.append(idx)
+            best = value
+    return ordered.loc[keep]
+
+
+def interpolate_at(front: pd.DataFrame, bpp: float, y: str = "psnr") -> float | None:
+    """``y`` of the front at ``bpp`` (linear); None outside the front's bpp range."""
+    xs, ys = front["bpp"].to_numpy(), front[y].to_numpy()
+    if bpp < xs[0] or bpp > xs[-1]:
+        return None
+    return float(np.interp(bpp, xs, ys))
+
+
+def compare_with_jpeg(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame) -> list[dict]:
+    """Per model (architecture, λ): mean R–D over scenes and the PSNR gain over JPEG at equal bpp."""
+    out = []
+    for (arch, lmbda), g in model_rows.groupby(["architecture", "lambda"], sort=True):
+        gains, ssim_gains = [], []
+        for _, r in g.iterrows():
+            front = pareto_front(jpeg_rows[jpeg_rows["scene"] == r["scene"]])
+            at = interpolate_at(front, r["bpp"])
+            gains.append(None if at is None else r["psnr"] - at)
+            sfront = pareto_front(jpeg_rows[jpeg_rows["scene"] == r["scene"]], y="ms_ssim")
+            s_at = interpolate_at(sfront, r["bpp"], y="ms_ssim")
+            ssim_gains.append(None if s_at is None else r["ms_ssim"] - s_at)
+        known = [x for x in gains if x is not None]
+        out.append({
+            "architecture": arch, "lambda": float(lmbda), "weights": g["weights"].iloc[0],
+            "bpp": float(g["bpp"].mean()), "psnr": float(g["psnr"].mean()), "ms_ssim": float(g["ms_ssim"].mean()),
+            "psnr_gain_vs_jpeg_db": float(np.mean(known)) if known else None,
+            "psnr_gain_vs_jpeg_per_scene_db": dict(zip(g["scene"], gains)),
+            "ms_ssim_gain_vs_jpeg": float(np.mean([x for x in ssim_gains if x is not None])) if any(
+                x is not None for x in ssim_gains) else None,
+            # beats JPEG: higher PSNR at equal bpp on every scene where JPEG reaches that bpp
+            "beats_jpeg": bool(known) and all(x > 0 for x in known),
+        })
+    return out
+
+
+def codec_rd_figure(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, (metric, label) in zip(axes, (("psnr", "PSNR [dB]"), ("ms_ssim", "MS-SSIM"))):
+        jm = jpeg_rows.groupby(["chroma", "quality"], as_index=False)[["bpp", "psnr", "ms_ssim"]].mean()
+        for chroma, g in jm.groupby("chroma"):
+            g = g.sort_values("bpp")
+            ax.plot(g["bpp"], g[metric], "--", marker=".", color="gray" if chroma == "4:2:0" else "black",
+                    label=f"JPEG {chroma}")
+        for arch, g in model_rows.groupby("architecture"):
+            gm = g.groupby("lambda", as_index=False)[["bpp", "psnr", "ms_ssim"]].mean().sort_values("bpp")
+            ax.plot(gm["bpp"], gm[metric], "o-", label=arch)
+        ax.set_xlabel("bpp")
+        ax.set_ylabel(label)
+        ax.set_xlim(0, max(2.0, float(model_rows["bpp"].max()) * 1.2))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Test split, whole scenes (mean over scenes)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def run_codec_rd(scenario, out_dir: Path) -> dict:
+    from edgespacecom.config import to_yaml
+    from edgespacecom.runner import stage
+
+    started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "config.resolved.yaml", to_yaml(scenario))
+    paths = expand_scenes(scenario.data.scenes)
+    scenes = {p.name: crop_to_multiple(read_rgb(p)) for p in paths}
+    codecs = []
+    for c in scenario.models:
+        lambdas = [None] if (c.checkpoint or c.pretrained) else c.lambdas
+        codecs += [load_codec(c.architecture, lmbda=l, quality=c.quality, checkpoint=c.checkpoint,
+                              pretrained=c.pretrained) for l in lambdas]
+    stage(f"codec_rd: {len(codecs)} model(s), {len(scenes)} scene(s), JPEG at {len(scenario.jpeg.qualities)} qualities")
+    jpeg_rows = [{"scene": name, "chroma": chroma, "quality": q, **jpeg_point(img, q, chroma)}
+                 for name, img in scenes.items() for chroma in JPEG_CHROMA for q in scenario.jpeg.qualities]
+    model_rows = []
+    for codec in tqdm(codecs, desc="models", unit="model"):
+        for name, img in scenes.items():
+            r = baseline_codec_run(codec, to_tensor(img))
+            model_rows.append({"architecture": codec.architecture, "lambda": codec.lmbda, "weights": codec.source,
+                               "scene": name, "bpp": r["bpp_total"], "bpp_y": r["bpp_y"], "bpp_z": r["bpp_z"],
+                               "psnr": r["psnr"], "ms_ssim": r["ms_ssim"]})
+    jpeg_table, model_table = pd.DataFrame(jpeg_rows), pd.DataFrame(model_rows)
+    write_table(out_dir / "jpeg_rd.csv", jpeg_table)
+    write_table(out_dir / "model_rd.csv", model_table)
+    write_figure(out_dir / "codec_rd.png", codec_rd_figure(model_table, jpeg_table))
+    summary = {"kind": "codec_rd", "name": scenario.name, "scenes": {n: list(i.shape[:2]) for n, i in scenes.items()},
+               "models": compare_with_jpeg(model_table, jpeg_table), "wall_s": time.perf_counter() - started}
+    write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def format_codec_rd_summary(summary: dict) -> str:
+    rows = [{
+        "model": m["architecture"], "λ": m["lambda"], "bpp": f"{m['bpp']:.3f}", "PSNR [dB]": f"{m['psnr']:.2f}",
+        "MS-SSIM": f"{m['ms_ssim']:.4f}",
+        "ΔPSNR vs JPEG [dB]": "n/a" if m["psnr_gain_vs_jpeg_db"] is None else f"{m['psnr_gain_vs_jpeg_db']:+.2f}",
+        "beats JPEG": m["beats_jpeg"],
+    } for m in summary["models"]]
+    return f"{summary['name']}: {len(summary['scenes'])} scene(s)\n" + pd.DataFrame(rows).to_string(index=False)
