@@ -29,11 +29,16 @@ from .overlap import draw_observation, window_for_overlap
 
 
 def quality(x: torch.Tensor, x_hat: torch.Tensor) -> tuple[float, float]:
-    """(PSNR [dB], MS-SSIM) of images in [0, 1], both quantised to integers 0..255."""
+    """(PSNR [dB], MS-SSIM) of images in [0, 1], both quantised to integers 0..255.
+
+    MS-SSIM (5 scales, 11-pixel window) needs both sides > 160 px; smaller images get NaN.
+    """
     a = torch.round(x.clamp(0, 1) * 255.0)
     b = torch.round(x_hat.clamp(0, 1) * 255.0)
     mse = torch.mean((a - b) ** 2).item()
     psnr = float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+    if min(a.shape[-2:]) <= 160:
+        return psnr, float("nan")
     return psnr, float(ms_ssim(a, b, data_range=255.0).item())
 
 

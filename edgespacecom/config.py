@@ -317,7 +317,7 @@ class DLRCSettings(Strict):
     rounds: int = Field(20, ge=1, description="k, LSH rounds")
     seed: int = Field(0, ge=0, description="shared rotation seed")
     representative: Literal["original", "mean"] = "original"
-    map_transport: Literal["joint", "per_satellite"] = "joint"
+    map_transport: Literal["joint", "per_satellite", "references"] = "joint"
 
 
 class RDScenario(ScenarioBase):
@@ -328,6 +328,105 @@ class RDScenario(ScenarioBase):
     data: DataConfig = DataConfig()
     overlap: OverlapConfig = OverlapConfig()
     dlrc: DLRCSettings = DLRCSettings()
+
+
+#: The sample scene embedded in the repository (USGS orthophoto, public domain; see data/sample/).
+SAMPLE_SCENE = str(Path(__file__).resolve().parents[1] / "data" / "sample" / "bellingham1_1024.tif")
+
+
+class ComputeModelConfig(Strict):
+    """How on-board compute time advances simulated time."""
+
+    profile: Literal["measured", "titan_v"] = Field(
+        "measured", description="'measured': wall time of each real step on this machine; "
+                                "'titan_v': the paper's Table 2 times (BMSHJ, 256², scaled by pixel count)")
+    device_factor: float = Field(1.0, gt=0.0, description="multiplies every compute time (e.g. 4 for a slower on-board CPU)")
+
+
+class MissionConfig(Strict):
+    capture: Literal["rounds", "continuous"] = Field(
+        "rounds", description="'rounds': one capture every interval_s; 'continuous': capture again as soon as "
+                              "the previous patch is stored (the paper's production model)")
+    rounds: int = Field(4, ge=1, description="distinct real DLRC rounds (continuous mode replays them in turn)")
+    interval_s: float = Field(30.0, gt=0.0, description="rounds mode: time between captures [s]")
+    batch: int = Field(1, ge=1, description="continuous mode: rounds simulated per agent step")
+    peer_timeout_s: float = Field(5.0, gt=0.0, description="wait for peers' signatures at most this long [s]")
+    threads: int = Field(1, ge=1, description="torch threads for the real on-board work (timings)")
+    compute: ComputeModelConfig = ComputeModelConfig()
+
+
+class StationConfig(Strict):
+    name: str = Field(..., min_length=1)
+    lat_deg: float = Field(..., ge=-90.0, le=90.0)
+    lon_deg: float = Field(..., ge=-180.0, le=180.0)
+    min_elevation_deg: float = Field(10.0, ge=0.0, lt=90.0)
+    altitude_m: float = 0.0
+
+
+class AbstractDownlinkConfig(Strict):
+    """The paper's downlink configuration: N_w windows a day of τ_w seconds."""
+
+    windows_per_day: float = Field(..., gt=0.0, description="N_w")
+    window_s: float = Field(..., gt=0.0, description="τ_w [s]")
+    phase_s: float = Field(0.0, ge=0.0, description="start of the first window [s]")
+
+    @model_validator(mode="after")
+    def _fits_a_day(self) -> "AbstractDownlinkConfig":
+        if self.windows_per_day * self.window_s > 86400.0:
+            raise ValueError("windows_per_day × window_s exceeds a day")
+        return self
+
+
+DEFAULT_STATIONS = [
+    {"name": "Svalbard", "lat_deg": 78.23, "lon_deg": 15.41},
+    {"name": "Miyun", "lat_deg": 40.45, "lon_deg": 116.85},
+    {"name": "Sanya", "lat_deg": 18.31, "lon_deg": 109.31},
+]
+
+
+class GroundConfig(Strict):
+    """Ground segment: real stations (contact windows from the orbits) or an abstract downlink."""
+
+    stations: list[StationConfig] | None = Field(default_factory=lambda: [StationConfig(**s) for s in DEFAULT_STATIONS])
+    downlink: AbstractDownlinkConfig | None = None
+    rate_bps: float = Field(100e6, gt=0.0, description="x, downlink rate [bit/s]")
+    raw_bits_per_pixel: int = Field(24, ge=1, description="r_raw")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "GroundConfig":
+        if self.downlink is not None:
+            if "stations" in self.model_fields_set and self.stations:
+                raise ValueError("give either ground.stations or ground.downlink, not both")
+            object.__setattr__(self, "stations", None)
+        elif not self.stations:
+            raise ValueError("give ground.stations or ground.downlink")
+        return self
+
+
+class MissionScenario(NetworkScenario):
+    """kind: mission — SimPy agents run real DLRC over the simulated network and downlink to the ground."""
+
+    kind: Literal["mission"]
+    codec: CodecConfig = CodecConfig(lambdas=[0.0067])
+    data: DataConfig = DataConfig(scenes=[SAMPLE_SCENE])
+    overlap: OverlapConfig = OverlapConfig(o_exp=[2.0])
+    dlrc: DLRCSettings = DLRCSettings(map_transport="references")
+    mission: MissionConfig = MissionConfig()
+    ground: GroundConfig = GroundConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "MissionScenario":
+        if not (self.codec.checkpoint or self.codec.pretrained) and len(self.codec.lambdas) != 1:
+            raise ValueError("codec.lambdas: a mission flies one model; give a single λ")
+        if len(self.overlap.o_exp) != 1:
+            raise ValueError("overlap.o_exp: a mission uses one overlap; give a single value")
+        if self.overlap.satellites != self.participants.count:
+            raise ValueError(f"overlap.satellites ({self.overlap.satellites}) must equal participants.count "
+                             f"({self.participants.count}): each participant captures one patch")
+        if self.dlrc.map_transport != "references":
+            raise ValueError("dlrc.map_transport: a mission needs 'references' (a peer that times out leaves "
+                             "satellites with different views; dense maps would not decode)")
+        return self
 
 
 class AblationConfig(Strict):
@@ -383,10 +482,10 @@ class CodecRDScenario(ScenarioBase):
     jpeg: JPEGConfig = JPEGConfig()
 
 
-Scenario = Annotated[Union[SyncScenario, RDScenario, CodecRDScenario, DLRCAblationScenario],
+Scenario = Annotated[Union[SyncScenario, RDScenario, CodecRDScenario, DLRCAblationScenario, MissionScenario],
                      Field(discriminator="kind")]
 _SCENARIO_ADAPTER: TypeAdapter = TypeAdapter(Scenario)
-KINDS = ("sync", "rd", "codec_rd", "dlrc_ablation")
+KINDS = ("sync", "rd", "codec_rd", "dlrc_ablation", "mission")
 
 
 # ------------------------------------------------------------------------ loading

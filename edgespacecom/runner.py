@@ -158,8 +158,14 @@ def _ablation_runner():
     return run_ablation, format_ablation_summary
 
 
+def _mission_runner():
+    from dlrc_agents.mission import format_mission_summary, run_mission
+
+    return run_mission, format_mission_summary
+
+
 RUNNERS = {"sync": lambda: (run_sync, format_sync_summary), "rd": _rd_runner, "codec_rd": _codec_rd_runner,
-           "dlrc_ablation": _ablation_runner}
+           "dlrc_ablation": _ablation_runner, "mission": _mission_runner}
 
 
 def run_scenario(scenario, out_dir: Path) -> tuple[dict, str]:

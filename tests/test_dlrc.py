@@ -120,7 +120,7 @@ OFFSETS = [(0, 0), (64, 32), (128, 128), (16, 192), (300, 300)]
 
 @pytest.mark.parametrize("strategy", ["original", "mean"])
 @pytest.mark.parametrize("priority", [None, {4: 0, 2: 1, 0: 2, 3: 3, 1: 4}])
-@pytest.mark.parametrize("transport", ["joint", "per_satellite"])
+@pytest.mark.parametrize("transport", ["joint", "per_satellite", "references"])
 def test_ground_decodes_exactly_what_satellites_intended(codec, scene, strategy, priority, transport):
     images = crops(scene, OFFSETS)
     cfg = DLRCConfig(rounds=20, seed=11, representative=strategy, priority=priority, map_transport=transport)
@@ -138,6 +138,35 @@ def test_ground_decodes_exactly_what_satellites_intended(codec, scene, strategy,
         C = group.latents[sat].y_hat.shape[1]
         pos = torch.as_tensor(group.arbitration.retained[sat])
         assert torch.equal(decoded[sat]["y_tilde"].reshape(C, -1)[:, pos], group.latents[sat].y_hat[0].reshape(C, -1)[:, pos])
+
+
+def test_incomplete_views_still_decode_exactly(codec, scene):
+    """A peer that timed out for some satellites: each arbitrates on what it heard (reference maps)."""
+    from dlrc_agents.dlrc.onboard import analyse, finish, intended_from_references, model_entropy
+
+    images = crops(scene, OFFSETS[:4])
+    rec = Recognizer(codec.M, 20, 3)
+    states = {s: analyse(codec, rec, s, x) for s, x in images.items()}
+    for st in states.values():
+        model_entropy(codec, st, "original")
+    heard = {0: {0, 1, 2, 3}, 1: {0, 1, 2, 3}, 2: {1, 2, 3}, 3: {2, 3}}  # 2 missed 0; 3 missed 0 and 1
+    streams, maps = [], {}
+    for s, view in heard.items():
+        arb = arbitrate({u: states[u].selection.signatures for u in view})
+        st = finish(codec, states[s], arb, "references")
+        assert st.map_form == "references"
+        maps[s] = st.maps[s]
+        streams.append(st.to_bytes())
+    # satellite 3 heard neither 0 nor 1, so it never copies from them
+    n = states[3].selection.signatures.size
+    assert not np.isin(maps[3] // n, [0, 1]).any()
+    intended = intended_from_references(maps, {s: states[s].latent.y_hat for s in states})
+    decoded = reconstruct(codec, streams[::-1])
+    for s in images:
+        assert torch.equal(decoded[s]["y_tilde"], intended[s]), s
+    # a stream that copies from a satellite whose stream never arrived is refused by name
+    with pytest.raises(BitstreamError, match=r"satellite\(s\) \[0\]"):
+        reconstruct(codec, streams[1:])
 
 
 def test_without_overlap_only_in_image_duplicates_go(codec, scene):

@@ -73,3 +73,23 @@ def arbitrate(signatures: dict, priority: dict | None = None) -> Arbitration:
         rep_sig = s.signatures[s.representative]  # signature of each position's local representative
         assignment[sat] = owned_dense[np.searchsorted(owned_sigs, rep_sig)]
     return Arbitration(order, retained, offsets, assignment, total)
+
+
+def reference_map(arb: Arbitration, sat, positions: int) -> np.ndarray:
+    """Satellite ``sat``'s map as self-describing references ``owner · positions + q`` (int64, (H·W,)).
+
+    Each position points at the satellite that codes its vector (``owner``, a satellite id)
+    and the raster position ``q`` there. Unlike the dense map, it needs no numbering shared
+    with other satellites, so a satellite whose view of its peers is incomplete (a peer
+    timed out) still produces a stream the ground can decode: it only points at satellites
+    it heard from, which are of higher priority and code (or copy) that position.
+    """
+    starts = np.array([arb.offsets[u] for u in arb.order])
+    dense = arb.assignment[sat]
+    owner_rank = np.searchsorted(starts, dense, side="right") - 1
+    out = np.empty(dense.shape, dtype=np.int64)
+    for rank, u in enumerate(arb.order):
+        hit = owner_rank == rank
+        if hit.any():
+            out[hit] = int(u) * positions + arb.retained[u][dense[hit] - arb.offsets[u]]
+    return out

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .arbiter import Arbitration, arbitrate
+from .arbiter import Arbitration, arbitrate, reference_map
 from .bitstream import SatelliteBitstream
 from .filter import HyperLatent, encode_positions, hyper_analysis
 from .recognizer import Recognizer
@@ -29,7 +29,11 @@ class DLRCConfig:
     rounds: int = 20  # k, LSH rounds
     seed: int = 0  # shared rotation seed
     representative: str = "original"  # or "mean"
-    map_transport: str = "joint"  # 'joint': all maps LZMA'd together in the top-priority stream; or 'per_satellite'
+    # 'joint': all dense maps LZMA'd together in the top-priority stream (the paper);
+    # 'per_satellite': each stream carries its own dense map;
+    # 'references': each stream carries its own map as (owner, position) references, which
+    # stays decodable when satellites' views of their peers differ (a peer timed out)
+    map_transport: str = "joint"
     priority: dict | None = None  # sat -> rank (lower first); None: by satellite id
 
 
@@ -103,6 +107,8 @@ def finish(codec, state: OnboardState, arb: Arbitration, map_transport: str) -> 
         maps = dict(arb.assignment) if rank == 0 else {}
     elif map_transport == "per_satellite":
         maps = {sat: arb.assignment[sat]}
+    elif map_transport == "references":
+        maps = {sat: reference_map(arb, sat, state.latent.y.shape[2] * state.latent.y.shape[3])}
     else:
         raise ValueError(f"dlrc.map_transport: unknown value {map_transport!r}")
     lat = state.latent
@@ -112,6 +118,7 @@ def finish(codec, state: OnboardState, arb: Arbitration, map_transport: str) -> 
         priority=rank, image_shape=state.image_shape, y_shape=(C, H, W), z_shape=lat.z_shape,
         offset=arb.offsets[sat], retained=len(arb.retained[sat]), z_string=lat.z_strings,
         y_string=encode_positions(codec.model, lat, arb.retained[sat]), maps=maps,
+        map_form="references" if map_transport == "references" else "dense",
     )
 
 
@@ -128,6 +135,33 @@ def intended_latents(arb: Arbitration, latents: dict) -> dict:
         C, H, W = latents[sat].y_hat.shape[1:]
         out[sat] = pool[:, torch.as_tensor(arb.assignment[sat], dtype=torch.long)].reshape(C, H, W)
     return out
+
+
+def intended_from_references(maps: dict, y_hat: dict) -> dict:
+    """ỹ per satellite from reference maps {sat: (H·W,) owner·H·W + q} and each one's ŷ (1, C, H, W).
+
+    Written independently of the Reconstructor (a memoised recursion over satellites),
+    so tests compare two implementations of the same rule.
+    """
+    done: dict = {}
+
+    def resolve(sat, stack=()):
+        if sat in done:
+            return done[sat]
+        if sat in stack:
+            raise ValueError(f"reference cycle through satellite {sat}")
+        C, H, W = y_hat[sat].shape[1:]
+        n = H * W
+        own = y_hat[sat][0].reshape(C, n)
+        refs = maps[sat]
+        out = torch.empty(C, n)
+        for p in range(n):
+            u, q = int(refs[p] // n), int(refs[p] % n)
+            out[:, p] = own[:, q] if u == sat else resolve(u, stack + (sat,))[:, q]
+        done[sat] = out
+        return out
+
+    return {sat: resolve(sat).reshape(y_hat[sat].shape[1:]) for sat in maps}
 
 
 @torch.no_grad()

@@ -1,0 +1,80 @@
+"""End-to-end downlink gain of DLRC, G_down (paper Section 4.2, Figure A2).
+
+Per method m ∈ {B (baseline), D (DLRC)} and a downlink configuration (N_w windows a
+day of τ_w seconds at x bit/s):
+
+- production  P_m = T_day · S_raw / t_m          [raw bits a day the satellite can encode]
+- transmission L_m = N_w · τ_w · x · r_raw / bpp_m [raw-equivalent bits a day it can send]
+- G_down = min(P_D, L_D) / min(P_B, L_B) − 1
+
+S_raw is the raw size of one patch [bit] (P²·r_raw), t_m the on-board time per patch
+[s], r_raw the raw bit depth per pixel (24 for RGB uint8), bpp_m the coded bits per
+pixel. Regimes: compute-limited for DLRC with the baseline downlink-limited gives
+P_D/L_B − 1 (the curved part of Figure A2); both downlink-limited gives
+L_D/L_B − 1 = bpp_B/bpp_D − 1 (the flat part).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+T_DAY_S = 86400.0
+
+
+def production_bits_per_day(patch_raw_bits: float, time_per_patch_s: float, t_day_s: float = T_DAY_S) -> float:
+    """P = T_day · S_raw / t: raw bits a day the on-board pipeline gets through [bit/day]."""
+    if time_per_patch_s <= 0:
+        raise ValueError("time per patch must be > 0")
+    return t_day_s * patch_raw_bits / time_per_patch_s
+
+
+def transmission_bits_per_day(windows_per_day: float, window_s: float, rate_bps: float, raw_bits_per_pixel: float,
+                              bpp: float) -> float:
+    """L = N_w · τ_w · x · r_raw / bpp: raw-equivalent bits a day the downlink carries [bit/day]."""
+    if bpp <= 0:
+        raise ValueError("bpp must be > 0")
+    return windows_per_day * window_s * rate_bps * raw_bits_per_pixel / bpp
+
+
+@dataclass(frozen=True)
+class GainTerms:
+    P_B: float
+    P_D: float
+    L_B: float
+    L_D: float
+
+    @property
+    def g_down(self) -> float:
+        return min(self.P_D, self.L_D) / min(self.P_B, self.L_B) - 1.0
+
+    @property
+    def regime(self) -> str:
+        """Which terms bind: e.g. 'D:compute B:downlink'."""
+        d = "compute" if self.P_D < self.L_D else "downlink"
+        b = "compute" if self.P_B < self.L_B else "downlink"
+        return f"D:{d} B:{b}"
+
+
+def gain_terms(*, patch_px: int, raw_bits_per_pixel: float, t_baseline_s: float, t_dlrc_s: float,
+               bpp_baseline: float, bpp_dlrc: float, windows_per_day: float, window_s: float,
+               rate_bps: float, t_day_s: float = T_DAY_S) -> GainTerms:
+    """P and L of both methods for one downlink configuration."""
+    s_raw = patch_px * patch_px * raw_bits_per_pixel
+    return GainTerms(
+        P_B=production_bits_per_day(s_raw, t_baseline_s, t_day_s),
+        P_D=production_bits_per_day(s_raw, t_dlrc_s, t_day_s),
+        L_B=transmission_bits_per_day(windows_per_day, window_s, rate_bps, raw_bits_per_pixel, bpp_baseline),
+        L_D=transmission_bits_per_day(windows_per_day, window_s, rate_bps, raw_bits_per_pixel, bpp_dlrc),
+    )
+
+
+def g_down(**kwargs) -> float:
+    """G_down = min(P_D, L_D) / min(P_B, L_B) − 1 (keywords of :func:`gain_terms`)."""
+    return gain_terms(**kwargs).g_down
+
+
+def g_down_curve(rates_bps: np.ndarray, **kwargs) -> np.ndarray:
+    """G_down over a range of downlink rates, other terms fixed (Figure A2)."""
+    return np.array([g_down(rate_bps=float(x), **kwargs) for x in rates_bps])

@@ -1,0 +1,106 @@
+"""The mission kind: SimPy agents with real DLRC, ground decoding, and G_down simulated vs analytic."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from dlrc_agents.codecs import build_model, export_checkpoint
+from edgespacecom.cli import main
+
+from .conftest import SHARED_EO
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENE = str(SHARED_EO / "rgb" / "test" / "inria_bellingham1_1024.tif")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(4)
+    m = build_model("bmshj2018-hyperprior", 32, 48)
+    m.update(force=True)
+    return export_checkpoint(m, tmp_path_factory.mktemp("ck") / "m.pt", architecture="bmshj2018-hyperprior", N=32,
+                             M=48, lmbda=0.0067, steps=0, seed=0, data=[])
+
+
+def _scenario(tmp_path, ckpt, **over) -> Path:
+    sc = {
+        "name": "m", "kind": "mission", "seed": 0,
+        "constellation": {"walker": {"inclination_deg": 53.0, "total": 60, "planes": 6, "phasing": 1,
+                                     "altitude_km": 550.0}},
+        "time": {"start": "2026-01-01T00:00:00Z", "duration_h": 2, "step_s": 60},
+        "participants": {"count": 3},
+        "isl": {"d_max_km": 6000},  # a sparse test constellation: in-plane neighbours are 4300 km apart
+        "codec": {"architecture": "bmshj2018-hyperprior", "checkpoint": str(ckpt)},
+        "data": {"scenes": [SCENE]},
+        "overlap": {"satellites": 3, "patch": 128, "o_exp": [2.0]},
+        "mission": {"rounds": 2, "interval_s": 20, "compute": {"profile": "titan_v"}},
+        "ground": {"downlink": {"windows_per_day": 12, "window_s": 300}, "rate_bps": 1e6},
+    }
+    for key, value in over.items():
+        node = sc
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(sc))
+    return path
+
+
+def _run(tmp_path, ckpt, **over) -> dict:
+    out = tmp_path / "out"
+    assert main(["run", str(_scenario(tmp_path, ckpt, **over)), "--out", str(out)]) == 0
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_rounds_mission_decodes_exactly_on_the_ground(tmp_path, checkpoint):
+    s = _run(tmp_path, checkpoint)
+    assert s["kind"] == "mission" and s["rounds_simulated"] == 2
+    assert s["decode_exact"] is True
+    assert s["rounds_decoded_on_ground"] == {"baseline": 2, "dlrc": 2}
+    assert s["retained_fraction"] < 0.8  # o_exp = 2: overlapping vectors are coded once
+    assert s["peer_timeouts"] == 0 and 0 < s["sync_round_s"]["mean"] < 1.0
+    for key in ("g_down_analytic", "g_down_simulated", "psnr_baseline", "psnr_dlrc", "delivered_bits", "compute_model"):
+        assert key in s
+    assert s["compute_model"]["profile"] == "titan_v"
+    # 128² patches at the paper's 256² times scaled by pixel count: 24.68 ms / 4
+    assert s["time_per_patch_s"]["baseline"] == pytest.approx(24.68e-3 / 4)
+    for name in ("mission_rounds.csv", "ground_rounds.csv", "backlog.csv", "sync_rounds.csv", "backlog.png",
+                 "sync_rounds.png", "gdown.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+
+
+def test_peer_timeout_leaves_rounds_decodable(tmp_path, checkpoint):
+    """Every satellite gives up on its peers at once: each codes alone, and the ground still decodes."""
+    s = _run(tmp_path, checkpoint, **{"mission.peer_timeout_s": 1e-9})
+    assert s["peer_timeouts"] == 2 * 3
+    assert s["decode_exact"] is True and s["rounds_decoded_on_ground"]["dlrc"] == 2
+    (tmp_path / "x").mkdir()
+    full = _run(tmp_path / "x", checkpoint)
+    assert s["retained_fraction"] > full["retained_fraction"]  # without peers only in-image duplicates go
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rate_bps, regime", [(2e3, "D:downlink B:downlink"), (1e12, "D:compute B:compute"),
+                                              (2.5e6, "D:compute B:downlink")])
+def test_simulated_g_down_matches_the_formula(tmp_path, checkpoint, rate_bps, regime):
+    """Two days of continuous production; the last day's delivered volume against the paper's formula."""
+    s = _run(tmp_path, checkpoint, **{
+        "time.duration_h": 48, "time.step_s": 600, "mission.capture": "continuous", "mission.rounds": 1,
+        "mission.batch": 4000, "ground.rate_bps": rate_bps, "ground.downlink.windows_per_day": 4,
+        "ground.downlink.window_s": 600})
+    assert s["g_down_regime"] == regime
+    ratio_sim, ratio_formula = 1 + s["g_down_simulated"], 1 + s["g_down_analytic"]
+    assert ratio_sim == pytest.approx(ratio_formula, rel=0.05), (s["g_down_simulated"], s["g_down_analytic"])
+
+
+def test_mission_validation_names_the_field(tmp_path, checkpoint, capsys):
+    path = _scenario(tmp_path, checkpoint, **{"overlap.satellites": 4})
+    assert main(["validate", str(path)]) == 2
+    assert "overlap.satellites (4) must equal participants.count (3)" in capsys.readouterr().err
+    path = _scenario(tmp_path, checkpoint, **{"dlrc": {"map_transport": "joint"}})
+    assert main(["validate", str(path)]) == 2
+    assert "a mission needs 'references'" in capsys.readouterr().err
