@@ -1,6 +1,7 @@
 """The ``edgespacecom`` command line.
 
     edgespacecom run SCENARIO.yaml [--out DIR] [--set dotted.key=value ...] [--workers N]
+                                   [--executor local|dask] [--scheduler ADDRESS]
     edgespacecom validate SCENARIO.yaml [--set ...]
     edgespacecom train --arch bmshj2018-hyperprior --lambda 0.0067 [--steps N] [--out DIR]
 """
@@ -11,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import ScenarioError, load_scenario, to_yaml
+from .config import ScenarioError, apply_overrides, load_raw, to_yaml, validate_scenario
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,7 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a scenario and write its tables, plots and summary.json")
     scenario_args(run)
     run.add_argument("--out", type=Path, default=None, help="output folder (default results/<name>/)")
-    run.add_argument("--workers", type=int, default=None, help="worker processes (sets compute.workers)")
+    run.add_argument("--workers", type=int, default=None,
+                     help="worker processes: sweep points in parallel, or compute.workers for one run")
+    run.add_argument("--executor", choices=("local", "dask"), default="local", help="where sweep points run")
+    run.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a local Dask cluster)")
 
     val = sub.add_parser("validate", help="check a scenario and print the resolved config")
     scenario_args(val)
@@ -73,22 +77,36 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         return _train(args)
     overrides = list(args.overrides)
-    if getattr(args, "workers", None) is not None:
-        overrides.append(f"compute.workers={args.workers}")
     try:
-        scenario = load_scenario(args.scenario, overrides)
+        raw = apply_overrides(load_raw(args.scenario), overrides)
+        is_sweep = isinstance(raw, dict) and raw.get("sweep") is not None
+        if not is_sweep and getattr(args, "workers", None) is not None:
+            raw = apply_overrides(raw, [f"compute.workers={args.workers}"])
+        scenario = validate_scenario(raw, source=str(args.scenario))
+        if is_sweep:
+            from .sweep import validate_sweep
+
+            points = validate_sweep(raw, str(args.scenario))
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.command == "validate":
         print(to_yaml(scenario), end="")
+        if is_sweep:
+            print(f"# sweep: {points} points, all valid")
         return 0
-
-    from .runner import run_scenario
 
     out_dir = args.out if args.out is not None else Path("results") / scenario.name
     try:
-        summary, table = run_scenario(scenario, out_dir)
+        if is_sweep:
+            from .sweep import run_sweep
+
+            summary, table = run_sweep(raw, out_dir, workers=args.workers or 1, executor=args.executor,
+                                       scheduler=args.scheduler, source=str(args.scenario))
+        else:
+            from .runner import run_scenario
+
+            summary, table = run_scenario(scenario, out_dir)
     except (ScenarioError, ValueError, FileNotFoundError) as exc:  # CodecError, DataError are ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2

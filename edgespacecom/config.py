@@ -228,10 +228,31 @@ class ComputeConfig(Strict):
 # ------------------------------------------------------------------------- scenarios
 
 
+class SweepConfig(Strict):
+    """A grid over any dotted keys: every combination is one run (see edgespacecom.sweep)."""
+
+    grid: dict[str, list[Any]] = Field(..., min_length=1, description="dotted key -> values")
+    x: str | None = Field(None, description="key on the plots' x axis (default: the first key)")
+
+    @model_validator(mode="after")
+    def _keys(self) -> "SweepConfig":
+        for key, values in self.grid.items():
+            if not key or any(not part for part in key.split(".")):
+                raise ValueError(f"sweep.grid: bad key {key!r}")
+            if key.split(".")[0] in ("sweep", "kind", "name"):
+                raise ValueError(f"sweep.grid: {key} cannot be swept")
+            if not values:
+                raise ValueError(f"sweep.grid.{key}: give at least one value")
+        if self.x is not None and self.x not in self.grid:
+            raise ValueError(f"sweep.x: {self.x} is not a key of sweep.grid")
+        return self
+
+
 class ScenarioBase(Strict):
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     seed: int = Field(0, ge=0)
+    sweep: SweepConfig | None = Field(None, description="run a grid of variants of this scenario")
 
 
 class NetworkScenario(ScenarioBase):
