@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEMO ?= scenarios/paper_table_a1.yaml
+DEMO ?= scenarios/quickstart.yaml
 
 .PHONY: install demo test test-fast bench clean
 
@@ -28,6 +28,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_sync.py
+	$(PY) benchmarks/bench_dlrc_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -189,7 +189,7 @@ class OnboardWork:
         if key not in rr.streams:
             received = {u: np.frombuffer(rr.signatures[u], dtype="<u8").astype(np.uint64) for u in sorted(view)}
             arb, t_arb = _timed(arbitrate, received, self.cfg.priority)
-            st, t_code = _timed(finish, self.codec, rr.states[slot], arb, "references")
+            st, t_code = _timed(finish, self.codec, rr.states[slot], arb, "references", self.cfg.map_coding)
             rr.streams[key] = (st.to_bytes(), {"arbiter": t_arb, "entropy_coding": t_code})
         return rr.streams[key]
 

@@ -80,6 +80,7 @@ def evaluate_draw(codec, scene: np.ndarray, obs, cfg: DLRCConfig, baselines: dic
     parsed = {sat: SatelliteBitstream.from_bytes(b) for sat, b in group.streams.items()}
     n = len(images)
     map_lzma_bits = 8 * len(pack_maps(group.arbitration.assignment))  # all maps together, as the paper sends them
+    map_sent_bits = 8 * sum(len(p.map_section()) for p in parsed.values())  # what the streams carry
     map_raw_bits = group.arbitration.map_bits_raw()
     rows = []
     for sat, x in images.items():
@@ -98,13 +99,15 @@ def evaluate_draw(codec, scene: np.ndarray, obs, cfg: DLRCConfig, baselines: dic
             "dlrc_bpp_y": 8 * len(p.y_string) / pixels, "dlrc_bpp_z": 8 * len(p.z_string) / pixels,
             # the map cost is shared: all maps together, split evenly over the satellites
             "dlrc_bpp_map_raw": map_raw_bits / n / pixels, "dlrc_bpp_map_lzma": map_lzma_bits / n / pixels,
+            "dlrc_bpp_map_sent": map_sent_bits / n / pixels,
             "dlrc_psnr": psnr, "dlrc_ms_ssim": msssim,
             "retained_fraction": p.retained / (p.y_shape[1] * p.y_shape[2]),
             "decode_exact": bool(torch.equal(decoded[sat]["y_tilde"], group.intended[sat])),
             "geometric_bound": obs.geometric_bound(), "o_exp_actual": obs.o_exp, **times,
         })
     for r in rows:
-        r["dlrc_bpp_total"] = r["dlrc_bpp_y"] + r["dlrc_bpp_z"] + r["dlrc_bpp_map_lzma"]
+        r["dlrc_bpp_total"] = r["dlrc_bpp_y"] + r["dlrc_bpp_z"] + r["dlrc_bpp_map_sent"]
+        r["dlrc_bpp_total_paper_map"] = r["dlrc_bpp_y"] + r["dlrc_bpp_z"] + r["dlrc_bpp_map_lzma"]
     return rows
 
 
@@ -120,8 +123,11 @@ def summarise(table: pd.DataFrame, satellites: int) -> list[dict]:
                              "bpp_total": base, "psnr": d["baseline_psnr"].mean(), "ms_ssim": d["baseline_ms_ssim"].mean()},
                 "dlrc": {"bpp_y": d["dlrc_bpp_y"].mean(), "bpp_z": d["dlrc_bpp_z"].mean(),
                          "bpp_map_raw": d["dlrc_bpp_map_raw"].mean(), "bpp_map_lzma": d["dlrc_bpp_map_lzma"].mean(),
-                         "bpp_total": dl, "psnr": d["dlrc_psnr"].mean(), "ms_ssim": d["dlrc_ms_ssim"].mean()},
+                         "bpp_map_sent": d["dlrc_bpp_map_sent"].mean(),
+                         "bpp_total": dl, "bpp_total_paper_map": d["dlrc_bpp_total_paper_map"].mean(),
+                         "psnr": d["dlrc_psnr"].mean(), "ms_ssim": d["dlrc_ms_ssim"].mean()},
                 "bpp_reduction": 1.0 - dl / base,
+                "bpp_reduction_paper_map": 1.0 - d["dlrc_bpp_total_paper_map"].mean() / base,
                 "delta_psnr": d["dlrc_psnr"].mean() - d["baseline_psnr"].mean(),
                 "delta_ms_ssim": d["dlrc_ms_ssim"].mean() - d["baseline_ms_ssim"].mean(),
             }
@@ -161,13 +167,15 @@ def rd_figures(results: list[dict], model: str):
         rs = sorted([r for r in results if r["o_exp"] == o], key=lambda r: r["lambda"])
         ax = axes[0, col]
         xs = np.arange(len(rs))
-        w = 0.27
-        ax.bar(xs - w, [r["baseline"]["bpp_total"] for r in rs], w, label="baseline")
+        w = 0.2
         y = np.array([r["dlrc"]["bpp_y"] + r["dlrc"]["bpp_z"] for r in rs])
-        ax.bar(xs, y, w, label="DLRC entropy-coded")
-        ax.bar(xs, [r["dlrc"]["bpp_map_raw"] for r in rs], w, bottom=y, label="+ map (raw)", alpha=0.5)
-        ax.bar(xs + w, y, w, label="DLRC entropy-coded ", color="tab:orange")
-        ax.bar(xs + w, [r["dlrc"]["bpp_map_lzma"] for r in rs], w, bottom=y, label="+ map (LZMA)", color="tab:red")
+        ax.bar(xs - 1.5 * w, [r["baseline"]["bpp_total"] for r in rs], w, label="baseline (y + z)", color="tab:blue")
+        for i, (key, label, color) in enumerate((("bpp_map_raw", "map, fixed width", "tab:gray"),
+                                                 ("bpp_map_lzma", "map, LZMA (paper)", "tab:red"),
+                                                 ("bpp_map_sent", "map, predictive LZMA (sent)", "tab:green"))):
+            at = xs + (i - 0.5) * w
+            ax.bar(at, y, w, color="tab:orange", label="DLRC y + z" if i == 0 else None)
+            ax.bar(at, [r["dlrc"][key] for r in rs], w, bottom=y, color=color, label=f"+ {label}")
         ax.set_xticks(xs, [f"λ={r['lambda']:g}" for r in rs])
         ax.set_ylabel("bpp")
         ax.set_title(f"o_exp = {o:g}", fontsize=10)

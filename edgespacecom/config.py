@@ -339,6 +339,7 @@ class DLRCSettings(Strict):
     seed: int = Field(0, ge=0, description="shared rotation seed")
     representative: Literal["original", "mean"] = "original"
     map_transport: Literal["joint", "per_satellite", "references"] = "joint"
+    map_coding: Literal["predictive", "lzma"] = "predictive"
 
 
 class RDScenario(ScenarioBase):

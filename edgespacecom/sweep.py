@@ -146,6 +146,8 @@ def run_sweep(raw: dict, out_dir: Path, *, workers: int = 1, executor: str = "lo
     kind = points[0]["scenario"].kind
     x = raw["sweep"].get("x") or list(raw["sweep"]["grid"])[0]
     write_figure(out_dir / "sweep.png", sweep_figure(table, x, list(raw["sweep"]["grid"]), DEFAULT_Y.get(kind, [])))
+    if kind == "mission" and x == "ground.rate_bps":
+        write_figure(out_dir / "fig_a2_gdown.png", gdown_sweep_figure(table, list(raw["sweep"]["grid"])))
     summary = {"kind": "sweep", "name": raw.get("name"), "base_kind": kind, "grid": raw["sweep"]["grid"],
                "points": len(points), "resumed": len(done), "executor": executor,
                "table": "sweep.csv", "wall_s": time.perf_counter() - started}
@@ -176,6 +178,42 @@ def sweep_figure(table: pd.DataFrame, x: str, keys: list[str], ys: list[str]):
         ax.set_xscale("log")
     ax.set_xlabel(x)
     ax.set_ylabel(", ".join(ys))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def gdown_sweep_figure(table: pd.DataFrame, keys: list[str]):
+    """Figure A2: G_down over the downlink rate, one curve per other setting: the analytic curve
+    (dense, from the points' measured t and bpp) and the simulated points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .gdown import g_down_curve
+
+    others = [k for k in keys if k != "ground.rate_bps"]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    groups = table.groupby(others) if others else [((), table)]
+    for i, (label, g) in enumerate(groups):
+        g = g.sort_values("ground.rate_bps")
+        color = f"C{i}"
+        tag = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(others, label if isinstance(label, tuple) else (label,)))
+        rates = np.logspace(np.log10(g["ground.rate_bps"].min()), np.log10(g["ground.rate_bps"].max()), 300)
+        curve = g_down_curve(rates, patch_px=int(g["patch"].iloc[0]), raw_bits_per_pixel=24,
+                             t_baseline_s=g["time_per_patch_s.baseline"].mean(), t_dlrc_s=g["time_per_patch_s.dlrc"].mean(),
+                             bpp_baseline=g["bpp_baseline"].mean(), bpp_dlrc=g["bpp_dlrc"].mean(),
+                             windows_per_day=g["downlink.windows_per_day"].iloc[0], window_s=g["downlink.window_s"].iloc[0])
+        ax.plot(rates / 1e6, 100 * curve, "-", color=color, label=f"analytic, {tag}")
+        ax.plot(g["ground.rate_bps"] / 1e6, 100 * g["g_down_simulated"], "o", color=color, mfc="none",
+                label=f"simulated, {tag}")
+    ax.set_xscale("log")
+    ax.set_xlabel("downlink rate x [Mbit/s]")
+    ax.set_ylabel("G_down [%]")
+    ax.axhline(0, color="gray", lw=0.8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -3,12 +3,14 @@
 Layout (little-endian), version 2: a fixed binary header, because every byte goes over
 a downlink (a JSON header cost ~250 bytes, 0.03 bpp at 256²)::
 
-    magic b"DLRC" (4) | version u8 | architecture code u8 | map form u8 | flags u8
+    magic b"DLRC" (4) | version u8 | architecture code u8 | map form u8 | map coding u8
     fingerprint 8 bytes (sha256 prefix of the weights) | λ f32 (NaN: unknown)
     satellite u16 | priority rank u16 | image H, W u16 | latent C, H, W u16 | z H, W u16
     dense offset u32 | retained positions u32 | map satellites u8, then their ids u16 each
     section lengths: z, y, maps u32
-    z string | y string | map section (LZMA of the int32 assignment maps it carries)
+    z string | y string | map section: raw LZMA2 of int32 — the assignment maps it carries,
+    in the order of the header's list, either as they are ('lzma', the paper) or as the
+    prediction symbols of :func:`encode_maps` ('predictive', the default)
     CRC-32 of everything before it u32
 
 The ground refuses a stream whose magic, version, length or checksum is wrong,
@@ -46,12 +48,70 @@ MAP_FORMS = ("dense", "references")
 LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
 
 
+MAP_CODINGS = ("lzma", "predictive")
+
+
 def pack_maps(maps: dict) -> bytes:
-    """LZMA of the assignment maps, flattened in satellite-id order as int32 (empty: no bytes)."""
+    """LZMA of the assignment maps flattened as int32, as the paper sends them (empty: no bytes).
+
+    Kept for reporting the paper's map cost; streams use :func:`encode_maps`."""
     if not maps:
         return b""
     flat = np.concatenate([np.asarray(maps[s], dtype="<i4") for s in sorted(maps)])
     return lzma.compress(flat.tobytes(), format=lzma.FORMAT_RAW, filters=LZMA_FILTERS)
+
+
+def _zigzag(d: np.ndarray) -> np.ndarray:
+    return np.where(d >= 0, 2 * d, -2 * d - 1)
+
+
+def _unzigzag(z: np.ndarray) -> np.ndarray:
+    return np.where(z % 2 == 0, z // 2, -(z + 1) // 2)
+
+
+def _expected_new(flat: np.ndarray, form: str, start: int, sats: list, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(is_new, value a new entry would take) for a flattened map sequence."""
+    if form == "dense":  # a new representative is the next dense number: one more than any before
+        prev_max = np.maximum.accumulate(np.concatenate([[start - 1], flat[:-1]]))
+        return flat == prev_max + 1, prev_max + 1
+    expected = np.concatenate([int(s) * n + np.arange(n) for s in sats])  # references: own position
+    return flat == expected, expected
+
+
+def encode_maps(maps: dict, form: str, start: int, n: int) -> np.ndarray:
+    """Prediction symbols of maps (in the dict's order): 0 for a newly coded vector, else
+    1 + zigzag(entry − (previous copy + 1)) — overlaps copy runs of consecutive vectors, so
+    nearly everything is 0 and LZMA codes it in a fraction of a bit per position."""
+    sats = list(maps)
+    flat = np.concatenate([np.asarray(maps[s], dtype=np.int64) for s in sats])
+    is_new, _ = _expected_new(flat, form, start, sats, n)
+    sym = np.zeros(flat.size, dtype=np.int64)
+    copies = flat[~is_new]
+    previous = np.concatenate([[-1], copies[:-1]])
+    sym[~is_new] = 1 + _zigzag(copies - previous - 1)
+    return sym
+
+
+def decode_maps(sym: np.ndarray, form: str, start: int, sats: list, n: int) -> dict:
+    """Inverse of :func:`encode_maps`."""
+    sym = np.asarray(sym, dtype=np.int64)
+    if np.any(sym < 0):
+        raise BitstreamError("assignment map symbols out of range")
+    is_new = sym == 0
+    flat = np.empty(sym.size, dtype=np.int64)
+    flat[~is_new] = np.cumsum(1 + _unzigzag(sym[~is_new] - 1)) - 1
+    if form == "dense":
+        flat[is_new] = start + np.arange(int(is_new.sum()))
+    else:
+        _, expected = _expected_new(np.zeros(sym.size, dtype=np.int64), form, start, sats, n)
+        flat[is_new] = expected[is_new]
+    return {int(s): flat[i * n:(i + 1) * n] for i, s in enumerate(sats)}
+
+
+def _lzma(values: np.ndarray) -> bytes:
+    if np.any(values > np.iinfo(np.int32).max) or np.any(values < np.iinfo(np.int32).min):
+        raise BitstreamError("assignment map value does not fit int32")
+    return lzma.compress(values.astype("<i4").tobytes(), format=lzma.FORMAT_RAW, filters=LZMA_FILTERS)
 
 
 def unpack_maps(data: bytes) -> np.ndarray:
@@ -74,16 +134,27 @@ class SatelliteBitstream:
     y_string: bytes
     maps: dict = field(default_factory=dict)  # sat -> (H·W,) int array, the maps this stream carries
     map_form: str = "dense"  # 'dense' (paper: shared dense numbering) or 'references' (owner·H·W + q)
+    map_coding: str = "predictive"  # 'lzma': the int32 map as is (paper); 'predictive': symbols of encode_maps
+
+    def map_section(self) -> bytes:
+        """The bytes of the map section as this stream sends it."""
+        if not self.maps:
+            return b""
+        n = self.y_shape[1] * self.y_shape[2]
+        if self.map_coding == "predictive":
+            return _lzma(encode_maps(self.maps, self.map_form, self.offset, n))
+        return _lzma(np.concatenate([np.asarray(self.maps[s], dtype=np.int64) for s in self.maps]))
 
     def to_bytes(self) -> bytes:
-        map_sats = sorted(self.maps)
-        map_bytes = pack_maps(self.maps)
+        map_sats = list(self.maps)  # in the order given (priority order for joint dense maps)
+        map_bytes = self.map_section()
         try:
             arch = ARCHITECTURE_CODES.index(self.model)
         except ValueError:
             raise BitstreamError(f"architecture {self.model!r} has no bitstream code") from None
         head = _FIXED.pack(
-            MAGIC, VERSION, arch, MAP_FORMS.index(self.map_form), 0, bytes.fromhex(self.fingerprint),
+            MAGIC, VERSION, arch, MAP_FORMS.index(self.map_form), MAP_CODINGS.index(self.map_coding),
+            bytes.fromhex(self.fingerprint),
             float("nan") if self.lmbda is None else self.lmbda, self.satellite, self.priority, *self.image_shape,
             *self.y_shape, *self.z_shape, self.offset, self.retained, len(map_sats),
         ) + struct.pack(f"<{len(map_sats)}H", *map_sats) + _SECTIONS.pack(len(self.z_string), len(self.y_string),
@@ -102,10 +173,10 @@ class SatelliteBitstream:
         (crc,) = struct.unpack_from("<I", data, len(data) - 4)
         if zlib.crc32(data[:-4]) != crc:
             raise BitstreamError("DLRC bitstream checksum mismatch: truncated or corrupted")
-        (_, _, arch, form, _, fp, lmbda, sat, prio, ih, iw, c, yh, yw, zh, zw, offset, retained,
+        (_, _, arch, form, coding, fp, lmbda, sat, prio, ih, iw, c, yh, yw, zh, zw, offset, retained,
          n_maps) = _FIXED.unpack_from(data, 0)
         pos = _FIXED.size
-        if arch >= len(ARCHITECTURE_CODES) or form >= len(MAP_FORMS):
+        if arch >= len(ARCHITECTURE_CODES) or form >= len(MAP_FORMS) or coding >= len(MAP_CODINGS):
             raise BitstreamError(f"DLRC bitstream header unreadable: architecture code {arch}, map form {form}")
         try:
             map_sats = struct.unpack_from(f"<{n_maps}H", data, pos)
@@ -134,7 +205,9 @@ class SatelliteBitstream:
             n = yh * yw
             if flat.size != n * len(map_sats):
                 raise BitstreamError("assignment maps do not match the latent shape in the header")
-            for i, s in enumerate(map_sats):
-                maps[int(s)] = flat[i * n:(i + 1) * n].astype(np.int64)
+            if MAP_CODINGS[coding] == "predictive":
+                maps = decode_maps(flat, MAP_FORMS[form], offset, list(map_sats), n)
+            else:
+                maps = {int(s): flat[i * n:(i + 1) * n].astype(np.int64) for i, s in enumerate(map_sats)}
         return cls(model, fingerprint, None if math.isnan(lmbda) else float(lmbda), sat, prio, (ih, iw), (c, yh, yw),
-                   (zh, zw), offset, retained, z, y, maps, MAP_FORMS[form])
+                   (zh, zw), offset, retained, z, y, maps, MAP_FORMS[form], MAP_CODINGS[coding])

@@ -34,6 +34,9 @@ class DLRCConfig:
     # 'references': each stream carries its own map as (owner, position) references, which
     # stays decodable when satellites' views of their peers differ (a peer timed out)
     map_transport: str = "joint"
+    # 'predictive' (default): maps sent as prediction symbols, LZMA'd; 'lzma': the int32 maps
+    # LZMA'd as they are (the paper). Both are exact; the first costs a fraction of a bit a position.
+    map_coding: str = "predictive"
     priority: dict | None = None  # sat -> rank (lower first); None: by satellite id
 
 
@@ -99,7 +102,8 @@ def model_entropy(codec, state: OnboardState, representative: str) -> HyperLaten
 
 
 @torch.no_grad()
-def finish(codec, state: OnboardState, arb: Arbitration, map_transport: str) -> SatelliteBitstream:
+def finish(codec, state: OnboardState, arb: Arbitration, map_transport: str,
+           map_coding: str = "predictive") -> SatelliteBitstream:
     """Filter + entropy coding of the retained positions, packed in a container."""
     sat = state.satellite
     rank = arb.order.index(sat)
@@ -118,7 +122,7 @@ def finish(codec, state: OnboardState, arb: Arbitration, map_transport: str) -> 
         priority=rank, image_shape=state.image_shape, y_shape=(C, H, W), z_shape=lat.z_shape,
         offset=arb.offsets[sat], retained=len(arb.retained[sat]), z_string=lat.z_strings,
         y_string=encode_positions(codec.model, lat, arb.retained[sat]), maps=maps,
-        map_form="references" if map_transport == "references" else "dense",
+        map_form="references" if map_transport == "references" else "dense", map_coding=map_coding,
     )
 
 
@@ -195,5 +199,5 @@ def encode_group(codec, images: dict, cfg: DLRCConfig = DLRCConfig()) -> GroupRe
     streams = {}
     for sat, st in states.items():
         with _timed(t, "entropy_coding"):
-            streams[sat] = finish(codec, st, arb, cfg.map_transport).to_bytes()
+            streams[sat] = finish(codec, st, arb, cfg.map_transport, cfg.map_coding).to_bytes()
     return GroupResult(streams, arb, intended_latents(arb, latents), latents, t)
