@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO ?= scenarios/quickstart.yaml
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench models clean
 
 $(STAMP): setup.cfg constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,20 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_sync.py
 	$(PY) benchmarks/bench_dlrc_overhead.py
+
+# Re-train the shipped weights on the EO training split (CPU, resumable: run again to continue).
+# The recipe of results/training/README.md; a few hours on 2 cores. Writes dlrc_agents/weights/.
+TRAIN := $(VENV)/bin/edgespacecom train --batch 8 --crop 128 --lr 3e-4 --threads 1
+models: $(STAMP)
+	$(TRAIN) --arch bmshj2018-hyperprior --lambda 0.0067 --steps 4000 --out runs/bmshj2018-hyperprior_lambda0.0067
+	$(TRAIN) --arch bmshj2018-hyperprior --lambda 0.0483 --steps 3600 --out runs/bmshj2018-hyperprior_lambda0.0483 \
+	    --init dlrc_agents/weights/bmshj2018-hyperprior_lambda0.0067.pt
+	$(TRAIN) --arch bmshj2018-hyperprior --lambda 0.013 --steps 1200 --out runs/bmshj2018-hyperprior_lambda0.013 \
+	    --init dlrc_agents/weights/bmshj2018-hyperprior_lambda0.0067.pt
+	$(TRAIN) --arch bmshj2018-hyperprior --lambda 0.025 --steps 1200 --out runs/bmshj2018-hyperprior_lambda0.025 \
+	    --init dlrc_agents/weights/bmshj2018-hyperprior_lambda0.0483.pt
+	$(TRAIN) --arch mbt2018-mean --lambda 0.0067 --steps 1200 --out runs/mbt2018-mean_lambda0.0067 \
+	    --init dlrc_agents/weights/bmshj2018-hyperprior_lambda0.0067.pt
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -16,8 +16,8 @@ times every stage) and, as the baseline measured in the same run, by the codec a
 The figures are ratios: DLRC time / baseline encode time (target ≤ 10 % at 256², k = 20).
 Each timing is the median over ``--repeats`` runs; torch and BLAS run on ``--threads``
 threads (one core, as on a small on-board computer). Patches of 1024² and 2048² need a
-scene of at least 2·P pixels a side at o_exp = 2: they are cut from the 2048² OpenAerialMap
-training scene (timing only; no quality is measured here).
+scene of at least 2·P pixels a side at o_exp = 2: the test scene is mirrored out to that
+size (timing only; no quality is measured here).
 
 Results: ``results/benchmarks/dlrc_overhead.{json,md}`` and ``fig9_overhead.png``.
 """
@@ -44,8 +44,13 @@ from dlrc_agents.overlap import draw_observation, window_for_overlap  # noqa: E4
 from dlrc_agents.rd import patch_tensor, per_satellite_times  # noqa: E402
 from edgespacecom.outputs import atomic_write_text, write_figure, write_json  # noqa: E402
 
-SCENES = {"test": DEFAULT_DATA_ROOT / "rgb/test/inria_bellingham1_1024.tif",
-          "large": DEFAULT_DATA_ROOT / "rgb/train/oam_5b90f92d_4310.tif"}
+SCENE = DEFAULT_DATA_ROOT / "rgb/test/inria_bellingham1_1024.tif"
+
+
+def scene_of_size(scene: np.ndarray, size: int) -> np.ndarray:
+    """``scene`` mirrored out to at least size × size pixels."""
+    pad_y, pad_x = max(0, size - scene.shape[0]), max(0, size - scene.shape[1])
+    return np.pad(scene, ((0, pad_y), (0, pad_x), (0, 0)), mode="symmetric")
 SATELLITES = 8
 
 
@@ -116,10 +121,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     codec = load_codec(args.arch, lmbda=args.lmbda, checkpoint=args.checkpoint)
-    scenes = {k: read_rgb(v) for k, v in SCENES.items()}
+    base = read_rgb(SCENE)
     rows = []
     for patch in args.patches:
-        scene = scenes["test"] if 2 * patch <= min(scenes["test"].shape[:2]) else scenes["large"]
+        scene = scene_of_size(base, 2 * patch)
         repeats = args.repeats if patch <= 512 else max(1, args.repeats // 3)
         row = measure(codec, scene, patch, repeats, args.rounds)
         rows.append(row)

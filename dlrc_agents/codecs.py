@@ -79,9 +79,14 @@ def shipped_checkpoint(architecture: str, lmbda: float) -> Path:
 
 def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, N: int, M: int, lmbda: float,
                       steps: int, seed: int, data: list[str], extra: dict | None = None) -> Path:
-    """Write a compact fp16 checkpoint with its metadata (atomic)."""
+    """Write a compact checkpoint with its metadata (atomic): parameters in fp16, buffers as they are.
+
+    Buffers stay in their own precision: they hold constants such as the likelihood lower
+    bound (1e-9, which fp16 would flush to 0) and the scale table; they are a few kB.
+    """
+    parameters = {name for name, _ in model.named_parameters()}
     state = {
-        k: (v.detach().to(torch.float16) if v.is_floating_point() else v.detach()).cpu()
+        k: (v.detach().to(torch.float16) if k in parameters and v.is_floating_point() else v.detach()).cpu()
         for k, v in model.state_dict().items()
     }
     payload = {

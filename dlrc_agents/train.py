@@ -36,7 +36,7 @@ def rate_distortion_loss(output: dict, target: torch.Tensor, lmbda: float) -> di
 
 
 def warm_start(model: torch.nn.Module, checkpoint: Path) -> tuple[int, int]:
-    """Copy every tensor of ``checkpoint`` whose name and shape match ``model``'s; (copied, total)."""
+    """Copy every parameter of ``checkpoint`` whose name and shape match ``model``'s; (copied, parameters)."""
     payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
     if isinstance(payload, dict) and "model" in payload and "opt" in payload:  # a run's state.pt
         payload = payload["model"]
@@ -44,13 +44,14 @@ def warm_start(model: torch.nn.Module, checkpoint: Path) -> tuple[int, int]:
     if not isinstance(source, dict):
         raise ValueError(f"--init: {checkpoint} is not a model checkpoint")
     own = model.state_dict()
+    parameters = {name for name, _ in model.named_parameters()}  # buffers are constants: keep the model's own
     matched = {k: v.float() if v.is_floating_point() else v for k, v in source.items()
-               if k in own and own[k].shape == v.shape and not k.endswith(("_quantized_cdf", "_offset", "_cdf_length"))}
+               if k in parameters and own[k].shape == v.shape}
     if not matched:
         raise ValueError(f"--init: no tensor of {checkpoint} fits this architecture")
     own.update(matched)
     model.load_state_dict(own)
-    return len(matched), len(own)
+    return len(matched), len(parameters)
 
 
 def _optimisers(model: torch.nn.Module, lr: float, aux_lr: float):

@@ -78,3 +78,23 @@ def g_down(**kwargs) -> float:
 def g_down_curve(rates_bps: np.ndarray, **kwargs) -> np.ndarray:
     """G_down over a range of downlink rates, other terms fixed (Figure A2)."""
     return np.array([g_down(rate_bps=float(x), **kwargs) for x in rates_bps])
+
+
+def g_down_per_satellite(*, patch_px: int, raw_bits_per_pixel: float, t_baseline_s, t_dlrc_s, bpp_baseline,
+                         bpp_dlrc, windows_per_day: float, window_s: float, rate_bps: float,
+                         t_day_s: float = T_DAY_S) -> float:
+    """G_down of a group: Σ_s min(P_D,s, L_D,s) / Σ_s min(P_B,s, L_B,s) − 1.
+
+    The paper's formula is for one satellite. Applied to a group's *mean* t and bpp it is
+    biased for DLRC: the top-priority satellite codes almost every vector and the last
+    almost none, so the satellites' bpp differ widely while each has its own downlink, and
+    the raw-equivalent volume goes with 1/bpp (mean of 1/bpp ≥ 1/mean bpp). This sums the
+    formula's terms over the satellites, each with its own t and bpp (sequences, one
+    entry per satellite).
+    """
+    def delivered(times, bpps):
+        return sum(min(production_bits_per_day(patch_px**2 * raw_bits_per_pixel, t, t_day_s),
+                       transmission_bits_per_day(windows_per_day, window_s, rate_bps, raw_bits_per_pixel, b))
+                   for t, b in zip(times, bpps))
+
+    return delivered(t_dlrc_s, bpp_dlrc) / delivered(t_baseline_s, bpp_baseline) - 1.0

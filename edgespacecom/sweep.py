@@ -39,7 +39,7 @@ from .outputs import write_figure, write_json, write_table
 
 #: summary keys plotted against the sweep's x key, per kind (first found are used)
 DEFAULT_Y = {
-    "mission": ["g_down_analytic", "g_down_simulated"],
+    "mission": ["g_down_analytic", "g_down_analytic_paper", "g_down_simulated"],
     "sync": ["sync_round_s.2.mean"],
     "rd": ["bpp_reduction"],
     "codec_rd": ["psnr"],
@@ -66,6 +66,18 @@ def expand(raw: dict, source: str = "scenario") -> list[dict]:
         scenario = validate_scenario(point_raw, source=f"{source} [sweep point {where}]")
         points.append({"id": point_id(index, values), "values": values, "raw": point_raw, "scenario": scenario})
     return points
+
+
+def _resolved_values(point: dict) -> dict:
+    """The swept keys' values as validated (e.g. YAML's string '1.0e6' becomes the float 1e6)."""
+    resolved = point["scenario"].model_dump(mode="json")
+    out = {}
+    for key in point["values"]:
+        node = resolved
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        out[key] = node
+    return out
 
 
 def _is_done(folder: Path, scenario) -> bool:
@@ -140,14 +152,14 @@ def run_sweep(raw: dict, out_dir: Path, *, workers: int = 1, executor: str = "lo
     results = _execute(todo, out_dir, workers, executor, scheduler)
     for p in done:
         results[p["id"]] = json.loads((out_dir / "points" / p["id"] / "summary.json").read_text())
-    rows = [{"point": p["id"], **p["values"], **_flatten(results[p["id"]])} for p in points]
+    rows = [{"point": p["id"], **_resolved_values(p), **_flatten(results[p["id"]])} for p in points]
     table = pd.DataFrame(rows)
     write_table(out_dir / "sweep.csv", table)
     kind = points[0]["scenario"].kind
     x = raw["sweep"].get("x") or list(raw["sweep"]["grid"])[0]
     write_figure(out_dir / "sweep.png", sweep_figure(table, x, list(raw["sweep"]["grid"]), DEFAULT_Y.get(kind, [])))
     if kind == "mission" and x == "ground.rate_bps":
-        write_figure(out_dir / "fig_a2_gdown.png", gdown_sweep_figure(table, list(raw["sweep"]["grid"])))
+        write_figure(out_dir / "fig_a2_gdown.png", gdown_sweep_figure(table, list(raw["sweep"]["grid"]), out_dir))
     summary = {"kind": "sweep", "name": raw.get("name"), "base_kind": kind, "grid": raw["sweep"]["grid"],
                "points": len(points), "resumed": len(done), "executor": executor,
                "table": "sweep.csv", "wall_s": time.perf_counter() - started}
@@ -184,7 +196,7 @@ def sweep_figure(table: pd.DataFrame, x: str, keys: list[str], ys: list[str]):
     return fig
 
 
-def gdown_sweep_figure(table: pd.DataFrame, keys: list[str]):
+def gdown_sweep_figure(table: pd.DataFrame, keys: list[str], out_dir: Path):
     """Figure A2: G_down over the downlink rate, one curve per other setting: the analytic curve
     (dense, from the points' measured t and bpp) and the simulated points."""
     import matplotlib
@@ -193,7 +205,7 @@ def gdown_sweep_figure(table: pd.DataFrame, keys: list[str]):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from .gdown import g_down_curve
+    from .gdown import g_down_curve, g_down_per_satellite
 
     others = [k for k in keys if k != "ground.rate_bps"]
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -203,11 +215,15 @@ def gdown_sweep_figure(table: pd.DataFrame, keys: list[str]):
         color = f"C{i}"
         tag = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(others, label if isinstance(label, tuple) else (label,)))
         rates = np.logspace(np.log10(g["ground.rate_bps"].min()), np.log10(g["ground.rate_bps"].max()), 300)
-        curve = g_down_curve(rates, patch_px=int(g["patch"].iloc[0]), raw_bits_per_pixel=24,
-                             t_baseline_s=g["time_per_patch_s.baseline"].mean(), t_dlrc_s=g["time_per_patch_s.dlrc"].mean(),
-                             bpp_baseline=g["bpp_baseline"].mean(), bpp_dlrc=g["bpp_dlrc"].mean(),
-                             windows_per_day=g["downlink.windows_per_day"].iloc[0], window_s=g["downlink.window_s"].iloc[0])
-        ax.plot(rates / 1e6, 100 * curve, "-", color=color, label=f"analytic, {tag}")
+        first = json.loads((out_dir / "points" / g["point"].iloc[0] / "summary.json").read_text())
+        common = dict(patch_px=int(g["patch"].iloc[0]), raw_bits_per_pixel=24,
+                      windows_per_day=g["downlink.windows_per_day"].iloc[0], window_s=g["downlink.window_s"].iloc[0])
+        per_sat = [g_down_per_satellite(rate_bps=float(x), **common, **first["per_satellite"]) for x in rates]
+        paper = g_down_curve(rates, t_baseline_s=first["time_per_patch_s"]["baseline"],
+                             t_dlrc_s=first["time_per_patch_s"]["dlrc"], bpp_baseline=first["bpp_baseline"],
+                             bpp_dlrc=first["bpp_dlrc"], **common)
+        ax.plot(rates / 1e6, 100 * np.array(per_sat), "-", color=color, label=f"formula per satellite, {tag}")
+        ax.plot(rates / 1e6, 100 * paper, ":", color=color, label=f"paper's formula on means, {tag}")
         ax.plot(g["ground.rate_bps"] / 1e6, 100 * g["g_down_simulated"], "o", color=color, mfc="none",
                 label=f"simulated, {tag}")
     ax.set_xscale("log")

@@ -75,3 +75,19 @@ def test_full_table_a1_scenario(tmp_path):
     means = [s["sync_round_s"][p]["mean"] for p in ("2", "8", "32", "128")]
     assert means == sorted(means) and 0.03 < means[0] < means[-1] < 0.1
     assert s["unreachable_flows"] == 0
+
+
+@pytest.mark.slow
+def test_quickstart_runs_on_the_shipped_weights(tmp_path, capsys, monkeypatch):
+    """What `make demo` runs, from the repository root, on the embedded sample and shipped BMSHJ weights."""
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "qs"
+    assert main(["run", "scenarios/quickstart.yaml", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for label in ("bpp", "PSNR [dB] (ground)", "sync round (agents)", "delivered [MB]", "G_down analytic"):
+        assert label in printed
+    s = json.loads((out / "summary.json").read_text())
+    assert s["weights"].endswith("bmshj2018-hyperprior_lambda0.0067.pt")
+    assert s["decode_exact"] is True and s["rounds_decoded_on_ground"] == {"baseline": 4, "dlrc": 4}
+    assert s["bpp_dlrc"] < s["bpp_baseline"] and abs(s["psnr_dlrc"] - s["psnr_baseline"]) < 0.1
+    assert s["downlink"]["stations"] == ["Miyun", "Sanya", "Svalbard"]

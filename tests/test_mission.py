@@ -93,6 +93,7 @@ def test_simulated_g_down_matches_the_formula(tmp_path, checkpoint, rate_bps, re
         "mission.batch": 4000, "ground.rate_bps": rate_bps, "ground.downlink.windows_per_day": 4,
         "ground.downlink.window_s": 600})
     assert s["g_down_regime"] == regime
+    assert "g_down_analytic_paper" in s and len(s["per_satellite"]["bpp_dlrc"]) == 3
     ratio_sim, ratio_formula = 1 + s["g_down_simulated"], 1 + s["g_down_analytic"]
     assert ratio_sim == pytest.approx(ratio_formula, rel=0.05), (s["g_down_simulated"], s["g_down_analytic"])
 
