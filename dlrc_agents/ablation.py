@@ -13,17 +13,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from edgespacecom.outputs import atomic_write_text, write_figure, write_json, write_table
+from edgespacecom.outputs import write_figure, write_json, write_table
 
-from .codecs import load_codec
+from .codecs import load_codecs
 from .data import expand_scenes, read_rgb
 from .dlrc.onboard import DLRC_STAGES, DLRCConfig
-from .overlap import draw_observation, window_for_overlap
-from .rd import evaluate_draw
+from .rd import evaluate_draw, seeded_draw
 
 
 def summarise_ablation(table: pd.DataFrame) -> list[dict]:
@@ -73,15 +71,11 @@ def ablation_figure(results: list[dict], model: str):
 
 
 def run_ablation(scenario, out_dir: Path) -> dict:
-    from edgespacecom.config import to_yaml
-    from edgespacecom.runner import stage
+    from edgespacecom.runner import begin_run, stage
 
-    started = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "config.resolved.yaml", to_yaml(scenario))
+    started = begin_run(scenario, out_dir)
     c, ov, a = scenario.codec, scenario.overlap, scenario.ablation
-    codec = load_codec(c.architecture, lmbda=None if (c.checkpoint or c.pretrained) else c.lambdas[0],
-                       quality=c.quality, checkpoint=c.checkpoint, pretrained=c.pretrained)
+    (codec,) = load_codecs(c)
     paths = expand_scenes(scenario.data.scenes)
     scenes = {str(p): read_rgb(p) for p in paths}
     base_cfg = DLRCConfig(**scenario.dlrc.model_dump())
@@ -92,9 +86,7 @@ def run_ablation(scenario, out_dir: Path) -> dict:
     jobs = [(o, s, d) for o in ov.o_exp for s in sorted(scenes) for d in range(ov.draws)]
     with tqdm(total=len(jobs) * len(settings), desc="ablation", unit="run") as bar:
         for o, s, d in jobs:
-            window = window_for_overlap(ov.satellites, ov.patch, o, ov.grid)
-            rng = np.random.default_rng([scenario.seed, int(o * 1000), d, sorted(scenes).index(s)])
-            obs = draw_observation(scenes[s], ov.satellites, ov.patch, window, rng, ov.grid)
+            obs = seeded_draw(scenario.seed, ov, scenes, o, s, d)
             baselines: dict = {}
             for k, strategy in settings:
                 cfg = replace(base_cfg, rounds=k, representative=strategy)

@@ -20,15 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image
 from tqdm import tqdm
 
-from edgespacecom.outputs import atomic_write_text, write_figure, write_json, write_table
+from edgespacecom.outputs import write_figure, write_json, write_table
 
-from .codecs import load_codec
+from .codecs import load_codecs
 from .data import expand_scenes, read_rgb
-from .rd import baseline_codec_run, quality
+from .rd import baseline_codec_run, quality, to_tensor
 
 JPEG_CHROMA = {"4:2:0": 2, "4:4:4": 0}  # Pillow's ``subsampling`` codes
 
@@ -39,11 +38,6 @@ def crop_to_multiple(image: np.ndarray, multiple: int = 64) -> np.ndarray:
     if h == 0 or w == 0:
         raise ValueError(f"image of {image.shape[1]}×{image.shape[0]} px is smaller than {multiple} px")
     return image[:h, :w]
-
-
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 → (1, 3, H, W) float in [0, 1]."""
-    return torch.from_numpy(image.transpose(2, 0, 1).copy()).float()[None] / 255.0
 
 
 def jpeg_point(image: np.ndarray, quality_level: int, chroma: str) -> dict:
@@ -78,14 +72,14 @@ def interpolate_at(front: pd.DataFrame, bpp: float, y: str = "psnr") -> float | 
 
 def compare_with_jpeg(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame) -> list[dict]:
     """Per model (architecture, λ): mean R–D over scenes and the PSNR gain over JPEG at equal bpp."""
+    fronts = {scene: (pareto_front(j), pareto_front(j, y="ms_ssim")) for scene, j in jpeg_rows.groupby("scene")}
     out = []
     for (arch, lmbda), g in model_rows.groupby(["architecture", "lambda"], sort=True):
         gains, ssim_gains = [], []
         for _, r in g.iterrows():
-            front = pareto_front(jpeg_rows[jpeg_rows["scene"] == r["scene"]])
+            front, sfront = fronts[r["scene"]]
             at = interpolate_at(front, r["bpp"])
             gains.append(None if at is None else r["psnr"] - at)
-            sfront = pareto_front(jpeg_rows[jpeg_rows["scene"] == r["scene"]], y="ms_ssim")
             s_at = interpolate_at(sfront, r["bpp"], y="ms_ssim")
             ssim_gains.append(None if s_at is None else r["ms_ssim"] - s_at)
         known = [x for x in gains if x is not None]
@@ -129,19 +123,12 @@ def codec_rd_figure(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame):
 
 
 def run_codec_rd(scenario, out_dir: Path) -> dict:
-    from edgespacecom.config import to_yaml
-    from edgespacecom.runner import stage
+    from edgespacecom.runner import begin_run, stage
 
-    started = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "config.resolved.yaml", to_yaml(scenario))
+    started = begin_run(scenario, out_dir)
     paths = expand_scenes(scenario.data.scenes)
     scenes = {p.name: crop_to_multiple(read_rgb(p)) for p in paths}
-    codecs = []
-    for c in scenario.models:
-        lambdas = [None] if (c.checkpoint or c.pretrained) else c.lambdas
-        codecs += [load_codec(c.architecture, lmbda=l, quality=c.quality, checkpoint=c.checkpoint,
-                              pretrained=c.pretrained) for l in lambdas]
+    codecs = [codec for c in scenario.models for codec in load_codecs(c)]
     stage(f"codec_rd: {len(codecs)} model(s), {len(scenes)} scene(s), JPEG at {len(scenario.jpeg.qualities)} qualities")
     jpeg_rows = [{"scene": name, "chroma": chroma, "quality": q, **jpeg_point(img, q, chroma)}
                  for name, img in scenes.items() for chroma in JPEG_CHROMA for q in scenario.jpeg.qualities]

@@ -201,3 +201,10 @@ def load_codec(architecture: str, *, lmbda: float | None = None, quality: int = 
             f"train them with `edgespacecom train --arch {architecture} --lambda {lambda_tag(lmbda)}`"
         )
     return load_checkpoint(path, architecture)
+
+
+def load_codecs(cfg) -> list[Codec]:
+    """Every codec a scenario's ``codec`` section names: the checkpoint or the zoo model when
+    given, else the shipped weights of each λ in ``lambdas``."""
+    return [load_codec(cfg.architecture, lmbda=l, quality=cfg.quality, checkpoint=cfg.checkpoint,
+                       pretrained=cfg.pretrained) for l in cfg.model_lambdas]

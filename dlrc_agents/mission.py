@@ -40,7 +40,6 @@ batch's other rounds take the lockstep period of the group at that instant
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -53,16 +52,15 @@ import torch
 from tqdm import tqdm
 
 from edgespacecom.gdown import g_down_per_satellite, gain_terms
-from edgespacecom.outputs import atomic_write_text, write_figure, write_json, write_table
+from edgespacecom.outputs import write_figure, write_json, write_table
 
-from .codecs import load_codec
+from .codecs import load_codecs
 from .data import expand_scenes, read_rgb
 from .dlrc.arbiter import arbitrate
-from .dlrc.onboard import DLRCConfig, OnboardState, finish, intended_from_references, signature_payload
-from .dlrc.filter import hyper_analysis
+from .dlrc.onboard import (DLRCConfig, analyse, finish, intended_from_references, model_entropy,
+                           parse_signature_payload, signature_payload, timed)
 from .dlrc.recognizer import Recognizer
 from .dlrc.reconstructor import reconstruct
-from .dlrc.selector import apply_strategy, select
 from .overlap import draw_observation, window_for_overlap
 from .rd import patch_tensor, quality
 
@@ -71,7 +69,6 @@ from .rd import patch_tensor, quality
 #: other patch sizes (an assumption: the paper gives the breakdown at 256² only).
 TITAN_V_256 = {"analysis_transform": 2.31e-3, "entropy_modelling": 7.85e-3, "entropy_coding": 14.52e-3,
                "dlrc": 12.89e-3, "baseline": 24.68e-3}
-DLRC_FRONT = ("recognizer", "selector")
 
 
 # ---------------------------------------------------------------- compute time model
@@ -107,12 +104,6 @@ class ComputeModel:
                 else "paper Table 2 (TITAN V, BMSHJ, 256²), scaled by pixel count"}
 
 
-def _timed(fn, *args):
-    started = time.perf_counter()
-    out = fn(*args)
-    return out, time.perf_counter() - started
-
-
 # ---------------------------------------------------------------- real on-board work
 
 
@@ -128,7 +119,7 @@ class RealRound:
     baseline: dict  # slot -> {"bytes", "time": {stage: s}, "strings", "shape"}
     signatures: dict  # slot -> bytes (the payload actually sent)
     geometric_bound: float
-    streams: dict = field(default_factory=dict)  # (slot, view) -> (bytes, {stage: s})
+    streams: dict = field(default_factory=dict)  # (slot, view) -> (bytes, {stage: s}, retained fraction)
 
 
 class OnboardWork:
@@ -153,44 +144,36 @@ class OnboardWork:
         rng = np.random.default_rng([self.sc.seed, key])
         obs = draw_observation(scene, ov.satellites, ov.patch, self.window, rng, ov.grid)
         images = {s: patch_tensor(scene, y, x, ov.patch) for s, (y, x) in enumerate(obs.offsets)}
-        model = self.codec.model
         states, front, modelling, baseline, sigs = {}, {}, {}, {}, {}
         for s, x in images.items():
-            y, t_a = _timed(model.g_a, x)
-            sig, t_r = _timed(self.recognizer.signatures, y[0].numpy())
-            sel, t_s = _timed(select, sig)
-            st = OnboardState(s, tuple(x.shape[-2:]), y, sel)
-            y_coded = y
-            if self.cfg.representative != "original":
-                started = time.perf_counter()
-                y_coded = torch.from_numpy(apply_strategy(y[0].numpy(), sel, self.cfg.representative))[None]
-                t_s += time.perf_counter() - started
-            st.latent, t_m = _timed(hyper_analysis, model, y_coded, self.codec.means)
-            states[s], modelling[s] = st, t_m
-            front[s] = {"analysis_transform": t_a, "recognizer": t_r, "selector": t_s}
-            sigs[s] = signature_payload(sel.signatures)
-            out, t_b = _timed(model.compress, x)
-            baseline[s] = {"bytes": sum(len(v[0]) for v in out["strings"]), "time": {"baseline": t_b},
+            t: dict = {}
+            states[s] = analyse(self.codec, self.recognizer, s, x, t)
+            model_entropy(self.codec, states[s], self.cfg.representative, t)
+            modelling[s] = t.pop("entropy_modelling")
+            front[s] = t  # analysis_transform, recognizer, selector
+            sigs[s] = signature_payload(states[s].selection.signatures)
+            tb: dict = {}
+            with timed(tb, "baseline"):
+                out = self.codec.model.compress(x)
+            baseline[s] = {"bytes": sum(len(v[0]) for v in out["strings"]), "time": tb,
                            "strings": out["strings"], "shape": out["shape"]}
         rr = RealRound(key, images, states, front, modelling, baseline, sigs, obs.geometric_bound())
         self.rounds[key] = rr
         return rr
 
-    def retained_fraction(self, rr: RealRound, slot: int, view: frozenset) -> float:
-        from .dlrc.bitstream import SatelliteBitstream
-
-        p = SatelliteBitstream.from_bytes(self.stream(rr, slot, view)[0])
-        return p.retained / (p.y_shape[1] * p.y_shape[2])
-
     @torch.no_grad()
-    def stream(self, rr: RealRound, slot: int, view: frozenset) -> tuple[bytes, dict]:
-        """(container bytes, {stage: s}) of ``slot`` arbitrating on ``view`` (cached)."""
+    def stream(self, rr: RealRound, slot: int, view: frozenset) -> tuple[bytes, dict, float]:
+        """(container bytes, {stage: s}, fraction of positions coded) of ``slot`` arbitrating on ``view`` (cached)."""
         key = (slot, view)
         if key not in rr.streams:
-            received = {u: np.frombuffer(rr.signatures[u], dtype="<u8").astype(np.uint64) for u in sorted(view)}
-            arb, t_arb = _timed(arbitrate, received, self.cfg.priority)
-            st, t_code = _timed(finish, self.codec, rr.states[slot], arb, "references", self.cfg.map_coding)
-            rr.streams[key] = (st.to_bytes(), {"arbiter": t_arb, "entropy_coding": t_code})
+            received = {u: parse_signature_payload(rr.signatures[u]) for u in sorted(view)}
+            t: dict = {}
+            with timed(t, "arbiter"):
+                arb = arbitrate(received, self.cfg.priority)
+            with timed(t, "entropy_coding"):
+                st = finish(self.codec, rr.states[slot], arb, "references", self.cfg.map_coding)
+                data = st.to_bytes()
+            rr.streams[key] = (data, t, st.retained / (st.y_shape[1] * st.y_shape[2]))
         return rr.streams[key]
 
 
@@ -337,9 +320,6 @@ class Mission:
             period = max(period, front[s] + max(modelling, wait) + back)
         return period
 
-    def _rounds_in_step(self, r: int) -> int:
-        return self.sc.mission.batch if self.sc.mission.capture == "continuous" else 1
-
     def _next_capture(self, r: int) -> float | None:
         mc = self.sc.mission
         if mc.capture == "rounds":
@@ -349,66 +329,59 @@ class Mission:
         return self.env.now if self.env.now < self.duration_s else None
 
     # --------------------------------------------------------------- agents
-    def dlrc_agent(self, slot: int):
+    def agent(self, world: str, slot: int):
+        """One satellite in one world: capture, on-board work (:meth:`_dlrc_round` or
+        :meth:`_baseline_round`), then the payload into storage; ``batch`` rounds a step."""
         env, r, step = self.env, 0, 0
+        batch = self.sc.mission.batch if self.sc.mission.capture == "continuous" else 1
+        work = self._dlrc_round if world == "dlrc" else self._baseline_round
         while True:
             start = self._next_capture(r)
             if start is None:
                 return
             yield env.timeout(start - env.now)
-            batch = self._rounds_in_step(r)
             rr = self.work.round(step)
-            yield env.timeout(self.cm.seconds(rr.front[slot]))
-            t_sent = env.now
-            self.sent_at[(slot, r)] = t_sent
-            flows = self._flows_at(env.now)
-            for peer in range(self.n):
-                if peer != slot and np.isfinite(flows[slot, peer]):
-                    env.process(self._deliver_signatures(slot, peer, r, flows[slot, peer]))
-            yield env.timeout(self.cm.seconds({"entropy_modelling": rr.modelling[slot]}))
-            everyone = self._event(slot, r)
-            deadline = t_sent + self.sc.mission.peer_timeout_s
-            if not everyone.triggered and env.now < deadline:
-                yield everyone | env.timeout(deadline - env.now)
-            heard = frozenset(self.inbox.get((slot, r), set()) | {slot})
-            wait = env.now - t_sent
-            data, t_back = self.work.stream(rr, slot, heard)
-            yield env.timeout(self.cm.seconds(t_back))
-            if batch > 1:  # the batch's other rounds, in lockstep at this network instant
-                yield env.timeout((batch - 1) * self.steady_round_s(rr, t_sent))
-            bits = 8.0 * len(data) * batch
-            self.storage[("dlrc", slot)].put(Item("dlrc", slot, r, batch, bits, batch * self.raw_bits, start, env.now,
-                                                  payload=(rr.index, heard, data)))
-            self.rows.append({"world": "dlrc", "slot": slot, "round": r, "rounds": batch, "trace_round": rr.index,
+            nbytes, view, data, extra = yield from work(slot, r, batch, rr)
+            bits = 8.0 * nbytes * batch
+            self.storage[(world, slot)].put(Item(world, slot, r, batch, bits, batch * self.raw_bits, start, env.now,
+                                                 payload=(rr.index, view, data)))
+            self.rows.append({"world": world, "slot": slot, "round": r, "rounds": batch, "trace_round": rr.index,
                               "captured_s": start, "stored_s": env.now, "time_per_patch_s": (env.now - start) / batch,
-                              "bits_per_patch": 8.0 * len(data), "peers_heard": len(heard) - 1,
-                              "sync_wait_s": wait, "timed_out": len(heard) < self.n, "t_sent_s": t_sent,
-                              "retained_fraction": self.work.retained_fraction(rr, slot, heard)})
-            if slot == 0 and self.bar is not None:
+                              "bits_per_patch": 8.0 * nbytes, **extra})
+            if world == "dlrc" and slot == 0 and self.bar is not None:
                 self.bar.update(min(env.now, self.duration_s) - self.bar.n)
             r += batch
             step += 1
 
-    def baseline_agent(self, slot: int):
-        env, r, step = self.env, 0, 0
-        while True:
-            start = self._next_capture(r)
-            if start is None:
-                return
-            yield env.timeout(start - env.now)
-            batch = self._rounds_in_step(r)
-            rr = self.work.round(step)
-            b = rr.baseline[slot]
-            yield env.timeout(batch * self.cm.seconds(b["time"]))
-            bits = 8.0 * b["bytes"] * batch
-            self.storage[("baseline", slot)].put(Item("baseline", slot, r, batch, bits, batch * self.raw_bits, start,
-                                                      env.now, payload=(rr.index, None, None)))
-            self.rows.append({"world": "baseline", "slot": slot, "round": r, "rounds": batch, "trace_round": rr.index,
-                              "captured_s": start, "stored_s": env.now, "time_per_patch_s": (env.now - start) / batch,
-                              "bits_per_patch": 8.0 * b["bytes"], "peers_heard": np.nan, "sync_wait_s": np.nan,
-                              "timed_out": False, "t_sent_s": np.nan, "retained_fraction": 1.0})
-            r += batch
-            step += 1
+    def _dlrc_round(self, slot: int, r: int, batch: int, rr: RealRound):
+        env = self.env
+        yield env.timeout(self.cm.seconds(rr.front[slot]))
+        t_sent = env.now
+        self.sent_at[(slot, r)] = t_sent
+        flows = self._flows_at(env.now)
+        for peer in range(self.n):
+            if peer != slot and np.isfinite(flows[slot, peer]):
+                env.process(self._deliver_signatures(slot, peer, r, flows[slot, peer]))
+        yield env.timeout(self.cm.seconds({"entropy_modelling": rr.modelling[slot]}))
+        everyone = self._event(slot, r)
+        deadline = t_sent + self.sc.mission.peer_timeout_s
+        if not everyone.triggered and env.now < deadline:
+            yield everyone | env.timeout(deadline - env.now)
+        heard = frozenset(self.inbox.get((slot, r), set()) | {slot})
+        wait = env.now - t_sent
+        data, t_back, retained = self.work.stream(rr, slot, heard)
+        yield env.timeout(self.cm.seconds(t_back))
+        if batch > 1:  # the batch's other rounds, in lockstep at this network instant
+            yield env.timeout((batch - 1) * self.steady_round_s(rr, t_sent))
+        return len(data), heard, data, {"peers_heard": len(heard) - 1, "sync_wait_s": wait,
+                                        "timed_out": len(heard) < self.n, "t_sent_s": t_sent,
+                                        "retained_fraction": retained}
+
+    def _baseline_round(self, slot: int, r: int, batch: int, rr: RealRound):
+        b = rr.baseline[slot]
+        yield self.env.timeout(batch * self.cm.seconds(b["time"]))
+        return b["bytes"], None, None, {"peers_heard": np.nan, "sync_wait_s": np.nan, "timed_out": False,
+                                        "t_sent_s": np.nan, "retained_fraction": 1.0}
 
     def downlink(self, world: str, slot: int):
         env = self.env
@@ -505,8 +478,8 @@ class Mission:
 
     def run(self, progress: bool = True) -> None:
         for s in range(self.n):
-            self.env.process(self.dlrc_agent(s))
-            self.env.process(self.baseline_agent(s))
+            self.env.process(self.agent("dlrc", s))
+            self.env.process(self.agent("baseline", s))
             for w in ("baseline", "dlrc"):
                 self.env.process(self.downlink(w, s))
         with tqdm(total=self.duration_s, desc="mission", unit="sim s", disable=not progress,
@@ -555,17 +528,13 @@ def _delivered_per_day(deliveries: pd.DataFrame, world: str, duration_s: float) 
 
 
 def run_mission(scenario, out_dir: Path) -> dict:
-    from edgespacecom.config import to_yaml
     from edgespacecom.orbits import load_ephemeris
-    from edgespacecom.runner import stage
+    from edgespacecom.runner import begin_run, stage
 
-    started = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "config.resolved.yaml", to_yaml(scenario))
+    started = begin_run(scenario, out_dir)
     torch.set_num_threads(scenario.mission.threads)
     c = scenario.codec
-    codec = load_codec(c.architecture, lmbda=None if (c.checkpoint or c.pretrained) else c.lambdas[0],
-                       quality=c.quality, checkpoint=c.checkpoint, pretrained=c.pretrained)
+    (codec,) = load_codecs(c)
     scenes = {str(p): read_rgb(p) for p in expand_scenes(scenario.data.scenes)}
     eph = load_ephemeris(scenario.constellation, scenario.time, scenario.compute.cache_dir)
     tc = scenario.time
@@ -588,7 +557,8 @@ def run_mission(scenario, out_dir: Path) -> dict:
     ground = pd.DataFrame(mission.ground_rounds)
     backlog = pd.DataFrame([{"world": w, "slot": s, "t_s": t, "bits": b}
                             for (w, s), st in mission.storage.items() for t, b in st.history])
-    summary = summarise_mission(scenario, table, deliveries, ground, contact_stats, mission, work, duration_s)
+    sync = mission.sync_rounds()
+    summary = summarise_mission(scenario, table, deliveries, ground, sync, contact_stats, mission, work, duration_s)
     summary["slots"] = [int(p) for p in participants]
     summary["weights"] = codec.source
     summary["wall_s"] = time.perf_counter() - started
@@ -596,14 +566,15 @@ def run_mission(scenario, out_dir: Path) -> dict:
     write_table(out_dir / "ground_rounds.csv", ground if len(ground) else pd.DataFrame(columns=["world", "round"]))
     write_table(out_dir / "backlog.csv", backlog)
     write_figure(out_dir / "backlog.png", backlog_figure(backlog))
-    write_table(out_dir / "sync_rounds.csv", mission.sync_rounds())
-    write_figure(out_dir / "sync_rounds.png", sync_figure(mission.sync_rounds()))
+    write_table(out_dir / "sync_rounds.csv", sync)
+    write_figure(out_dir / "sync_rounds.png", sync_figure(sync))
     write_figure(out_dir / "gdown.png", gdown_figure(summary))
     write_json(out_dir / "summary.json", summary)
     return summary
 
 
-def summarise_mission(scenario, table, deliveries, ground, contact_stats, mission, work, duration_s) -> dict:
+def summarise_mission(scenario, table, deliveries, ground, sync_table, contact_stats, mission, work,
+                      duration_s) -> dict:
     g = scenario.ground
     dl_all = table[table["world"] == "dlrc"]
     bl_all = table[table["world"] == "baseline"]
@@ -635,7 +606,6 @@ def summarise_mission(scenario, table, deliveries, ground, contact_stats, missio
     per_day_b, basis = _delivered_per_day(deliveries, "baseline", duration_s)
     per_day_d, _ = _delivered_per_day(deliveries, "dlrc", duration_s)
     n = scenario.participants.count
-    sync_table = mission.sync_rounds()
     sync = sync_table["sync_round_s"][np.isfinite(sync_table["sync_round_s"])]
     incomplete = int((~np.isfinite(sync_table["sync_round_s"])).sum())
     gr = {wd: ground[ground["world"] == wd] if len(ground) else ground for wd in ("baseline", "dlrc")}

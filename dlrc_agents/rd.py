@@ -18,9 +18,9 @@ import torch
 from pytorch_msssim import ms_ssim
 from tqdm import tqdm
 
-from edgespacecom.outputs import atomic_write_text, write_figure, write_json, write_table
+from edgespacecom.outputs import write_figure, write_json, write_table
 
-from .codecs import load_codec
+from .codecs import load_codecs
 from .data import expand_scenes, read_rgb
 from .dlrc.bitstream import SatelliteBitstream, pack_maps
 from .dlrc.onboard import DLRCConfig, encode_group
@@ -54,9 +54,21 @@ def baseline_codec_run(codec, x: torch.Tensor) -> dict:
             "bpp_total": 8 * (len(y_str) + len(z_str)) / pixels, "psnr": psnr, "ms_ssim": msssim}
 
 
+def seeded_draw(seed: int, overlap, scenes: dict, o_exp: float, scene: str, draw: int):
+    """Draw ``draw`` of the overlap protocol for ``scene`` (a key of ``scenes``) at ``o_exp``: the same
+    for every model and every DLRC setting, seeded by the scenario seed, o_exp, draw and scene."""
+    window = window_for_overlap(overlap.satellites, overlap.patch, o_exp, overlap.grid)
+    rng = np.random.default_rng([seed, int(o_exp * 1000), draw, sorted(scenes).index(scene)])
+    return draw_observation(scenes[scene], overlap.satellites, overlap.patch, window, rng, overlap.grid)
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 → (1, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(image.transpose(2, 0, 1).copy()).float()[None] / 255.0
+
+
 def patch_tensor(scene: np.ndarray, y: int, x: int, size: int) -> torch.Tensor:
-    crop = scene[y:y + size, x:x + size].transpose(2, 0, 1).copy()
-    return torch.from_numpy(crop).float()[None] / 255.0
+    return to_tensor(scene[y:y + size, x:x + size])
 
 
 def per_satellite_times(timings_s: dict, satellites: int) -> dict:
@@ -186,29 +198,22 @@ def rd_figures(results: list[dict], model: str):
 
 
 def run_rd(scenario, out_dir: Path) -> dict:
-    from edgespacecom.config import to_yaml
-    from edgespacecom.runner import stage
+    from edgespacecom.runner import begin_run, stage
 
-    started = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "config.resolved.yaml", to_yaml(scenario))
+    started = begin_run(scenario, out_dir)
     c, ov, d = scenario.codec, scenario.overlap, scenario.dlrc
     paths = expand_scenes(scenario.data.scenes)
     scenes = {str(p): read_rgb(p) for p in paths}
-    lambdas = [None] if (c.checkpoint or c.pretrained) else c.lambdas
-    codecs = {l: load_codec(c.architecture, lmbda=l, quality=c.quality, checkpoint=c.checkpoint, pretrained=c.pretrained)
-              for l in lambdas}
+    codecs = dict(zip(c.model_lambdas, load_codecs(c)))
     stage(f"rd: {c.architecture}, {len(codecs)} model(s), {len(scenes)} scene(s), o_exp {ov.o_exp}, {ov.draws} draws")
     cfg = DLRCConfig(**d.model_dump())
     rows = []
     jobs = [(l, o, s, k) for l in codecs for o in ov.o_exp for s in scenes for k in range(ov.draws)]
     for l, o, s, k in tqdm(jobs, desc="rd draws", unit="draw"):
-        window = window_for_overlap(ov.satellites, ov.patch, o, ov.grid)
-        rng = np.random.default_rng([scenario.seed, int(o * 1000), k, sorted(scenes).index(s)])
-        obs = draw_observation(scenes[s], ov.satellites, ov.patch, window, rng, ov.grid)
+        obs = seeded_draw(scenario.seed, ov, scenes, o, s, k)
         for r in evaluate_draw(codecs[l], scenes[s], obs, cfg):
             rows.append({"lambda": codecs[l].lmbda if codecs[l].lmbda is not None else float("nan"), "o_exp": o,
-                         "scene": Path(s).name, "draw": k, "window": window, **r})
+                         "scene": Path(s).name, "draw": k, "window": obs.window, **r})
     table = pd.DataFrame(rows)
     write_table(out_dir / "rd_patches.csv", table)
     results = summarise(table, ov.satellites)

@@ -84,16 +84,16 @@ def main(argv: list[str] | None = None) -> int:
             raw = apply_overrides(raw, [f"compute.workers={args.workers}"])
         scenario = validate_scenario(raw, source=str(args.scenario))
         if is_sweep:
-            from .sweep import validate_sweep
+            from .sweep import expand
 
-            points = validate_sweep(raw, str(args.scenario))
+            points = expand(raw, str(args.scenario))  # every point validated before any run
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.command == "validate":
         print(to_yaml(scenario), end="")
         if is_sweep:
-            print(f"# sweep: {points} points, all valid")
+            print(f"# sweep: {len(points)} points, all valid")
         return 0
 
     out_dir = args.out if args.out is not None else Path("results") / scenario.name
@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         if is_sweep:
             from .sweep import run_sweep
 
-            summary, table = run_sweep(raw, out_dir, workers=args.workers or 1, executor=args.executor,
-                                       scheduler=args.scheduler, source=str(args.scenario))
+            summary, table = run_sweep(raw, out_dir, points=points, workers=args.workers or 1,
+                                       executor=args.executor, scheduler=args.scheduler, source=str(args.scenario))
         else:
             from .runner import run_scenario
 

@@ -302,6 +302,11 @@ class CodecConfig(Strict):
 
     _positive_lambdas = field_validator("lambdas")(classmethod(lambda cls, v: _all_positive(v, "λ")))
 
+    @property
+    def model_lambdas(self) -> list:
+        """The λ of each model this section names: one None for a checkpoint or the zoo."""
+        return [None] if (self.checkpoint or self.pretrained) else list(self.lambdas)
+
     @model_validator(mode="after")
     def _checkpoint_exists(self) -> "CodecConfig":
         if self.checkpoint is not None and not Path(self.checkpoint).is_file():
@@ -438,7 +443,7 @@ class MissionScenario(NetworkScenario):
 
     @model_validator(mode="after")
     def _consistent(self) -> "MissionScenario":
-        if not (self.codec.checkpoint or self.codec.pretrained) and len(self.codec.lambdas) != 1:
+        if len(self.codec.model_lambdas) != 1:
             raise ValueError("codec.lambdas: a mission flies one model; give a single λ")
         if len(self.overlap.o_exp) != 1:
             raise ValueError("overlap.o_exp: a mission uses one overlap; give a single value")
@@ -477,7 +482,7 @@ class DLRCAblationScenario(ScenarioBase):
 
     @model_validator(mode="after")
     def _one_model(self) -> "DLRCAblationScenario":
-        if not (self.codec.checkpoint or self.codec.pretrained) and len(self.codec.lambdas) != 1:
+        if len(self.codec.model_lambdas) != 1:
             raise ValueError("codec.lambdas: the ablation uses one model; give a single λ")
         return self
 

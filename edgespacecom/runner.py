@@ -22,6 +22,14 @@ def stage(message: str) -> None:
     print(f"[edgespacecom] {message}", file=sys.stderr, flush=True)
 
 
+def begin_run(scenario, out_dir: Path) -> float:
+    """Create ``out_dir`` and write the resolved configuration first; return the start time (perf_counter)."""
+    started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "config.resolved.yaml", to_yaml(scenario))
+    return started
+
+
 def resolve_workers(requested: int) -> int:
     return requested if requested > 0 else (os.cpu_count() or 1)
 
@@ -36,9 +44,7 @@ def run_sync(scenario: SyncScenario, out_dir: Path) -> dict:
     from . import plots
     from .sync import compute_sync_rounds, flows_table, per_round_table, per_satellite_table, topology_overhead
 
-    started = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "config.resolved.yaml", to_yaml(scenario))
+    started = begin_run(scenario, out_dir)
 
     eph = load_ephemeris(scenario.constellation, scenario.time, scenario.compute.cache_dir)
     stage(

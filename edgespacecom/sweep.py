@@ -34,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from .config import ScenarioError, apply_overrides, to_yaml, validate_scenario
+from .config import apply_overrides, to_yaml, validate_scenario
 from .outputs import write_figure, write_json, write_table
 
 #: summary keys plotted against the sweep's x key, per kind (first found are used)
@@ -97,7 +97,7 @@ def run_point(raw: dict, out_dir: str) -> dict:
 def _flatten(summary: dict) -> dict:
     flat = pd.json_normalize(summary, sep=".").iloc[0].to_dict()
     return {k: v for k, v in flat.items()
-            if not isinstance(v, (list, dict)) and not k.endswith("wall_s") and k != "wall_s"}
+            if not isinstance(v, (list, dict)) and not k.endswith("wall_s")}
 
 
 def _execute(todo: list[dict], out_dir: Path, workers: int, executor: str, scheduler: str | None) -> dict:
@@ -138,12 +138,13 @@ def _execute(todo: list[dict], out_dir: Path, workers: int, executor: str, sched
     return results
 
 
-def run_sweep(raw: dict, out_dir: Path, *, workers: int = 1, executor: str = "local",
-              scheduler: str | None = None, source: str = "scenario") -> tuple[dict, str]:
+def run_sweep(raw: dict, out_dir: Path, *, points: list[dict] | None = None, workers: int = 1,
+              executor: str = "local", scheduler: str | None = None, source: str = "scenario") -> tuple[dict, str]:
+    """Run every point of ``raw``'s sweep (``points``: from :func:`expand`, if already done)."""
     from .runner import stage
 
     started = time.perf_counter()
-    points = expand(raw, source)
+    points = expand(raw, source) if points is None else points
     out_dir.mkdir(parents=True, exist_ok=True)
     done = [p for p in points if _is_done(out_dir / "points" / p["id"], p["scenario"])]
     todo = [p for p in points if p not in done]
@@ -234,10 +235,3 @@ def gdown_sweep_figure(table: pd.DataFrame, keys: list[str], out_dir: Path):
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
-
-
-def validate_sweep(raw: dict, source: str) -> int:
-    """Validate every point; return how many there are (raises ScenarioError naming a bad point)."""
-    if not isinstance(raw.get("sweep"), dict) or "grid" not in raw["sweep"]:
-        raise ScenarioError(f"{source}: sweep: needs a grid")
-    return len(expand(raw, source))

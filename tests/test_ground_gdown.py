@@ -1,7 +1,6 @@
 """G_down against hand-computed values, and contact windows against an independent elevation scan."""
 
 import datetime as dt
-import math
 
 import numpy as np
 import pytest

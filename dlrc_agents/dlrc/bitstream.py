@@ -135,9 +135,12 @@ class SatelliteBitstream:
     maps: dict = field(default_factory=dict)  # sat -> (H·W,) int array, the maps this stream carries
     map_form: str = "dense"  # 'dense' (paper: shared dense numbering) or 'references' (owner·H·W + q)
     map_coding: str = "predictive"  # 'lzma': the int32 map as is (paper); 'predictive': symbols of encode_maps
+    _map_bytes: bytes | None = field(default=None, repr=False, compare=False)  # as read by from_bytes
 
     def map_section(self) -> bytes:
         """The bytes of the map section as this stream sends it."""
+        if self._map_bytes is not None:
+            return self._map_bytes
         if not self.maps:
             return b""
         n = self.y_shape[1] * self.y_shape[2]
@@ -210,4 +213,4 @@ class SatelliteBitstream:
             else:
                 maps = {int(s): flat[i * n:(i + 1) * n].astype(np.int64) for i, s in enumerate(map_sats)}
         return cls(model, fingerprint, None if math.isnan(lmbda) else float(lmbda), sat, prio, (ih, iw), (c, yh, yw),
-                   (zh, zw), offset, retained, z, y, maps, MAP_FORMS[form], MAP_CODINGS[coding])
+                   (zh, zw), offset, retained, z, y, maps, MAP_FORMS[form], MAP_CODINGS[coding], m)

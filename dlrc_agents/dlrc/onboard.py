@@ -66,7 +66,8 @@ DLRC_STAGES = ("recognizer", "selector", "arbiter")
 
 
 @contextmanager
-def _timed(timings: dict, stage: str):
+def timed(timings: dict, stage: str):
+    """Add the wall time of the ``with`` block to ``timings[stage]`` [s]."""
     started = time.perf_counter()
     try:
         yield
@@ -84,20 +85,33 @@ def parse_signature_payload(data: bytes) -> np.ndarray:
 
 
 @torch.no_grad()
-def analyse(codec, recognizer: Recognizer, satellite: int, x: torch.Tensor) -> OnboardState:
-    """Analysis transform and Recognizer + Selector for one image (1, 3, H, W) in [0, 1]."""
-    y = codec.model.g_a(x)
-    sig = recognizer.signatures(y[0].numpy())
-    return OnboardState(satellite, tuple(x.shape[-2:]), y, select(sig))
+def analyse(codec, recognizer: Recognizer, satellite: int, x: torch.Tensor, timings: dict | None = None) -> OnboardState:
+    """Analysis transform and Recognizer + Selector for one image (1, 3, H, W) in [0, 1].
+
+    Stage wall times are added to ``timings`` (analysis_transform, recognizer, selector).
+    """
+    t = {} if timings is None else timings
+    with timed(t, "analysis_transform"):
+        y = codec.model.g_a(x)
+    with timed(t, "recognizer"):
+        sig = recognizer.signatures(y[0].numpy())
+    with timed(t, "selector"):
+        return OnboardState(satellite, tuple(x.shape[-2:]), y, select(sig))
 
 
 @torch.no_grad()
-def model_entropy(codec, state: OnboardState, representative: str) -> HyperLatent:
-    """Entropy modelling of the (strategy-adjusted) latent; overlaps the signature exchange."""
+def model_entropy(codec, state: OnboardState, representative: str, timings: dict | None = None) -> HyperLatent:
+    """Entropy modelling of the (strategy-adjusted) latent; overlaps the signature exchange.
+
+    The representative strategy counts as Selector time, the rest as entropy_modelling.
+    """
+    t = {} if timings is None else timings
     y = state.y
     if representative != "original":
-        y = torch.from_numpy(apply_strategy(y[0].numpy(), state.selection, representative))[None]
-    state.latent = hyper_analysis(codec.model, y, codec.means)
+        with timed(t, "selector"):
+            y = torch.from_numpy(apply_strategy(y[0].numpy(), state.selection, representative))[None]
+    with timed(t, "entropy_modelling"):
+        state.latent = hyper_analysis(codec.model, y, codec.means)
     return state.latent
 
 
@@ -172,7 +186,7 @@ def intended_from_references(maps: dict, y_hat: dict) -> dict:
 def encode_group(codec, images: dict, cfg: DLRCConfig = DLRCConfig()) -> GroupResult:
     """Run DLRC for satellites {sat: image (1, 3, H, W)}; return their streams and the intended ỹ.
 
-    The same steps as :func:`analyse`, :func:`model_entropy` and :func:`finish`, each
+    Calls :func:`analyse`, :func:`model_entropy`, :func:`arbitrate` and :func:`finish`, each
     stage timed (``timings_s``): the codec's analysis transform, entropy modelling
     (h_a, z coding, h_s) and entropy coding (Filter gather + rANS of the retained ŷ),
     and DLRC's Recognizer, Selector (clustering and the representative strategy) and
@@ -180,24 +194,13 @@ def encode_group(codec, images: dict, cfg: DLRCConfig = DLRCConfig()) -> GroupRe
     """
     recognizer = Recognizer(codec.M, cfg.rounds, cfg.seed)
     t: dict = {}
-    states, latents = {}, {}
-    for sat, x in images.items():
-        with _timed(t, "analysis_transform"):
-            y = codec.model.g_a(x)
-        with _timed(t, "recognizer"):
-            sig = recognizer.signatures(y[0].numpy())
-        with _timed(t, "selector"):
-            state = OnboardState(sat, tuple(x.shape[-2:]), y, select(sig))
-            if cfg.representative != "original":
-                y = torch.from_numpy(apply_strategy(y[0].numpy(), state.selection, cfg.representative))[None]
-        with _timed(t, "entropy_modelling"):
-            state.latent = latents[sat] = hyper_analysis(codec.model, y, codec.means)
-        states[sat] = state
+    states = {sat: analyse(codec, recognizer, sat, x, t) for sat, x in images.items()}
+    latents = {sat: model_entropy(codec, st, cfg.representative, t) for sat, st in states.items()}
     received = {sat: parse_signature_payload(signature_payload(st.selection.signatures)) for sat, st in states.items()}
-    with _timed(t, "arbiter"):
+    with timed(t, "arbiter"):
         arb = arbitrate(received, cfg.priority)
     streams = {}
     for sat, st in states.items():
-        with _timed(t, "entropy_coding"):
+        with timed(t, "entropy_coding"):
             streams[sat] = finish(codec, st, arb, cfg.map_transport, cfg.map_coding).to_bytes()
     return GroupResult(streams, arb, intended_latents(arb, latents), latents, t)
