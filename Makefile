@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO ?= scenarios/quickstart.yaml
 
-.PHONY: install demo test test-fast bench models clean
+.PHONY: install demo test test-fast bench models models-context clean
 
 $(STAMP): setup.cfg constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_sync.py
 	$(PY) benchmarks/bench_dlrc_overhead.py
+	$(PY) benchmarks/bench_table2.py
 
 # Re-train the shipped weights on the EO training split (CPU, resumable: run again to continue).
 # The recipe of results/training/README.md; a few hours on 2 cores. Writes dlrc_agents/weights/.
@@ -43,6 +44,16 @@ models: $(STAMP)
 	    --init dlrc_agents/weights/bmshj2018-hyperprior_lambda0.0483.pt
 	$(TRAIN) --arch mbt2018-mean --lambda 0.0067 --steps 1200 --out runs/mbt2018-mean_lambda0.0067 \
 	    --init dlrc_agents/weights/bmshj2018-hyperprior_lambda0.0067.pt
+
+# Train the context models, too large to ship (results/training/README.md): mbt2018 warm-started
+# from the shipped mbt2018-mean (same N = 128, M = 192), cheng2020-anchor and ELIC from scratch.
+# About 2.5 h on 2 cores; resumable (run again to continue). Writes $$EDGESPACECOM_WEIGHTS
+# (default ~/.cache/edgespacecom/weights), where the rd scenarios find them.
+models-context: $(STAMP)
+	$(TRAIN) --arch mbt2018 --lambda 0.0067 --channels 128 192 --steps 1000 --out runs/mbt2018_lambda0.0067 \
+	    --init dlrc_agents/weights/mbt2018-mean_lambda0.0067.pt
+	$(TRAIN) --arch cheng2020-anchor --lambda 0.0067 --steps 800 --out runs/cheng2020-anchor_lambda0.0067
+	$(TRAIN) --arch elic2022-official --lambda 0.0067 --steps 800 --out runs/elic2022-official_lambda0.0067
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

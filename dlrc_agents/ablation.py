@@ -73,9 +73,9 @@ def ablation_figure(results: list[dict], model: str):
 def run_ablation(scenario, out_dir: Path) -> dict:
     from edgespacecom.runner import begin_run, stage
 
-    started = begin_run(scenario, out_dir)
     c, ov, a = scenario.codec, scenario.overlap, scenario.ablation
-    (codec,) = load_codecs(c)
+    (codec,) = load_codecs(c)  # weights first: a missing model stops the run before it writes anything
+    started = begin_run(scenario, out_dir)
     paths = expand_scenes(scenario.data.scenes)
     scenes = {str(p): read_rgb(p) for p in paths}
     base_cfg = DLRCConfig(**scenario.dlrc.model_dump())

@@ -125,10 +125,10 @@ def codec_rd_figure(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame):
 def run_codec_rd(scenario, out_dir: Path) -> dict:
     from edgespacecom.runner import begin_run, stage
 
+    codecs = [codec for c in scenario.models for codec in load_codecs(c)]  # before any output is written
     started = begin_run(scenario, out_dir)
     paths = expand_scenes(scenario.data.scenes)
     scenes = {p.name: crop_to_multiple(read_rgb(p)) for p in paths}
-    codecs = [codec for c in scenario.models for codec in load_codecs(c)]
     stage(f"codec_rd: {len(codecs)} model(s), {len(scenes)} scene(s), JPEG at {len(scenario.jpeg.qualities)} qualities")
     jpeg_rows = [{"scene": name, "chroma": chroma, "quality": q, **jpeg_point(img, q, chroma)}
                  for name, img in scenes.items() for chroma in JPEG_CHROMA for q in scenario.jpeg.qualities]

@@ -8,7 +8,9 @@ quality level. Weights come from, in order of precedence:
   CompressAI-style ``state_dict`` file);
 - ``pretrained: true``: CompressAI's model zoo (downloads from the internet);
 - otherwise the checkpoint shipped in ``dlrc_agents/weights/`` for that
-  architecture and λ.
+  architecture and λ, or, for models too large to ship (the context models), the one
+  ``make models`` / ``edgespacecom train`` wrote to the local weights folder
+  (``$EDGESPACECOM_WEIGHTS``, default ``~/.cache/edgespacecom/weights``).
 
 Checkpoints are loaded with ``torch.load(..., weights_only=True)``. The project's
 format is a dict ``{"format": "dlrc-checkpoint", "version": 1, "architecture",
@@ -22,10 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from compressai.registry import MODELS as compressai_models
 from compressai.zoo import image as zoo
 
 from edgespacecom.outputs import atomic_write_bytes
@@ -38,14 +42,33 @@ def atomic_torch_save(path: str | Path, obj) -> Path:
 
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def local_weights_dir() -> Path:
+    """Where locally trained, unshipped checkpoints live: $EDGESPACECOM_WEIGHTS or ~/.cache/edgespacecom/weights."""
+    return Path(os.environ.get("EDGESPACECOM_WEIGHTS", Path.home() / ".cache" / "edgespacecom" / "weights"))
 CHECKPOINT_FORMAT = "dlrc-checkpoint"
 CHECKPOINT_VERSION = 1
 
-#: Architectures DLRC can drive, with the CompressAI constructor name.
-#: The hyperprior family: (μ, σ) of ŷ depend on z only.
+#: Architectures DLRC can drive. ``family`` says how (μ, σ) of ŷ are predicted, which fixes
+#: the decoding order DLRC must respect (:mod:`dlrc_agents.dlrc.context`):
+#:
+#: - ``hyperprior``: from z alone (any order; positions are independent);
+#: - ``autoregressive``: from z and the already-decoded neighbours in raster order
+#:   (a 5×5 masked convolution), one position at a time;
+#: - ``checkerboard``: ELIC's channel groups in order, each group's anchors ((h + w) even)
+#:   from z and the earlier groups, then its non-anchors from the anchors as well.
+#:
+#: ``channels``: "NM" (CompressAI's (N, M) per quality), "N" (latent width M = N, cheng2020),
+#: or a fixed (N, M) (ELIC uses one setting for every λ, as in the paper).
 ARCHITECTURES = {
-    "bmshj2018-hyperprior": {"family": "hyperprior", "means": False},
-    "mbt2018-mean": {"family": "hyperprior", "means": True},
+    "bmshj2018-hyperprior": {"family": "hyperprior", "means": False, "channels": "NM"},
+    "mbt2018-mean": {"family": "hyperprior", "means": True, "channels": "NM"},
+    "mbt2018": {"family": "autoregressive", "means": True, "channels": "NM"},
+    "cheng2020-anchor": {"family": "autoregressive", "means": True, "channels": "N"},
+    "cheng2020-attn": {"family": "autoregressive", "means": True, "channels": "N"},
+    "elic2022-official": {"family": "checkerboard", "means": True, "channels": (192, 320)},
+    "elic2022-chandelier": {"family": "checkerboard", "means": True, "channels": (192, 320)},
 }
 
 
@@ -53,19 +76,38 @@ class CodecError(ValueError):
     """A codec or checkpoint that cannot be used; the message names it."""
 
 
+def _spec(architecture: str) -> dict:
+    if architecture not in ARCHITECTURES:
+        raise CodecError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[architecture]
+
+
+def family(architecture: str) -> str:
+    """'hyperprior', 'autoregressive' or 'checkerboard' (see :data:`ARCHITECTURES`)."""
+    return _spec(architecture)["family"]
+
+
 def channels_for_quality(architecture: str, quality: int) -> tuple[int, int]:
-    """(N, M) of CompressAI's model at ``quality`` (1..8)."""
+    """(N, M) of CompressAI's model at ``quality`` (1..8); M is the latent width."""
+    channels = _spec(architecture)["channels"]
+    if isinstance(channels, tuple):
+        return channels
     try:
-        return zoo.cfgs[architecture][quality]
+        cfg = zoo.cfgs[architecture][quality]
     except KeyError:
         raise CodecError(f"no CompressAI configuration for {architecture!r} at quality {quality}") from None
+    return (cfg[0], cfg[0]) if channels == "N" else tuple(cfg)
 
 
 def build_model(architecture: str, N: int, M: int) -> torch.nn.Module:
     """A randomly initialised CompressAI model (call ``update()`` before coding)."""
-    if architecture not in ARCHITECTURES:
-        raise CodecError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
-    return zoo.model_architectures[architecture](N, M)
+    channels = _spec(architecture)["channels"]
+    constructor = zoo.model_architectures.get(architecture) or compressai_models[architecture]
+    if channels == "N":
+        if M != N:
+            raise CodecError(f"{architecture}: the latent width M must equal N (got N={N}, M={M})")
+        return constructor(N)
+    return constructor(N=N, M=M)
 
 
 def lambda_tag(lmbda: float) -> str:
@@ -73,8 +115,27 @@ def lambda_tag(lmbda: float) -> str:
     return f"{lmbda:g}"
 
 
+def checkpoint_name(architecture: str, lmbda: float) -> str:
+    return f"{architecture}_lambda{lambda_tag(lmbda)}.pt"
+
+
 def shipped_checkpoint(architecture: str, lmbda: float) -> Path:
-    return WEIGHTS_DIR / f"{architecture}_lambda{lambda_tag(lmbda)}.pt"
+    return WEIGHTS_DIR / checkpoint_name(architecture, lmbda)
+
+
+def local_checkpoint(architecture: str, lmbda: float) -> Path:
+    return local_weights_dir() / checkpoint_name(architecture, lmbda)
+
+
+#: Models not shipped (too large for the repository's 60 MB weights budget): ``make models``
+#: trains them into :func:`local_weights_dir`. Values: the `make` target that does.
+UNSHIPPED = {
+    "mbt2018": "make models-context",
+    "cheng2020-anchor": "make models-context",
+    "cheng2020-attn": "make models-context",
+    "elic2022-official": "make models-context",
+    "elic2022-chandelier": "make models-context",
+}
 
 
 def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, N: int, M: int, lmbda: float,
@@ -120,6 +181,10 @@ class Codec:
     @property
     def means(self) -> bool:
         return ARCHITECTURES[self.architecture]["means"]
+
+    @property
+    def family(self) -> str:
+        return ARCHITECTURES[self.architecture]["family"]
 
 
 def _fingerprint(model: torch.nn.Module) -> str:
@@ -181,6 +246,9 @@ def load_codec(architecture: str, *, lmbda: float | None = None, quality: int = 
     if checkpoint is not None:
         return load_checkpoint(checkpoint, architecture)
     if pretrained:
+        if architecture not in zoo.model_urls:
+            raise CodecError(f"CompressAI's zoo has no pretrained weights for {architecture}; "
+                             "train them (`edgespacecom train`) or give a checkpoint")
         try:
             model = zoo._load_model(architecture, "mse", quality, pretrained=True)
         except Exception as exc:  # no network, blocked download, ...
@@ -194,13 +262,17 @@ def load_codec(architecture: str, *, lmbda: float | None = None, quality: int = 
         return Codec(model, architecture, N, M, None, f"compressai-zoo:{architecture}:q{quality}", _fingerprint(model))
     if lmbda is None:
         raise CodecError(f"codec {architecture!r}: give lambda (shipped weights), a checkpoint, or pretrained: true")
-    path = shipped_checkpoint(architecture, lmbda)
-    if not path.is_file():
-        raise CodecError(
-            f"no shipped weights for {architecture} at λ={lambda_tag(lmbda)} ({path.name}); "
-            f"train them with `edgespacecom train --arch {architecture} --lambda {lambda_tag(lmbda)}`"
-        )
-    return load_checkpoint(path, architecture)
+    for path in (shipped_checkpoint(architecture, lmbda), local_checkpoint(architecture, lmbda)):
+        if path.is_file():
+            return load_checkpoint(path, architecture)
+    how = UNSHIPPED.get(architecture)
+    raise CodecError(
+        f"no weights for {architecture} at λ={lambda_tag(lmbda)}: neither shipped ({shipped_checkpoint(architecture, lmbda)}) "
+        f"nor trained locally ({local_checkpoint(architecture, lmbda)}). "
+        + (f"This model is not shipped (too large); train it with `{how}` (see README, Models), or "
+           if how else "Train it with ")
+        + f"`edgespacecom train --arch {architecture} --lambda {lambda_tag(lmbda)} --export {local_checkpoint(architecture, lmbda)}`"
+    )
 
 
 def load_codecs(cfg) -> list[Codec]:

@@ -57,7 +57,8 @@ from edgespacecom.outputs import write_figure, write_json, write_table
 from .codecs import load_codecs
 from .data import expand_scenes, read_rgb
 from .dlrc.arbiter import arbitrate
-from .dlrc.onboard import (DLRCConfig, analyse, finish, intended_from_references, model_entropy,
+from .dlrc.context import decode_order
+from .dlrc.onboard import (DLRCConfig, analyse, code_context, finish, intended_from_references, model_entropy,
                            parse_signature_payload, signature_payload, timed)
 from .dlrc.recognizer import Recognizer
 from .dlrc.reconstructor import reconstruct
@@ -120,6 +121,8 @@ class RealRound:
     signatures: dict  # slot -> bytes (the payload actually sent)
     geometric_bound: float
     streams: dict = field(default_factory=dict)  # (slot, view) -> (bytes, {stage: s}, retained fraction)
+    # context codecs: (slot, view) -> that stream's own ŷ (1, C, H, W) (it depends on the view)
+    own_hat: dict = field(default_factory=dict)
 
 
 class OnboardWork:
@@ -169,9 +172,16 @@ class OnboardWork:
             received = {u: parse_signature_payload(rr.signatures[u]) for u in sorted(view)}
             t: dict = {}
             with timed(t, "arbiter"):
-                arb = arbitrate(received, self.cfg.priority)
+                arb = arbitrate(received, self.cfg.priority, decode_order(self.codec.family, *rr.states[slot].y.shape[2:]))
+            y_string = None
+            if self.codec.family != "hyperprior":
+                # context codecs fly with context_fill 'prediction' (validated): no peer's ŷ is needed
+                # on board; the walk's parameters come after the arbitration, so they count here
+                y_string, y_own, _ = code_context(self.codec, rr.states[slot], arb, {}, t, self.cfg.context_fill)
+                rr.own_hat[key] = y_own[None]
             with timed(t, "entropy_coding"):
-                st = finish(self.codec, rr.states[slot], arb, "references", self.cfg.map_coding)
+                st = finish(self.codec, rr.states[slot], arb, "references", self.cfg.map_coding, y_string,
+                            self.cfg.context_fill)
                 data = st.to_bytes()
             rr.streams[key] = (data, t, st.retained / (st.y_shape[1] * st.y_shape[2]))
         return rr.streams[key]
@@ -440,7 +450,11 @@ class Mission:
             maps = {}
             for data in streams:
                 maps.update(SatelliteBitstream.from_bytes(data).maps)
-            intended = intended_from_references(maps, {s: rr.states[s].latent.y_hat for s in rr.states})
+            if self.codec.family == "hyperprior":
+                own = {s: rr.states[s].latent.y_hat for s in rr.states}
+            else:  # each stream's own ŷ, as coded for the view it arbitrated on
+                own = {i.slot: rr.own_hat[(i.slot, i.payload[1])] for i in items}
+            intended = intended_from_references(maps, own)
             for s, x in rr.images.items():
                 exact &= bool(torch.equal(decoded[s]["y_tilde"], intended[s]))
                 p, m = quality(x, decoded[s]["x_hat"])
@@ -531,10 +545,10 @@ def run_mission(scenario, out_dir: Path) -> dict:
     from edgespacecom.orbits import load_ephemeris
     from edgespacecom.runner import begin_run, stage
 
+    c = scenario.codec
+    (codec,) = load_codecs(c)  # before any output is written
     started = begin_run(scenario, out_dir)
     torch.set_num_threads(scenario.mission.threads)
-    c = scenario.codec
-    (codec,) = load_codecs(c)
     scenes = {str(p): read_rgb(p) for p in expand_scenes(scenario.data.scenes)}
     eph = load_ephemeris(scenario.constellation, scenario.time, scenario.compute.cache_dir)
     tc = scenario.time

@@ -46,12 +46,13 @@ def quality(x: torch.Tensor, x_hat: torch.Tensor) -> tuple[float, float]:
 def baseline_codec_run(codec, x: torch.Tensor) -> dict:
     """The codec alone: bytes of y and z, and the image decoded from them."""
     out = codec.model.compress(x)
-    (y_str,), (z_str,) = out["strings"]
+    *y_strs, (z_str,) = out["strings"]  # z last; ELIC writes one y string per group and step
+    y_bytes = sum(len(s[0]) for s in y_strs)
     x_hat = codec.model.decompress(out["strings"], out["shape"])["x_hat"]
     pixels = x.shape[-2] * x.shape[-1]
     psnr, msssim = quality(x, x_hat)
-    return {"bpp_y": 8 * len(y_str) / pixels, "bpp_z": 8 * len(z_str) / pixels,
-            "bpp_total": 8 * (len(y_str) + len(z_str)) / pixels, "psnr": psnr, "ms_ssim": msssim}
+    return {"bpp_y": 8 * y_bytes / pixels, "bpp_z": 8 * len(z_str) / pixels,
+            "bpp_total": 8 * (y_bytes + len(z_str)) / pixels, "psnr": psnr, "ms_ssim": msssim}
 
 
 def seeded_draw(seed: int, overlap, scenes: dict, o_exp: float, scene: str, draw: int):
@@ -115,7 +116,9 @@ def evaluate_draw(codec, scene: np.ndarray, obs, cfg: DLRCConfig, baselines: dic
             "dlrc_psnr": psnr, "dlrc_ms_ssim": msssim,
             "retained_fraction": p.retained / (p.y_shape[1] * p.y_shape[2]),
             "decode_exact": bool(torch.equal(decoded[sat]["y_tilde"], group.intended[sat])),
-            "geometric_bound": obs.geometric_bound(), "o_exp_actual": obs.o_exp, **times,
+            "geometric_bound": obs.geometric_bound(), "o_exp_actual": obs.o_exp,
+            # context codecs: higher-priority ŷ vectors this satellite needs on board (ISL, not downlink)
+            "exchange_bytes": group.exchange_bytes.get(sat, 0), **times,
         })
     for r in rows:
         r["dlrc_bpp_total"] = r["dlrc_bpp_y"] + r["dlrc_bpp_z"] + r["dlrc_bpp_map_sent"]
@@ -146,6 +149,7 @@ def summarise(table: pd.DataFrame, satellites: int) -> list[dict]:
         row = {"lambda": float(lmbda), "o_exp": float(o_exp), **block(g),
                "geometric_bound": float(g.drop_duplicates(["scene", "draw"])["geometric_bound"].mean()),
                "decode_exact": bool(g["decode_exact"].all()),
+               "exchange_bytes_per_satellite": float(g["exchange_bytes"].mean()) if "exchange_bytes" in g else 0.0,
                "lowest_priority": block(g[g["priority"] == satellites - 1]),
                "patches": int(len(g))}
         results.append(row)
@@ -200,11 +204,11 @@ def rd_figures(results: list[dict], model: str):
 def run_rd(scenario, out_dir: Path) -> dict:
     from edgespacecom.runner import begin_run, stage
 
-    started = begin_run(scenario, out_dir)
     c, ov, d = scenario.codec, scenario.overlap, scenario.dlrc
+    codecs = dict(zip(c.model_lambdas, load_codecs(c)))  # a missing model stops the run before it writes anything
+    started = begin_run(scenario, out_dir)
     paths = expand_scenes(scenario.data.scenes)
     scenes = {str(p): read_rgb(p) for p in paths}
-    codecs = dict(zip(c.model_lambdas, load_codecs(c)))
     stage(f"rd: {c.architecture}, {len(codecs)} model(s), {len(scenes)} scene(s), o_exp {ov.o_exp}, {ov.draws} draws")
     cfg = DLRCConfig(**d.model_dump())
     rows = []

@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from edgespacecom.outputs import write_json
 
-from .codecs import ARCHITECTURES, atomic_torch_save, build_model, channels_for_quality, export_checkpoint, shipped_checkpoint
+from .codecs import (ARCHITECTURES, UNSHIPPED, atomic_torch_save, build_model, channels_for_quality, export_checkpoint,
+                     local_checkpoint, shipped_checkpoint)
 from .data import DEFAULT_DATA_ROOT, TRAIN_GLOBS, CropSampler, expand_scenes, read_rgb
 
 
@@ -71,6 +72,7 @@ def train(
     lr: float = 1e-4,
     aux_lr: float = 1e-3,
     quality: int = 3,
+    channels: tuple[int, int] | None = None,
     seed: int = 0,
     data: list[str] | None = None,
     checkpoint_every: int = 200,
@@ -86,6 +88,8 @@ def train(
     and shape match is copied, the rest keeps its random initialisation. This is the
     usual way to train a family of λ from one base model in a fraction of the steps.
     Ignored when resuming (``OUT/state.pt`` exists). On resume the given ``lr`` applies.
+    ``channels`` = (N, M) overrides the widths of the quality level (e.g. mbt2018 at
+    N = 128, M = 192 so that it warm-starts from mbt2018-mean, whose widths those are).
     """
     if architecture not in ARCHITECTURES:
         raise ValueError(f"--arch: unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
@@ -98,7 +102,7 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = expand_scenes(data or list(TRAIN_GLOBS), root=DEFAULT_DATA_ROOT)
     sampler = CropSampler([read_rgb(p) for p in paths], crop, seed)
-    N, M = channels_for_quality(architecture, quality)
+    N, M = tuple(channels) if channels else channels_for_quality(architecture, quality)
     model = build_model(architecture, N, M)
     opt, aux_opt = _optimisers(model, lr, aux_lr)
     step = 0
@@ -165,7 +169,8 @@ def train(
             log.clear()
     bar.close()
     model.update(force=True)
-    target = Path(export) if export else shipped_checkpoint(architecture, lmbda)
+    default = local_checkpoint if architecture in UNSHIPPED else shipped_checkpoint
+    target = Path(export) if export else default(architecture, lmbda)
     export_checkpoint(model, target, architecture=architecture, N=N, M=M, lmbda=lmbda, steps=step, seed=seed,
                       data=[str(p.relative_to(DEFAULT_DATA_ROOT)) if p.is_relative_to(DEFAULT_DATA_ROOT) else str(p) for p in paths],
                       extra={"crop": crop, "batch_size": batch_size, "lr": lr, "quality": quality,

@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--crop", type=int, default=256, help="crop size [px], a multiple of 64")
     tr.add_argument("--lr", type=float, default=1e-4)
     tr.add_argument("--quality", type=int, default=3, help="CompressAI quality level giving (N, M)")
+    tr.add_argument("--channels", type=int, nargs=2, metavar=("N", "M"), default=None,
+                    help="hidden and latent widths instead of the quality level's (e.g. 128 192)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--data", nargs="+", default=None, help="training scenes (paths or globs); default: the EO train split")
     tr.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -63,7 +65,7 @@ def _train(args) -> int:
     out = args.out or Path("runs") / f"{args.arch}_lambda{lambda_tag(args.lmbda)}"
     try:
         path = train(args.arch, args.lmbda, out, steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr,
-                     quality=args.quality, seed=args.seed, data=args.data, threads=args.threads,
+                     quality=args.quality, channels=args.channels, seed=args.seed, data=args.data, threads=args.threads,
                      checkpoint_every=args.checkpoint_every, export=args.export, init=args.init)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -294,7 +294,8 @@ def _all_positive(values: list[float], what: str) -> list[float]:
 class CodecConfig(Strict):
     """Which learned codec, and where its weights come from (see dlrc_agents.codecs)."""
 
-    architecture: Literal["bmshj2018-hyperprior", "mbt2018-mean"] = "bmshj2018-hyperprior"
+    architecture: Literal["bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "cheng2020-attn",
+                          "elic2022-official", "elic2022-chandelier"] = "bmshj2018-hyperprior"
     lambdas: list[float] = Field([0.0067, 0.013, 0.025, 0.0483], min_length=1, description="λ of each model")
     checkpoint: Path | None = Field(None, description="a checkpoint to use instead of the shipped weights (one λ)")
     pretrained: bool = Field(False, description="CompressAI's zoo weights (needs internet)")
@@ -345,6 +346,11 @@ class DLRCSettings(Strict):
     representative: Literal["original", "mean"] = "original"
     map_transport: Literal["joint", "per_satellite", "references"] = "joint"
     map_coding: Literal["predictive", "lzma"] = "predictive"
+    # context models only: what a copy from another satellite puts into the context —
+    # 'representative': that satellite's ŷ (the paper's Reconstructor; the satellite needs
+    # those vectors on board), 'prediction': the context model's own mean μ there (no
+    # exchange beyond the signatures; the ground still copies the representative for g_s)
+    context_fill: Literal["representative", "prediction"] = "representative"
 
 
 class RDScenario(ScenarioBase):
@@ -453,6 +459,15 @@ class MissionScenario(NetworkScenario):
         if self.dlrc.map_transport != "references":
             raise ValueError("dlrc.map_transport: a mission needs 'references' (a peer that times out leaves "
                              "satellites with different views; dense maps would not decode)")
+        context_model = self.codec.architecture not in ("bmshj2018-hyperprior", "mbt2018-mean")
+        if context_model and self.dlrc.context_fill != "prediction":
+            raise ValueError(f"dlrc.context_fill: {self.codec.architecture} is a context model; a mission flies it "
+                             "with context_fill: prediction only. With 'representative' each satellite would also "
+                             "need its higher-priority peers' ŷ vectors on board, an exchange the mission does not "
+                             "model (the rd kind reports its size)")
+        if context_model and self.mission.compute.profile == "titan_v":
+            raise ValueError("mission.compute.profile: 'titan_v' is the paper's BMSHJ profile; "
+                             f"{self.codec.architecture} needs 'measured'")
         return self
 
 

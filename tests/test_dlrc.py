@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from dlrc_agents.codecs import CodecError, build_model, codec_from_model, export_checkpoint, load_checkpoint
-from dlrc_agents.data import read_rgb
 from dlrc_agents.dlrc.arbiter import arbitrate
 from dlrc_agents.dlrc.bitstream import BitstreamError, SatelliteBitstream
 from dlrc_agents.dlrc.onboard import DLRCConfig, encode_group
@@ -14,7 +13,7 @@ from dlrc_agents.dlrc.reconstructor import reconstruct
 from dlrc_agents.dlrc.recognizer import Recognizer, mix64
 from dlrc_agents.dlrc.selector import apply_strategy, select
 
-from .conftest import SHARED_EO
+from .conftest import crops
 
 torch.manual_seed(0)
 
@@ -23,18 +22,6 @@ torch.manual_seed(0)
 def codec(request):
     torch.manual_seed(1)
     return codec_from_model(build_model(request.param, 32, 48), request.param, 32, 48)
-
-
-@pytest.fixture(scope="module")
-def scene():
-    return read_rgb(SHARED_EO / "rgb" / "test" / "inria_bellingham1_1024.tif")
-
-
-def crops(scene, offsets, size=256):
-    return {
-        sat: torch.from_numpy(scene[y:y + size, x:x + size].transpose(2, 0, 1).copy()).float()[None] / 255.0
-        for sat, (y, x) in enumerate(offsets)
-    }
 
 
 # ----------------------------------------------------------------------- Recognizer

@@ -148,3 +148,31 @@ def test_a_bad_sweep_point_is_named_before_any_run(tmp_path, checkpoint, capsys)
     err = capsys.readouterr().err
     assert "ground.rate_bps=-5]: invalid scenario" in err and "ground.rate_bps: Input should be greater than 0" in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("arch,N,M", [("mbt2018", 32, 48), ("elic2022-official", 32, 160)])
+def test_context_codec_missions_fly_with_the_prediction_fill(tmp_path, arch, N, M):
+    """A context model flies with context_fill 'prediction' (no peer ŷ on board); with peer timeouts
+    each satellite codes for its own view and the ground still decodes every stream exactly."""
+    torch.manual_seed(6)
+    m = build_model(arch, N, M)
+    m.update(force=True)
+    ckpt = export_checkpoint(m, tmp_path / "ctx.pt", architecture=arch, N=N, M=M, lmbda=0.0067, steps=0, seed=0,
+                             data=[])
+    over = {"codec.architecture": arch, "dlrc.context_fill": "prediction", "dlrc.map_transport": "references",
+            "mission.compute.profile": "measured"}
+    s = _run(tmp_path, ckpt, **over)
+    assert s["decode_exact"] is True and s["rounds_decoded_on_ground"] == {"baseline": 2, "dlrc": 2}
+    assert s["retained_fraction"] < 0.8
+    s = _run(tmp_path, ckpt, **over, **{"mission.peer_timeout_s": 1e-9})
+    assert s["peer_timeouts"] == 2 * 3 and s["decode_exact"] is True
+
+
+def test_context_codec_missions_need_the_prediction_fill(tmp_path, checkpoint, capsys):
+    path = _scenario(tmp_path, checkpoint, **{"codec.architecture": "mbt2018"})
+    assert main(["run", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "dlrc.context_fill" in capsys.readouterr().err
+    path = _scenario(tmp_path, checkpoint, **{"codec.architecture": "mbt2018", "dlrc.context_fill": "prediction",
+                                              "dlrc.map_transport": "references"})
+    assert main(["run", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "mission.compute.profile" in capsys.readouterr().err

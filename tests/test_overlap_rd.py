@@ -65,4 +65,6 @@ def test_missing_shipped_weights_are_named(tmp_path, capsys):
     code = main(["run", str(ROOT / "scenarios" / "rd_bmshj2018.yaml"), "--out", str(tmp_path / "x"),
                  "--set", "codec.lambdas=[0.999]"])
     assert code == 2
-    assert "no shipped weights for bmshj2018-hyperprior at λ=0.999" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no weights for bmshj2018-hyperprior at λ=0.999" in err and "neither shipped" in err
+    assert not (tmp_path / "x").exists()  # refused before anything was written

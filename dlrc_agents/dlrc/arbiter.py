@@ -7,8 +7,9 @@ reach the same decisions without further messages:
 - a locally unique signature is *retained* by the highest-priority satellite
   that holds it and *discarded* by every other;
 - dense numbering: satellites in priority order, each satellite's retained
-  representatives numbered in raster order, starting at the total retained by
-  all higher-priority satellites;
+  representatives numbered in decoding order (raster order except for ELIC's
+  checkerboard, see :func:`.context.decode_order`), starting at the total retained
+  by all higher-priority satellites;
 - the assignment map A_s (H·W,) holds, for every position of satellite s, the
   dense number of the representative it is reconstructed from.
 
@@ -30,7 +31,7 @@ class Arbitration:
     """Decisions for all satellites, identical wherever computed."""
 
     order: list  # satellite ids, highest priority first
-    retained: dict  # sat -> (R_s,) ascending positions it codes
+    retained: dict  # sat -> (R_s,) positions it codes, in decoding order
     offsets: dict  # sat -> first dense number of its retained representatives
     assignment: dict  # sat -> (H·W,) int64 dense numbers
     total: int  # number of globally unique representatives
@@ -49,10 +50,13 @@ def priority_order(satellites, priority=None) -> list:
     return sorted(sats, key=lambda s: (priority[s], s))
 
 
-def arbitrate(signatures: dict, priority: dict | None = None) -> Arbitration:
-    """Global de-duplication from every satellite's raster-order signatures {sat: (H·W,) uint64}."""
+def arbitrate(signatures: dict, priority: dict | None = None, decoding: np.ndarray | None = None) -> Arbitration:
+    """Global de-duplication from every satellite's raster-order signatures {sat: (H·W,) uint64}.
+
+    ``decoding``: the raster positions in the codec's decoding order (None: raster order).
+    """
     order = priority_order(signatures, priority)
-    sel: dict[object, Selection] = {s: select(signatures[s]) for s in order}
+    sel: dict[object, Selection] = {s: select(signatures[s], decoding) for s in order}
     owned_sigs = np.zeros(0, dtype=np.uint64)  # signatures retained so far, sorted
     owned_dense = np.zeros(0, dtype=np.int64)  # their dense numbers, same order
     retained, offsets = {}, {}

@@ -1,16 +1,18 @@
 """Bitstream container of one satellite's DLRC output, decodable from the bytes alone.
 
-Layout (little-endian), version 2: a fixed binary header, because every byte goes over
+Layout (little-endian), version 3: a fixed binary header, because every byte goes over
 a downlink (a JSON header cost ~250 bytes, 0.03 bpp at 256²)::
 
     magic b"DLRC" (4) | version u8 | architecture code u8 | map form u8 | map coding u8
+    context fill u8 (context models: what a copy from another satellite put in the context)
     fingerprint 8 bytes (sha256 prefix of the weights) | λ f32 (NaN: unknown)
     satellite u16 | priority rank u16 | image H, W u16 | latent C, H, W u16 | z H, W u16
     dense offset u32 | retained positions u32 | map satellites u8, then their ids u16 each
     section lengths: z, y, maps u32
     z string | y string | map section: raw LZMA2 of int32 — the assignment maps it carries,
     in the order of the header's list, either as they are ('lzma', the paper) or as the
-    prediction symbols of :func:`encode_maps` ('predictive', the default)
+    prediction symbols of :func:`encode_maps` ('predictive', the default; dense maps are
+    walked in the codec's decoding order, where each new number is the next one)
     CRC-32 of everything before it u32
 
 The ground refuses a stream whose magic, version, length or checksum is wrong,
@@ -29,10 +31,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MAGIC = b"DLRC"
-VERSION = 2
+VERSION = 3
 #: Architecture codes of the header (append only: codes are part of the format).
-ARCHITECTURE_CODES = ("bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "cheng2020-attn", "elic")
-_FIXED = struct.Struct("<4sBBBB8sfHHHHHHHHHIIB")
+ARCHITECTURE_CODES = ("bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "cheng2020-attn",
+                      "elic2022-official", "elic2022-chandelier")
+_FIXED = struct.Struct("<4sBBBBB8sfHHHHHHHHHIIB")
 _SECTIONS = struct.Struct("<III")
 
 
@@ -49,6 +52,7 @@ LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
 
 
 MAP_CODINGS = ("lzma", "predictive")
+CONTEXT_FILLS = ("representative", "prediction")
 
 
 def pack_maps(maps: dict) -> bytes:
@@ -135,7 +139,18 @@ class SatelliteBitstream:
     maps: dict = field(default_factory=dict)  # sat -> (H·W,) int array, the maps this stream carries
     map_form: str = "dense"  # 'dense' (paper: shared dense numbering) or 'references' (owner·H·W + q)
     map_coding: str = "predictive"  # 'lzma': the int32 map as is (paper); 'predictive': symbols of encode_maps
+    context_fill: str = "representative"  # context models: see dlrc.context (hyperprior: unused)
     _map_bytes: bytes | None = field(default=None, repr=False, compare=False)  # as read by from_bytes
+
+    def _prediction_order(self) -> np.ndarray | None:
+        """Dense maps are predicted in decoding order (None: raster order, nothing to permute)."""
+        from ..codecs import family
+        from .context import decode_order
+
+        fam = family(self.model)
+        if self.map_form != "dense" or fam != "checkerboard":
+            return None
+        return decode_order(fam, self.y_shape[1], self.y_shape[2])
 
     def map_section(self) -> bytes:
         """The bytes of the map section as this stream sends it."""
@@ -145,7 +160,9 @@ class SatelliteBitstream:
             return b""
         n = self.y_shape[1] * self.y_shape[2]
         if self.map_coding == "predictive":
-            return _lzma(encode_maps(self.maps, self.map_form, self.offset, n))
+            order = self._prediction_order()
+            maps = self.maps if order is None else {s: np.asarray(m)[order] for s, m in self.maps.items()}
+            return _lzma(encode_maps(maps, self.map_form, self.offset, n))
         return _lzma(np.concatenate([np.asarray(self.maps[s], dtype=np.int64) for s in self.maps]))
 
     def to_bytes(self) -> bytes:
@@ -157,7 +174,7 @@ class SatelliteBitstream:
             raise BitstreamError(f"architecture {self.model!r} has no bitstream code") from None
         head = _FIXED.pack(
             MAGIC, VERSION, arch, MAP_FORMS.index(self.map_form), MAP_CODINGS.index(self.map_coding),
-            bytes.fromhex(self.fingerprint),
+            CONTEXT_FILLS.index(self.context_fill), bytes.fromhex(self.fingerprint),
             float("nan") if self.lmbda is None else self.lmbda, self.satellite, self.priority, *self.image_shape,
             *self.y_shape, *self.z_shape, self.offset, self.retained, len(map_sats),
         ) + struct.pack(f"<{len(map_sats)}H", *map_sats) + _SECTIONS.pack(len(self.z_string), len(self.y_string),
@@ -176,10 +193,11 @@ class SatelliteBitstream:
         (crc,) = struct.unpack_from("<I", data, len(data) - 4)
         if zlib.crc32(data[:-4]) != crc:
             raise BitstreamError("DLRC bitstream checksum mismatch: truncated or corrupted")
-        (_, _, arch, form, coding, fp, lmbda, sat, prio, ih, iw, c, yh, yw, zh, zw, offset, retained,
+        (_, _, arch, form, coding, fill, fp, lmbda, sat, prio, ih, iw, c, yh, yw, zh, zw, offset, retained,
          n_maps) = _FIXED.unpack_from(data, 0)
         pos = _FIXED.size
-        if arch >= len(ARCHITECTURE_CODES) or form >= len(MAP_FORMS) or coding >= len(MAP_CODINGS):
+        if (arch >= len(ARCHITECTURE_CODES) or form >= len(MAP_FORMS) or coding >= len(MAP_CODINGS)
+                or fill >= len(CONTEXT_FILLS)):
             raise BitstreamError(f"DLRC bitstream header unreadable: architecture code {arch}, map form {form}")
         try:
             map_sats = struct.unpack_from(f"<{n_maps}H", data, pos)
@@ -212,5 +230,12 @@ class SatelliteBitstream:
                 maps = decode_maps(flat, MAP_FORMS[form], offset, list(map_sats), n)
             else:
                 maps = {int(s): flat[i * n:(i + 1) * n].astype(np.int64) for i, s in enumerate(map_sats)}
-        return cls(model, fingerprint, None if math.isnan(lmbda) else float(lmbda), sat, prio, (ih, iw), (c, yh, yw),
-                   (zh, zw), offset, retained, z, y, maps, MAP_FORMS[form], MAP_CODINGS[coding], m)
+        out = cls(model, fingerprint, None if math.isnan(lmbda) else float(lmbda), sat, prio, (ih, iw), (c, yh, yw),
+                  (zh, zw), offset, retained, z, y, maps, MAP_FORMS[form], MAP_CODINGS[coding], CONTEXT_FILLS[fill], m)
+        order = out._prediction_order() if maps and MAP_CODINGS[coding] == "predictive" else None
+        if order is not None:
+            for s_, walked in maps.items():
+                raster = np.empty_like(walked)
+                raster[order] = walked
+                maps[s_] = raster
+        return out

@@ -3,8 +3,9 @@
 Per satellite: y = g_a(x) → Recognizer signatures → Selector → (strategy) → hyper-
 prior and entropy parameters. Signatures are exchanged (``signature_payload``, 8
 bytes a position), every satellite runs the Arbiter on the same inputs, and the
-Filter codes each satellite's retained positions. The streams are containers of
-:mod:`.bitstream`. :func:`encode_group` runs the whole group in one process (for
+Filter codes each satellite's retained positions (context models: :func:`code_context`
+walks the decoding order with the copies in the context, satellites in priority order).
+The streams are containers of :mod:`.bitstream`. :func:`encode_group` runs the whole group in one process (for
 R–D evaluation and tests); the SimPy agents call the same steps one by one.
 """
 
@@ -19,6 +20,7 @@ import torch
 
 from .arbiter import Arbitration, arbitrate, reference_map
 from .bitstream import SatelliteBitstream
+from .context import ContextLatent, context_code, decode_order, hyper_side, plan_from_references, representative_exchange_bytes
 from .filter import HyperLatent, encode_positions, hyper_analysis
 from .recognizer import Recognizer
 from .selector import Selection, apply_strategy, select
@@ -38,6 +40,9 @@ class DLRCConfig:
     # LZMA'd as they are (the paper). Both are exact; the first costs a fraction of a bit a position.
     map_coding: str = "predictive"
     priority: dict | None = None  # sat -> rank (lower first); None: by satellite id
+    # context models: a copy from another satellite enters the context as that satellite's ŷ
+    # ('representative') or as the model's own prediction μ ('prediction'); see .context
+    context_fill: str = "representative"
 
 
 @dataclass
@@ -48,7 +53,7 @@ class OnboardState:
     image_shape: tuple[int, int]
     y: torch.Tensor
     selection: Selection
-    latent: HyperLatent | None = None
+    latent: HyperLatent | ContextLatent | None = None
 
 
 @dataclass
@@ -58,6 +63,8 @@ class GroupResult:
     intended: dict = field(default_factory=dict)  # sat -> (C, H, W) ŷ the ground must rebuild
     latents: dict = field(default_factory=dict)  # sat -> HyperLatent
     timings_s: dict = field(default_factory=dict)  # stage -> wall seconds summed over the satellites
+    # context codecs: bytes of higher-priority ŷ vectors each satellite needs for its context
+    exchange_bytes: dict = field(default_factory=dict)
 
 
 #: Stages timed by :func:`encode_group`: the codec's own (paper Table 2) and DLRC's.
@@ -96,7 +103,8 @@ def analyse(codec, recognizer: Recognizer, satellite: int, x: torch.Tensor, timi
     with timed(t, "recognizer"):
         sig = recognizer.signatures(y[0].numpy())
     with timed(t, "selector"):
-        return OnboardState(satellite, tuple(x.shape[-2:]), y, select(sig))
+        order = decode_order(codec.family, *y.shape[2:])
+        return OnboardState(satellite, tuple(x.shape[-2:]), y, select(sig, order))
 
 
 @torch.no_grad()
@@ -111,14 +119,21 @@ def model_entropy(codec, state: OnboardState, representative: str, timings: dict
         with timed(t, "selector"):
             y = torch.from_numpy(apply_strategy(y[0].numpy(), state.selection, representative))[None]
     with timed(t, "entropy_modelling"):
-        state.latent = hyper_analysis(codec.model, y, codec.means)
+        if codec.family == "hyperprior":
+            state.latent = hyper_analysis(codec.model, y, codec.means)
+        else:  # z and h_s(ẑ); the context part runs in code_context(), in decoding order
+            state.latent = hyper_side(codec.model, codec.family, y)
     return state.latent
 
 
 @torch.no_grad()
 def finish(codec, state: OnboardState, arb: Arbitration, map_transport: str,
-           map_coding: str = "predictive") -> SatelliteBitstream:
-    """Filter + entropy coding of the retained positions, packed in a container."""
+           map_coding: str = "predictive", y_string: bytes | None = None,
+           context_fill: str = "representative") -> SatelliteBitstream:
+    """Filter + entropy coding of the retained positions, packed in a container.
+
+    Context codecs pass the ``y_string`` of :func:`code_context` (hyperprior codecs code here).
+    """
     sat = state.satellite
     rank = arb.order.index(sat)
     if map_transport == "joint":
@@ -131,13 +146,33 @@ def finish(codec, state: OnboardState, arb: Arbitration, map_transport: str,
         raise ValueError(f"dlrc.map_transport: unknown value {map_transport!r}")
     lat = state.latent
     C, H, W = lat.y.shape[1:]
+    if y_string is None:
+        if codec.family != "hyperprior":
+            raise ValueError(f"{codec.architecture}: code the context model with code_context() first")
+        y_string = encode_positions(codec.model, lat, arb.retained[sat])
     return SatelliteBitstream(
         model=codec.architecture, fingerprint=codec.fingerprint, lmbda=codec.lmbda, satellite=int(sat),
         priority=rank, image_shape=state.image_shape, y_shape=(C, H, W), z_shape=lat.z_shape,
         offset=arb.offsets[sat], retained=len(arb.retained[sat]), z_string=lat.z_strings,
-        y_string=encode_positions(codec.model, lat, arb.retained[sat]), maps=maps,
+        y_string=y_string, maps=maps,
         map_form="references" if map_transport == "references" else "dense", map_coding=map_coding,
+        context_fill=context_fill if codec.family != "hyperprior" else "representative",
     )
+
+
+@torch.no_grad()
+def code_context(codec, state: OnboardState, arb: Arbitration, decoded: dict, timings: dict | None = None,
+                 context_fill: str = "representative"):
+    """Context codecs: walk the decoding order for satellite ``state.satellite`` with copies in the
+    context (:mod:`.context`). ``decoded`` holds the ỹ (C, H·W) of the satellites of higher
+    priority; returns (y string, ỹ (C, H, W), bytes of their vectors this satellite needed on
+    board: 0 with ``context_fill='prediction'``, where they only complete ỹ for the ground)."""
+    lat = state.latent
+    C, H, W = lat.y.shape[1:]
+    refs = reference_map(arb, state.satellite, H * W)
+    plan = plan_from_references(refs, state.satellite, decoded, C, context_fill)
+    y_string, y_tilde = context_code(codec.model, codec.family, lat.side, plan, y=lat.y, timings=timings)
+    return y_string, y_tilde[0], representative_exchange_bytes(plan)
 
 
 def intended_latents(arb: Arbitration, latents: dict) -> dict:
@@ -198,9 +233,20 @@ def encode_group(codec, images: dict, cfg: DLRCConfig = DLRCConfig()) -> GroupRe
     latents = {sat: model_entropy(codec, st, cfg.representative, t) for sat, st in states.items()}
     received = {sat: parse_signature_payload(signature_payload(st.selection.signatures)) for sat, st in states.items()}
     with timed(t, "arbiter"):
-        arb = arbitrate(received, cfg.priority)
+        order = decode_order(codec.family, *next(iter(states.values())).y.shape[2:])
+        arb = arbitrate(received, cfg.priority, order)
     streams = {}
-    for sat, st in states.items():
+    if codec.family == "hyperprior":
+        for sat, st in states.items():
+            with timed(t, "entropy_coding"):
+                streams[sat] = finish(codec, st, arb, cfg.map_transport, cfg.map_coding).to_bytes()
+        return GroupResult(streams, arb, intended_latents(arb, latents), latents, t)
+    # context codecs: in priority order, each satellite's context holds its representatives' ŷ
+    intended, decoded, exchange = {}, {}, {}
+    for sat in arb.order:
+        y_string, intended[sat], exchange[sat] = code_context(codec, states[sat], arb, decoded, t, cfg.context_fill)
+        decoded[sat] = intended[sat].reshape(intended[sat].shape[0], -1)
         with timed(t, "entropy_coding"):
-            streams[sat] = finish(codec, st, arb, cfg.map_transport, cfg.map_coding).to_bytes()
-    return GroupResult(streams, arb, intended_latents(arb, latents), latents, t)
+            streams[sat] = finish(codec, states[sat], arb, cfg.map_transport, cfg.map_coding, y_string,
+                                  cfg.context_fill).to_bytes()
+    return GroupResult({sat: streams[sat] for sat in states}, arb, intended, latents, t, exchange)

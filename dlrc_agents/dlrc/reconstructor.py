@@ -1,5 +1,9 @@
 """Reconstructor (ground): decode every satellite's stream from bytes, copy duplicates, run g_s.
 
+Context codecs (autoregressive, ELIC) decode each stream by walking the codec's decoding
+order with the copies written into the context (:mod:`.context`); the rest of this note
+is about the hyperprior family, whose vectors are independent given z.
+
 Two map forms. Reference maps (``map_transport: references``): each position names
 its owner satellite and raster position; a stream is decoded once every satellite it
 copies from is, so any set of views (complete or not) decodes.
@@ -17,7 +21,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..codecs import family as codec_family
 from .bitstream import BitstreamError, SatelliteBitstream
+from .context import check_plan, context_code, decode_order, decode_side, plan_from_references
 from .filter import decode_hyper, decode_positions
 
 
@@ -29,47 +35,38 @@ def _decode_own(codec, p: SatelliteBitstream, positions: np.ndarray) -> torch.Te
     return decode_positions(codec.model, p.y_string, scales, means, positions)
 
 
-def _reconstruct_references(codec, parsed: list, synthesize: bool) -> dict:
-    """Streams whose maps are (owner, position) references: decode each once its owners are done."""
-    pending = {p.satellite: p for p in parsed}
-    if len(pending) != len(parsed):
+def _in_dependency_order(codec, parsed: list, refs: dict, decode_one, synthesize: bool) -> dict:
+    """Decode every stream once the satellites it copies from are decoded.
+
+    ``refs``: {sat: (H·W,) owner·H·W + q}; ``decode_one(p, refs_p, y_flat)`` returns the
+    satellite's ỹ (C, H, W) given the ỹ (C, H·W) of the satellites decoded so far.
+    """
+    if len({p.satellite for p in parsed}) != len(parsed):
         raise BitstreamError("two streams for the same satellite")
+    pending = {p.satellite: p for p in parsed}
     y_flat: dict = {}
     out = {}
     while pending:
         progressed = False
-        for sat in sorted(pending):
+        for sat in sorted(pending, key=lambda s: (pending[s].priority, s)):
             p = pending[sat]
-            if sat not in p.maps:
-                raise BitstreamError(f"satellite {sat}: stream carries no reference map")
             C, H, W = p.y_shape
             n = H * W
-            refs = p.maps[sat]
-            owners, q = refs // n, refs % n
+            r = refs[sat]
+            if r.size != n or np.any(r < 0):
+                raise BitstreamError(f"satellite {sat}: reference map inconsistent with its header")
+            owners = r // n
             others = set(np.unique(owners[owners != sat]).tolist())
             missing = [u for u in others if u not in y_flat and u not in pending]
             if missing:
                 raise BitstreamError(f"satellite {sat} copies vectors from satellite(s) {missing} whose streams are missing")
             if any(u in pending for u in others):
                 continue  # an owner is not decoded yet
-            own_positions = np.nonzero((owners == sat) & (q == np.arange(n)))[0]
-            if len(own_positions) != p.retained or np.any(refs < 0):
-                raise BitstreamError(f"satellite {sat}: reference map inconsistent with its header")
-            flat = torch.zeros(C, n)
-            flat[:, torch.as_tensor(own_positions, dtype=torch.long)] = _decode_own(codec, p, own_positions)
-            own_copy = (owners == sat) & (q != np.arange(n))
-            if np.any(q[own_copy] >= np.nonzero(own_copy)[0]) or np.any(~np.isin(q[own_copy], own_positions)):
-                raise BitstreamError(f"satellite {sat}: a copy points at a position that is not coded before it")
-            idx = torch.as_tensor(np.nonzero(own_copy)[0], dtype=torch.long)
-            flat[:, idx] = flat[:, torch.as_tensor(q[own_copy], dtype=torch.long)]
             for u in others:
-                hit = np.nonzero(owners == u)[0]
-                src = y_flat[u]
-                if src.shape[1] != n:
+                if y_flat[u].shape[1] != n:
                     raise BitstreamError(f"satellite {sat} and satellite {u} have different latent sizes")
-                flat[:, torch.as_tensor(hit, dtype=torch.long)] = src[:, torch.as_tensor(q[hit], dtype=torch.long)]
-            y_flat[sat] = flat
-            y_tilde = flat.reshape(C, H, W)
+            y_tilde = decode_one(p, r, y_flat)
+            y_flat[sat] = y_tilde.reshape(C, n)
             x_hat = codec.model.g_s(y_tilde[None]).clamp_(0, 1) if synthesize else None
             out[sat] = {"y_tilde": y_tilde, "x_hat": x_hat}
             del pending[sat]
@@ -79,6 +76,110 @@ def _reconstruct_references(codec, parsed: list, synthesize: bool) -> dict:
     return out
 
 
+def _carried_references(parsed: list) -> dict:
+    refs = {}
+    for p in parsed:
+        if p.satellite not in p.maps:
+            raise BitstreamError(f"satellite {p.satellite}: stream carries no reference map")
+        refs[p.satellite] = np.asarray(p.maps[p.satellite], dtype=np.int64)
+    return refs
+
+
+def _reconstruct_references(codec, parsed: list, synthesize: bool) -> dict:
+    """Hyperprior streams whose maps are (owner, position) references: each satellite's own
+    vectors are independent given z; copies are filled from its own or earlier satellites."""
+
+    def decode_one(p, refs, y_flat):
+        sat = p.satellite
+        C, H, W = p.y_shape
+        n = H * W
+        owners, q = refs // n, refs % n
+        own_positions = np.nonzero((owners == sat) & (q == np.arange(n)))[0]
+        if len(own_positions) != p.retained:
+            raise BitstreamError(f"satellite {sat}: reference map inconsistent with its header")
+        flat = torch.zeros(C, n)
+        flat[:, torch.as_tensor(own_positions, dtype=torch.long)] = _decode_own(codec, p, own_positions)
+        own_copy = (owners == sat) & (q != np.arange(n))
+        if np.any(q[own_copy] >= np.nonzero(own_copy)[0]) or np.any(~np.isin(q[own_copy], own_positions)):
+            raise BitstreamError(f"satellite {sat}: a copy points at a position that is not coded before it")
+        idx = torch.as_tensor(np.nonzero(own_copy)[0], dtype=torch.long)
+        flat[:, idx] = flat[:, torch.as_tensor(q[own_copy], dtype=torch.long)]
+        for u in set(np.unique(owners[owners != sat]).tolist()):
+            hit = np.nonzero(owners == u)[0]
+            flat[:, torch.as_tensor(hit, dtype=torch.long)] = y_flat[u][:, torch.as_tensor(q[hit], dtype=torch.long)]
+        return flat.reshape(C, H, W)
+
+    return _in_dependency_order(codec, parsed, _carried_references(parsed), decode_one, synthesize)
+
+
+def dense_to_references(by_rank: list, maps: dict, family: str) -> dict:
+    """Dense maps (shared numbering) → reference maps {sat: owner·H·W + q}.
+
+    Satellite s's own numbers [offset, offset + retained) are its coded positions, met
+    for the first time when its map is walked in decoding order, in increasing order.
+    """
+    owner_of, position_of = [], []
+    refs = {}
+    for p in by_rank:
+        if p.satellite not in maps:
+            raise BitstreamError(f"no assignment map for satellite {p.satellite} in the streams")
+        if p.offset != len(owner_of):
+            raise BitstreamError(f"satellite {p.satellite}: offset {p.offset} does not follow the {len(owner_of)} vectors decoded so far")
+        amap = np.asarray(maps[p.satellite], dtype=np.int64)
+        order = decode_order(family, p.y_shape[1], p.y_shape[2])
+        walked = amap[order]
+        own = (walked >= p.offset) & (walked < p.offset + p.retained)
+        numbers, first = np.unique(walked[own], return_index=True)
+        positions = order[np.nonzero(own)[0][first]]
+        if (len(positions) != p.retained or np.any(amap >= p.offset + p.retained) or np.any(amap < 0)
+                or np.any(np.diff(np.nonzero(own)[0][first]) <= 0)):
+            raise BitstreamError(f"satellite {p.satellite}: assignment map inconsistent with its header")
+        owner_of.extend([p.satellite] * p.retained)
+        position_of.extend(positions.tolist())
+        n = amap.size
+        refs[p.satellite] = np.asarray(owner_of, dtype=np.int64)[amap] * n + np.asarray(position_of, dtype=np.int64)[amap]
+    return refs
+
+
+def _dense_round(parsed: list) -> tuple[list, dict]:
+    """Streams of a round with dense maps: (streams in priority order, all maps they carry)."""
+    by_rank = sorted(parsed, key=lambda p: p.priority)
+    if [p.priority for p in by_rank] != list(range(len(by_rank))):
+        raise BitstreamError(f"priority ranks {[p.priority for p in by_rank]} are not 0..{len(by_rank) - 1}: "
+                             "a stream is missing or duplicated")
+    maps = {}
+    for p in parsed:
+        maps.update(p.maps)
+    return by_rank, maps
+
+
+def _reconstruct_context(codec, parsed: list, synthesize: bool) -> dict:
+    """Context codecs: every satellite's stream is decoded by walking the decoding order with its
+    copies in the context (:func:`.context.context_code`), once the satellites it copies from are done."""
+    fam = codec_family(parsed[0].model)
+    if parsed[0].map_form == "dense":
+        by_rank, maps = _dense_round(parsed)
+        refs = dense_to_references(by_rank, maps, fam)
+    else:
+        refs = _carried_references(parsed)
+
+    def decode_one(p, r, y_flat):
+        C, H, W = p.y_shape
+        plan = plan_from_references(r, p.satellite, y_flat, C, p.context_fill)
+        try:
+            check_plan(plan, fam, H, W)
+        except ValueError as exc:
+            raise BitstreamError(f"satellite {p.satellite}: {exc}") from None
+        if int(plan.coded.sum()) != p.retained:
+            raise BitstreamError(f"satellite {p.satellite}: reference map inconsistent with its header")
+        side = decode_side(codec.model, fam, p.z_string, p.z_shape)
+        if tuple(side.shape[2:]) != (H, W):
+            raise BitstreamError(f"satellite {p.satellite}: latent shape {tuple(side.shape[2:])} differs from header {(H, W)}")
+        return context_code(codec.model, fam, side, plan, y_string=p.y_string)[1][0]
+
+    return _in_dependency_order(codec, parsed, refs, decode_one, synthesize)
+
+
 @torch.no_grad()
 def reconstruct(codec, streams, synthesize: bool = True) -> dict:
     """{sat: {'y_tilde': (C, H, W), 'x_hat': (1, 3, H, W) or None}} from raw stream bytes."""
@@ -86,16 +187,13 @@ def reconstruct(codec, streams, synthesize: bool = True) -> dict:
     if not parsed:
         raise BitstreamError("no bitstream to decode")
     forms = {p.map_form for p in parsed}
-    if forms == {"references"}:
-        return _reconstruct_references(codec, parsed, synthesize)
     if len(forms) > 1:
         raise BitstreamError("streams of one round mix dense and reference assignment maps")
-    by_rank = sorted(parsed, key=lambda p: p.priority)
-    if [p.priority for p in by_rank] != list(range(len(by_rank))):
-        raise BitstreamError(f"priority ranks {[p.priority for p in by_rank]} are not 0..{len(by_rank) - 1}: a stream is missing or duplicated")
-    maps = {}
-    for p in parsed:
-        maps.update(p.maps)
+    if codec.family != "hyperprior":
+        return _reconstruct_context(codec, parsed, synthesize)
+    if forms == {"references"}:
+        return _reconstruct_references(codec, parsed, synthesize)
+    by_rank, maps = _dense_round(parsed)
     pool = []  # list of (C, n) tensors in dense order
     decoded = 0
     out = {}

@@ -1,8 +1,11 @@
 """Selector: intra-satellite de-duplication of signatures.
 
 Positions with identical signatures form a cluster; its representative is the
-position with the smallest raster index (so a representative always precedes
-the positions that copy it in raster decoding order). Strategy ``original``
+position decoded first: the smallest raster index for the hyperprior and
+autoregressive codecs, and for ELIC's checkerboard the first anchor ((h + w) even)
+in raster order, else the first non-anchor (see :func:`.context.decode_order`). So a
+representative always precedes the positions that copy it in the ground's decoding
+order, and a copy never points forward into the context model's causal order. Strategy ``original``
 keeps the representative's own latent vector; ``mean`` replaces every member
 of a cluster by the cluster mean before entropy modelling.
 """
@@ -22,19 +25,26 @@ class Selection:
 
     signatures: np.ndarray  # (H·W,) uint64, all positions
     representative: np.ndarray  # (H·W,) int64: position of each position's local representative
-    unique_positions: np.ndarray  # (U,) ascending: positions that are their own representative
+    unique_positions: np.ndarray  # (U,) in decoding order: positions that are their own representative
 
     @property
     def unique_signatures(self) -> np.ndarray:
         return self.signatures[self.unique_positions]
 
 
-def select(signatures: np.ndarray) -> Selection:
-    """Cluster identical signatures; the smallest spatial index represents each cluster."""
-    _, first, inverse = np.unique(signatures, return_index=True, return_inverse=True)
-    representative = first[inverse.reshape(-1)].astype(np.int64)
-    unique_positions = np.sort(first).astype(np.int64)
-    return Selection(np.asarray(signatures, dtype=np.uint64), representative, unique_positions)
+def select(signatures: np.ndarray, order: np.ndarray | None = None) -> Selection:
+    """Cluster identical signatures; the position decoded first represents each cluster.
+
+    ``order`` lists the raster positions in decoding order (None: raster order, i.e. the
+    smallest spatial index represents its cluster, as in the paper).
+    """
+    signatures = np.asarray(signatures, dtype=np.uint64)
+    order = np.arange(signatures.size, dtype=np.int64) if order is None else np.asarray(order, dtype=np.int64)
+    _, first, inverse = np.unique(signatures[order], return_index=True, return_inverse=True)
+    representative = np.empty(signatures.size, dtype=np.int64)
+    representative[order] = order[first[inverse.reshape(-1)]]
+    unique_positions = order[np.sort(first)].astype(np.int64)
+    return Selection(signatures, representative, unique_positions)
 
 
 def apply_strategy(latent: np.ndarray, selection: Selection, strategy: str) -> np.ndarray:
