@@ -18,9 +18,10 @@ one CPU thread, median over ``--repeats`` runs, per satellite:
   at every satellite, so it counts in full), and the ratio DLRC / baseline encode;
 - the DLRC encode itself (``encode_group``): with pruning, a context model computes
   parameters only where it codes, so its entropy modelling shrinks;
-- memory: the codec's weights (fp32) plus the growth of the peak resident memory of a fresh
-  process while it encodes one patch (``ru_maxrss`` against the same process without the
-  encode: activations and workspaces), as the paper's "LIC Mem"; and DLRC's working
+- memory: the codec's weights (fp32) plus the peak resident memory of one encode above what
+  was resident before it, in a fresh process (Linux: freed heap returned with
+  ``malloc_trim``, then VmHWM reset through ``/proc/self/clear_refs``; activations and
+  workspaces), as the paper's "LIC Mem"; and DLRC's working
   set: the bytes of the arrays it allocates (rotations, projections, signatures of all N
   satellites, selection, assignment maps), computed from the arrays themselves.
 
@@ -31,9 +32,10 @@ Results: ``results/benchmarks/table2.{json,md}``. Weights: shipped or trained lo
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -138,27 +140,35 @@ def measure(codec, scene: np.ndarray, patch: int, repeats: int, rounds: int) -> 
     }
 
 
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
 def memory_probe(arch: str, lmbda: float, patch: int) -> dict:
-    """In this (fresh) process: peak resident memory [MiB] while encoding one patch."""
+    """In this (fresh) process: the resident-memory peak of one encode above what was resident
+    before it (Linux: VmHWM reset through /proc/self/clear_refs), and the weights [MiB]."""
     torch.set_num_threads(1)
     codec = load_codec(arch, lmbda=lmbda)
     x = patch_tensor(read_rgb(SCENE), 0, 0, patch)
     weights = sum(p.numel() * p.element_size() for p in codec.model.parameters()) / MIB
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap back, so the encode cannot reuse it unseen
+    before = _status_kib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # peak := current
     with torch.no_grad():
         codec.model.compress(x)
-    return {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "weights_mib": weights}
+    return {"activations_mib": max(0, _status_kib("VmHWM") - before) / 1024, "weights_mib": weights}
 
 
 def probe_in_fresh_process(arch: str, lmbda: float, patch: int) -> dict:
-    """Run :func:`memory_probe` twice in fresh processes: the peak with and without the encode."""
-    def run(extra):
-        out = subprocess.run([sys.executable, __file__, "--probe", arch, "--lambda", str(lmbda), "--patch", str(patch),
-                              *extra], capture_output=True, text=True, check=True)
-        return json.loads(out.stdout.strip().splitlines()[-1])
-    full, idle = run([]), run(["--probe-idle"])
-    activations = max(0.0, full["peak_rss_mib"] - idle["peak_rss_mib"])
-    return {"lic_mem_mib": full["weights_mib"] + activations, "activations_mib": activations,
-            "weights_mib": full["weights_mib"], "process_peak_rss_mib": full["peak_rss_mib"]}
+    """:func:`memory_probe` in a fresh interpreter, so no earlier encode left memory behind."""
+    out = subprocess.run([sys.executable, __file__, "--probe", arch, "--lambda", str(lmbda), "--patch", str(patch)],
+                         capture_output=True, text=True, check=True)
+    probe = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"lic_mem_mib": probe["weights_mib"] + probe["activations_mib"], **probe}
 
 
 def main() -> None:
@@ -172,17 +182,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks")
     parser.add_argument("--probe", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--probe-idle", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
-        if args.probe_idle:  # everything but the encode: imports, scene, model
-            torch.set_num_threads(1)
-            codec = load_codec(args.probe, lmbda=args.lmbda)
-            patch_tensor(read_rgb(SCENE), 0, 0, args.patch)
-            print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                              "weights_mib": sum(p.numel() * p.element_size() for p in codec.model.parameters()) / MIB}))
-        else:
-            print(json.dumps(memory_probe(args.probe, args.lmbda, args.patch)))
+        print(json.dumps(memory_probe(args.probe, args.lmbda, args.patch)))
         return
     torch.set_num_threads(args.threads)
     scene = read_rgb(SCENE)
@@ -218,8 +220,8 @@ def main() -> None:
     md = (f"# Table 2 on this CPU: codec encode breakdown and DLRC overhead (λ={args.lmbda:g}, P={args.patch}, "
           f"k={args.rounds}, N={SATELLITES}, {args.threads} thread(s))\n\nCommand: `{command}`\n\n"
           f"Per satellite, median of {args.repeats} runs. LIC time: CompressAI `compress()` in the same run; the "
-          "breakdown: the project's encoder with nothing pruned. LIC mem: weights (fp32) + the growth of a fresh "
-          "process's peak resident memory while it encodes one patch. DLRC mem: bytes of DLRC's arrays. DLRC encode, pruned: "
+          "breakdown: the project's encoder with nothing pruned. LIC mem: weights (fp32) + the peak resident memory "
+          "of one encode above what was resident before it (fresh process). DLRC mem: bytes of DLRC's arrays. DLRC encode, pruned: "
           "codec + DLRC stages of `encode_group` (context models skip the parameters of pruned positions).\n\n"
           + head + "\n" + "\n".join(lines) + "\n" + notes + "\n")
     atomic_write_text(args.out / "table2.md", md)

@@ -196,12 +196,15 @@ def decode_side(model, family: str, z_string: bytes, z_shape) -> torch.Tensor:
 
 
 class _Symbols:
-    """Encoder side: collect (symbol, index) with each step's CDF tables, then one rANS stream.
-    Decoder side: read them back from the stream in the same order."""
+    """Encoder side: collect (symbol, index) in walk order and hand them to one rANS encoder,
+    one call per run of steps that share CDF tables (as CompressAI does: converting the tables
+    for every position would cost more than the coding). Decoder side: read them back from
+    the stream in the same order."""
 
     def __init__(self, y_string: bytes | None):
         self.decoding = y_string is not None
         self.written = 0
+        self.pending: tuple | None = None  # (tables, symbols list, indexes list) not yet encoded
         if self.decoding:
             self.decoder = RansDecoder()
             if y_string:  # an empty string: nothing coded (flushing an empty rANS encoder crashes)
@@ -222,13 +225,25 @@ class _Symbols:
             symbols = torch.tensor(values, dtype=torch.int32).reshape(scales.shape)
         else:
             symbols = gc.quantize(y, "symbols", means)
-            self.encoder.encode_with_indexes(symbols.reshape(-1).tolist(), indexes.reshape(-1).tolist(), *tables)
+            if self.pending is not None and self.pending[0] is not tables:
+                self._encode_pending()
+            if self.pending is None:
+                self.pending = (tables, [], [])
+            self.pending[1].extend(symbols.reshape(-1).tolist())
+            self.pending[2].extend(indexes.reshape(-1).tolist())
             self.written += symbols.numel()
         return gc.dequantize(symbols, means)
+
+    def _encode_pending(self) -> None:
+        tables, symbols, indexes = self.pending
+        self.encoder.encode_with_indexes(symbols, indexes, *tables)
+        self.pending = None
 
     def finish(self) -> bytes | None:
         if self.decoding:
             return None
+        if self.pending is not None:
+            self._encode_pending()
         return self.encoder.flush() if self.written else b""
 
 
