@@ -42,11 +42,8 @@ def atomic_torch_save(path: str | Path, obj) -> Path:
 
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-
-
-def local_weights_dir() -> Path:
-    """Where locally trained, unshipped checkpoints live: $EDGESPACECOM_WEIGHTS or ~/.cache/edgespacecom/weights."""
-    return Path(os.environ.get("EDGESPACECOM_WEIGHTS", Path.home() / ".cache" / "edgespacecom" / "weights"))
+#: How to train the models that are not shipped (too large for the repository's 60 MB weights budget).
+TRAIN_UNSHIPPED = "make models-context"
 CHECKPOINT_FORMAT = "dlrc-checkpoint"
 CHECKPOINT_VERSION = 1
 
@@ -61,14 +58,16 @@ CHECKPOINT_VERSION = 1
 #:
 #: ``channels``: "NM" (CompressAI's (N, M) per quality), "N" (latent width M = N, cheng2020),
 #: or a fixed (N, M) (ELIC uses one setting for every λ, as in the paper).
+#: ``shipped``: weights in ``dlrc_agents/weights/``; the others are trained locally
+#: (:data:`TRAIN_UNSHIPPED`) into :func:`local_weights_dir`.
 ARCHITECTURES = {
-    "bmshj2018-hyperprior": {"family": "hyperprior", "means": False, "channels": "NM"},
-    "mbt2018-mean": {"family": "hyperprior", "means": True, "channels": "NM"},
-    "mbt2018": {"family": "autoregressive", "means": True, "channels": "NM"},
-    "cheng2020-anchor": {"family": "autoregressive", "means": True, "channels": "N"},
-    "cheng2020-attn": {"family": "autoregressive", "means": True, "channels": "N"},
-    "elic2022-official": {"family": "checkerboard", "means": True, "channels": (192, 320)},
-    "elic2022-chandelier": {"family": "checkerboard", "means": True, "channels": (192, 320)},
+    "bmshj2018-hyperprior": {"family": "hyperprior", "means": False, "channels": "NM", "shipped": True},
+    "mbt2018-mean": {"family": "hyperprior", "means": True, "channels": "NM", "shipped": True},
+    "mbt2018": {"family": "autoregressive", "means": True, "channels": "NM", "shipped": False},
+    "cheng2020-anchor": {"family": "autoregressive", "means": True, "channels": "N", "shipped": False},
+    "cheng2020-attn": {"family": "autoregressive", "means": True, "channels": "N", "shipped": False},
+    "elic2022-official": {"family": "checkerboard", "means": True, "channels": (192, 320), "shipped": False},
+    "elic2022-chandelier": {"family": "checkerboard", "means": True, "channels": (192, 320), "shipped": False},
 }
 
 
@@ -123,19 +122,19 @@ def shipped_checkpoint(architecture: str, lmbda: float) -> Path:
     return WEIGHTS_DIR / checkpoint_name(architecture, lmbda)
 
 
+def local_weights_dir() -> Path:
+    """Where locally trained, unshipped checkpoints live: $EDGESPACECOM_WEIGHTS or ~/.cache/edgespacecom/weights."""
+    return Path(os.environ.get("EDGESPACECOM_WEIGHTS", Path.home() / ".cache" / "edgespacecom" / "weights"))
+
+
 def local_checkpoint(architecture: str, lmbda: float) -> Path:
     return local_weights_dir() / checkpoint_name(architecture, lmbda)
 
 
-#: Models not shipped (too large for the repository's 60 MB weights budget): ``make models``
-#: trains them into :func:`local_weights_dir`. Values: the `make` target that does.
-UNSHIPPED = {
-    "mbt2018": "make models-context",
-    "cheng2020-anchor": "make models-context",
-    "cheng2020-attn": "make models-context",
-    "elic2022-official": "make models-context",
-    "elic2022-chandelier": "make models-context",
-}
+def default_checkpoint(architecture: str, lmbda: float) -> Path:
+    """Where ``edgespacecom train`` exports by default: the shipped folder or the local one."""
+    shipped = _spec(architecture)["shipped"]
+    return (shipped_checkpoint if shipped else local_checkpoint)(architecture, lmbda)
 
 
 def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, N: int, M: int, lmbda: float,
@@ -184,7 +183,7 @@ class Codec:
 
     @property
     def family(self) -> str:
-        return ARCHITECTURES[self.architecture]["family"]
+        return family(self.architecture)
 
 
 def _fingerprint(model: torch.nn.Module) -> str:
@@ -265,12 +264,11 @@ def load_codec(architecture: str, *, lmbda: float | None = None, quality: int = 
     for path in (shipped_checkpoint(architecture, lmbda), local_checkpoint(architecture, lmbda)):
         if path.is_file():
             return load_checkpoint(path, architecture)
-    how = UNSHIPPED.get(architecture)
     raise CodecError(
         f"no weights for {architecture} at λ={lambda_tag(lmbda)}: neither shipped ({shipped_checkpoint(architecture, lmbda)}) "
         f"nor trained locally ({local_checkpoint(architecture, lmbda)}). "
-        + (f"This model is not shipped (too large); train it with `{how}` (see README, Models), or "
-           if how else "Train it with ")
+        + ("Train it with " if _spec(architecture)["shipped"] else
+           f"This model is not shipped (too large); train it with `{TRAIN_UNSHIPPED}` (see README, Training), or ")
         + f"`edgespacecom train --arch {architecture} --lambda {lambda_tag(lmbda)} --export {local_checkpoint(architecture, lmbda)}`"
     )
 

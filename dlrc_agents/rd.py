@@ -149,7 +149,7 @@ def summarise(table: pd.DataFrame, satellites: int) -> list[dict]:
         row = {"lambda": float(lmbda), "o_exp": float(o_exp), **block(g),
                "geometric_bound": float(g.drop_duplicates(["scene", "draw"])["geometric_bound"].mean()),
                "decode_exact": bool(g["decode_exact"].all()),
-               "exchange_bytes_per_satellite": float(g["exchange_bytes"].mean()) if "exchange_bytes" in g else 0.0,
+               "exchange_bytes_per_satellite": float(g["exchange_bytes"].mean()),
                "lowest_priority": block(g[g["priority"] == satellites - 1]),
                "patches": int(len(g))}
         results.append(row)

@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from edgespacecom.outputs import write_json
 
-from .codecs import (ARCHITECTURES, UNSHIPPED, atomic_torch_save, build_model, channels_for_quality, export_checkpoint,
-                     local_checkpoint, shipped_checkpoint)
+from .codecs import (ARCHITECTURES, atomic_torch_save, build_model, channels_for_quality, default_checkpoint,
+                     export_checkpoint)
 from .data import DEFAULT_DATA_ROOT, TRAIN_GLOBS, CropSampler, expand_scenes, read_rgb
 
 
@@ -169,8 +169,7 @@ def train(
             log.clear()
     bar.close()
     model.update(force=True)
-    default = local_checkpoint if architecture in UNSHIPPED else shipped_checkpoint
-    target = Path(export) if export else default(architecture, lmbda)
+    target = Path(export) if export else default_checkpoint(architecture, lmbda)
     export_checkpoint(model, target, architecture=architecture, N=N, M=M, lmbda=lmbda, steps=step, seed=seed,
                       data=[str(p.relative_to(DEFAULT_DATA_ROOT)) if p.is_relative_to(DEFAULT_DATA_ROOT) else str(p) for p in paths],
                       extra={"crop": crop, "batch_size": batch_size, "lr": lr, "quality": quality,

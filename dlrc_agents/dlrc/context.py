@@ -46,7 +46,6 @@ and reduction orders produce the same parameters; the loop runs under one CPU th
 
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -55,8 +54,17 @@ import torch
 import torch.nn.functional as F
 from compressai.ans import BufferedRansEncoder, RansDecoder
 
+from .filter import code_z, decode_z
+from .timing import timed
+
 KERNEL = 5  # the autoregressive context: 5×5 masked convolution
 PAD = KERNEL // 2
+
+
+def anchor_mask(H: int, W: int) -> np.ndarray:
+    """(H·W,) bool, raster order: ELIC's checkerboard anchors, (h + w) even."""
+    raster = np.arange(H * W)
+    return ((raster // W) + (raster % W)) % 2 == 0
 
 
 def decode_order(family: str, H: int, W: int) -> np.ndarray:
@@ -65,7 +73,7 @@ def decode_order(family: str, H: int, W: int) -> np.ndarray:
     if family in ("hyperprior", "autoregressive"):
         return raster
     if family == "checkerboard":
-        anchor = ((raster // W) + (raster % W)) % 2 == 0
+        anchor = anchor_mask(H, W)
         return np.concatenate([raster[anchor], raster[~anchor]])
     raise ValueError(f"unknown codec family {family!r}")
 
@@ -133,10 +141,11 @@ def plan_from_references(refs: np.ndarray, satellite: int, decoded: dict, channe
     source = np.where(owner == satellite, q, -1)
     external = None
     foreign = np.nonzero(owner != satellite)[0]
-    if foreign.size and (fill == "representative" or all(u in decoded for u in np.unique(owner[foreign]).tolist())):
-        # ('prediction' on board: the peers' ŷ are not needed and may be absent)
+    owners = np.unique(owner[foreign]).tolist()
+    # ('prediction' on board: the peers' ŷ are not needed there and may be absent)
+    if foreign.size and (fill == "representative" or all(u in decoded for u in owners)):
         external = torch.zeros(channels, n)
-        for u in np.unique(owner[foreign]).tolist():
+        for u in owners:
             hit = foreign[owner[foreign] == u]
             external[:, torch.as_tensor(hit)] = decoded[u][:, torch.as_tensor(q[hit])]
     return FillPlan(source, external, fill)
@@ -179,17 +188,14 @@ def hyper_side(model, family: str, y: torch.Tensor) -> ContextLatent:
         out = model.latent_codec["hyper"].compress(y)
         [z_strings] = out["strings"]
         return ContextLatent(y, z_strings[0], tuple(out["shape"]), out["params"])
-    z = model.h_a(y)
-    z_strings = model.entropy_bottleneck.compress(z)
-    z_hat = model.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
-    return ContextLatent(y, z_strings[0], tuple(z.size()[-2:]), model.h_s(z_hat))
+    z_string, z_shape, z_hat = code_z(model, y)
+    return ContextLatent(y, z_string, z_shape, model.h_s(z_hat))
 
 
 def decode_side(model, family: str, z_string: bytes, z_shape) -> torch.Tensor:
     if family == "checkerboard":
         return model.latent_codec["hyper"].decompress([[z_string]], tuple(z_shape))["params"]
-    z_hat = model.entropy_bottleneck.decompress([z_string], tuple(z_shape))
-    return model.h_s(z_hat)
+    return model.h_s(decode_z(model, z_string, z_shape))
 
 
 # ------------------------------------------------------------- the coding walk
@@ -262,17 +268,16 @@ def _walk_autoregressive(model, y, side, plan, sym: _Symbols, timings: dict) -> 
             src = source[p]
             predicted = src < 0 and plan.fill == "prediction"
             if src == p or predicted:
-                t0 = time.perf_counter()
-                ctx = F.conv2d(y_hat[:, :, h:h + KERNEL, w:w + KERNEL], weight, bias=cp.bias)
-                params = model.entropy_parameters(torch.cat((side[:, :, h:h + 1, w:w + 1], ctx), dim=1))
-                scales, means = params.squeeze(3).squeeze(2).chunk(2, 1)
-                t1 = time.perf_counter()
+                with timed(timings, "entropy_modelling"):
+                    ctx = F.conv2d(y_hat[:, :, h:h + KERNEL, w:w + KERNEL], weight, bias=cp.bias)
+                    params = model.entropy_parameters(torch.cat((side[:, :, h:h + 1, w:w + 1], ctx), dim=1))
+                    scales, means = params.squeeze(3).squeeze(2).chunk(2, 1)
                 if predicted:  # no symbol: the context takes the model's own prediction
                     y_hat[:, :, h + PAD, w + PAD] = means
                 else:
-                    y_hat[:, :, h + PAD, w + PAD] = sym.code(gc, tables, None if y is None else y[:, :, h, w], scales, means)
-                timings["entropy_modelling"] = timings.get("entropy_modelling", 0.0) + t1 - t0
-                timings["entropy_coding"] = timings.get("entropy_coding", 0.0) + time.perf_counter() - t1
+                    with timed(timings, "entropy_coding"):
+                        y_hat[:, :, h + PAD, w + PAD] = sym.code(gc, tables, None if y is None else y[:, :, h, w],
+                                                                 scales, means)
             elif src >= 0:
                 y_hat[:, :, h + PAD, w + PAD] = y_hat[:, :, src // W + PAD, src % W + PAD]
             else:
@@ -287,11 +292,8 @@ def _walk_checkerboard(model, y, side, plan, sym: _Symbols, timings: dict) -> to
     C = acc[-1]
     n = H * W
     y_hat = torch.zeros(1, C, H, W)
-    raster = np.arange(n)
-    anchor = ((raster // W) + (raster % W)) % 2 == 0
-    source = plan.source
-    coded = plan.coded
-    foreign = np.nonzero(source < 0)[0]
+    flat = y_hat.view(1, C, n)
+    anchor = anchor_mask(H, W)
     for k in range(len(groups)):
         lo, hi = acc[k], acc[k + 1]
         cb = cg.latent_codec[f"y{k}"]  # CheckerboardLatentCodec
@@ -300,38 +302,41 @@ def _walk_checkerboard(model, y, side, plan, sym: _Symbols, timings: dict) -> to
         gcl = cb.latent_codec["y"]
         gc = gcl.gaussian_conditional
         tables = _Symbols.tables(gc)
-        t0 = time.perf_counter()
-        side_k = cg._get_ctx_params(k, side, list(y_hat.split(groups, dim=1)))
-        timings["entropy_modelling"] = timings.get("entropy_modelling", 0.0) + time.perf_counter() - t0
+        with timed(timings, "entropy_modelling"):
+            side_k = cg._get_ctx_params(k, side, list(y_hat.split(groups, dim=1)))
         for step_anchor in (True, False):
-            t0 = time.perf_counter()
             in_step = anchor if step_anchor else ~anchor
-            group_hat = y_hat[:, lo:hi]
-            if step_anchor:
-                ctx = torch.zeros(1, 2 * groups[k], H, W)
-            else:
-                ctx = cb.context_prediction(group_hat)  # only anchors are filled so far
-            scales, means = gcl._chunk(cb.entropy_parameters(cb.merge(ctx, side_k)))
-            t1 = time.perf_counter()
-            step_coded = torch.as_tensor(np.nonzero(in_step & coded)[0])
-            flat = y_hat.view(1, C, n)
-            if step_coded.numel():
-                take = lambda t: t.reshape(1, hi - lo, n)[:, :, step_coded]  # noqa: E731
-                flat[:, lo:hi, step_coded] = sym.code(gc, tables, None if y is None else take(y[:, lo:hi]),
-                                                      take(scales), take(means))
-            copies = np.nonzero(in_step & ~coded & (source >= 0))[0]
-            if copies.size:
-                flat[:, lo:hi, torch.as_tensor(copies)] = flat[:, lo:hi, torch.as_tensor(source[copies])]
-            ext = foreign[in_step[foreign]]
-            if ext.size:
-                ext_t = torch.as_tensor(ext)
-                if plan.fill == "prediction":  # the model's own mean, from the context so far
-                    flat[:, lo:hi, ext_t] = means.reshape(1, hi - lo, n)[:, :, ext_t]
+            with timed(timings, "entropy_modelling"):
+                if step_anchor:
+                    ctx = torch.zeros(1, 2 * groups[k], H, W)
                 else:
-                    flat[0, lo:hi, ext_t] = plan.external[lo:hi, ext_t]
-            timings["entropy_modelling"] = timings.get("entropy_modelling", 0.0) + t1 - t0
-            timings["entropy_coding"] = timings.get("entropy_coding", 0.0) + time.perf_counter() - t1
+                    ctx = cb.context_prediction(y_hat[:, lo:hi])  # only anchors are filled so far
+                scales, means = gcl._chunk(cb.entropy_parameters(cb.merge(ctx, side_k)))
+            with timed(timings, "entropy_coding"):
+                _fill_step(sym, gc, tables, plan, y, flat, lo, hi, in_step, scales, means)
     return y_hat
+
+
+def _fill_step(sym, gc, tables, plan: FillPlan, y, flat, lo: int, hi: int, in_step, scales, means) -> None:
+    """One checkerboard step of one channel group [lo, hi): code its coded positions, then
+    fill its copies (own, then foreign) into ``flat`` (1, C, H·W), a view of ỹ."""
+    n = flat.shape[2]
+    source, coded = plan.source, plan.coded
+    step_coded = torch.as_tensor(np.nonzero(in_step & coded)[0])
+    if step_coded.numel():
+        take = lambda t: t.reshape(1, hi - lo, n)[:, :, step_coded]  # noqa: E731
+        flat[:, lo:hi, step_coded] = sym.code(gc, tables, None if y is None else take(y[:, lo:hi]),
+                                              take(scales), take(means))
+    copies = np.nonzero(in_step & ~coded & (source >= 0))[0]
+    if copies.size:
+        flat[:, lo:hi, torch.as_tensor(copies)] = flat[:, lo:hi, torch.as_tensor(source[copies])]
+    ext = np.nonzero(in_step & (source < 0))[0]
+    if ext.size:
+        ext_t = torch.as_tensor(ext)
+        if plan.fill == "prediction":  # the model's own mean, from the context so far
+            flat[:, lo:hi, ext_t] = means.reshape(1, hi - lo, n)[:, :, ext_t]
+        else:
+            flat[0, lo:hi, ext_t] = plan.external[lo:hi, ext_t]
 
 
 @torch.no_grad()
@@ -352,9 +357,8 @@ def context_code(model, family: str, side: torch.Tensor, plan: FillPlan, *, y: t
         raise ValueError(f"{family!r} codecs have no context model")
     with single_thread():
         y_tilde = walk(model, y, side, plan, sym, t)
-        started = time.perf_counter()
-        out = sym.finish()
-        t["entropy_coding"] = t.get("entropy_coding", 0.0) + time.perf_counter() - started
+        with timed(t, "entropy_coding"):
+            out = sym.finish()
     foreign = np.nonzero(plan.source < 0)[0]
     if plan.fill == "prediction" and foreign.size and plan.external is not None:
         # the context held μ there; ỹ for the synthesis transform takes the representatives

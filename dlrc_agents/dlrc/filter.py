@@ -37,20 +37,30 @@ def entropy_parameters(model, z_hat: torch.Tensor, means: bool):
     return params, None
 
 
+def code_z(model, features: torch.Tensor) -> tuple[bytes, tuple[int, int], torch.Tensor]:
+    """z = h_a(features) through the entropy bottleneck: (z string, z shape, ẑ as the ground decodes it)."""
+    z = model.h_a(features)
+    z_strings = model.entropy_bottleneck.compress(z)
+    z_shape = tuple(z.size()[-2:])
+    return z_strings[0], z_shape, model.entropy_bottleneck.decompress(z_strings, z_shape)
+
+
+def decode_z(model, z_string: bytes, z_shape) -> torch.Tensor:
+    """Ground side: ẑ from the z string."""
+    return model.entropy_bottleneck.decompress([z_string], tuple(z_shape))
+
+
 def hyper_analysis(model, y: torch.Tensor, means: bool) -> HyperLatent:
     """Code z from y and derive ŷ's parameters (the decoder-side ẑ, so both ends agree)."""
-    z = model.h_a(y if means else torch.abs(y))
-    z_strings = model.entropy_bottleneck.compress(z)
-    z_hat = model.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
+    z_string, z_shape, z_hat = code_z(model, y if means else torch.abs(y))
     scales, mu = entropy_parameters(model, z_hat, means)
     y_hat = model.gaussian_conditional.quantize(y, "dequantize", mu)
-    return HyperLatent(y, z_strings[0], tuple(z.size()[-2:]), scales, mu, y_hat)
+    return HyperLatent(y, z_string, z_shape, scales, mu, y_hat)
 
 
 def decode_hyper(model, z_string: bytes, z_shape, means: bool):
     """Ground side: (scales, means) of ŷ from the z string alone."""
-    z_hat = model.entropy_bottleneck.decompress([z_string], z_shape)
-    return entropy_parameters(model, z_hat, means)
+    return entropy_parameters(model, decode_z(model, z_string, z_shape), means)
 
 
 def _gather(t: torch.Tensor | None, positions: np.ndarray):

@@ -11,8 +11,6 @@ R–D evaluation and tests); the SimPy agents call the same steps one by one.
 
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +22,7 @@ from .context import ContextLatent, context_code, decode_order, hyper_side, plan
 from .filter import HyperLatent, encode_positions, hyper_analysis
 from .recognizer import Recognizer
 from .selector import Selection, apply_strategy, select
+from .timing import timed
 
 
 @dataclass(frozen=True)
@@ -70,16 +69,6 @@ class GroupResult:
 #: Stages timed by :func:`encode_group`: the codec's own (paper Table 2) and DLRC's.
 CODEC_STAGES = ("analysis_transform", "entropy_modelling", "entropy_coding")
 DLRC_STAGES = ("recognizer", "selector", "arbiter")
-
-
-@contextmanager
-def timed(timings: dict, stage: str):
-    """Add the wall time of the ``with`` block to ``timings[stage]`` [s]."""
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
 
 
 def signature_payload(signatures: np.ndarray) -> bytes:

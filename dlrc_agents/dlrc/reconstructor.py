@@ -1,19 +1,15 @@
 """Reconstructor (ground): decode every satellite's stream from bytes, copy duplicates, run g_s.
 
-Context codecs (autoregressive, ELIC) decode each stream by walking the codec's decoding
-order with the copies written into the context (:mod:`.context`); the rest of this note
-is about the hyperprior family, whose vectors are independent given z.
+Every round becomes reference maps first: each position names the satellite that codes
+its vector and the raster position there. Reference maps travel as they are
+(``map_transport: references``); dense maps (the paper's shared numbering) are turned into
+them by :func:`dense_to_references`. A stream is then decoded once every satellite it copies
+from is, so any set of views (complete or not) decodes, and ỹ_s goes through g_s:
 
-Two map forms. Reference maps (``map_transport: references``): each position names
-its owner satellite and raster position; a stream is decoded once every satellite it
-copies from is, so any set of views (complete or not) decodes.
-
-Streams are decoded in priority order. For satellite s (dense range
-[offset_s, offset_s + R_s)), the assignment map is walked in raster order: a
-number in its own range, met for the first time, is the next vector of its own
-y string; any other number is copied from the pool of vectors already decoded
-(its own earlier positions or higher-priority satellites). The result ỹ_s
-goes through the synthesis transform g_s.
+- hyperprior family: the satellite's own vectors come from its y string at the coded
+  positions (independent given z), copies from its earlier positions or other satellites;
+- context codecs (autoregressive, ELIC): the codec's decoding order is walked with the
+  copies written into the context (:mod:`.context`).
 """
 
 from __future__ import annotations
@@ -21,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..codecs import family as codec_family
 from .bitstream import BitstreamError, SatelliteBitstream
 from .context import check_plan, context_code, decode_order, decode_side, plan_from_references
 from .filter import decode_hyper, decode_positions
@@ -85,9 +80,8 @@ def _carried_references(parsed: list) -> dict:
     return refs
 
 
-def _reconstruct_references(codec, parsed: list, synthesize: bool) -> dict:
-    """Hyperprior streams whose maps are (owner, position) references: each satellite's own
-    vectors are independent given z; copies are filled from its own or earlier satellites."""
+def _hyperprior_decoder(codec):
+    """decode_one for :func:`_in_dependency_order`: own vectors from the y string, then the copies."""
 
     def decode_one(p, refs, y_flat):
         sat = p.satellite
@@ -109,7 +103,7 @@ def _reconstruct_references(codec, parsed: list, synthesize: bool) -> dict:
             flat[:, torch.as_tensor(hit, dtype=torch.long)] = y_flat[u][:, torch.as_tensor(q[hit], dtype=torch.long)]
         return flat.reshape(C, H, W)
 
-    return _in_dependency_order(codec, parsed, _carried_references(parsed), decode_one, synthesize)
+    return decode_one
 
 
 def dense_to_references(by_rank: list, maps: dict, family: str) -> dict:
@@ -153,15 +147,9 @@ def _dense_round(parsed: list) -> tuple[list, dict]:
     return by_rank, maps
 
 
-def _reconstruct_context(codec, parsed: list, synthesize: bool) -> dict:
-    """Context codecs: every satellite's stream is decoded by walking the decoding order with its
-    copies in the context (:func:`.context.context_code`), once the satellites it copies from are done."""
-    fam = codec_family(parsed[0].model)
-    if parsed[0].map_form == "dense":
-        by_rank, maps = _dense_round(parsed)
-        refs = dense_to_references(by_rank, maps, fam)
-    else:
-        refs = _carried_references(parsed)
+def _context_decoder(codec):
+    """decode_one for :func:`_in_dependency_order`: walk the decoding order with the copies in the context."""
+    fam = codec.family
 
     def decode_one(p, r, y_flat):
         C, H, W = p.y_shape
@@ -177,7 +165,7 @@ def _reconstruct_context(codec, parsed: list, synthesize: bool) -> dict:
             raise BitstreamError(f"satellite {p.satellite}: latent shape {tuple(side.shape[2:])} differs from header {(H, W)}")
         return context_code(codec.model, fam, side, plan, y_string=p.y_string)[1][0]
 
-    return _in_dependency_order(codec, parsed, refs, decode_one, synthesize)
+    return decode_one
 
 
 @torch.no_grad()
@@ -189,31 +177,9 @@ def reconstruct(codec, streams, synthesize: bool = True) -> dict:
     forms = {p.map_form for p in parsed}
     if len(forms) > 1:
         raise BitstreamError("streams of one round mix dense and reference assignment maps")
-    if codec.family != "hyperprior":
-        return _reconstruct_context(codec, parsed, synthesize)
-    if forms == {"references"}:
-        return _reconstruct_references(codec, parsed, synthesize)
-    by_rank, maps = _dense_round(parsed)
-    pool = []  # list of (C, n) tensors in dense order
-    decoded = 0
-    out = {}
-    for p in by_rank:
-        if p.satellite not in maps:
-            raise BitstreamError(f"no assignment map for satellite {p.satellite} in the streams")
-        if p.offset != decoded:
-            raise BitstreamError(f"satellite {p.satellite}: offset {p.offset} does not follow the {decoded} vectors decoded so far")
-        amap = maps[p.satellite]
-        C, H, W = p.y_shape
-        own = (amap >= p.offset) & (amap < p.offset + p.retained)
-        first_positions = np.unique(amap[own], return_index=True)[1]
-        positions = np.nonzero(own)[0][first_positions]  # first occurrence of each own number, raster order
-        if len(positions) != p.retained or np.any(amap >= p.offset + p.retained) or np.any(amap < 0):
-            raise BitstreamError(f"satellite {p.satellite}: assignment map inconsistent with its header")
-        own_vectors = _decode_own(codec, p, np.sort(positions))
-        pool.append(own_vectors)
-        decoded += p.retained
-        table = torch.cat(pool, dim=1)
-        y_tilde = table[:, torch.as_tensor(amap, dtype=torch.long)].reshape(C, H, W)
-        x_hat = codec.model.g_s(y_tilde[None]).clamp_(0, 1) if synthesize else None
-        out[p.satellite] = {"y_tilde": y_tilde, "x_hat": x_hat}
-    return out
+    if forms == {"dense"}:
+        refs = dense_to_references(*_dense_round(parsed), codec.family)
+    else:
+        refs = _carried_references(parsed)
+    decode_one = _hyperprior_decoder(codec) if codec.family == "hyperprior" else _context_decoder(codec)
+    return _in_dependency_order(codec, parsed, refs, decode_one, synthesize)
