@@ -11,6 +11,7 @@ import glob
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 #: The training split of ../shared/data/eo (see its README): never the test split.
 DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eo"
@@ -48,8 +49,6 @@ def read_rgb(path: str | Path) -> np.ndarray:
                 bands = src.read(indexes=list(range(1, min(3, src.count) + 1)))
             image = np.moveaxis(bands, 0, -1)
         else:
-            from PIL import Image
-
             with Image.open(path) as im:
                 image = np.asarray(im.convert("RGB"))
     except DataError:
@@ -74,9 +73,20 @@ class CropSampler:
 
     Scenes are drawn with probability proportional to their area, so large scenes
     are not under-sampled; horizontal/vertical flips augment the crops.
+
+    ``max_downscale`` > 1 takes each crop from a region ``f`` times larger, ``f`` uniform
+    in [1, max_downscale], and resamples it to ``size`` (Lanczos, antialiased), as Ballé
+    et al. (2017) downsampled their training photographs: it removes the source's own
+    compression artefacts (the OpenAerialMap scenes are JPEG-in-TIFF, 8×8 blocks included)
+    and brings the 0.1 m scenes towards the coarser ground sampling of the sensors the
+    models serve. 1 (the default) crops at the native resolution and draws exactly the
+    same crops as before the option existed.
     """
 
-    def __init__(self, scenes: list[np.ndarray], size: int, seed: int, max_nodata: float = 0.1):
+    def __init__(self, scenes: list[np.ndarray], size: int, seed: int, max_nodata: float = 0.1,
+                 max_downscale: float = 1.0):
+        if max_downscale < 1:
+            raise DataError(f"max_downscale must be >= 1, got {max_downscale}")
         self.scenes = [s for s in scenes if min(s.shape[:2]) >= size]
         if not self.scenes:
             raise DataError(f"no training scene is at least {size}x{size} pixels")
@@ -84,15 +94,22 @@ class CropSampler:
         self.weights = area / area.sum()
         self.size = size
         self.max_nodata = max_nodata
+        self.max_downscale = float(max_downscale)
         self.rng = np.random.default_rng(seed)
 
     def crop(self) -> np.ndarray:
         for _ in range(1000):
             scene = self.scenes[self.rng.choice(len(self.scenes), p=self.weights)]
-            y = self.rng.integers(0, scene.shape[0] - self.size + 1)
-            x = self.rng.integers(0, scene.shape[1] - self.size + 1)
-            crop = scene[y:y + self.size, x:x + self.size]
+            side = self.size
+            if self.max_downscale > 1:
+                factor = self.rng.uniform(1.0, self.max_downscale)
+                side = min(int(round(self.size * factor)), min(scene.shape[:2]))
+            y = self.rng.integers(0, scene.shape[0] - side + 1)
+            x = self.rng.integers(0, scene.shape[1] - side + 1)
+            crop = scene[y:y + side, x:x + side]
             if nodata_fraction(crop) <= self.max_nodata:
+                if side != self.size:
+                    crop = np.asarray(Image.fromarray(crop).resize((self.size, self.size), Image.LANCZOS))
                 if self.rng.random() < 0.5:
                     crop = crop[:, ::-1]
                 if self.rng.random() < 0.5:

@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--checkpoint-every", type=int, default=200)
     tr.add_argument("--out", type=Path, default=None, help="run folder (resume state); default runs/<arch>_lambda<λ>")
     tr.add_argument("--export", type=Path, default=None, help="fp16 checkpoint path; default the shipped weights path")
+    tr.add_argument("--downscale", type=float, default=1.0, metavar="F",
+                    help="take crops from regions up to F times larger, resampled to --crop (removes source JPEG artefacts)")
+    tr.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="bf16: transforms in bfloat16 autocast (faster on CPUs with AVX-512 BF16); entropy models stay fp32")
+    tr.add_argument("--device", default="auto",
+                    help="auto (a CUDA GPU if torch sees one, else the CPU), cpu, cuda or cuda:I")
     tr.add_argument("--init", type=Path, default=None,
                     help="warm start a new run from a checkpoint or run state (another λ or a related architecture)")
     return parser
@@ -66,7 +72,8 @@ def _train(args) -> int:
     try:
         path = train(args.arch, args.lmbda, out, steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr,
                      quality=args.quality, channels=args.channels, seed=args.seed, data=args.data, threads=args.threads,
-                     checkpoint_every=args.checkpoint_every, export=args.export, init=args.init)
+                     checkpoint_every=args.checkpoint_every, export=args.export, init=args.init,
+                     max_downscale=args.downscale, precision=args.precision, device=args.device)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
