@@ -4,8 +4,10 @@ Every combination of the grid's values (in the order the keys are written) is on
 *point*: the scenario with those dotted keys set, validated like any scenario. All
 points are validated before any runs. Each point runs in ``OUT/points/<id>/`` (the id
 is the point's index and a hash of its values); a point whose folder already holds a
-``summary.json`` written for the same resolved configuration is not run again, so an
-interrupted sweep resumes without losing finished points.
+``summary.json`` written for the same resolved configuration, with the same weights
+files (by content: ``inputs.json`` holds their sha256), is not run again, so an
+interrupted sweep resumes without losing finished points, and re-trained weights are
+never mixed with points computed on the old ones.
 
 Executors:
 
@@ -80,9 +82,18 @@ def _resolved_values(point: dict) -> dict:
     return out
 
 
+def _weights_digests(summary: dict) -> dict[str, str]:
+    """sha256 of every weights file a point's summary names (``weights``: a path or a list)."""
+    named = summary.get("weights") or []
+    paths = [named] if isinstance(named, str) else list(named)
+    return {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() if Path(p).is_file() else "missing" for p in paths}
+
+
 def _is_done(folder: Path, scenario) -> bool:
-    summary, config = folder / "summary.json", folder / "config.resolved.yaml"
-    return summary.is_file() and config.is_file() and config.read_text() == to_yaml(scenario)
+    summary, config, inputs = folder / "summary.json", folder / "config.resolved.yaml", folder / "inputs.json"
+    if not (summary.is_file() and config.is_file() and inputs.is_file() and config.read_text() == to_yaml(scenario)):
+        return False
+    return json.loads(inputs.read_text()) == _weights_digests(json.loads(summary.read_text()))
 
 
 def run_point(raw: dict, out_dir: str) -> dict:
@@ -151,6 +162,8 @@ def run_sweep(raw: dict, out_dir: Path, *, points: list[dict] | None = None, wor
     stage(f"sweep: {len(points)} points over {', '.join(raw['sweep']['grid'])}; {len(done)} already done, "
           f"{len(todo)} to run ({executor}, {workers} worker(s))")
     results = _execute(todo, out_dir, workers, executor, scheduler)
+    for p in todo:
+        write_json(out_dir / "points" / p["id"] / "inputs.json", _weights_digests(results[p["id"]]))
     for p in done:
         results[p["id"]] = json.loads((out_dir / "points" / p["id"] / "summary.json").read_text())
     rows = [{"point": p["id"], **_resolved_values(p), **_flatten(results[p["id"]])} for p in points]

@@ -116,9 +116,12 @@ def _sweep_file(tmp_path, ckpt) -> Path:
 
 
 def test_sweep_runs_in_parallel_resumes_and_matches_dask(tmp_path, checkpoint, capsys):
+    import shutil
+
     import pandas as pd
 
-    path = _sweep_file(tmp_path, checkpoint)
+    weights = Path(shutil.copy(checkpoint, tmp_path / "weights.pt"))
+    path = _sweep_file(tmp_path, weights)
     assert main(["validate", str(path)]) == 0
     assert "sweep: 2 points, all valid" in capsys.readouterr().out
     local = tmp_path / "local"
@@ -137,6 +140,14 @@ def test_sweep_runs_in_parallel_resumes_and_matches_dask(tmp_path, checkpoint, c
     dask = tmp_path / "dask"
     assert main(["run", str(path), "--out", str(dask), "--executor", "dask", "--workers", "2"]) == 0
     assert (dask / "sweep.csv").read_bytes() == (local / "sweep.csv").read_bytes()
+    # re-trained weights at the same path: no finished point is reused
+    torch.manual_seed(5)
+    m = build_model("bmshj2018-hyperprior", 32, 48)
+    m.update(force=True)
+    export_checkpoint(m, weights, architecture="bmshj2018-hyperprior", N=32, M=48, lmbda=0.0067, steps=1, seed=0,
+                      data=[])
+    assert main(["run", str(path), "--out", str(local), "--workers", "2"]) == 0
+    assert json.loads((local / "summary.json").read_text())["resumed"] == 0
 
 
 def test_a_bad_sweep_point_is_named_before_any_run(tmp_path, checkpoint, capsys):
