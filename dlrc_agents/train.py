@@ -39,8 +39,9 @@ def use_bf16_transforms(model: torch.nn.Module, device_type: str = "cpu") -> lis
 
     Mixed precision for training only (about 1.3–1.5× faster per step on a CPU with
     AVX-512 BF16; the usual mixed-precision gain on a GPU); the parameters, optimiser
-    state and checkpoints stay float32, and inference is unchanged. Patches the instances' ``forward`` so ``state_dict`` keys
-    do not change. Returns the names of the wrapped sub-networks.
+    state and checkpoints stay float32, and inference is unchanged. Patches the
+    instances' ``forward`` so ``state_dict`` keys do not change. Returns the names of
+    the wrapped sub-networks.
     """
     wrapped = []
     for name in BF16_TRANSFORMS:

@@ -82,18 +82,25 @@ def _resolved_values(point: dict) -> dict:
     return out
 
 
-def _weights_digests(summary: dict) -> dict[str, str]:
-    """sha256 of every weights file a point's summary names (``weights``: a path or a list)."""
+def _weights_digests(summary: dict, cache: dict[str, str]) -> dict[str, str]:
+    """sha256 of every weights file a point's summary names (``weights``: a path or a list).
+
+    ``cache`` holds the digests already computed in this sweep: the points of a sweep
+    usually share one weights file, which is hashed once.
+    """
     named = summary.get("weights") or []
     paths = [named] if isinstance(named, str) else list(named)
-    return {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() if Path(p).is_file() else "missing" for p in paths}
+    for p in paths:
+        if p not in cache:
+            cache[p] = hashlib.sha256(Path(p).read_bytes()).hexdigest() if Path(p).is_file() else "missing"
+    return {p: cache[p] for p in paths}
 
 
-def _is_done(folder: Path, scenario) -> bool:
+def _is_done(folder: Path, scenario, digests: dict[str, str]) -> bool:
     summary, config, inputs = folder / "summary.json", folder / "config.resolved.yaml", folder / "inputs.json"
     if not (summary.is_file() and config.is_file() and inputs.is_file() and config.read_text() == to_yaml(scenario)):
         return False
-    return json.loads(inputs.read_text()) == _weights_digests(json.loads(summary.read_text()))
+    return json.loads(inputs.read_text()) == _weights_digests(json.loads(summary.read_text()), digests)
 
 
 def run_point(raw: dict, out_dir: str) -> dict:
@@ -157,13 +164,14 @@ def run_sweep(raw: dict, out_dir: Path, *, points: list[dict] | None = None, wor
     started = time.perf_counter()
     points = expand(raw, source) if points is None else points
     out_dir.mkdir(parents=True, exist_ok=True)
-    done = [p for p in points if _is_done(out_dir / "points" / p["id"], p["scenario"])]
+    digests: dict[str, str] = {}
+    done = [p for p in points if _is_done(out_dir / "points" / p["id"], p["scenario"], digests)]
     todo = [p for p in points if p not in done]
     stage(f"sweep: {len(points)} points over {', '.join(raw['sweep']['grid'])}; {len(done)} already done, "
           f"{len(todo)} to run ({executor}, {workers} worker(s))")
     results = _execute(todo, out_dir, workers, executor, scheduler)
     for p in todo:
-        write_json(out_dir / "points" / p["id"] / "inputs.json", _weights_digests(results[p["id"]]))
+        write_json(out_dir / "points" / p["id"] / "inputs.json", _weights_digests(results[p["id"]], digests))
     for p in done:
         results[p["id"]] = json.loads((out_dir / "points" / p["id"] / "summary.json").read_text())
     rows = [{"point": p["id"], **_resolved_values(p), **_flatten(results[p["id"]])} for p in points]
