@@ -255,3 +255,25 @@ def test_predictive_map_coding_roundtrip_and_size(one_group):
                               rmaps[s]) for s in rmaps)
     # overlapping patches copy runs of vectors: the predictive symbols are mostly 0 and code smaller
     assert len(_lzma(encode_maps(maps, "dense", 0, n))) < len(pack_maps(maps))
+
+
+def test_map_lzma_dictionary_sized_to_input(one_group):
+    """Maps are LZMA'd with a dictionary fitted to their size (fast); the bytes decode with the
+    stream format's fixed filters and equal those of the preset's 64 MiB dictionary."""
+    import lzma
+
+    from dlrc_agents.dlrc.bitstream import LZMA_FILTERS, encode_maps, lzma_compress, unpack_maps
+
+    _, group = one_group
+    arb = group.arbitration
+    maps = {s: arb.assignment[s] for s in arb.order}
+    n = maps[arb.order[0]].size
+    rng = np.random.default_rng(1)
+    payloads = [np.asarray(encode_maps(maps, "dense", 0, n), dtype="<i4"),
+                np.concatenate([np.asarray(maps[s], dtype="<i4") for s in maps]),
+                rng.integers(0, 5, 70_000).astype("<i4"), np.zeros(0, dtype="<i4")]
+    for values in payloads:
+        raw = values.tobytes()
+        coded = lzma_compress(raw)
+        assert coded == lzma.compress(raw, format=lzma.FORMAT_RAW, filters=LZMA_FILTERS)
+        assert np.array_equal(unpack_maps(coded), values)
