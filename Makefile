@@ -39,10 +39,10 @@ TRAIN := $(VENV)/bin/edgespacecom train --batch 8 --crop 128 --lr 3e-4 --threads
 SHIPPED_TRAIN := $(TRAIN) --downscale 2 --precision bf16
 W := dlrc_agents/weights
 models: $(STAMP)
-	$(SHIPPED_TRAIN) --arch bmshj2018-hyperprior --lambda 0.0067 --steps 7500 --out runs/bmshj2018-hyperprior_lambda0.0067
-	$(SHIPPED_TRAIN) --arch bmshj2018-hyperprior --lambda 0.0483 --steps 9400 --out runs/bmshj2018-hyperprior_lambda0.0483 \
+	$(SHIPPED_TRAIN) --arch bmshj2018-hyperprior --lambda 0.0067 --steps 10000 --out runs/bmshj2018-hyperprior_lambda0.0067
+	$(SHIPPED_TRAIN) --arch bmshj2018-hyperprior --lambda 0.0483 --steps 13500 --out runs/bmshj2018-hyperprior_lambda0.0483 \
 	    --init $(W)/bmshj2018-hyperprior_lambda0.0067.pt
-	$(SHIPPED_TRAIN) --arch bmshj2018-hyperprior --lambda 0.013 --steps 5200 --out runs/bmshj2018-hyperprior_lambda0.013 \
+	$(SHIPPED_TRAIN) --arch bmshj2018-hyperprior --lambda 0.013 --steps 8000 --out runs/bmshj2018-hyperprior_lambda0.013 \
 	    --init $(W)/bmshj2018-hyperprior_lambda0.0067.pt
 	$(SHIPPED_TRAIN) --arch bmshj2018-hyperprior --lambda 0.025 --steps 6500 --out runs/bmshj2018-hyperprior_lambda0.025 \
 	    --init $(W)/bmshj2018-hyperprior_lambda0.0483.pt
