@@ -118,3 +118,19 @@ def test_ablation_needs_one_model(tmp_path, capsys):
                  "--set", "codec.lambdas=[0.0067, 0.013]"])
     assert code == 2
     assert "codec.lambdas: the ablation uses one model" in capsys.readouterr().err
+
+
+def test_codec_rd_figure_one_column_per_scene_wrapped():
+    """Five scenes: PSNR and MS-SSIM panels per scene, wrapped after four columns, the rest blank."""
+    from dlrc_agents.codec_rd import codec_rd_figure
+
+    scenes = [f"s{i}.tif" for i in range(5)]
+    jpeg = pd.DataFrame([{"scene": s, "chroma": c, "quality": q, "bpp": q / 40, "psnr": 20 + q / 5, "ms_ssim": 0.8 + q / 600}
+                         for s in scenes for c in ("4:2:0", "4:4:4") for q in (10, 30, 50, 70, 90)])
+    models = pd.DataFrame([{"architecture": "bmshj2018-hyperprior", "lambda": l, "scene": s, "bpp": b,
+                            "psnr": 20 + 40 * b / 5 + 0.3, "ms_ssim": 0.85}
+                           for s in scenes for l, b in ((0.0067, 0.5), (0.0483, 1.5))])
+    fig = codec_rd_figure(models, jpeg)
+    visible = [ax for ax in fig.axes if ax.axison]
+    assert len(fig.axes) == 16 and len(visible) == 10
+    assert sorted({ax.get_title() for ax in visible}) == scenes
