@@ -96,11 +96,13 @@ def _weights_digests(summary: dict, cache: dict[str, str]) -> dict[str, str]:
     return {p: cache[p] for p in paths}
 
 
-def _is_done(folder: Path, scenario, digests: dict[str, str]) -> bool:
+def _finished_summary(folder: Path, scenario, digests: dict[str, str]) -> dict | None:
+    """The point's summary if it was written for this configuration and these weights, else None."""
     summary, config, inputs = folder / "summary.json", folder / "config.resolved.yaml", folder / "inputs.json"
     if not (summary.is_file() and config.is_file() and inputs.is_file() and config.read_text() == to_yaml(scenario)):
-        return False
-    return json.loads(inputs.read_text()) == _weights_digests(json.loads(summary.read_text()), digests)
+        return None
+    result = json.loads(summary.read_text())
+    return result if json.loads(inputs.read_text()) == _weights_digests(result, digests) else None
 
 
 def run_point(raw: dict, out_dir: str) -> dict:
@@ -165,15 +167,15 @@ def run_sweep(raw: dict, out_dir: Path, *, points: list[dict] | None = None, wor
     points = expand(raw, source) if points is None else points
     out_dir.mkdir(parents=True, exist_ok=True)
     digests: dict[str, str] = {}
-    done = [p for p in points if _is_done(out_dir / "points" / p["id"], p["scenario"], digests)]
-    todo = [p for p in points if p not in done]
-    stage(f"sweep: {len(points)} points over {', '.join(raw['sweep']['grid'])}; {len(done)} already done, "
+    finished = {p["id"]: r for p in points
+                if (r := _finished_summary(out_dir / "points" / p["id"], p["scenario"], digests)) is not None}
+    todo = [p for p in points if p["id"] not in finished]
+    stage(f"sweep: {len(points)} points over {', '.join(raw['sweep']['grid'])}; {len(finished)} already done, "
           f"{len(todo)} to run ({executor}, {workers} worker(s))")
     results = _execute(todo, out_dir, workers, executor, scheduler)
     for p in todo:
         write_json(out_dir / "points" / p["id"] / "inputs.json", _weights_digests(results[p["id"]], digests))
-    for p in done:
-        results[p["id"]] = json.loads((out_dir / "points" / p["id"] / "summary.json").read_text())
+    results.update(finished)
     rows = [{"point": p["id"], **_resolved_values(p), **_flatten(results[p["id"]])} for p in points]
     table = pd.DataFrame(rows)
     write_table(out_dir / "sweep.csv", table)
@@ -183,7 +185,7 @@ def run_sweep(raw: dict, out_dir: Path, *, points: list[dict] | None = None, wor
     if kind == "mission" and x == "ground.rate_bps":
         write_figure(out_dir / "fig_a2_gdown.png", gdown_sweep_figure(table, list(raw["sweep"]["grid"]), out_dir))
     summary = {"kind": "sweep", "name": raw.get("name"), "base_kind": kind, "grid": raw["sweep"]["grid"],
-               "points": len(points), "resumed": len(done), "executor": executor,
+               "points": len(points), "resumed": len(finished), "executor": executor,
                "table": "sweep.csv", "wall_s": time.perf_counter() - started}
     write_json(out_dir / "summary.json", summary)
     shown = [c for c in table.columns if c in raw["sweep"]["grid"] or c in DEFAULT_Y.get(kind, [])]

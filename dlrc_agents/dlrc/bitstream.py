@@ -49,6 +49,7 @@ MAP_FORMS = ("dense", "references")
 #: Raw LZMA2 (no .xz container: its ~60 bytes of headers and checks would cost more than
 #: a small map; the container's CRC-32 already covers the section).
 LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
+LZMA_DICT_SIZE = 64 << 20  # preset 9's dictionary, which the decoder keeps
 
 
 def lzma_compress(data: bytes) -> bytes:
@@ -60,9 +61,7 @@ def lzma_compress(data: bytes) -> bytes:
     decodes with :data:`LZMA_FILTERS` (the decoder's dictionary only has to be as large)
     and is in practice byte-identical to the 64 MiB encoder's (a test checks real maps).
     """
-    dict_size = max(4096, 1 << max(len(data) - 1, 1).bit_length())
-    if dict_size >= LZMA_FILTERS[0].get("dict_size", 64 << 20):
-        return lzma.compress(data, format=lzma.FORMAT_RAW, filters=LZMA_FILTERS)
+    dict_size = min(max(4096, 1 << (len(data) - 1).bit_length()), LZMA_DICT_SIZE)
     return lzma.compress(data, format=lzma.FORMAT_RAW, filters=[{**LZMA_FILTERS[0], "dict_size": dict_size}])
 
 
