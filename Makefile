@@ -7,12 +7,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO ?= scenarios/quickstart.yaml
 
-.PHONY: install demo test test-fast bench models models-context clean
+.PHONY: install demo test test-fast bench data models models-context clean
 
 $(STAMP): setup.cfg constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip==26.3" "setuptools==84.2.1" "wheel==0.48.0"
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test]"
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -31,23 +31,32 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_dlrc_overhead.py
 	$(PY) benchmarks/bench_table2.py
 
+# Training needs the EO training and validation splits in the data cache:
+#   make data                      (from the public sources)
+#   make data MIRROR=/path/to/eo   (offline, from a local mirror with the same layout)
+data: $(STAMP)
+	$(VENV)/bin/edgespacecom data fetch "eo:rgb/train/*" "eo:revisit/naip/*" $(if $(MIRROR),--mirror $(MIRROR))
+
 # Re-train the shipped weights on the EO training split (CPU, resumable: run again to continue).
-# The recipe of results/training/README.md (crops resampled from regions up to 2x larger,
-# transforms in bf16), in one pass; several hours on 2 cores, far less on a GPU (--device auto
-# takes one when torch sees it). Writes dlrc_agents/weights/.
+# The recipe of docs/training.md (crops resampled from regions up to 2x larger, transforms in
+# bf16); the step counts are the shipped ones, the exported model is the step the validation
+# split (NAIP 2009) chooses. Several hours on 2 cores, far less on a GPU (--device auto takes
+# one when torch sees it). Writes dlrc_agents/weights/ (explicitly: train's default is
+# $$EDGESPACECOM_WEIGHTS, never the package).
 TRAIN := $(VENV)/bin/edgespacecom train --batch 8 --crop 128 --lr 3e-4 --threads 1
 SHIPPED_TRAIN := $(TRAIN) --downscale 2 --precision bf16
 W := dlrc_agents/weights
 models: $(STAMP)
-	$(SHIPPED_TRAIN) --arch bmshj2018-hyperprior --lambda 0.0067 --steps 10000 --out runs/bmshj2018-hyperprior_lambda0.0067
+	$(SHIPPED_TRAIN) --arch bmshj2018-hyperprior --lambda 0.0067 --steps 10000 --out runs/bmshj2018-hyperprior_lambda0.0067 \
+	    --export $(W)/bmshj2018-hyperprior_lambda0.0067.pt
 	$(SHIPPED_TRAIN) --arch bmshj2018-hyperprior --lambda 0.0483 --steps 13500 --out runs/bmshj2018-hyperprior_lambda0.0483 \
-	    --init $(W)/bmshj2018-hyperprior_lambda0.0067.pt
+	    --init $(W)/bmshj2018-hyperprior_lambda0.0067.pt --export $(W)/bmshj2018-hyperprior_lambda0.0483.pt
 	$(SHIPPED_TRAIN) --arch bmshj2018-hyperprior --lambda 0.013 --steps 8000 --out runs/bmshj2018-hyperprior_lambda0.013 \
-	    --init $(W)/bmshj2018-hyperprior_lambda0.0067.pt
+	    --init $(W)/bmshj2018-hyperprior_lambda0.0067.pt --export $(W)/bmshj2018-hyperprior_lambda0.013.pt
 	$(SHIPPED_TRAIN) --arch bmshj2018-hyperprior --lambda 0.025 --steps 6500 --out runs/bmshj2018-hyperprior_lambda0.025 \
-	    --init $(W)/bmshj2018-hyperprior_lambda0.0483.pt
+	    --init $(W)/bmshj2018-hyperprior_lambda0.0483.pt --export $(W)/bmshj2018-hyperprior_lambda0.025.pt
 	$(SHIPPED_TRAIN) --arch mbt2018-mean --lambda 0.0067 --steps 4000 --out runs/mbt2018-mean_lambda0.0067 \
-	    --init $(W)/bmshj2018-hyperprior_lambda0.0067.pt
+	    --init $(W)/bmshj2018-hyperprior_lambda0.0067.pt --export $(W)/mbt2018-mean_lambda0.0067.pt
 
 # Train the context models, too large to ship (results/training/README.md): mbt2018 warm-started
 # from the shipped mbt2018-mean (same N = 128, M = 192), cheng2020-anchor and ELIC from scratch.

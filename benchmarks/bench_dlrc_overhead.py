@@ -38,13 +38,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dlrc_agents.codecs import load_codec  # noqa: E402
-from dlrc_agents.data import DEFAULT_DATA_ROOT, read_rgb  # noqa: E402
+from dlrc_agents.data import read_rgb  # noqa: E402
+from edgespacecom.datasets import registry  # noqa: E402
 from dlrc_agents.dlrc.onboard import CODEC_STAGES, DLRC_STAGES, DLRCConfig, encode_group  # noqa: E402
 from dlrc_agents.overlap import draw_observation, window_for_overlap  # noqa: E402
 from dlrc_agents.rd import patch_tensor, per_satellite_times  # noqa: E402
 from edgespacecom.outputs import atomic_write_text, write_figure, write_json  # noqa: E402
 
-SCENE = DEFAULT_DATA_ROOT / "rgb/test/inria_bellingham1_1024.tif"
+SCENE = registry().path("eo:rgb/test/inria_bellingham1_1024.tif")  # shipped with the package
 
 
 def scene_of_size(scene: np.ndarray, size: int) -> np.ndarray:

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
+from edgespacecom.progress import progress
 
-from edgespacecom.outputs import write_figure, write_json, write_table
+from edgespacecom.outputs import write_figure, write_table
 
 from .codecs import load_codecs
-from .data import expand_scenes, read_rgb
+from .data import read_rgb, scene_label, scene_names
 from .dlrc.onboard import DLRC_STAGES, DLRCConfig
 from .rd import evaluate_draw, seeded_draw
 
@@ -70,21 +69,24 @@ def ablation_figure(results: list[dict], model: str):
     return fig
 
 
-def run_ablation(scenario, out_dir: Path) -> dict:
-    from edgespacecom.runner import begin_run, stage
+def run_ablation(scenario, run) -> dict:
+    """Run a validated scenario in ``run`` (:class:`edgespacecom.runner.RunContext`); return its summary."""
+    from edgespacecom.progress import stage
+
+    out_dir = run.out_dir
 
     c, ov, a = scenario.codec, scenario.overlap, scenario.ablation
     (codec,) = load_codecs(c)  # weights first: a missing model stops the run before it writes anything
-    started = begin_run(scenario, out_dir)
-    paths = expand_scenes(scenario.data.scenes)
-    scenes = {str(p): read_rgb(p) for p in paths}
+    started = run.begin()
+    # keyed by portable names (eo:... or file:NAME): the draws' seeds never depend on host paths
+    scenes = {name: read_rgb(path) for name, path in scene_names(scenario.data.scenes).items()}
     base_cfg = DLRCConfig(**scenario.dlrc.model_dump())
     settings = [(k, s) for k in a.rounds for s in a.representative]
     stage(f"dlrc_ablation: {c.architecture}, {len(settings)} settings × {len(scenes)} scene(s) × "
           f"{len(ov.o_exp)} o_exp × {ov.draws} draws")
     rows = []
     jobs = [(o, s, d) for o in ov.o_exp for s in sorted(scenes) for d in range(ov.draws)]
-    with tqdm(total=len(jobs) * len(settings), desc="ablation", unit="run") as bar:
+    with progress(total=len(jobs) * len(settings), desc="ablation", unit="run") as bar:
         for o, s, d in jobs:
             obs = seeded_draw(scenario.seed, ov, scenes, o, s, d)
             baselines: dict = {}
@@ -92,7 +94,7 @@ def run_ablation(scenario, out_dir: Path) -> dict:
                 cfg = replace(base_cfg, rounds=k, representative=strategy)
                 for r in evaluate_draw(codec, scenes[s], obs, cfg, baselines):
                     r["dlrc_time_s"] = sum(r.get(f"time_{st}_s", 0.0) for st in DLRC_STAGES)
-                    rows.append({"rounds": k, "representative": strategy, "o_exp": o, "scene": Path(s).name,
+                    rows.append({"rounds": k, "representative": strategy, "o_exp": o, "scene": scene_label(s),
                                  "draw": d, **r})
                 bar.update(1)
     table = pd.DataFrame(rows)
@@ -102,8 +104,7 @@ def run_ablation(scenario, out_dir: Path) -> dict:
     write_figure(out_dir / "fig12_ablation.png", ablation_figure(results, c.architecture))
     summary = {"kind": "dlrc_ablation", "name": scenario.name, "model": c.architecture, "weights": codec.source,
                "lambda": codec.lmbda, "results": results, "wall_s": time.perf_counter() - started}
-    write_json(out_dir / "summary.json", summary)
-    return summary
+    return run.finish(summary)
 
 
 def format_ablation_summary(summary: dict) -> str:

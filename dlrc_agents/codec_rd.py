@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import io
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm import tqdm
+from edgespacecom.progress import progress
 
-from edgespacecom.outputs import write_figure, write_json, write_table
+from edgespacecom.outputs import write_figure, write_table
 
 from .codecs import load_codecs
 from .data import expand_scenes, read_rgb
@@ -71,10 +70,10 @@ def interpolate_at(front: pd.DataFrame, bpp: float, y: str = "psnr") -> float | 
 
 
 def compare_with_jpeg(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame) -> list[dict]:
-    """Per model (architecture, λ): mean R–D over scenes and the PSNR gain over JPEG at equal bpp."""
+    """Per model (architecture, λ, weights): mean R–D over scenes and the PSNR gain over JPEG at equal bpp."""
     fronts = {scene: (pareto_front(j), pareto_front(j, y="ms_ssim")) for scene, j in jpeg_rows.groupby("scene")}
     out = []
-    for (arch, lmbda), g in model_rows.groupby(["architecture", "lambda"], sort=True):
+    for (arch, lmbda, weights), g in model_rows.groupby(["architecture", "lambda", "weights"], sort=True):
         gains, ssim_gains = [], []
         for _, r in g.iterrows():
             front, sfront = fronts[r["scene"]]
@@ -84,7 +83,7 @@ def compare_with_jpeg(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame) -> list
             ssim_gains.append(None if s_at is None else r["ms_ssim"] - s_at)
         known = [x for x in gains if x is not None]
         out.append({
-            "architecture": arch, "lambda": float(lmbda), "weights": g["weights"].iloc[0],
+            "architecture": arch, "lambda": float(lmbda), "weights": weights,
             "bpp": float(g["bpp"].mean()), "psnr": float(g["psnr"].mean()), "ms_ssim": float(g["ms_ssim"].mean()),
             "psnr_gain_vs_jpeg_db": float(np.mean(known)) if known else None,
             "psnr_gain_vs_jpeg_per_scene_db": dict(zip(g["scene"], gains)),
@@ -147,18 +146,21 @@ def codec_rd_figure(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame, columns: 
     return fig
 
 
-def run_codec_rd(scenario, out_dir: Path) -> dict:
-    from edgespacecom.runner import begin_run, stage
+def run_codec_rd(scenario, run) -> dict:
+    """Run a validated scenario in ``run`` (:class:`edgespacecom.runner.RunContext`); return its summary."""
+    from edgespacecom.progress import stage
+
+    out_dir = run.out_dir
 
     codecs = [codec for c in scenario.models for codec in load_codecs(c)]  # before any output is written
-    started = begin_run(scenario, out_dir)
+    started = run.begin()
     paths = expand_scenes(scenario.data.scenes)
     scenes = {p.name: crop_to_multiple(read_rgb(p)) for p in paths}
     stage(f"codec_rd: {len(codecs)} model(s), {len(scenes)} scene(s), JPEG at {len(scenario.jpeg.qualities)} qualities")
     jpeg_rows = [{"scene": name, "chroma": chroma, "quality": q, **jpeg_point(img, q, chroma)}
                  for name, img in scenes.items() for chroma in JPEG_CHROMA for q in scenario.jpeg.qualities]
     model_rows = []
-    for codec in tqdm(codecs, desc="models", unit="model"):
+    for codec in progress(codecs, desc="models", unit="model"):
         for name, img in scenes.items():
             r = baseline_codec_run(codec, to_tensor(img))
             model_rows.append({"architecture": codec.architecture, "lambda": codec.lmbda, "weights": codec.source,
@@ -170,8 +172,7 @@ def run_codec_rd(scenario, out_dir: Path) -> dict:
     write_figure(out_dir / "codec_rd.png", codec_rd_figure(model_table, jpeg_table))
     summary = {"kind": "codec_rd", "name": scenario.name, "scenes": {n: list(i.shape[:2]) for n, i in scenes.items()},
                "models": compare_with_jpeg(model_table, jpeg_table), "wall_s": time.perf_counter() - started}
-    write_json(out_dir / "summary.json", summary)
-    return summary
+    return run.finish(summary)
 
 
 def format_codec_rd_summary(summary: dict) -> str:

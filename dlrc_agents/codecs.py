@@ -7,10 +7,12 @@ quality level. Weights come from, in order of precedence:
 - ``checkpoint: PATH``: a checkpoint written by ``edgespacecom train`` (or a
   CompressAI-style ``state_dict`` file);
 - ``pretrained: true``: CompressAI's model zoo (downloads from the internet);
-- otherwise the checkpoint shipped in ``dlrc_agents/weights/`` for that
-  architecture and λ, or, for models too large to ship (the context models), the one
-  ``make models`` / ``edgespacecom train`` wrote to the local weights folder
-  (``$EDGESPACECOM_WEIGHTS``, default ``~/.cache/edgespacecom/weights``).
+- otherwise the checkpoint shipped with the package (``dlrc_agents/weights/``, found
+  with :mod:`importlib.resources`) for that architecture and λ, or one that
+  ``edgespacecom train`` wrote to the local weights folder (``$EDGESPACECOM_WEIGHTS``,
+  default the platform's user cache, ``~/.cache/edgespacecom/weights`` on Linux): the
+  models too large to ship (the context models), or a user's own. ``train`` never
+  writes into the installed package.
 
 Checkpoints are loaded with ``torch.load(..., weights_only=True)``. The project's
 format is a dict ``{"format": "dlrc-checkpoint", "version": 1, "architecture",
@@ -26,6 +28,7 @@ import hashlib
 import io
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -41,7 +44,7 @@ def atomic_torch_save(path: str | Path, obj) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_DIR = Path(str(resources.files("dlrc_agents") / "weights"))
 #: How to train the models that are not shipped (too large for the repository's 60 MB weights budget).
 TRAIN_UNSHIPPED = "make models-context"
 CHECKPOINT_FORMAT = "dlrc-checkpoint"
@@ -123,18 +126,27 @@ def shipped_checkpoint(architecture: str, lmbda: float) -> Path:
 
 
 def local_weights_dir() -> Path:
-    """Where locally trained, unshipped checkpoints live: $EDGESPACECOM_WEIGHTS or ~/.cache/edgespacecom/weights."""
-    return Path(os.environ.get("EDGESPACECOM_WEIGHTS", Path.home() / ".cache" / "edgespacecom" / "weights"))
+    """Where locally trained checkpoints live: $EDGESPACECOM_WEIGHTS, else the platform's user cache."""
+    env = os.environ.get("EDGESPACECOM_WEIGHTS")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("edgespacecom")) / "weights"
+
+
+def portable_name(path: Path) -> str:
+    """A checkpoint's name without host paths: ``shipped:FILE``, ``local:FILE`` or ``file:FOLDER/FILE``
+    (a user's file keeps its folder's name, so two versions of one model stay apart)."""
+    path = Path(path)
+    for tag, folder in (("shipped", WEIGHTS_DIR), ("local", local_weights_dir())):
+        if path.parent.resolve() == Path(folder).resolve():
+            return f"{tag}:{path.name}"
+    return f"file:{path.parent.name}/{path.name}"
 
 
 def local_checkpoint(architecture: str, lmbda: float) -> Path:
     return local_weights_dir() / checkpoint_name(architecture, lmbda)
-
-
-def default_checkpoint(architecture: str, lmbda: float) -> Path:
-    """Where ``edgespacecom train`` exports by default: the shipped folder or the local one."""
-    shipped = _spec(architecture)["shipped"]
-    return (shipped_checkpoint if shipped else local_checkpoint)(architecture, lmbda)
 
 
 def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, N: int, M: int, lmbda: float,
@@ -174,8 +186,9 @@ class Codec:
     N: int
     M: int
     lmbda: float | None
-    source: str
+    source: str  # portable name (shipped:FILE, local:FILE, file:FILE, compressai-zoo:...)
     fingerprint: str  # sha256 prefix of the weights: bitstreams name the exact model
+    path: Path | None = None  # the checkpoint file, when there is one
 
     @property
     def means(self) -> bool:
@@ -234,7 +247,7 @@ def load_checkpoint(path: str | Path, architecture: str | None = None) -> Codec:
         raise CodecError(f"checkpoint {path} does not fit architecture {arch!r}: {str(exc)[:300]}") from None
     model.update(force=True)
     model.eval()
-    return Codec(model, arch, N, M, lmbda, str(path), _fingerprint(model))
+    return Codec(model, arch, N, M, lmbda, portable_name(path), _fingerprint(model), path)
 
 
 def load_codec(architecture: str, *, lmbda: float | None = None, quality: int = 3, checkpoint: str | Path | None = None,
@@ -271,6 +284,25 @@ def load_codec(architecture: str, *, lmbda: float | None = None, quality: int = 
            f"This model is not shipped (too large); train it with `{TRAIN_UNSHIPPED}` (see README, Training), or ")
         + f"`edgespacecom train --arch {architecture} --lambda {lambda_tag(lmbda)} --export {local_checkpoint(architecture, lmbda)}`"
     )
+
+
+def checkpoint_files(cfg) -> dict[str, Path]:
+    """{portable name: file} of every checkpoint a ``codec`` section uses, without loading them;
+    CodecError (with the command that makes it) for the first that is missing."""
+    if cfg.pretrained:
+        return {}
+    if cfg.checkpoint is not None:
+        if not Path(cfg.checkpoint).is_file():
+            raise CodecError(f"codec.checkpoint: {cfg.checkpoint} does not exist")
+        return {portable_name(cfg.checkpoint): Path(cfg.checkpoint)}
+    out = {}
+    for lmbda in cfg.model_lambdas:
+        path = next((p for p in (shipped_checkpoint(cfg.architecture, lmbda), local_checkpoint(cfg.architecture, lmbda))
+                     if p.is_file()), None)
+        if path is None:
+            load_codec(cfg.architecture, lmbda=lmbda)  # raises the error that says how to train it
+        out[portable_name(path)] = path
+    return out
 
 
 def load_codecs(cfg) -> list[Codec]:

@@ -1,39 +1,66 @@
 """Earth-observation scenes: reading RGB images and sampling training crops.
 
-Scenes are read in place (GeoTIFF through rasterio, PNG/JPEG through Pillow) as
-uint8 arrays (H, W, 3). Multi-band scenes keep their first three bands (NAIP:
-R, G, B). 16-bit scenes are scaled to 8 bits by their 0.1/99.9 percentiles.
+Scenes are named through the data registry (``eo:rgb/test/*.tif``, see
+:mod:`edgespacecom.datasets`) or by file path, and read in place (GeoTIFF through
+rasterio, PNG/JPEG through Pillow) as uint8 arrays (H, W, 3). Multi-band scenes keep
+their first three bands (NAIP: R, G, B). 16-bit scenes are scaled to 8 bits by their
+0.1/99.9 percentiles.
 """
 
 from __future__ import annotations
 
 import glob
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-#: The training split of ../shared/data/eo (see its README): never the test split.
-DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eo"
-TRAIN_GLOBS = ("rgb/train/*.tif", "rgb/train/*.png", "revisit/naip/naip_*_20[01][0-8]*.tif")
-TEST_GLOBS = ("rgb/test/*.tif",)
+from edgespacecom.datasets import DataError, is_data_name, registry
+
+#: The training split of the EO data (its README): OpenAerialMap and NEON scenes and the NAIP
+#: revisits 2010–2018. NAIP 2009, also training data, is held out as the validation split
+#: (model selection and training length, :data:`VALIDATION_GLOBS`); never the test split.
+TRAIN_GLOBS = ("eo:rgb/train/*.tif", "eo:rgb/train/*.png", "eo:revisit/naip/naip_*_201[0-8]*.tif")
+VALIDATION_GLOBS = ("eo:revisit/naip/naip_*_2009*.tif",)
+TEST_GLOBS = ("eo:rgb/test/*.tif",)
+
+__all__ = ["DataError", "TRAIN_GLOBS", "VALIDATION_GLOBS", "TEST_GLOBS", "expand_scenes", "scene_names", "scene_label", "read_rgb"]
 
 
-class DataError(ValueError):
-    """An image that cannot be used; the message names the file."""
+def expand_scenes(patterns) -> list[Path]:
+    """Local files from registry names and globs over them (``eo:...``), or file paths and globs.
 
-
-def expand_scenes(patterns, root: Path | None = None) -> list[Path]:
-    """Paths from a list of paths or globs (relative ones are tried against ``root`` too)."""
+    A registered file that is not fetched yet stops with the fetch command (DataMissing).
+    """
     found: list[Path] = []
     for pattern in patterns:
+        if is_data_name(pattern):
+            found.extend(registry().resolve([pattern]))
+            continue
         candidates = sorted(glob.glob(str(pattern)))
-        if not candidates and root is not None and not Path(pattern).is_absolute():
-            candidates = sorted(glob.glob(str(root / pattern)))
         if not candidates:
             raise DataError(f"data.scenes: {pattern} matches no file")
         found.extend(Path(c) for c in candidates)
     return found
+
+
+def scene_label(name: str) -> str:
+    """The file name of a portable scene name (``eo:rgb/test/x.tif`` -> ``x.tif``), for tables."""
+    return Path(name.split(":", 1)[-1]).name
+
+
+def scene_names(patterns) -> dict[str, Path]:
+    """{portable name: local path} of every scene ``patterns`` name: registry names stay names,
+    a user's file is named by its file name (never a host path)."""
+    out: dict[str, Path] = {}
+    for pattern in patterns:
+        if is_data_name(pattern):
+            reg = registry()
+            out.update(zip((e.name for e in reg.select([pattern])), reg.resolve([pattern])))
+        else:
+            out.update({f"file:{p.name}": p for p in expand_scenes([pattern])})
+    return out
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
@@ -45,8 +72,10 @@ def read_rgb(path: str | Path) -> np.ndarray:
         if path.suffix.lower() in (".tif", ".tiff"):
             import rasterio
 
-            with rasterio.open(path) as src:
-                bands = src.read(indexes=list(range(1, min(3, src.count) + 1)))
+            with warnings.catch_warnings():  # aerial crops without a geotransform are fine here
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                with rasterio.open(path) as src:
+                    bands = src.read(indexes=list(range(1, min(3, src.count) + 1)))
             image = np.moveaxis(bands, 0, -1)
         else:
             with Image.open(path) as im:

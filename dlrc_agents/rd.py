@@ -10,18 +10,17 @@ images quantised to 0–255, decode exactness and the geometric bound of the dra
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from pytorch_msssim import ms_ssim
-from tqdm import tqdm
+from edgespacecom.progress import progress
 
-from edgespacecom.outputs import write_figure, write_json, write_table
+from edgespacecom.outputs import write_figure, write_table
 
 from .codecs import load_codecs
-from .data import expand_scenes, read_rgb
+from .data import read_rgb, scene_label, scene_names
 from .dlrc.bitstream import SatelliteBitstream, pack_maps
 from .dlrc.onboard import DLRCConfig, encode_group
 from .dlrc.reconstructor import reconstruct
@@ -201,23 +200,26 @@ def rd_figures(results: list[dict], model: str):
     return fig6, fig7
 
 
-def run_rd(scenario, out_dir: Path) -> dict:
-    from edgespacecom.runner import begin_run, stage
+def run_rd(scenario, run) -> dict:
+    """Run a validated scenario in ``run`` (:class:`edgespacecom.runner.RunContext`); return its summary."""
+    from edgespacecom.progress import stage
+
+    out_dir = run.out_dir
 
     c, ov, d = scenario.codec, scenario.overlap, scenario.dlrc
     codecs = dict(zip(c.model_lambdas, load_codecs(c)))  # a missing model stops the run before it writes anything
-    started = begin_run(scenario, out_dir)
-    paths = expand_scenes(scenario.data.scenes)
-    scenes = {str(p): read_rgb(p) for p in paths}
+    started = run.begin()
+    # keyed by portable names (eo:... or file:NAME): the draws' seeds never depend on host paths
+    scenes = {name: read_rgb(path) for name, path in scene_names(scenario.data.scenes).items()}
     stage(f"rd: {c.architecture}, {len(codecs)} model(s), {len(scenes)} scene(s), o_exp {ov.o_exp}, {ov.draws} draws")
     cfg = DLRCConfig(**d.model_dump())
     rows = []
     jobs = [(l, o, s, k) for l in codecs for o in ov.o_exp for s in scenes for k in range(ov.draws)]
-    for l, o, s, k in tqdm(jobs, desc="rd draws", unit="draw"):
+    for l, o, s, k in progress(jobs, desc="rd draws", unit="draw"):
         obs = seeded_draw(scenario.seed, ov, scenes, o, s, k)
         for r in evaluate_draw(codecs[l], scenes[s], obs, cfg):
             rows.append({"lambda": codecs[l].lmbda if codecs[l].lmbda is not None else float("nan"), "o_exp": o,
-                         "scene": Path(s).name, "draw": k, "window": obs.window, **r})
+                         "scene": scene_label(s), "draw": k, "window": obs.window, **r})
     table = pd.DataFrame(rows)
     write_table(out_dir / "rd_patches.csv", table)
     results = summarise(table, ov.satellites)
@@ -227,8 +229,7 @@ def run_rd(scenario, out_dir: Path) -> dict:
     summary = {"kind": "rd", "name": scenario.name, "model": c.architecture,
                "weights": {str(l): codecs[l].source for l in codecs}, "results": results,
                "wall_s": time.perf_counter() - started}
-    write_json(out_dir / "summary.json", summary)
-    return summary
+    return run.finish(summary)
 
 
 def format_rd_summary(summary: dict) -> str:

@@ -17,14 +17,16 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
-from tqdm import tqdm
 
 from edgespacecom.outputs import write_json
+from edgespacecom.progress import progress as progress_bar
+from edgespacecom.progress import stage
 
-from .codecs import (ARCHITECTURES, atomic_torch_save, build_model, channels_for_quality, default_checkpoint,
+from .codecs import (ARCHITECTURES, atomic_torch_save, build_model, channels_for_quality, local_checkpoint,
                      export_checkpoint)
-from .data import DEFAULT_DATA_ROOT, TRAIN_GLOBS, CropSampler, expand_scenes, read_rgb
+from .data import TRAIN_GLOBS, VALIDATION_GLOBS, CropSampler, nodata_fraction, read_rgb, scene_names
 
 
 #: Sub-networks that run in bfloat16 under ``precision="bf16"``: the convolutional
@@ -85,6 +87,35 @@ def rate_distortion_loss(output: dict, target: torch.Tensor, lmbda: float) -> di
     return {"loss": lmbda * 255.0**2 * mse + bpp, "mse": mse, "bpp": bpp}
 
 
+def validation_tiles(images, size: int = 256) -> torch.Tensor:
+    """(n, 3, size, size) in [0, 1]: every whole, mostly-data ``size``² tile of the validation
+    scenes, in raster order (fixed: the same tiles at every evaluation)."""
+    tiles = [img[y:y + size, x:x + size] for img in images
+             for y in range(0, img.shape[0] - size + 1, size) for x in range(0, img.shape[1] - size + 1, size)
+             if nodata_fraction(img[y:y + size, x:x + size]) <= 0.1]
+    if not tiles:
+        raise ValueError(f"--val: no validation scene holds a {size}x{size} tile of data")
+    return torch.from_numpy(np.stack(tiles).transpose(0, 3, 1, 2).copy()).float() / 255.0
+
+
+@torch.no_grad()
+def validation_loss(model: torch.nn.Module, tiles: torch.Tensor, lmbda: float, batch: int = 4) -> dict:
+    """Mean R–D loss, bpp and PSNR of ``model`` (forward pass, noise-free quantisation) on ``tiles``."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    sums = {"loss": 0.0, "bpp": 0.0, "mse": 0.0}
+    for i in range(0, len(tiles), batch):
+        x = tiles[i:i + batch].to(device)
+        losses = rate_distortion_loss(model(x), x, lmbda)
+        for k in sums:
+            sums[k] += float(losses[k]) * len(x)
+    model.train(was_training)
+    out = {k: v / len(tiles) for k, v in sums.items()}
+    out["psnr"] = -10 * math.log10(max(out["mse"], 1e-12))
+    return out
+
+
 def warm_start(model: torch.nn.Module, checkpoint: Path) -> tuple[int, int]:
     """Copy every parameter of ``checkpoint`` whose name and shape match ``model``'s; (copied, parameters)."""
     payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -124,6 +155,8 @@ def train(
     channels: tuple[int, int] | None = None,
     seed: int = 0,
     data: list[str] | None = None,
+    val: list[str] | None = None,
+    val_every: int | None = None,
     checkpoint_every: int = 200,
     threads: int | None = None,
     export: Path | None = None,
@@ -146,6 +179,13 @@ def train(
     ``precision="bf16"`` runs the transforms in bfloat16 (see ``use_bf16_transforms``).
     ``device``: ``auto`` trains on a CUDA GPU when torch sees one, else on the CPU; the run
     state is portable between the two (a run may resume on the other).
+
+    Model selection is made on the validation split (``val``, default
+    :data:`~dlrc_agents.data.VALIDATION_GLOBS`, disjoint from the training scenes), never on
+    the test split: every ``val_every`` steps (default: each checkpoint) the R–D loss on its
+    fixed tiles goes to ``OUT/val_log.csv``, the best model so far is kept
+    (``OUT/best.pt``), and that one is exported, with the step it was taken at.
+    The export goes to ``export``, else ``$EDGESPACECOM_WEIGHTS`` (never into the package).
     """
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"--precision: expected fp32 or bf16, got {precision!r}")
@@ -159,7 +199,13 @@ def train(
     torch.manual_seed(seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = expand_scenes(data or list(TRAIN_GLOBS), root=DEFAULT_DATA_ROOT)
+    names = scene_names(data or list(TRAIN_GLOBS))
+    paths = list(names.values())
+    val_names = scene_names(val or list(VALIDATION_GLOBS))
+    if set(val_names.values()) & set(paths):
+        raise ValueError("--val: the validation scenes must not be training scenes")
+    val_tiles = validation_tiles([read_rgb(p) for p in val_names.values()], min(256, crop * 2))
+    val_every = val_every or checkpoint_every
     sampler = CropSampler([read_rgb(p) for p in paths], crop, seed, max_downscale=max_downscale)
     N, M = tuple(channels) if channels else channels_for_quality(architecture, quality)
     model = build_model(architecture, N, M).to(dev)
@@ -183,10 +229,10 @@ def train(
         init = state.get("init")
         for group in opt.param_groups:
             group["lr"] = lr if step < int(0.9 * steps) else lr * 0.1
-        print(f"resuming {architecture} λ={lmbda} at step {step}/{steps}")
+        stage(f"resuming {architecture} λ={lmbda} at step {step}/{steps}")
     elif init is not None:
         copied, total = warm_start(model, init)
-        print(f"warm start from {init}: {copied}/{total} tensors copied")
+        stage(f"warm start from {init}: {copied}/{total} tensors copied")
 
     def save_state():
         atomic_torch_save(
@@ -200,11 +246,16 @@ def train(
             },
         )
 
+    best_path = out_dir / "best.pt"
+    best = None
+    if best_path.is_file():
+        best = torch.load(best_path, map_location="cpu", weights_only=True)
+        best = {"step": int(best["step"]), **best["validation"]}
     model.train()
     log = []
     started = time.perf_counter()
-    print(f"training on {dev} ({precision})")
-    bar = tqdm(total=steps, initial=step, desc=f"train {architecture} λ={lmbda:g}", unit="step", disable=not progress)
+    stage(f"training on {dev} ({precision})")
+    bar = progress_bar(total=steps, initial=step, desc=f"train {architecture} λ={lmbda:g}", unit="step", disable=not progress)
     while step < steps:
         if step == int(0.9 * steps):
             for group in opt.param_groups:
@@ -226,6 +277,13 @@ def train(
         bar.set_postfix(loss=f"{losses['loss'].item():.3f}", bpp=f"{losses['bpp'].item():.3f}", psnr=f"{psnr:.2f}")
         log.append({"step": step, "loss": losses["loss"].item(), "bpp": losses["bpp"].item(), "psnr": psnr,
                     "aux": aux.item()})
+        if step % val_every == 0 or step == steps:
+            v = validation_loss(model, val_tiles, lmbda)
+            with open(out_dir / "val_log.csv", "a") as fh:
+                fh.write(f"{step},{v['loss']:.6f},{v['bpp']:.6f},{v['psnr']:.4f}\n")
+            if best is None or v["loss"] < best["loss"]:
+                best = {"step": step, **v}
+                atomic_torch_save(best_path, {"step": step, "validation": v, "model": model.state_dict()})
         if step % checkpoint_every == 0 or step == steps:
             save_state()
             with open(out_dir / "train_log.csv", "a") as fh:
@@ -233,15 +291,23 @@ def train(
                     fh.write(f"{row['step']},{row['loss']:.6f},{row['bpp']:.6f},{row['psnr']:.4f},{row['aux']:.4f}\n")
             log.clear()
     bar.close()
+    if best is not None and best["step"] != step:
+        model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True)["model"])
+        stage(f"validation chose step {best['step']} of {step} (loss {best['loss']:.4f})")
     model.update(force=True)
-    target = Path(export) if export else default_checkpoint(architecture, lmbda)
-    export_checkpoint(model, target, architecture=architecture, N=N, M=M, lmbda=lmbda, steps=step, seed=seed,
-                      data=[str(p.relative_to(DEFAULT_DATA_ROOT)) if p.is_relative_to(DEFAULT_DATA_ROOT) else str(p) for p in paths],
+    target = Path(export) if export else local_checkpoint(architecture, lmbda)
+    export_checkpoint(model, target, architecture=architecture, N=N, M=M, lmbda=lmbda,
+                      steps=best["step"] if best else step, seed=seed,
+                      data=list(names),
                       extra={"crop": crop, "batch_size": batch_size, "lr": lr, "quality": quality,
                              "init": str(init) if init is not None else None,
-                             "max_downscale": max_downscale, "precision": precision})
+                             "max_downscale": max_downscale, "precision": precision,
+                             "validation": list(val_names), "selected_step": best["step"] if best else step,
+                             "validation_loss": best})
     write_json(out_dir / "train_summary.json", {"architecture": architecture, "lambda": lmbda, "steps": step,
                                                  "wall_s_this_session": time.perf_counter() - started,
                                                  "device": str(dev), "precision": precision,
+                                                 "selected_step": best["step"] if best else step,
+                                                 "validation": best,
                                                  "checkpoint": str(target)})
     return target

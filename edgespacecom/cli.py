@@ -3,27 +3,51 @@
     edgespacecom run SCENARIO.yaml [--out DIR] [--set dotted.key=value ...] [--workers N]
                                    [--executor local|dask] [--scheduler ADDRESS]
     edgespacecom validate SCENARIO.yaml [--set ...]
+    edgespacecom data list|fetch|verify [NAMES ...] [--mirror DIR]
+    edgespacecom scenarios list | copy NAME [DIR]
     edgespacecom train --arch bmshj2018-hyperprior --lambda 0.0067 [--steps N] [--out DIR]
+
+Every error is one line on stderr and exit status 2; Ctrl-C is one line and 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
+from . import __version__
 from .config import ScenarioError, apply_overrides, load_raw, to_yaml, validate_scenario
+from .kinds import commands
+from .progress import configure_logging
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def quiet_library_warnings() -> None:
+    """Warnings of the libraries underneath that say nothing to a user of this tool (torch.jit's
+    deprecation inside CompressAI, rasterio on aerial crops without a geotransform, ...)."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=r".*(geotransform|georeferenced).*")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(torch|torchvision|compressai)(\.|$)")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgespacecom", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"edgespacecom {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more messages (debug)")
+    parser.add_argument("-q", "--quiet", action="count", default=0, help="only warnings and errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def scenario_args(p):
         p.add_argument("scenario", type=Path, help="scenario YAML file")
         p.add_argument(
             "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-            help="override a key (dotted path; value parsed as YAML), repeatable",
+            help="override a key (dotted path; value parsed as YAML; paths relative to the scenario's folder), "
+                 "repeatable",
         )
 
     run = sub.add_parser("run", help="run a scenario and write its tables, plots and summary.json")
@@ -34,71 +58,86 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", choices=("local", "dask"), default="local", help="where sweep points run")
     run.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a local Dask cluster)")
 
-    val = sub.add_parser("validate", help="check a scenario and print the resolved config")
+    val = sub.add_parser("validate", help="check a scenario and the files it names; print the resolved config")
     scenario_args(val)
 
-    tr = sub.add_parser("train", help="rate-distortion training of a CompressAI codec on EO crops (resumable)")
-    tr.add_argument("--arch", required=True, help="CompressAI architecture, e.g. bmshj2018-hyperprior")
-    tr.add_argument("--lambda", dest="lmbda", type=float, required=True, help="λ of λ·255²·MSE + bpp")
-    tr.add_argument("--steps", type=int, default=20000)
-    tr.add_argument("--batch", type=int, default=8)
-    tr.add_argument("--crop", type=int, default=256, help="crop size [px], a multiple of 64")
-    tr.add_argument("--lr", type=float, default=1e-4)
-    tr.add_argument("--quality", type=int, default=3, help="CompressAI quality level giving (N, M)")
-    tr.add_argument("--channels", type=int, nargs=2, metavar=("N", "M"), default=None,
-                    help="hidden and latent widths instead of the quality level's (e.g. 128 192)")
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--data", nargs="+", default=None, help="training scenes (paths or globs); default: the EO train split")
-    tr.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    tr.add_argument("--checkpoint-every", type=int, default=200)
-    tr.add_argument("--out", type=Path, default=None, help="run folder (resume state); default runs/<arch>_lambda<λ>")
-    tr.add_argument("--export", type=Path, default=None, help="fp16 checkpoint path; default the shipped weights path")
-    tr.add_argument("--downscale", type=float, default=1.0, metavar="F",
-                    help="take crops from regions up to F times larger, resampled to --crop (removes source JPEG artefacts)")
-    tr.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                    help="bf16: transforms in bfloat16 autocast (faster on CPUs with AVX-512 BF16); entropy models stay fp32")
-    tr.add_argument("--device", default="auto",
-                    help="auto (a CUDA GPU if torch sees one, else the CPU), cpu, cuda or cuda:I")
-    tr.add_argument("--init", type=Path, default=None,
-                    help="warm start a new run from a checkpoint or run state (another λ or a related architecture)")
+    data = sub.add_parser("data", help="the data registry: list, fetch or verify data files by name")
+    data.add_argument("action", choices=("list", "fetch", "verify"))
+    data.add_argument("names", nargs="*", help="names or globs (eo:rgb/test/*.tif); default: every file")
+    data.add_argument("--mirror", type=Path, default=None,
+                      help="fill the cache from a local copy with the same layout (default $EDGESPACECOM_DATA_MIRROR)")
+
+    sc = sub.add_parser("scenarios", help="the scenarios shipped with the package")
+    sc.add_argument("action", choices=("list", "copy"))
+    sc.add_argument("name", nargs="?", help="copy: the scenario's name (quickstart, paper_table_a1, ...)")
+    sc.add_argument("dest", nargs="?", type=Path, default=Path("."), help="copy: destination folder (default .)")
+
+    for command in commands().values():  # subcommands of the layers above the core (train)
+        command.arguments(sub.add_parser(command.name, help=command.help))
     return parser
 
 
-def _train(args) -> int:
-    from dlrc_agents.codecs import lambda_tag
-    from dlrc_agents.train import train
+def _data(args) -> int:
+    from .datasets import mirror_from_env, registry
 
-    out = args.out or Path("runs") / f"{args.arch}_lambda{lambda_tag(args.lmbda)}"
-    try:
-        path = train(args.arch, args.lmbda, out, steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr,
-                     quality=args.quality, channels=args.channels, seed=args.seed, data=args.data, threads=args.threads,
-                     checkpoint_every=args.checkpoint_every, export=args.export, init=args.init,
-                     max_downscale=args.downscale, precision=args.precision, device=args.device)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"checkpoint written to {path}")
+    reg = registry()
+    entries = reg.select(args.names)
+    if args.action == "list":
+        for e in entries:
+            print(f"{e.name}\t{e.size / 1e6:7.2f} MB\t{reg.status(e)}\t{e.licence}")
+        print(f"# {len(entries)} files; cache {reg.cache_dir}", file=sys.stderr)
+        return 0
+    if args.action == "verify":
+        bad = [(e, s) for e, s in reg.verify(args.names) if s not in ("vendored", "cached")]
+        for e, status in bad:
+            print(f"{e.name}: {status}")
+        print(f"{len(entries) - len(bad)} of {len(entries)} files present and intact")
+        return 0 if not bad else 1
+    mirror = args.mirror or mirror_from_env()
+    if mirror is not None and not Path(mirror).is_dir():
+        raise FileNotFoundError(f"--mirror: {mirror} is not a folder")
+    from .progress import progress
+
+    for e in progress(entries, desc="data fetch", unit="file"):
+        reg.fetch(e, mirror=mirror)
+    print(f"{len(entries)} files present and verified in {reg.cache_dir} (or shipped with the package)")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "train":
-        return _train(args)
-    overrides = list(args.overrides)
-    try:
-        raw = apply_overrides(load_raw(args.scenario), overrides)
-        is_sweep = isinstance(raw, dict) and raw.get("sweep") is not None
-        if not is_sweep and getattr(args, "workers", None) is not None:
-            raw = apply_overrides(raw, [f"compute.workers={args.workers}"])
-        scenario = validate_scenario(raw, source=str(args.scenario))
-        if is_sweep:
-            from .sweep import expand
+def _scenarios(args) -> int:
+    from .scenarios import copy_scenario, shipped_scenarios
 
-            points = expand(raw, str(args.scenario))  # every point validated before any run
-    except ScenarioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.action == "list":
+        for name, path in shipped_scenarios().items():
+            raw = load_raw(path)
+            comments = [line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#")]
+            summary = (str(raw.get("description") or "").strip().splitlines() or comments or [""])[0]
+            print(f"{name:24s} {raw.get('kind', '?'):14s} {summary[:80]}")
+        return 0
+    if not args.name:
+        raise ScenarioError("scenarios copy: give a scenario name (see `edgespacecom scenarios list`)")
+    print(f"copied to {copy_scenario(args.name, args.dest)}")
+    return 0
+
+
+def _scenario_command(args) -> int:
+    from .runner import scenario_inputs
+
+    raw = apply_overrides(load_raw(args.scenario), list(args.overrides))
+    base_dir = args.scenario.resolve().parent
+    is_sweep = isinstance(raw, dict) and raw.get("sweep") is not None
+    if not is_sweep and getattr(args, "workers", None) is not None:
+        raw = apply_overrides(raw, [f"compute.workers={args.workers}"])
+    scenario = validate_scenario(raw, source=str(args.scenario), base_dir=base_dir)
+    points = []
+    if is_sweep:
+        from .sweep import expand
+
+        points = expand(raw, str(args.scenario), base_dir)  # every point validated before any run
+        for p in points:
+            scenario_inputs(p["scenario"])
+    else:
+        scenario_inputs(scenario)  # every file it names exists (and data is fetched) before any work
     if args.command == "validate":
         print(to_yaml(scenario), end="")
         if is_sweep:
@@ -106,22 +145,43 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     out_dir = args.out if args.out is not None else Path("results") / scenario.name
-    try:
-        if is_sweep:
-            from .sweep import run_sweep
+    if is_sweep:
+        from .sweep import run_sweep
 
-            summary, table = run_sweep(raw, out_dir, points=points, workers=args.workers or 1,
-                                       executor=args.executor, scheduler=args.scheduler, source=str(args.scenario))
-        else:
-            from .runner import run_scenario
+        summary, table = run_sweep(raw, out_dir, points=points, workers=args.workers or 1, executor=args.executor,
+                                   scheduler=args.scheduler, source=str(args.scenario), base_dir=base_dir)
+    else:
+        from .runner import run_scenario
 
-            summary, table = run_scenario(scenario, out_dir)
-    except (ScenarioError, ValueError, FileNotFoundError) as exc:  # CodecError, DataError are ValueErrors
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        summary, table = run_scenario(scenario, out_dir)
     print(table)
     print(f"results in {out_dir}/ (summary.json, tables, plots)")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging(args.verbose - args.quiet)
+    quiet_library_warnings()
+    try:
+        plugin = commands().get(args.command)
+        if plugin is not None:
+            return plugin.load()(args)
+        if args.command == "data":
+            return _data(args)
+        if args.command == "scenarios":
+            return _scenarios(args)
+        return _scenario_command(args)
+    except KeyboardInterrupt:
+        print("interrupted (no partial summary.json is left behind)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ValueError as exc:  # ScenarioError, DataError, CodecError are ValueErrors
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:  # unwritable output or cache, full disk, missing file, ...
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -7,6 +7,12 @@ the offending dotted key (``constellation.walker.altitude_km: ...``).
 Command-line overrides (``--set dotted.key=value``) are applied to the raw
 mapping *before* validation, with the value parsed as YAML, so an override is
 checked exactly like a key written in the file.
+
+This module holds the simulator core's sections (orbits, links, network, sync, ground)
+and the loading machinery; each scenario kind's own schema lives beside its runner and
+is found through :mod:`edgespacecom.kinds`. Relative paths in a scenario (a TLE file, a
+checkpoint, a scene) resolve against the folder of the scenario file
+(:data:`ScenarioPath`), so a scenario runs the same from any working directory.
 """
 
 from __future__ import annotations
@@ -14,15 +20,17 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+import os
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -31,6 +39,29 @@ from scipy import constants
 
 class ScenarioError(ValueError):
     """A scenario (file or override) that cannot be run; the message names the key."""
+
+
+def existing_file(path: Path | None) -> Path | None:
+    """A path that must name an existing file (checked after it was resolved)."""
+    if path is not None and not Path(path).is_file():
+        raise ValueError(f"{path} does not exist")
+    return path
+
+
+def resolve_relative(value: str | Path, info: ValidationInfo | None) -> Path:
+    """A path from a scenario, made absolute against the scenario file's folder (``base_dir`` in
+    the validation context); absolute paths and ``~`` are kept as the user means them."""
+    path = Path(os.path.expanduser(str(value)))
+    base = (info.context or {}).get("base_dir") if info is not None else None
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return Path(os.path.normpath(path))
+
+
+#: A file path in a scenario: relative paths are taken from the scenario file's folder.
+ScenarioPath = Annotated[Path, AfterValidator(resolve_relative)]
+#: The same, for a file that must exist.
+ScenarioFile = Annotated[Path, AfterValidator(resolve_relative), AfterValidator(existing_file)]
 
 
 class Strict(BaseModel):
@@ -86,7 +117,7 @@ class ConstellationConfig(Strict):
     """Either a Walker specification or a real TLE file (exactly one)."""
 
     walker: WalkerConfig | None = None
-    tle_file: Path | None = Field(None, description="two-line-element file, 2 or 3 lines a satellite")
+    tle_file: ScenarioFile | None = Field(None, description="two-line-element file, 2 or 3 lines a satellite")
 
     @model_validator(mode="before")
     @classmethod
@@ -99,8 +130,6 @@ class ConstellationConfig(Strict):
     def _one_source(self) -> "ConstellationConfig":
         if self.walker is not None and self.tle_file is not None:
             raise ValueError("give either 'walker' or 'tle_file', not both")
-        if self.tle_file is not None and not Path(self.tle_file).is_file():
-            raise ValueError(f"tle_file {self.tle_file} does not exist")
         return self
 
 
@@ -222,7 +251,7 @@ class ComputeConfig(Strict):
     """Local execution resources."""
 
     workers: int = Field(0, ge=0, description="processes for the per-sample network computation (0: one per CPU core)")
-    cache_dir: Path | None = Field(None, description="position cache; default $EDGESPACECOM_CACHE or ~/.cache/edgespacecom")
+    cache_dir: ScenarioPath | None = Field(None, description="position cache; default $EDGESPACECOM_CACHE or ~/.cache/edgespacecom")
 
 
 # ------------------------------------------------------------------------- scenarios
@@ -285,107 +314,7 @@ class SyncScenario(NetworkScenario):
     sync: SyncConfig = SyncConfig()
 
 
-def _all_positive(values: list[float], what: str) -> list[float]:
-    if any(x <= 0 for x in values):
-        raise ValueError(f"every {what} must be > 0")
-    return values
-
-
-class CodecConfig(Strict):
-    """Which learned codec, and where its weights come from (see dlrc_agents.codecs)."""
-
-    architecture: Literal["bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "cheng2020-attn",
-                          "elic2022-official", "elic2022-chandelier"] = "bmshj2018-hyperprior"
-    lambdas: list[float] = Field([0.0067, 0.013, 0.025, 0.0483], min_length=1, description="λ of each model")
-    checkpoint: Path | None = Field(None, description="a checkpoint to use instead of the shipped weights (one λ)")
-    pretrained: bool = Field(False, description="CompressAI's zoo weights (needs internet)")
-    quality: int = Field(3, ge=1, le=8, description="CompressAI quality level (pretrained only)")
-
-    _positive_lambdas = field_validator("lambdas")(classmethod(lambda cls, v: _all_positive(v, "λ")))
-
-    @property
-    def model_lambdas(self) -> list:
-        """The λ of each model this section names: one None for a checkpoint or the zoo."""
-        return [None] if (self.checkpoint or self.pretrained) else list(self.lambdas)
-
-    @model_validator(mode="after")
-    def _checkpoint_exists(self) -> "CodecConfig":
-        if self.checkpoint is not None and not Path(self.checkpoint).is_file():
-            raise ValueError(f"checkpoint {self.checkpoint} does not exist")
-        return self
-
-
-class DataConfig(Strict):
-    """Input scenes: paths or globs; default the EO test split."""
-
-    scenes: list[str] = Field(["../shared/data/eo/rgb/test/inria_bellingham*_1024.tif"], min_length=1)
-
-
-class OverlapConfig(Strict):
-    """Overlapping observations (paper Section 4.1)."""
-
-    satellites: int = Field(8, ge=1, description="N")
-    patch: int = Field(256, ge=64, description="P, patch size [px], a multiple of 64")
-    o_exp: list[float] = Field([2.0, 0.5], min_length=1, description="expected overlap N·P²/W²")
-    draws: int = Field(4, ge=1, description="random draws per scene and o_exp")
-    grid: int = Field(16, ge=1, description="patch offsets lie on this pixel grid")
-
-    @field_validator("patch")
-    @classmethod
-    def _multiple_of_64(cls, v: int) -> int:
-        if v % 64:
-            raise ValueError(f"patch {v} must be a multiple of 64")
-        return v
-
-    _positive_overlap = field_validator("o_exp")(classmethod(lambda cls, v: _all_positive(v, "o_exp")))
-
-
-class DLRCSettings(Strict):
-    rounds: int = Field(20, ge=1, description="k, LSH rounds")
-    seed: int = Field(0, ge=0, description="shared rotation seed")
-    representative: Literal["original", "mean"] = "original"
-    map_transport: Literal["joint", "per_satellite", "references"] = "joint"
-    map_coding: Literal["predictive", "lzma"] = "predictive"
-    # context models only: what a copy from another satellite puts into the context —
-    # 'representative': that satellite's ŷ (the paper's Reconstructor; the satellite needs
-    # those vectors on board), 'prediction': the context model's own mean μ there (no
-    # exchange beyond the signatures; the ground still copies the representative for g_s)
-    context_fill: Literal["representative", "prediction"] = "representative"
-
-
-class RDScenario(ScenarioBase):
-    """kind: rd — rate–distortion of a codec with and without DLRC on overlapping patches."""
-
-    kind: Literal["rd"]
-    codec: CodecConfig = CodecConfig()
-    data: DataConfig = DataConfig()
-    overlap: OverlapConfig = OverlapConfig()
-    dlrc: DLRCSettings = DLRCSettings()
-
-
-#: The sample scene embedded in the repository (USGS orthophoto, public domain; see data/sample/).
-SAMPLE_SCENE = str(Path(__file__).resolve().parents[1] / "data" / "sample" / "bellingham1_1024.tif")
-
-
-class ComputeModelConfig(Strict):
-    """How on-board compute time advances simulated time."""
-
-    profile: Literal["measured", "titan_v"] = Field(
-        "measured", description="'measured': wall time of each real step on this machine; "
-                                "'titan_v': the paper's Table 2 times (BMSHJ, 256², scaled by pixel count)")
-    device_factor: float = Field(1.0, gt=0.0, description="multiplies every compute time (e.g. 4 for a slower on-board CPU)")
-
-
-class MissionConfig(Strict):
-    capture: Literal["rounds", "continuous"] = Field(
-        "rounds", description="'rounds': one capture every interval_s; 'continuous': capture again as soon as "
-                              "the previous patch is stored (the paper's production model)")
-    rounds: int = Field(4, ge=1, description="distinct real DLRC rounds (continuous mode replays them in turn)")
-    interval_s: float = Field(30.0, gt=0.0, description="rounds mode: time between captures [s]")
-    batch: int = Field(1, ge=1, description="continuous mode: rounds simulated per agent step")
-    peer_timeout_s: float = Field(5.0, gt=0.0, description="wait for peers' signatures at most this long [s]")
-    threads: int = Field(1, ge=1, description="torch threads for the real on-board work (timings)")
-    compute: ComputeModelConfig = ComputeModelConfig()
+# ----------------------------------------------------------------------- ground
 
 
 class StationConfig(Strict):
@@ -436,100 +365,6 @@ class GroundConfig(Strict):
         return self
 
 
-class MissionScenario(NetworkScenario):
-    """kind: mission — SimPy agents run real DLRC over the simulated network and downlink to the ground."""
-
-    kind: Literal["mission"]
-    codec: CodecConfig = CodecConfig(lambdas=[0.0067])
-    data: DataConfig = DataConfig(scenes=[SAMPLE_SCENE])
-    overlap: OverlapConfig = OverlapConfig(o_exp=[2.0])
-    dlrc: DLRCSettings = DLRCSettings(map_transport="references")
-    mission: MissionConfig = MissionConfig()
-    ground: GroundConfig = GroundConfig()
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "MissionScenario":
-        if len(self.codec.model_lambdas) != 1:
-            raise ValueError("codec.lambdas: a mission flies one model; give a single λ")
-        if len(self.overlap.o_exp) != 1:
-            raise ValueError("overlap.o_exp: a mission uses one overlap; give a single value")
-        if self.overlap.satellites != self.participants.count:
-            raise ValueError(f"overlap.satellites ({self.overlap.satellites}) must equal participants.count "
-                             f"({self.participants.count}): each participant captures one patch")
-        if self.dlrc.map_transport != "references":
-            raise ValueError("dlrc.map_transport: a mission needs 'references' (a peer that times out leaves "
-                             "satellites with different views; dense maps would not decode)")
-        context_model = self.codec.architecture not in ("bmshj2018-hyperprior", "mbt2018-mean")
-        if context_model and self.dlrc.context_fill != "prediction":
-            raise ValueError(f"dlrc.context_fill: {self.codec.architecture} is a context model; a mission flies it "
-                             "with context_fill: prediction only. With 'representative' each satellite would also "
-                             "need its higher-priority peers' ŷ vectors on board, an exchange the mission does not "
-                             "model (the rd kind reports its size)")
-        if context_model and self.mission.compute.profile == "titan_v":
-            raise ValueError("mission.compute.profile: 'titan_v' is the paper's BMSHJ profile; "
-                             f"{self.codec.architecture} needs 'measured'")
-        return self
-
-
-class AblationConfig(Strict):
-    """The grid of paper Figure 12: LSH rounds k × representative strategy."""
-
-    rounds: list[int] = Field([1, 2, 4, 8, 16, 20, 32], min_length=1, description="values of k")
-    representative: list[Literal["original", "mean"]] = Field(["original", "mean"], min_length=1)
-
-    @field_validator("rounds")
-    @classmethod
-    def _at_least_one(cls, v: list[int]) -> list[int]:
-        if any(k < 1 for k in v):
-            raise ValueError("every k must be >= 1")
-        return v
-
-
-class DLRCAblationScenario(ScenarioBase):
-    """kind: dlrc_ablation — DLRC's R–D and on-board time against k and the representative strategy."""
-
-    kind: Literal["dlrc_ablation"]
-    codec: CodecConfig = CodecConfig(lambdas=[0.0067])
-    data: DataConfig = DataConfig()
-    overlap: OverlapConfig = OverlapConfig(o_exp=[2.0])
-    dlrc: DLRCSettings = DLRCSettings()
-    ablation: AblationConfig = AblationConfig()
-
-    @model_validator(mode="after")
-    def _one_model(self) -> "DLRCAblationScenario":
-        if len(self.codec.model_lambdas) != 1:
-            raise ValueError("codec.lambdas: the ablation uses one model; give a single λ")
-        return self
-
-
-class JPEGConfig(Strict):
-    """The JPEG reference (Pillow/libjpeg, optimised Huffman tables, 4:2:0 and 4:4:4 chroma)."""
-
-    qualities: list[int] = Field([5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 85, 90, 95], min_length=2)
-
-    @field_validator("qualities")
-    @classmethod
-    def _in_range(cls, v: list[int]) -> list[int]:
-        if any(q < 1 or q > 100 for q in v):
-            raise ValueError("every JPEG quality must be in 1..100")
-        return sorted(set(v))
-
-
-class CodecRDScenario(ScenarioBase):
-    """kind: codec_rd — R–D of whole test scenes for learned codecs against JPEG."""
-
-    kind: Literal["codec_rd"]
-    models: list[CodecConfig] = Field(default_factory=lambda: [CodecConfig()], min_length=1)
-    data: DataConfig = DataConfig(scenes=["../shared/data/eo/rgb/test/*.tif"])
-    jpeg: JPEGConfig = JPEGConfig()
-
-
-Scenario = Annotated[Union[SyncScenario, RDScenario, CodecRDScenario, DLRCAblationScenario, MissionScenario],
-                     Field(discriminator="kind")]
-_SCENARIO_ADAPTER: TypeAdapter = TypeAdapter(Scenario)
-KINDS = ("sync", "rd", "codec_rd", "dlrc_ablation", "mission")
-
-
 # ------------------------------------------------------------------------ loading
 
 
@@ -561,13 +396,10 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 
 def _format_validation_error(source: str, exc: ValidationError) -> str:
-    lines = [f"{source}: invalid scenario"]
+    """One line for one error (``FILE: invalid scenario: key: message``), else a line a key."""
+    lines = []
     for err in exc.errors():
-        loc = [str(p) for p in err["loc"]]
-        # Drop the discriminator tag that pydantic inserts for tagged unions.
-        if loc and loc[0] in KINDS:
-            loc = loc[1:]
-        key = ".".join(loc)
+        key = ".".join(str(p) for p in err["loc"])
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -575,20 +407,29 @@ def _format_validation_error(source: str, exc: ValidationError) -> str:
             msg = msg[len("Value error, "):]
         given = err.get("input")
         suffix = "" if err["type"] in ("extra_forbidden", "missing") or isinstance(given, dict) else f" (got {given!r})"
-        lines.append(f"  {key}: {msg}{suffix}" if key else f"  {msg}")
-    return "\n".join(lines)
+        lines.append(f"{key}: {msg}{suffix}" if key else msg)
+    if len(lines) == 1:
+        return f"{source}: invalid scenario: {lines[0]}"
+    return "\n  ".join([f"{source}: invalid scenario"] + lines)
 
 
-def validate_scenario(raw: Any, source: str = "scenario") -> SyncScenario:
-    """Validate a raw mapping; raise :class:`ScenarioError` naming the bad keys."""
+def validate_scenario(raw: Any, source: str = "scenario", base_dir: str | Path | None = None):
+    """Validate a raw mapping against its kind's schema; raise :class:`ScenarioError` naming the bad keys.
+
+    ``base_dir``: the folder relative paths are taken from (the scenario file's).
+    """
+    from .kinds import kinds
+
+    known = kinds()
     if not isinstance(raw, dict):
         raise ScenarioError(f"{source}: a scenario must be a YAML mapping, got {type(raw).__name__}")
     if "kind" not in raw:
-        raise ScenarioError(f"{source}: kind: missing (one of {', '.join(KINDS)})")
-    if raw["kind"] not in KINDS:
-        raise ScenarioError(f"{source}: kind: unknown kind {raw['kind']!r} (one of {', '.join(KINDS)})")
+        raise ScenarioError(f"{source}: kind: missing (one of {', '.join(known)})")
+    if not isinstance(raw["kind"], str) or raw["kind"] not in known:
+        raise ScenarioError(f"{source}: kind: unknown kind {raw['kind']!r} (one of {', '.join(known)})")
+    schema = known[raw["kind"]].schema
     try:
-        return _SCENARIO_ADAPTER.validate_python(raw)
+        return schema.model_validate(raw, context={"base_dir": str(base_dir) if base_dir is not None else None})
     except ValidationError as exc:
         raise ScenarioError(_format_validation_error(source, exc)) from None
     except ScenarioError as exc:
@@ -607,9 +448,9 @@ def load_raw(path: str | Path) -> dict:
 
 
 def load_scenario(path: str | Path, overrides: list[str] | None = None):
-    """Read, override and validate a scenario file (relative paths are taken from the CWD)."""
+    """Read, override and validate a scenario file (relative paths are taken from its folder)."""
     raw = apply_overrides(load_raw(path), overrides or [])
-    return validate_scenario(raw, source=str(path))
+    return validate_scenario(raw, source=str(path), base_dir=Path(path).resolve().parent)
 
 
 def to_yaml(scenario: BaseModel) -> str:

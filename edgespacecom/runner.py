@@ -1,181 +1,71 @@
-"""Running a validated scenario: one function per scenario kind, one dispatcher."""
+"""Running a validated scenario of any registered kind (:mod:`edgespacecom.kinds`).
+
+A run is a :class:`RunContext`: its output folder, the input files it reads (checked before
+any work), and how many processes it may start. :meth:`RunContext.begin` removes a stale
+``summary.json`` and writes the resolved configuration; :meth:`RunContext.finish` writes
+``summary.json`` last, with its provenance, so a folder holding one holds a finished run.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
-import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from . import __version__
-from .config import SyncScenario, to_yaml
-from .orbits import load_ephemeris
-from .outputs import atomic_write_text, write_figure, write_json, write_table
-from .participants import select_participants
+from .config import ScenarioError, to_yaml
+from .kinds import get_kind
+from .outputs import atomic_write_text, write_json
+from .provenance import provenance
 
 
-def stage(message: str) -> None:
-    """One progress line per stage, on stderr."""
-    print(f"[edgespacecom] {message}", file=sys.stderr, flush=True)
+def scenario_inputs(scenario) -> dict[str, Path]:
+    """Every file ``scenario`` reads, by portable name; ScenarioError naming the first missing one."""
+    kind = get_kind(scenario.kind)
+    try:
+        return kind.inputs(scenario)
+    except ValueError as exc:  # DataError, CodecError, DataMissing
+        raise ScenarioError(str(exc)) from None
 
 
-def begin_run(scenario, out_dir: Path) -> float:
-    """Create ``out_dir`` and write the resolved configuration first; return the start time (perf_counter)."""
-    started = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "config.resolved.yaml", to_yaml(scenario))
-    return started
+@dataclass
+class RunContext:
+    """One run of a scenario: where it writes, what it reads, how many processes it may start."""
+
+    scenario: Any
+    out_dir: Path
+    inputs: dict[str, Path] = field(default_factory=dict)
+    max_workers: int | None = None  # a cap (sweep points run with 1: pools never nest)
+    started: float = 0.0
+    started_utc: dt.datetime | None = None
+
+    def begin(self) -> float:
+        """Create the folder, drop a stale summary.json, write the resolved config; return perf_counter."""
+        self.started = time.perf_counter()
+        self.started_utc = dt.datetime.now(dt.timezone.utc)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "summary.json").unlink(missing_ok=True)
+        atomic_write_text(self.out_dir / "config.resolved.yaml", to_yaml(self.scenario))
+        return self.started
+
+    def workers(self, requested: int) -> int:
+        """Processes for the run's own pool: ``requested`` (0: one per core), never above the cap."""
+        n = requested if requested > 0 else (os.cpu_count() or 1)
+        return min(n, self.max_workers) if self.max_workers else n
+
+    def finish(self, summary: dict) -> dict:
+        """Add wall time and provenance, write summary.json (last); return the summary."""
+        summary.setdefault("wall_s", time.perf_counter() - self.started)
+        summary["provenance"] = provenance(to_yaml(self.scenario), self.inputs, self.started_utc)
+        write_json(self.out_dir / "summary.json", summary)
+        return summary
 
 
-def resolve_workers(requested: int) -> int:
-    return requested if requested > 0 else (os.cpu_count() or 1)
-
-
-def payload_label(payload_kib: float) -> str:
-    """Payload as a summary key: 2.0 -> '2', 0.5 -> '0.5'."""
-    return f"{payload_kib:g}"
-
-
-def run_sync(scenario: SyncScenario, out_dir: Path) -> dict:
-    """kind: sync — propagate, select participants, route, sync rounds; write tables, plots, summary."""
-    from . import plots
-    from .sync import compute_sync_rounds, flows_table, per_round_table, per_satellite_table, topology_overhead
-
-    started = begin_run(scenario, out_dir)
-
-    eph = load_ephemeris(scenario.constellation, scenario.time, scenario.compute.cache_dir)
-    stage(
-        f"orbits: {eph.satellites} satellites x {eph.samples} samples "
-        f"({'from cache' if eph.from_cache else 'propagated with SGP4'})"
-    )
-    if scenario.participants.count > eph.satellites:
-        raise ValueError(
-            f"participants.count: {scenario.participants.count} exceeds the {eph.satellites} satellites of the constellation"
-        )
-    reg, part_cfg = scenario.region, scenario.participants
-    participants = select_participants(eph.positions_km, reg.lat_deg, reg.lon_deg, part_cfg.count, part_cfg.selection)
-    stage(f"participants: {part_cfg.count} per sample ({part_cfg.selection}) over ({reg.lat_deg}, {reg.lon_deg})")
-
-    payloads = scenario.sync.payloads_kib
-    workers = resolve_workers(scenario.compute.workers)
-    stage(f"routing: {len(payloads)} payloads, {workers} worker(s)")
-    rounds = compute_sync_rounds(
-        eph.positions_km, participants, payloads, scenario.isl, scenario.link, scenario.network, workers=workers
-    )
-
-    stage("writing tables and plots")
-    per_round = per_round_table(rounds, eph.times_utc, payloads, scenario.network)
-    per_sat = per_satellite_table(rounds, eph.times_utc, eph.names, payloads)
-    topo = per_round[per_round["payload_kib"] == payloads[0]][
-        [
-            "time_utc", "sample", "isl_links", "link_setups", "link_teardowns", "omega_topo_s",
-            "participant_link_setups", "participant_link_teardowns", "omega_topo_participants_s",
-        ]
-    ]
-    write_table(out_dir / "sync_rounds.csv", per_round)
-    write_table(out_dir / "sync_satellites.csv", per_sat)
-    write_table(out_dir / "topology.csv", topo)
-    write_table(out_dir / "flows.parquet", flows_table(rounds, payloads))
-    write_figure(out_dir / "fig10_sync_time.png", plots.sync_time_figure(per_round, title=scenario.name))
-    write_figure(out_dir / "link_budget.png", plots.link_budget_figure(scenario.link, scenario.isl.d_max_km))
-    write_figure(out_dir / "topology_events.png", plots.topology_figure(topo))
-
-    t_round = rounds.t_round_s  # (K, P)
-    t_sync = rounds.t_sync_s  # (K, P, n)
-    omega = topology_overhead(rounds, scenario.network)
-    omega_local = topology_overhead(rounds, scenario.network, scope="participants")
-    summary = {
-        "kind": "sync",
-        "name": scenario.name,
-        "version": __version__,
-        "satellites": eph.satellites,
-        "samples": eph.samples,
-        "participants": part_cfg.count,
-        "noise_model": scenario.link.noise_model,
-        "routing_objective": scenario.network.routing_objective,
-        "sync_round_s": {
-            payload_label(p): {"mean": float(np.mean(t_round[:, i])), "max": float(np.max(t_round[:, i]))}
-            for i, p in enumerate(payloads)
-        },
-        "sync_satellite_s": {
-            payload_label(p): {"mean": float(np.mean(t_sync[:, i])), "max": float(np.max(t_sync[:, i]))}
-            for i, p in enumerate(payloads)
-        },
-        "hops_max": int(rounds.hops.max()),
-        "unreachable_flows": int(np.sum(~np.isfinite(rounds.t_flow_s))),
-        "isl_links_mean": float(rounds.n_links.mean()),
-        "omega_topo_s": _stats(omega),
-        "omega_topo_participants_s": _stats(omega_local),
-        "routing_nodes_mean": float(rounds.routing_nodes.mean()),
-        "orbit_cache_hit": eph.from_cache,
-        "wall_s": time.perf_counter() - started,
-    }
-    write_json(out_dir / "summary.json", summary)
-    return summary
-
-
-def _stats(values: np.ndarray) -> dict | None:
-    """Mean and max over the defined (non-NaN) samples; None if there are none."""
-    if not np.isfinite(values).any():
-        return None
-    return {"mean": float(np.nanmean(values)), "max": float(np.nanmax(values))}
-
-
-def format_sync_summary(summary: dict) -> str:
-    rows = [
-        {
-            "payload_KiB": key,
-            "T_round mean [ms]": f"{v['mean'] * 1e3:.2f}",
-            "T_round max [ms]": f"{v['max'] * 1e3:.2f}",
-        }
-        for key, v in summary["sync_round_s"].items()
-    ]
-    head = (
-        f"{summary['name']}: {summary['satellites']} satellites, {summary['samples']} samples, "
-        f"{summary['participants']} participants, noise model {summary['noise_model']}"
-    )
-    omega, local = summary.get("omega_topo_s"), summary.get("omega_topo_participants_s")
-    tail = ""
-    if omega:
-        tail += f"Ω_topo (all ISLs) mean {omega['mean']:.3f} s, max {omega['max']:.3f} s; "
-        tail += f"Ω_topo (participants' links) mean {local['mean'] * 1e3:.1f} ms, max {local['max'] * 1e3:.1f} ms; "
-    tail += f"wall time {summary['wall_s']:.1f} s"
-    return "\n".join([head, pd.DataFrame(rows).to_string(index=False), tail])
-
-
-def _rd_runner():
-    from dlrc_agents.rd import format_rd_summary, run_rd  # imports torch: only when needed
-
-    return run_rd, format_rd_summary
-
-
-def _codec_rd_runner():
-    from dlrc_agents.codec_rd import format_codec_rd_summary, run_codec_rd
-
-    return run_codec_rd, format_codec_rd_summary
-
-
-def _ablation_runner():
-    from dlrc_agents.ablation import format_ablation_summary, run_ablation
-
-    return run_ablation, format_ablation_summary
-
-
-def _mission_runner():
-    from dlrc_agents.mission import format_mission_summary, run_mission
-
-    return run_mission, format_mission_summary
-
-
-RUNNERS = {"sync": lambda: (run_sync, format_sync_summary), "rd": _rd_runner, "codec_rd": _codec_rd_runner,
-           "dlrc_ablation": _ablation_runner, "mission": _mission_runner}
-
-
-def run_scenario(scenario, out_dir: Path) -> tuple[dict, str]:
-    """Run any validated scenario; return (summary, printable table)."""
-    run, fmt = RUNNERS[scenario.kind]()
-    summary = run(scenario, Path(out_dir))
-    return summary, fmt(summary)
+def run_scenario(scenario, out_dir: Path, *, max_workers: int | None = None) -> tuple[dict, str]:
+    """Run any validated scenario; return (summary, printable table). Inputs are checked first."""
+    kind = get_kind(scenario.kind)
+    ctx = RunContext(scenario, Path(out_dir), scenario_inputs(scenario), max_workers)
+    summary = kind.load("runner")(scenario, ctx)
+    return summary, kind.load("formatter")(summary)

@@ -2,20 +2,24 @@
 
 Every combination of the grid's values (in the order the keys are written) is one
 *point*: the scenario with those dotted keys set, validated like any scenario. All
-points are validated before any runs. Each point runs in ``OUT/points/<id>/`` (the id
-is the point's index and a hash of its values); a point whose folder already holds a
-``summary.json`` written for the same resolved configuration, with the same weights
-files (by content: ``inputs.json`` holds their sha256), is not run again, so an
-interrupted sweep resumes without losing finished points, and re-trained weights are
-never mixed with points computed on the old ones.
+points are validated, and their input files checked, before any runs. Each point runs in
+``OUT/points/<id>/`` (the id is the point's index and a hash of its values); a point whose
+folder already holds a ``summary.json`` written for the same resolved configuration and
+the same input files (by content: the sha256 its provenance records against the files'
+sha256 now) is not run again, so an interrupted sweep resumes without losing finished
+points, and re-trained weights or re-fetched data are never mixed with points computed
+on the old ones. A point's run removes its old ``summary.json`` before it writes anything,
+so a point interrupted half-way is never taken as done.
 
-Executors:
+Executors (every kind runs on both; a point's own process pool is capped at one process,
+so pools never nest):
 
 - ``local`` (default): worker processes (``concurrent.futures.ProcessPoolExecutor``,
   spawned), ``--workers`` of them;
 - ``dask``: a Dask distributed cluster, ``--scheduler ADDRESS`` (for example
   ``tcp://10.0.0.5:8786``), or a local Dask cluster of ``--workers`` processes when no
-  address is given. Workers must see the same files (scenes, weights) at the same paths.
+  address is given; the dashboard's address is printed. Workers must see the same files
+  (data cache, weights) at the same paths.
 
 Outputs: ``sweep.csv`` (one row per point: the swept keys, then every scalar of the
 point's ``summary.json``, flattened with dots; wall times left out so the table depends
@@ -25,6 +29,7 @@ on the scenario only), ``sweep.png`` and ``summary.json`` (kind ``sweep``).
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import hashlib
 import itertools
 import json
@@ -34,19 +39,13 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
+import yaml
 
 from .config import apply_overrides, to_yaml, validate_scenario
+from .kinds import get_kind
 from .outputs import write_figure, write_json, write_table
-
-#: summary keys plotted against the sweep's x key, per kind (first found are used)
-DEFAULT_Y = {
-    "mission": ["g_down_analytic", "g_down_analytic_paper", "g_down_simulated"],
-    "sync": ["sync_round_s.2.mean"],
-    "rd": ["bpp_reduction"],
-    "codec_rd": ["psnr"],
-    "dlrc_ablation": ["bpp_reduction"],
-}
+from .progress import progress, stage
+from .provenance import input_digests, provenance
 
 
 def point_id(index: int, values: dict) -> str:
@@ -54,7 +53,7 @@ def point_id(index: int, values: dict) -> str:
     return f"{index:03d}-{digest}"
 
 
-def expand(raw: dict, source: str = "scenario") -> list[dict]:
+def expand(raw: dict, source: str = "scenario", base_dir: str | Path | None = None) -> list[dict]:
     """[{'id', 'values', 'raw', 'scenario'}] for every point, all validated (ScenarioError names the point)."""
     grid = raw["sweep"]["grid"]
     base = copy.deepcopy(raw)
@@ -65,7 +64,7 @@ def expand(raw: dict, source: str = "scenario") -> list[dict]:
         values = dict(zip(keys, combo))
         point_raw = apply_overrides(base, [f"{k}={json.dumps(v)}" for k, v in values.items()])
         where = ", ".join(f"{k}={v}" for k, v in values.items())
-        scenario = validate_scenario(point_raw, source=f"{source} [sweep point {where}]")
+        scenario = validate_scenario(point_raw, source=f"{source} [sweep point {where}]", base_dir=base_dir)
         points.append({"id": point_id(index, values), "values": values, "raw": point_raw, "scenario": scenario})
     return points
 
@@ -82,61 +81,55 @@ def _resolved_values(point: dict) -> dict:
     return out
 
 
-def _weights_digests(summary: dict, cache: dict[str, str]) -> dict[str, str]:
-    """sha256 of every weights file a point's summary names (``weights``: a path or a list).
-
-    ``cache`` holds the digests already computed in this sweep: the points of a sweep
-    usually share one weights file, which is hashed once.
-    """
-    named = summary.get("weights") or []
-    paths = [named] if isinstance(named, str) else list(named)
-    for p in paths:
-        if p not in cache:
-            cache[p] = hashlib.sha256(Path(p).read_bytes()).hexdigest() if Path(p).is_file() else "missing"
-    return {p: cache[p] for p in paths}
-
-
-def _finished_summary(folder: Path, scenario, digests: dict[str, str]) -> dict | None:
-    """The point's summary if it was written for this configuration and these weights, else None."""
-    summary, config, inputs = folder / "summary.json", folder / "config.resolved.yaml", folder / "inputs.json"
-    if not (summary.is_file() and config.is_file() and inputs.is_file() and config.read_text() == to_yaml(scenario)):
+def _finished_summary(folder: Path, scenario, inputs: dict[str, str]) -> dict | None:
+    """The point's summary if it was written for this configuration and these input files, else None."""
+    summary, config = folder / "summary.json", folder / "config.resolved.yaml"
+    if not (summary.is_file() and config.is_file() and config.read_text() == to_yaml(scenario)):
         return None
-    result = json.loads(summary.read_text())
-    return result if json.loads(inputs.read_text()) == _weights_digests(result, digests) else None
+    try:
+        result = json.loads(summary.read_text())
+    except ValueError:
+        return None
+    recorded = (result.get("provenance") or {}).get("inputs_sha256")
+    return result if recorded == inputs else None
 
 
-def run_point(raw: dict, out_dir: str) -> dict:
-    """Run one point (in a worker process or a Dask worker); return its summary."""
+def run_point(raw: dict, out_dir: str, base_dir: str | None = None) -> dict:
+    """Run one point (in a worker process or a Dask worker, one process: pools never nest)."""
+    from .cli import quiet_library_warnings
     from .runner import run_scenario
 
-    scenario = validate_scenario(raw)
-    summary, _ = run_scenario(scenario, Path(out_dir))
+    quiet_library_warnings()
+    scenario = validate_scenario(raw, base_dir=base_dir)
+    summary, _ = run_scenario(scenario, Path(out_dir), max_workers=1)
     return summary
 
 
 def _flatten(summary: dict) -> dict:
-    flat = pd.json_normalize(summary, sep=".").iloc[0].to_dict()
+    flat = pd.json_normalize({k: v for k, v in summary.items() if k != "provenance"}, sep=".").iloc[0].to_dict()
+    # wall times and the orbit cache's state depend on the machine, not the scenario
     return {k: v for k, v in flat.items()
-            if not isinstance(v, (list, dict)) and not k.endswith("wall_s")}
+            if not isinstance(v, (list, dict)) and not k.endswith(("wall_s", "orbit_cache_hit"))}
 
 
-def _execute(todo: list[dict], out_dir: Path, workers: int, executor: str, scheduler: str | None) -> dict:
+def _execute(todo: list[dict], out_dir: Path, workers: int, executor: str, scheduler: str | None,
+             base_dir: str | None) -> dict:
     results = {}
     if not todo:
         return results
-    args = [(p["raw"], str(out_dir / "points" / p["id"])) for p in todo]
-    bar = tqdm(total=len(todo), desc="sweep points", unit="point")
+    args = [(p["raw"], str(out_dir / "points" / p["id"]), base_dir) for p in todo]
+    bar = progress(total=len(todo), desc="sweep points", unit="point")
     if executor == "dask":
         from distributed import Client, LocalCluster, as_completed as dask_completed
 
         cluster = None
         if scheduler is None:
             cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+                                   dashboard_address="127.0.0.1:0")
         client = Client(scheduler or cluster)
+        stage(f"dask: scheduler {client.scheduler.address}, dashboard {client.dashboard_link}")
         try:
-            futures = {client.submit(run_point, raw, folder, pure=False): p["id"] for p, (raw, folder) in
-                       zip(todo, args)}
+            futures = {client.submit(run_point, *a, pure=False): p["id"] for p, a in zip(todo, args)}
             for future in dask_completed(futures):
                 results[futures[future]] = future.result()
                 bar.update(1)
@@ -145,12 +138,12 @@ def _execute(todo: list[dict], out_dir: Path, workers: int, executor: str, sched
             if cluster is not None:
                 cluster.close()
     elif workers <= 1:
-        for p, (raw, folder) in zip(todo, args):
-            results[p["id"]] = run_point(raw, folder)
+        for p, a in zip(todo, args):
+            results[p["id"]] = run_point(*a)
             bar.update(1)
     else:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(run_point, raw, folder): p["id"] for p, (raw, folder) in zip(todo, args)}
+            futures = {pool.submit(run_point, *a): p["id"] for p, a in zip(todo, args)}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 bar.update(1)
@@ -159,36 +152,42 @@ def _execute(todo: list[dict], out_dir: Path, workers: int, executor: str, sched
 
 
 def run_sweep(raw: dict, out_dir: Path, *, points: list[dict] | None = None, workers: int = 1,
-              executor: str = "local", scheduler: str | None = None, source: str = "scenario") -> tuple[dict, str]:
+              executor: str = "local", scheduler: str | None = None, source: str = "scenario",
+              base_dir: str | Path | None = None) -> tuple[dict, str]:
     """Run every point of ``raw``'s sweep (``points``: from :func:`expand`, if already done)."""
-    from .runner import stage
+    from .runner import scenario_inputs
 
-    started = time.perf_counter()
-    points = expand(raw, source) if points is None else points
+    started, started_utc = time.perf_counter(), dt.datetime.now(dt.timezone.utc)
+    base_dir = str(base_dir) if base_dir is not None else None
+    points = expand(raw, source, base_dir) if points is None else points
     out_dir.mkdir(parents=True, exist_ok=True)
-    digests: dict[str, str] = {}
+    (out_dir / "summary.json").unlink(missing_ok=True)
+    inputs = {p["id"]: input_digests(scenario_inputs(p["scenario"])) for p in points}  # checked before any run
     finished = {p["id"]: r for p in points
-                if (r := _finished_summary(out_dir / "points" / p["id"], p["scenario"], digests)) is not None}
+                if (r := _finished_summary(out_dir / "points" / p["id"], p["scenario"], inputs[p["id"]])) is not None}
     todo = [p for p in points if p["id"] not in finished]
     stage(f"sweep: {len(points)} points over {', '.join(raw['sweep']['grid'])}; {len(finished)} already done, "
           f"{len(todo)} to run ({executor}, {workers} worker(s))")
-    results = _execute(todo, out_dir, workers, executor, scheduler)
-    for p in todo:
-        write_json(out_dir / "points" / p["id"] / "inputs.json", _weights_digests(results[p["id"]], digests))
+    results = _execute(todo, out_dir, workers, executor, scheduler, base_dir)
     results.update(finished)
     rows = [{"point": p["id"], **_resolved_values(p), **_flatten(results[p["id"]])} for p in points]
     table = pd.DataFrame(rows)
     write_table(out_dir / "sweep.csv", table)
-    kind = points[0]["scenario"].kind
-    x = raw["sweep"].get("x") or list(raw["sweep"]["grid"])[0]
-    write_figure(out_dir / "sweep.png", sweep_figure(table, x, list(raw["sweep"]["grid"]), DEFAULT_Y.get(kind, [])))
-    if kind == "mission" and x == "ground.rate_bps":
-        write_figure(out_dir / "fig_a2_gdown.png", gdown_sweep_figure(table, list(raw["sweep"]["grid"]), out_dir))
-    summary = {"kind": "sweep", "name": raw.get("name"), "base_kind": kind, "grid": raw["sweep"]["grid"],
+    kind_name = points[0]["scenario"].kind
+    kind = get_kind(kind_name)
+    keys = list(raw["sweep"]["grid"])
+    x = raw["sweep"].get("x") or keys[0]
+    write_figure(out_dir / "sweep.png", sweep_figure(table, x, keys, list(kind.sweep_y)))
+    if kind.sweep_figures:
+        for name, fig in kind.load("sweep_figures")(table, keys, x, out_dir).items():
+            write_figure(out_dir / name, fig)
+    summary = {"kind": "sweep", "name": raw.get("name"), "base_kind": kind_name, "grid": raw["sweep"]["grid"],
                "points": len(points), "resumed": len(finished), "executor": executor,
                "table": "sweep.csv", "wall_s": time.perf_counter() - started}
+    summary["provenance"] = provenance(yaml.safe_dump(raw, sort_keys=False), {}, started_utc)
+    summary["provenance"]["inputs_sha256"] = {k: v for d in inputs.values() for k, v in sorted(d.items())}
     write_json(out_dir / "summary.json", summary)
-    shown = [c for c in table.columns if c in raw["sweep"]["grid"] or c in DEFAULT_Y.get(kind, [])]
+    shown = [c for c in table.columns if c in keys or c in kind.sweep_y]
     return summary, f"{raw.get('name')}: sweep of {len(points)} points\n" + table[shown].to_string(index=False)
 
 
@@ -214,46 +213,6 @@ def sweep_figure(table: pd.DataFrame, x: str, keys: list[str], ys: list[str]):
         ax.set_xscale("log")
     ax.set_xlabel(x)
     ax.set_ylabel(", ".join(ys))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def gdown_sweep_figure(table: pd.DataFrame, keys: list[str], out_dir: Path):
-    """Figure A2: G_down over the downlink rate, one curve per other setting: the analytic curve
-    (dense, from the points' measured t and bpp) and the simulated points."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from .gdown import g_down_curve, g_down_per_satellite
-
-    others = [k for k in keys if k != "ground.rate_bps"]
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    groups = table.groupby(others) if others else [((), table)]
-    for i, (label, g) in enumerate(groups):
-        g = g.sort_values("ground.rate_bps")
-        color = f"C{i}"
-        tag = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(others, label if isinstance(label, tuple) else (label,)))
-        rates = np.logspace(np.log10(g["ground.rate_bps"].min()), np.log10(g["ground.rate_bps"].max()), 300)
-        first = json.loads((out_dir / "points" / g["point"].iloc[0] / "summary.json").read_text())
-        common = dict(patch_px=int(g["patch"].iloc[0]), raw_bits_per_pixel=24,
-                      windows_per_day=g["downlink.windows_per_day"].iloc[0], window_s=g["downlink.window_s"].iloc[0])
-        per_sat = [g_down_per_satellite(rate_bps=float(x), **common, **first["per_satellite"]) for x in rates]
-        paper = g_down_curve(rates, t_baseline_s=first["time_per_patch_s"]["baseline"],
-                             t_dlrc_s=first["time_per_patch_s"]["dlrc"], bpp_baseline=first["bpp_baseline"],
-                             bpp_dlrc=first["bpp_dlrc"], **common)
-        ax.plot(rates / 1e6, 100 * np.array(per_sat), "-", color=color, label=f"formula per satellite, {tag}")
-        ax.plot(rates / 1e6, 100 * paper, ":", color=color, label=f"paper's formula on means, {tag}")
-        ax.plot(g["ground.rate_bps"] / 1e6, 100 * g["g_down_simulated"], "o", color=color, mfc="none",
-                label=f"simulated, {tag}")
-    ax.set_xscale("log")
-    ax.set_xlabel("downlink rate x [Mbit/s]")
-    ax.set_ylabel("G_down [%]")
-    ax.axhline(0, color="gray", lw=0.8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

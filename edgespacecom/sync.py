@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
+from .progress import progress
 
 from .config import ISLConfig, LinkConfig, NetworkConfig
 from .routing import FlowTable, route_participants, route_participants_full
@@ -95,7 +95,7 @@ def _rounds_chunk(args) -> dict:
         previous = isl_links(positions[start - 1], isl.d_max_km, isl.earth_margin_km)
         previous_local = induced(previous, participants[start - 1], n_sat)
     route = route_participants_full if reference else route_participants
-    for row, k in enumerate(tqdm(range(start, stop), desc="sync rounds", unit="sample", disable=not show, leave=False)):
+    for row, k in enumerate(progress(range(start, stop), desc="sync rounds", unit="sample", disable=not show, leave=False)):
         links = isl_links(positions[k], isl.d_max_km, isl.earth_margin_km)
         local = induced(links, participants[k], n_sat)
         if previous is not None:

@@ -1,16 +1,36 @@
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_EO = ROOT.parent / "shared" / "data" / "eo"
+
+
+def eo(path: str) -> Path:
+    """The local file of a registered data file (``rgb/test/inria_bellingham1_1024.tif``): the
+    tests use only files shipped with the package, so they run on a clone with nothing beside it."""
+    from edgespacecom.datasets import registry
+
+    return registry().path(f"eo:{path}")
+
+
+@pytest.fixture(scope="session")
+def eo_mirror() -> Path:
+    """A full local mirror of the EO data, passed explicitly ($EDGESPACECOM_TEST_MIRROR); tests that
+    need it skip, saying why, where it is not given (a user's clone has none)."""
+    value = os.environ.get("EDGESPACECOM_TEST_MIRROR")
+    if not value or not Path(value).is_dir():
+        pytest.skip("needs the full EO data mirror: set EDGESPACECOM_TEST_MIRROR=DIR (.ci/run does)")
+    return Path(value)
 
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Each test session gets its own position cache, so tests never see a stale one."""
-    cache = tmp_path_factory.getbasetemp() / "orbit-cache"
-    monkeypatch.setenv("EDGESPACECOM_CACHE", str(cache))
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("EDGESPACECOM_CACHE", str(base / "orbit-cache"))
+    monkeypatch.setenv("EDGESPACECOM_DATA", str(base / "data-cache"))  # never the user's data cache
+    monkeypatch.setenv("EDGESPACECOM_WEIGHTS", str(base / "weights"))
     yield
 
 
@@ -19,7 +39,7 @@ def scene():
     """The Bellingham 1 test scene (1024², RGB, uint8)."""
     from dlrc_agents.data import read_rgb
 
-    return read_rgb(SHARED_EO / "rgb" / "test" / "inria_bellingham1_1024.tif")
+    return read_rgb(eo("rgb/test/inria_bellingham1_1024.tif"))
 
 
 def crops(scene, offsets, size=256):

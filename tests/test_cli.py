@@ -91,3 +91,128 @@ def test_quickstart_runs_on_the_shipped_weights(tmp_path, capsys, monkeypatch):
     assert s["decode_exact"] is True and s["rounds_decoded_on_ground"] == {"baseline": 4, "dlrc": 4}
     assert s["bpp_dlrc"] < s["bpp_baseline"] and abs(s["psnr_dlrc"] - s["psnr_baseline"]) < 0.1
     assert s["downlink"]["stations"] == ["Miyun", "Sanya", "Svalbard"]
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("[edgespacecom]")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+SYNC = str(ROOT / "scenarios" / "paper_table_a1.yaml")
+
+
+def test_os_errors_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["run", SYNC, "--out", str(blocker / "out")] + [f"--set={s}" for s in SMALL]) == 2
+    assert str(blocker) in _one_error_line(capsys.readouterr().err)
+    monkeypatch.setenv("EDGESPACECOM_CACHE", str(blocker / "cache"))  # the position cache cannot be made
+    assert main(["run", SYNC, "--out", str(tmp_path / "out")] + [f"--set={s}" for s in SMALL]) == 2
+    _one_error_line(capsys.readouterr().err)
+
+
+def test_ctrl_c_is_one_line_130_and_leaves_no_stale_summary(tmp_path, capsys, monkeypatch):
+    import edgespacecom.sync_kind as sync_kind
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text('{"stale": true}')
+    (out / "config.resolved.yaml").write_text("old: true\n")
+
+    def interrupted(scenario, run):
+        run.begin()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sync_kind, "run_sync", interrupted)
+    assert main(["run", SYNC, "--out", str(out)] + [f"--set={s}" for s in SMALL]) == 130
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("interrupted")
+    assert not (out / "summary.json").exists()
+    assert "old: true" not in (out / "config.resolved.yaml").read_text()
+
+
+def test_validate_checks_the_files_a_scenario_names(tmp_path, capsys):
+    rd = str(ROOT / "scenarios" / "rd_bmshj2018.yaml")
+    assert main(["validate", rd, "--set", "codec.checkpoint=nowhere/model.pt"]) == 2
+    assert "codec.checkpoint" in _one_error_line(capsys.readouterr().err)
+    assert main(["validate", rd, "--set", "data.scenes=[eo:revisit/naip/naip_*_2019*.tif]"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "not fetched" in line and "edgespacecom data fetch eo:revisit/naip/naip_*_2019*.tif" in line
+    assert main(["validate", rd, "--set", "data.scenes=[no/such/*.tif]"]) == 2
+    assert "matches no file" in _one_error_line(capsys.readouterr().err)
+
+
+def test_relative_paths_resolve_against_the_scenario_folder(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "study"
+    folder.mkdir()
+    raw = yaml.safe_load((ROOT / "scenarios" / "paper_table_a1.yaml").read_text())
+    raw["compute"] = {"cache_dir": "orbit-cache"}
+    (folder / "s.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)  # another folder than the scenario's
+    assert main(["validate", "study/s.yaml"]) == 0
+    resolved = yaml.safe_load(capsys.readouterr().out)
+    assert resolved["compute"]["cache_dir"] == str(folder / "orbit-cache")
+
+
+def test_summary_records_its_provenance(tmp_path):
+    import hashlib
+
+    out = tmp_path / "run"
+    assert main(["run", SYNC, "--out", str(out), "--workers", "1"] + [f"--set={s}" for s in SMALL]) == 0
+    text = (out / "summary.json").read_text()
+    p = json.loads(text)["provenance"]
+    assert p["version"] and p["libraries"]["numpy"] and p["libraries"]["skyfield"] and p["libraries"]["sgp4"]
+    assert p["config_sha256"] == hashlib.sha256((out / "config.resolved.yaml").read_bytes()).hexdigest()
+    assert p["started_utc"].endswith("+00:00") and "git_commit" in p
+    assert str(ROOT) not in text and str(tmp_path) not in text  # names, never host paths
+
+
+def test_version_and_shipped_scenarios(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("edgespacecom ")
+    assert main(["scenarios", "list"]) == 0
+    listed = capsys.readouterr().out
+    for name in ("quickstart", "paper_table_a1", "rd_bmshj2018", "codec_rd_test", "paper_gdown"):
+        assert name in listed
+    assert main(["scenarios", "copy", "quickstart", str(tmp_path)]) == 0
+    assert (tmp_path / "quickstart.yaml").read_bytes() == (ROOT / "scenarios" / "quickstart.yaml").read_bytes()
+    assert main(["scenarios", "copy", "quickstart", str(tmp_path)]) == 2  # never overwrites
+    assert main(["scenarios", "copy", "nonesuch", str(tmp_path)]) == 2
+    assert "no shipped scenario" in capsys.readouterr().err
+
+
+def test_sync_sweep_on_dask_never_nests_pools_and_an_interrupted_point_is_rerun(tmp_path, capsys, monkeypatch):
+    """A sync sweep (whose points would start their own pools) runs on a local Dask cluster and in
+    one process with the same table; a point killed after writing its new config is run again."""
+    import edgespacecom.sync_kind as sync_kind
+
+    raw = yaml.safe_load((ROOT / "scenarios" / "paper_table_a1.yaml").read_text())
+    raw["sweep"] = {"grid": {"participants.count": [3, 5]}}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    small = [f"--set={s}" for s in SMALL if not s.startswith("participants")]
+    dask, local = tmp_path / "dask", tmp_path / "local"
+    assert main(["run", str(path), "--out", str(dask), "--executor", "dask", "--workers", "2"] + small) == 0
+    assert "dashboard http://127.0.0.1:" in capsys.readouterr().err
+    assert main(["run", str(path), "--out", str(local)] + small) == 0
+    assert (dask / "sweep.csv").read_bytes() == (local / "sweep.csv").read_bytes()
+    # change a key that is not swept; the first point is killed after it wrote its new config
+    real = sync_kind.run_sync
+
+    def killed(scenario, run):
+        if scenario.participants.count == 3:
+            run.begin()
+            raise KeyboardInterrupt
+        return real(scenario, run)
+
+    monkeypatch.setattr(sync_kind, "run_sync", killed)
+    changed = small + ["--set=link.delta=0.3"]
+    assert main(["run", str(path), "--out", str(local)] + changed) == 130
+    monkeypatch.setattr(sync_kind, "run_sync", real)
+    assert main(["run", str(path), "--out", str(local)] + changed) == 0
+    assert json.loads((local / "summary.json").read_text())["resumed"] == 0
+    fresh = tmp_path / "fresh"
+    assert main(["run", str(path), "--out", str(fresh)] + changed) == 0
+    assert (fresh / "sweep.csv").read_bytes() == (local / "sweep.csv").read_bytes()

@@ -15,10 +15,10 @@ from dlrc_agents.data import read_rgb
 from dlrc_agents.train import warm_start
 from edgespacecom.cli import main
 
-from .conftest import SHARED_EO
+from .conftest import eo
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENE = SHARED_EO / "rgb" / "test" / "inria_bellingham9_1024.tif"
+SCENE = eo("rgb/test/inria_bellingham9_1024.tif")
 
 
 def test_pareto_front_and_interpolation_by_hand():

@@ -25,7 +25,7 @@ def base():
         ("link.noise_model=loud", "link.noise_model"),
         ("constellation.walker.planes=7", "constellation.walker"),
         ("constellation.walker.phasing=25", "constellation.walker"),
-        ("constellation.tle_file=/nonexistent.tle", "constellation"),
+        ("constellation.tle_file=/nonexistent.tle", "constellation.tle_file"),
         ("linkk.delta=0.1", "linkk"),
         ("link.deltaa=0.1", "link.deltaa"),
     ],

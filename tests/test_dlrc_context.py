@@ -16,7 +16,7 @@ from dlrc_agents.dlrc.onboard import DLRCConfig, encode_group
 from dlrc_agents.dlrc.reconstructor import reconstruct
 from dlrc_agents.dlrc.selector import select
 
-from .conftest import SHARED_EO, crops
+from .conftest import crops, eo
 
 #: (architecture, N, M): small widths; ELIC needs M > 128 for its default channel groups
 SMALL = {
@@ -244,7 +244,7 @@ def test_rd_scenario_runs_on_a_context_codec_checkpoint(tmp_path, arch):
     ckpt = export_checkpoint(codec.model, tmp_path / "m.pt", architecture=arch, N=N, M=M, lmbda=0.0067, steps=0,
                              seed=0, data=[])
     out = tmp_path / "rd"
-    scene = str(SHARED_EO / "rgb" / "test" / "inria_bellingham9_1024.tif")
+    scene = str(eo("rgb/test/inria_bellingham9_1024.tif"))
     root = Path(__file__).resolve().parents[1]
     code = main(["run", str(root / "scenarios" / "rd_mbt2018.yaml"), "--out", str(out),
                  "--set", f"codec.architecture={arch}", "--set", f"codec.checkpoint={ckpt}",

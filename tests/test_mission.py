@@ -10,10 +10,10 @@ import yaml
 from dlrc_agents.codecs import build_model, export_checkpoint
 from edgespacecom.cli import main
 
-from .conftest import SHARED_EO
+from .conftest import eo
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENE = str(SHARED_EO / "rgb" / "test" / "inria_bellingham1_1024.tif")
+SCENE = str(eo("rgb/test/inria_bellingham1_1024.tif"))
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from dlrc_agents.codecs import build_model, export_checkpoint
 from dlrc_agents.overlap import draw_observation, expected_overlap, geometric_bound, window_for_overlap
 from edgespacecom.cli import main
 
-from .conftest import SHARED_EO
+from .conftest import eo
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ def test_rd_scenario_runs_from_a_checkpoint(tmp_path):
     ckpt = export_checkpoint(model, tmp_path / "m.pt", architecture="mbt2018-mean", N=32, M=48, lmbda=0.0067,
                              steps=0, seed=0, data=[])
     out = tmp_path / "rd"
-    scene = str(SHARED_EO / "rgb" / "test" / "inria_bellingham9_1024.tif")
+    scene = str(eo("rgb/test/inria_bellingham9_1024.tif"))
     code = main(["run", str(ROOT / "scenarios" / "rd_bmshj2018.yaml"), "--out", str(out),
                  "--set", "codec.architecture=mbt2018-mean", "--set", f"codec.checkpoint={ckpt}",
                  "--set", f"data.scenes=[{scene}]", "--set", "overlap.satellites=3", "--set", "overlap.draws=1"])

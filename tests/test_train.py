@@ -1,16 +1,19 @@
 """Training: the crop sampler, mixed precision, and a resumable run that exports a loadable checkpoint."""
 
+import logging
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from dlrc_agents.codecs import build_model, load_checkpoint
-from dlrc_agents.data import CropSampler, DataError
+from dlrc_agents.data import CropSampler, DataError, read_rgb
 from dlrc_agents.train import rate_distortion_loss, train, use_bf16_transforms
 
-from .conftest import SHARED_EO
+from .conftest import eo
 
-NEON = SHARED_EO / "rgb" / "train" / "neon_SOAP_031.png"
+NEON = eo("rgb/train/neon_SOAP_031.png")
 
 
 def _stripes(h=300, w=300):
@@ -59,17 +62,25 @@ def test_bf16_transforms_keep_the_state_dict_and_the_loss():
         use_bf16_transforms(torch.nn.Linear(2, 2))
 
 
-def test_training_resumes_and_exports_a_loadable_fp16_checkpoint(tmp_path, capsys):
+def test_training_resumes_selects_on_validation_and_exports_a_loadable_fp16_checkpoint(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="edgespacecom")
     out = tmp_path / "run"
-    kwargs = dict(batch_size=2, crop=64, lr=1e-4, channels=(32, 48), data=[str(NEON)], checkpoint_every=1,
-                  threads=1, export=tmp_path / "m.pt", progress=False, max_downscale=1.5, precision="bf16")
+    val = tmp_path / "val.png"  # a validation scene that is not a training scene
+    Image.fromarray(read_rgb(eo("rgb/test/pdok_nl_test_tiled.tif"))[:256, :256]).save(val)
+    kwargs = dict(batch_size=2, crop=64, lr=1e-4, channels=(32, 48), data=[str(NEON)], val=[str(val)],
+                  checkpoint_every=1, threads=1, export=tmp_path / "m.pt", progress=False, max_downscale=1.5,
+                  precision="bf16")
     train("bmshj2018-hyperprior", 0.013, out, steps=2, **kwargs)
     assert torch.load(out / "state.pt", weights_only=True)["step"] == 2
     path = train("bmshj2018-hyperprior", 0.013, out, steps=3, **kwargs)
-    assert "resuming bmshj2018-hyperprior λ=0.013 at step 2/3" in capsys.readouterr().out
+    assert "resuming bmshj2018-hyperprior λ=0.013 at step 2/3" in caplog.text
     assert [int(line.split(",")[0]) for line in (out / "train_log.csv").read_text().splitlines()] == [1, 2, 3]
+    val_log = [line.split(",") for line in (out / "val_log.csv").read_text().splitlines()]
+    assert [int(row[0]) for row in val_log] == [1, 2, 3]
+    best_step = int(min(val_log, key=lambda row: float(row[1]))[0])
     payload = torch.load(path, weights_only=True)
-    assert payload["steps"] == 3 and payload["lambda"] == 0.013
+    assert payload["selected_step"] == best_step == payload["steps"] and payload["lambda"] == 0.013
+    assert payload["validation"] == [f"file:{val.name}"]
     assert payload["precision"] == "bf16" and payload["max_downscale"] == 1.5
     assert payload["state_dict"]["g_a.0.weight"].dtype == torch.float16
     codec = load_checkpoint(path, "bmshj2018-hyperprior")
@@ -82,6 +93,8 @@ def test_training_resumes_and_exports_a_loadable_fp16_checkpoint(tmp_path, capsy
         train("bmshj2018-hyperprior", 0.025, out, steps=4, **kwargs)
     with pytest.raises(ValueError, match="--precision"):
         train("bmshj2018-hyperprior", 0.013, tmp_path / "other", steps=1, **{**kwargs, "precision": "fp16"})
+    with pytest.raises(ValueError, match="--val"):
+        train("bmshj2018-hyperprior", 0.013, tmp_path / "other", steps=1, **{**kwargs, "val": [str(NEON)]})
 
 
 def test_device_choice():

@@ -1,0 +1,210 @@
+"""Schemas of the DLRC scenario kinds (rd, codec_rd, dlrc_ablation, mission).
+
+They extend the simulator core's sections (:mod:`edgespacecom.config`) with the codec,
+the input scenes, the overlap protocol, DLRC's settings and the mission's on-board model;
+:mod:`dlrc_agents.kinds` registers them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from edgespacecom.config import (GroundConfig, NetworkScenario, ScenarioBase, ScenarioFile, Strict,
+                                 resolve_relative)
+from edgespacecom.datasets import is_data_name
+
+#: The sample scene shipped with the package (USGS orthophoto of Bellingham, WA, public domain).
+SAMPLE_SCENE = "eo:rgb/test/inria_bellingham1_1024.tif"
+#: The EO test split's Bellingham scenes (both shipped with the package).
+TEST_SCENES = "eo:rgb/test/inria_bellingham*_1024.tif"
+
+
+def _all_positive(values: list[float], what: str) -> list[float]:
+    if any(x <= 0 for x in values):
+        raise ValueError(f"every {what} must be > 0")
+    return values
+
+
+class CodecConfig(Strict):
+    """Which learned codec, and where its weights come from (see dlrc_agents.codecs)."""
+
+    architecture: Literal["bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "cheng2020-attn",
+                          "elic2022-official", "elic2022-chandelier"] = "bmshj2018-hyperprior"
+    lambdas: list[float] = Field([0.0067, 0.013, 0.025, 0.0483], min_length=1, description="λ of each model")
+    checkpoint: ScenarioFile | None = Field(None, description="a checkpoint to use instead of the shipped weights (one λ)")
+    pretrained: bool = Field(False, description="CompressAI's zoo weights (needs internet)")
+    quality: int = Field(3, ge=1, le=8, description="CompressAI quality level (pretrained only)")
+
+    _positive_lambdas = field_validator("lambdas")(classmethod(lambda cls, v: _all_positive(v, "λ")))
+
+    @property
+    def model_lambdas(self) -> list:
+        """The λ of each model this section names: one None for a checkpoint or the zoo."""
+        return [None] if (self.checkpoint or self.pretrained) else list(self.lambdas)
+
+
+class DataConfig(Strict):
+    """Input scenes: data-registry names or globs over them (``eo:rgb/test/*.tif``), or file paths
+    and globs (relative ones from the scenario's folder); default the EO test split."""
+
+    scenes: list[str] = Field([TEST_SCENES], min_length=1)
+
+    @field_validator("scenes")
+    @classmethod
+    def _resolve(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        return [s if is_data_name(s) else str(resolve_relative(s, info)) for s in v]
+
+
+class OverlapConfig(Strict):
+    """Overlapping observations (paper Section 4.1)."""
+
+    satellites: int = Field(8, ge=1, description="N")
+    patch: int = Field(256, ge=64, description="P, patch size [px], a multiple of 64")
+    o_exp: list[float] = Field([2.0, 0.5], min_length=1, description="expected overlap N·P²/W²")
+    draws: int = Field(4, ge=1, description="random draws per scene and o_exp")
+    grid: int = Field(16, ge=1, description="patch offsets lie on this pixel grid")
+
+    @field_validator("patch")
+    @classmethod
+    def _multiple_of_64(cls, v: int) -> int:
+        if v % 64:
+            raise ValueError(f"patch {v} must be a multiple of 64")
+        return v
+
+    _positive_overlap = field_validator("o_exp")(classmethod(lambda cls, v: _all_positive(v, "o_exp")))
+
+
+class DLRCSettings(Strict):
+    rounds: int = Field(20, ge=1, description="k, LSH rounds")
+    seed: int = Field(0, ge=0, description="shared rotation seed")
+    representative: Literal["original", "mean"] = "original"
+    map_transport: Literal["joint", "per_satellite", "references"] = "joint"
+    map_coding: Literal["predictive", "lzma"] = "predictive"
+    # context models only: what a copy from another satellite puts into the context —
+    # 'representative': that satellite's ŷ (the paper's Reconstructor; the satellite needs
+    # those vectors on board), 'prediction': the context model's own mean μ there (no
+    # exchange beyond the signatures; the ground still copies the representative for g_s)
+    context_fill: Literal["representative", "prediction"] = "representative"
+
+
+class RDScenario(ScenarioBase):
+    """kind: rd — rate–distortion of a codec with and without DLRC on overlapping patches."""
+
+    kind: Literal["rd"]
+    codec: CodecConfig = CodecConfig()
+    data: DataConfig = DataConfig()
+    overlap: OverlapConfig = OverlapConfig()
+    dlrc: DLRCSettings = DLRCSettings()
+
+
+
+
+class ComputeModelConfig(Strict):
+    """How on-board compute time advances simulated time."""
+
+    profile: Literal["measured", "titan_v"] = Field(
+        "measured", description="'measured': wall time of each real step on this machine; "
+                                "'titan_v': the paper's Table 2 times (BMSHJ, 256², scaled by pixel count)")
+    device_factor: float = Field(1.0, gt=0.0, description="multiplies every compute time (e.g. 4 for a slower on-board CPU)")
+
+
+class MissionConfig(Strict):
+    capture: Literal["rounds", "continuous"] = Field(
+        "rounds", description="'rounds': one capture every interval_s; 'continuous': capture again as soon as "
+                              "the previous patch is stored (the paper's production model)")
+    rounds: int = Field(4, ge=1, description="distinct real DLRC rounds (continuous mode replays them in turn)")
+    interval_s: float = Field(30.0, gt=0.0, description="rounds mode: time between captures [s]")
+    batch: int = Field(1, ge=1, description="continuous mode: rounds simulated per agent step")
+    peer_timeout_s: float = Field(5.0, gt=0.0, description="wait for peers' signatures at most this long [s]")
+    threads: int = Field(1, ge=1, description="torch threads for the real on-board work (timings)")
+    compute: ComputeModelConfig = ComputeModelConfig()
+
+
+class MissionScenario(NetworkScenario):
+    """kind: mission — SimPy agents run real DLRC over the simulated network and downlink to the ground."""
+
+    kind: Literal["mission"]
+    codec: CodecConfig = CodecConfig(lambdas=[0.0067])
+    data: DataConfig = DataConfig(scenes=[SAMPLE_SCENE])
+    overlap: OverlapConfig = OverlapConfig(o_exp=[2.0])
+    dlrc: DLRCSettings = DLRCSettings(map_transport="references")
+    mission: MissionConfig = MissionConfig()
+    ground: GroundConfig = GroundConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "MissionScenario":
+        if len(self.codec.model_lambdas) != 1:
+            raise ValueError("codec.lambdas: a mission flies one model; give a single λ")
+        if len(self.overlap.o_exp) != 1:
+            raise ValueError("overlap.o_exp: a mission uses one overlap; give a single value")
+        if self.overlap.satellites != self.participants.count:
+            raise ValueError(f"overlap.satellites ({self.overlap.satellites}) must equal participants.count "
+                             f"({self.participants.count}): each participant captures one patch")
+        if self.dlrc.map_transport != "references":
+            raise ValueError("dlrc.map_transport: a mission needs 'references' (a peer that times out leaves "
+                             "satellites with different views; dense maps would not decode)")
+        context_model = self.codec.architecture not in ("bmshj2018-hyperprior", "mbt2018-mean")
+        if context_model and self.dlrc.context_fill != "prediction":
+            raise ValueError(f"dlrc.context_fill: {self.codec.architecture} is a context model; a mission flies it "
+                             "with context_fill: prediction only. With 'representative' each satellite would also "
+                             "need its higher-priority peers' ŷ vectors on board, an exchange the mission does not "
+                             "model (the rd kind reports its size)")
+        if context_model and self.mission.compute.profile == "titan_v":
+            raise ValueError("mission.compute.profile: 'titan_v' is the paper's BMSHJ profile; "
+                             f"{self.codec.architecture} needs 'measured'")
+        return self
+
+
+class AblationConfig(Strict):
+    """The grid of paper Figure 12: LSH rounds k × representative strategy."""
+
+    rounds: list[int] = Field([1, 2, 4, 8, 16, 20, 32], min_length=1, description="values of k")
+    representative: list[Literal["original", "mean"]] = Field(["original", "mean"], min_length=1)
+
+    @field_validator("rounds")
+    @classmethod
+    def _at_least_one(cls, v: list[int]) -> list[int]:
+        if any(k < 1 for k in v):
+            raise ValueError("every k must be >= 1")
+        return v
+
+
+class DLRCAblationScenario(ScenarioBase):
+    """kind: dlrc_ablation — DLRC's R–D and on-board time against k and the representative strategy."""
+
+    kind: Literal["dlrc_ablation"]
+    codec: CodecConfig = CodecConfig(lambdas=[0.0067])
+    data: DataConfig = DataConfig()
+    overlap: OverlapConfig = OverlapConfig(o_exp=[2.0])
+    dlrc: DLRCSettings = DLRCSettings()
+    ablation: AblationConfig = AblationConfig()
+
+    @model_validator(mode="after")
+    def _one_model(self) -> "DLRCAblationScenario":
+        if len(self.codec.model_lambdas) != 1:
+            raise ValueError("codec.lambdas: the ablation uses one model; give a single λ")
+        return self
+
+
+class JPEGConfig(Strict):
+    """The JPEG reference (Pillow/libjpeg, optimised Huffman tables, 4:2:0 and 4:4:4 chroma)."""
+
+    qualities: list[int] = Field([5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 85, 90, 95], min_length=2)
+
+    @field_validator("qualities")
+    @classmethod
+    def _in_range(cls, v: list[int]) -> list[int]:
+        if any(q < 1 or q > 100 for q in v):
+            raise ValueError("every JPEG quality must be in 1..100")
+        return sorted(set(v))
+
+
+class CodecRDScenario(ScenarioBase):
+    """kind: codec_rd — R–D of whole test scenes for learned codecs against JPEG."""
+
+    kind: Literal["codec_rd"]
+    models: list[CodecConfig] = Field(default_factory=lambda: [CodecConfig()], min_length=1)
+    data: DataConfig = DataConfig(scenes=["eo:rgb/test/*.tif"])
+    jpeg: JPEGConfig = JPEGConfig()

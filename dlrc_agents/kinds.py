@@ -1,0 +1,115 @@
+"""The DLRC scenario kinds, registered with the simulator core (:mod:`edgespacecom.kinds`).
+
+Named in this distribution's ``edgespacecom.kinds`` entry point, so the core finds them
+without importing this package. Importing this module imports neither torch nor CompressAI:
+runners are named and loaded when a scenario runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgespacecom.kinds import Command, ScenarioKind, register_command, register_kind
+
+from .config import CodecRDScenario, DLRCAblationScenario, MissionScenario, RDScenario
+
+
+def _codec_files(codec_cfg) -> dict[str, Path]:
+    from .codecs import checkpoint_files  # imports torch: only when inputs are checked
+
+    return checkpoint_files(codec_cfg)
+
+
+def _scenes(scenario) -> dict[str, Path]:
+    from .data import scene_names
+
+    return scene_names(scenario.data.scenes)
+
+
+def codec_scenario_inputs(scenario) -> dict[str, Path]:
+    """Scenes and weights of an rd, dlrc_ablation or mission scenario."""
+    inputs = _scenes(scenario)
+    inputs.update(_codec_files(scenario.codec))
+    if getattr(scenario, "constellation", None) is not None and scenario.constellation.tle_file is not None:
+        from edgespacecom.sync_kind import sync_inputs
+
+        inputs.update(sync_inputs(scenario))
+    return inputs
+
+
+def codec_rd_inputs(scenario) -> dict[str, Path]:
+    inputs = _scenes(scenario)
+    for model in scenario.models:
+        inputs.update(_codec_files(model))
+    return inputs
+
+
+register_kind(ScenarioKind(
+    name="rd", schema=RDScenario, runner="dlrc_agents.rd:run_rd", formatter="dlrc_agents.rd:format_rd_summary",
+    inputs=codec_scenario_inputs, sweep_y=("bpp_reduction",),
+    description="R–D of a codec with and without DLRC on overlapping patches (Figures 6, 7)"))
+register_kind(ScenarioKind(
+    name="codec_rd", schema=CodecRDScenario, runner="dlrc_agents.codec_rd:run_codec_rd",
+    formatter="dlrc_agents.codec_rd:format_codec_rd_summary", inputs=codec_rd_inputs, sweep_y=("psnr",),
+    description="learned codecs against JPEG on whole scenes"))
+register_kind(ScenarioKind(
+    name="dlrc_ablation", schema=DLRCAblationScenario, runner="dlrc_agents.ablation:run_ablation",
+    formatter="dlrc_agents.ablation:format_ablation_summary", inputs=codec_scenario_inputs,
+    sweep_y=("bpp_reduction",), description="DLRC against k and the representative strategy (Figure 12)"))
+register_kind(ScenarioKind(
+    name="mission", schema=MissionScenario, runner="dlrc_agents.mission:run_mission",
+    formatter="dlrc_agents.mission:format_mission_summary", inputs=codec_scenario_inputs,
+    sweep_y=("g_down_analytic", "g_down_analytic_paper", "g_down_simulated"),
+    sweep_figures="dlrc_agents.mission:sweep_figures",
+    description="SimPy agents, real DLRC, routed signature flows, ground segment, G_down"))
+
+
+def train_arguments(parser) -> None:
+    """Options of ``edgespacecom train``."""
+    parser.add_argument("--arch", required=True, help="CompressAI architecture, e.g. bmshj2018-hyperprior")
+    parser.add_argument("--lambda", dest="lmbda", type=float, required=True, help="λ of λ·255²·MSE + bpp")
+    parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--crop", type=int, default=256, help="crop size [px], a multiple of 64")
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--quality", type=int, default=3, help="CompressAI quality level giving (N, M)")
+    parser.add_argument("--channels", type=int, nargs=2, metavar=("N", "M"), default=None,
+                    help="hidden and latent widths instead of the quality level's (e.g. 128 192)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", nargs="+", default=None,
+                    help="training scenes (registry names, paths or globs); default: the EO train split")
+    parser.add_argument("--val", nargs="+", default=None,
+                    help="validation scenes (model selection); default: the EO validation split (NAIP 2009)")
+    parser.add_argument("--val-every", type=int, default=None,
+                    help="evaluate on the validation split every N steps (default: every checkpoint)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--checkpoint-every", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=None, help="run folder (resume state); default runs/<arch>_lambda<λ>")
+    parser.add_argument("--export", type=Path, default=None,
+                    help="fp16 checkpoint path; default $EDGESPACECOM_WEIGHTS/<arch>_lambda<λ>.pt (never the package)")
+    parser.add_argument("--downscale", type=float, default=1.0, metavar="F",
+                    help="take crops from regions up to F times larger, resampled to --crop (removes source JPEG artefacts)")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="bf16: transforms in bfloat16 autocast (faster on CPUs with AVX-512 BF16); entropy models stay fp32")
+    parser.add_argument("--device", default="auto",
+                    help="auto (a CUDA GPU if torch sees one, else the CPU), cpu, cuda or cuda:I")
+    parser.add_argument("--init", type=Path, default=None,
+                    help="warm start a new run from a checkpoint or run state (another λ or a related architecture)")
+
+
+def train_command(args) -> int:
+    from .codecs import lambda_tag
+    from .train import train
+
+    out = args.out or Path("runs") / f"{args.arch}_lambda{lambda_tag(args.lmbda)}"
+    path = train(args.arch, args.lmbda, out, steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr,
+                 quality=args.quality, channels=args.channels, seed=args.seed, data=args.data, val=args.val,
+                 val_every=args.val_every, threads=args.threads, checkpoint_every=args.checkpoint_every,
+                 export=args.export, init=args.init, max_downscale=args.downscale, precision=args.precision,
+                 device=args.device)
+    print(f"checkpoint written to {path}")
+    return 0
+
+
+register_command(Command(name="train", help="rate-distortion training of a CompressAI codec on EO crops (resumable)",
+                         arguments=train_arguments, handler="dlrc_agents.kinds:train_command"))

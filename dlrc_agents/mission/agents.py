@@ -1,0 +1,334 @@
+"""The SimPy side of a mission: storage, signature flows over the routed ISLs, satellite agents, downlink."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import simpy
+import torch
+
+from edgespacecom.progress import progress
+
+from ..dlrc.onboard import intended_from_references
+from ..dlrc.reconstructor import reconstruct
+from ..rd import quality
+from .compute import ComputeModel
+from .onboard import OnboardWork, RealRound
+
+# ---------------------------------------------------------------- storage and downlink
+
+
+@dataclass
+class Item:
+    """One stored payload: a batch of rounds of one slot in one world."""
+
+    world: str
+    slot: int
+    first_round: int
+    rounds: int
+    bits: float
+    raw_bits: float  # raw-equivalent size of the captures it carries
+    captured_s: float
+    stored_s: float
+    remaining: float = -1.0
+    payload: object = None  # DLRC: list of (round index, stream bytes); baseline: list of (round, strings, shape)
+
+    def __post_init__(self):
+        if self.remaining < 0:
+            self.remaining = self.bits
+
+
+class Storage:
+    """On-board storage of one slot in one world: a FIFO of items, and its backlog over time."""
+
+    def __init__(self, env: simpy.Environment):
+        self.env = env
+        self.items: deque[Item] = deque()
+        self.bits = 0.0
+        self.history: list[tuple[float, float]] = [(0.0, 0.0)]
+        self._arrival = env.event()
+
+    def put(self, item: Item) -> None:
+        self.items.append(item)
+        self.bits += item.bits
+        self.history.append((self.env.now, self.bits))
+        self._arrival.succeed()
+        self._arrival = self.env.event()
+
+    def arrival(self):
+        return self._arrival
+
+    def sent(self, bits: float) -> None:
+        self.bits = max(0.0, self.bits - bits)
+        self.history.append((self.env.now, self.bits))
+
+
+# ---------------------------------------------------------------- the simulation
+
+
+class FlowOracle:
+    """Signature flow delays among the slots at any instant: EdgeSpaceCom's ISL graph and exact
+    minimum-delay routing at the nearest ephemeris sample, computed when first needed."""
+
+    def __init__(self, positions_km: np.ndarray, participants: np.ndarray, payload_kib: float, scenario, step_s: float):
+        self.positions, self.participants, self.payload = positions_km, participants, payload_kib
+        self.sc, self.step_s = scenario, step_s
+        self.cache: dict[int, np.ndarray] = {}
+
+    def at(self, t_s: float) -> np.ndarray:
+        """(n, n) delays [s]: T_flow of src→dst plus the control overhead; inf if unreachable."""
+        from edgespacecom.routing import route_participants
+        from edgespacecom.topology import isl_links
+
+        k = min(int(round(t_s / self.step_s)), len(self.positions) - 1)
+        if k not in self.cache:
+            sc = self.sc
+            links = isl_links(self.positions[k], sc.isl.d_max_km, sc.isl.earth_margin_km)
+            flows = route_participants(self.positions[k], links, self.participants, [self.payload], sc.link, sc.network)
+            self.cache[k] = flows.t_flow_s[0] + sc.network.control_s * (flows.hops[0] > 0)
+        return self.cache[k]
+
+
+class Mission:
+    def __init__(self, scenario, codec, work: OnboardWork, flows: FlowOracle, plan: dict, duration_s: float):
+        self.sc, self.codec, self.work = scenario, codec, work
+        self.flows, self.plan, self.duration_s = flows, plan, duration_s
+        self.n = scenario.participants.count
+        self.env = simpy.Environment()
+        ov = scenario.overlap
+        self.pixels = ov.patch**2
+        self.raw_bits = self.pixels * scenario.ground.raw_bits_per_pixel
+        mc = scenario.mission
+        self.cm = ComputeModel(mc.compute.profile, mc.compute.device_factor, self.pixels)
+        self.rate = scenario.ground.rate_bps
+        self.storage = {(w, s): Storage(self.env) for w in ("baseline", "dlrc") for s in range(self.n)}
+        self.inbox: dict = {}  # (slot, round) -> set of peers heard
+        self.sent_at: dict = {}  # (slot, round) -> when its signatures left
+        self.arrivals: dict = {}  # (slot, round) -> arrival times of peers' signatures
+        self.flow_done: dict = {}  # (slot, round) -> when its last signature flow arrived
+        self.all_heard: dict = {}  # (slot, round) -> event
+        self.rows: list[dict] = []
+        self.deliveries: list[dict] = []
+        self.delivered_round_parts: dict = {}  # (world, round) -> set of slots delivered
+        self.ground_rounds: list[dict] = []
+        self.decoded_cache: dict = {}
+        self.bar = None
+
+    # --------------------------------------------------------------- helpers
+    def _flows_at(self, t: float) -> np.ndarray:
+        return self.flows.at(t)
+
+    def _event(self, slot: int, r: int):
+        key = (slot, r)
+        if key not in self.all_heard:
+            self.all_heard[key] = self.env.event()
+            self.inbox.setdefault(key, set())
+            if len(self.inbox[key]) == self.n - 1:
+                self.all_heard[key].succeed()
+        return self.all_heard[key]
+
+    def _deliver_signatures(self, src: int, dst: int, r: int, delay: float):
+        yield self.env.timeout(delay)
+        key = (dst, r)
+        heard = self.inbox.setdefault(key, set())
+        heard.add(src)
+        self.arrivals.setdefault((dst, r), []).append(self.env.now)  # dst received
+        self.flow_done[(src, r)] = max(self.flow_done.get((src, r), 0.0), self.env.now)  # src's flows landed
+        if len(heard) == self.n - 1 and key in self.all_heard and not self.all_heard[key].triggered:
+            self.all_heard[key].succeed()
+
+    def steady_round_s(self, rr: RealRound, t: float) -> float:
+        """Period of back-to-back rounds in lockstep at instant ``t`` [s].
+
+        Satellite s is ready to arbitrate when its own entropy modelling is done and every
+        peer's signatures have arrived (peer p sends after its own front stages; flows take
+        the routed delay; an unreachable peer costs the timeout). The group runs at the pace
+        of its slowest member: the period is the largest of the per-satellite round times.
+        """
+        flows = self._flows_at(t)
+        everyone = frozenset(range(self.n))
+        front = {s: self.cm.seconds(rr.front[s]) for s in range(self.n)}
+        period = 0.0
+        for s in range(self.n):
+            arrivals = [front[p] + flows[p, s] for p in range(self.n) if p != s]
+            wait = max([a - front[s] for a in arrivals], default=0.0)
+            wait = min(wait, self.sc.mission.peer_timeout_s)
+            modelling = self.cm.seconds({"entropy_modelling": rr.modelling[s]})
+            back = self.cm.seconds(self.work.stream(rr, s, everyone)[1])
+            period = max(period, front[s] + max(modelling, wait) + back)
+        return period
+
+    def _next_capture(self, r: int) -> float | None:
+        mc = self.sc.mission
+        if mc.capture == "rounds":
+            if r >= mc.rounds:
+                return None
+            return max(r * mc.interval_s, self.env.now)
+        return self.env.now if self.env.now < self.duration_s else None
+
+    # --------------------------------------------------------------- agents
+    def agent(self, world: str, slot: int):
+        """One satellite in one world: capture, on-board work (:meth:`_dlrc_round` or
+        :meth:`_baseline_round`), then the payload into storage; ``batch`` rounds a step."""
+        env, r, step = self.env, 0, 0
+        batch = self.sc.mission.batch if self.sc.mission.capture == "continuous" else 1
+        work = self._dlrc_round if world == "dlrc" else self._baseline_round
+        while True:
+            start = self._next_capture(r)
+            if start is None:
+                return
+            yield env.timeout(start - env.now)
+            rr = self.work.round(step)
+            nbytes, view, data, extra = yield from work(slot, r, batch, rr)
+            bits = 8.0 * nbytes * batch
+            self.storage[(world, slot)].put(Item(world, slot, r, batch, bits, batch * self.raw_bits, start, env.now,
+                                                 payload=(rr.index, view, data)))
+            self.rows.append({"world": world, "slot": slot, "round": r, "rounds": batch, "trace_round": rr.index,
+                              "captured_s": start, "stored_s": env.now, "time_per_patch_s": (env.now - start) / batch,
+                              "bits_per_patch": 8.0 * nbytes, **extra})
+            if world == "dlrc" and slot == 0 and self.bar is not None:
+                self.bar.update(min(env.now, self.duration_s) - self.bar.n)
+            r += batch
+            step += 1
+
+    def _dlrc_round(self, slot: int, r: int, batch: int, rr: RealRound):
+        env = self.env
+        yield env.timeout(self.cm.seconds(rr.front[slot]))
+        t_sent = env.now
+        self.sent_at[(slot, r)] = t_sent
+        flows = self._flows_at(env.now)
+        for peer in range(self.n):
+            if peer != slot and np.isfinite(flows[slot, peer]):
+                env.process(self._deliver_signatures(slot, peer, r, flows[slot, peer]))
+        yield env.timeout(self.cm.seconds({"entropy_modelling": rr.modelling[slot]}))
+        everyone = self._event(slot, r)
+        deadline = t_sent + self.sc.mission.peer_timeout_s
+        if not everyone.triggered and env.now < deadline:
+            yield everyone | env.timeout(deadline - env.now)
+        heard = frozenset(self.inbox.get((slot, r), set()) | {slot})
+        wait = env.now - t_sent
+        data, t_back, retained = self.work.stream(rr, slot, heard)
+        yield env.timeout(self.cm.seconds(t_back))
+        if batch > 1:  # the batch's other rounds, in lockstep at this network instant
+            yield env.timeout((batch - 1) * self.steady_round_s(rr, t_sent))
+        return len(data), heard, data, {"peers_heard": len(heard) - 1, "sync_wait_s": wait,
+                                        "timed_out": len(heard) < self.n, "t_sent_s": t_sent,
+                                        "retained_fraction": retained}
+
+    def _baseline_round(self, slot: int, r: int, batch: int, rr: RealRound):
+        b = rr.baseline[slot]
+        yield self.env.timeout(batch * self.cm.seconds(b["time"]))
+        return b["bytes"], None, None, {"peers_heard": np.nan, "sync_wait_s": np.nan, "timed_out": False,
+                                        "t_sent_s": np.nan, "retained_fraction": 1.0}
+
+    def downlink(self, world: str, slot: int):
+        env = self.env
+        store = self.storage[(world, slot)]
+        for a, b in self.plan[slot]:
+            if a >= self.duration_s:
+                return
+            if env.now < a:
+                yield env.timeout(a - env.now)
+            end = min(b, self.duration_s)
+            while env.now < end:
+                if not store.items:
+                    yield store.arrival() | env.timeout(end - env.now)
+                    continue
+                item = store.items[0]
+                need, avail = item.remaining / self.rate, end - env.now
+                step = min(need, avail)
+                yield env.timeout(step)
+                sent = min(item.remaining, step * self.rate)
+                item.remaining -= sent
+                store.sent(sent)
+                self.deliveries.append({"world": world, "slot": slot, "t_s": env.now, "bits": sent,
+                                        "raw_equivalent_bits": sent / item.bits * item.raw_bits})
+                if item.remaining <= 1e-6:
+                    store.items.popleft()
+                    self._ground_receives(item)
+
+    # --------------------------------------------------------------- ground
+    def _ground_receives(self, item: Item):
+        key = (item.world, item.first_round)
+        parts = self.delivered_round_parts.setdefault(key, {})
+        parts[item.slot] = item
+        if len(parts) == self.n:
+            items = [parts[s] for s in range(self.n)]
+            self.ground_rounds.append({
+                "world": item.world, "round": item.first_round, "rounds": item.rounds,
+                "trace_round": item.payload[0], "captured_s": min(i.captured_s for i in items),
+                "delivered_s": self.env.now, "latency_s": self.env.now - min(i.captured_s for i in items),
+                **self._decode(item.world, items),
+            })
+
+    @torch.no_grad()
+    def _decode(self, world: str, items: list[Item]) -> dict:
+        trace = items[0].payload[0]
+        views = tuple(i.payload[1] for i in items)
+        key = (world, trace, views)
+        if key in self.decoded_cache:
+            return self.decoded_cache[key]
+        rr = self.work.round(trace)
+        psnr, msssim, exact = [], [], True
+        if world == "dlrc":
+            streams = [i.payload[2] for i in items]
+            decoded = reconstruct(self.codec, streams)
+            from ..dlrc.bitstream import SatelliteBitstream
+
+            maps = {}
+            for data in streams:
+                maps.update(SatelliteBitstream.from_bytes(data).maps)
+            if self.codec.family == "hyperprior":
+                own = {s: rr.states[s].latent.y_hat for s in rr.states}
+            else:  # each stream's own ŷ, as coded for the view it arbitrated on
+                own = {i.slot: rr.own_hat[(i.slot, i.payload[1])] for i in items}
+            intended = intended_from_references(maps, own)
+            for s, x in rr.images.items():
+                exact &= bool(torch.equal(decoded[s]["y_tilde"], intended[s]))
+                p, m = quality(x, decoded[s]["x_hat"])
+                psnr.append(p)
+                msssim.append(m)
+        else:
+            for s, x in rr.images.items():
+                b = rr.baseline[s]
+                x_hat = self.codec.model.decompress(b["strings"], b["shape"])["x_hat"]
+                p, m = quality(x, x_hat)
+                psnr.append(p)
+                msssim.append(m)
+        out = {"psnr": float(np.mean(psnr)), "ms_ssim": float(np.mean(msssim)), "decode_exact": exact}
+        self.decoded_cache[key] = out
+        return out
+
+    def sync_rounds(self) -> pd.DataFrame:
+        """Per round: the agents' sync round, max over satellites of max(all peers' signatures
+        received, own signatures delivered) − own send time (the paper's T_round), and how many
+        satellites missed a peer."""
+        rows = []
+        rounds = sorted({r for (_, r) in self.sent_at})
+        for r in rounds:
+            per_slot = []
+            for s in range(self.n):
+                if (s, r) not in self.sent_at:
+                    continue
+                arr = self.arrivals.get((s, r), [])
+                recv = max(arr) if len(arr) == self.n - 1 else np.inf
+                send = self.flow_done.get((s, r), np.inf) if self.n > 1 else self.sent_at[(s, r)]
+                per_slot.append(max(recv, send, self.sent_at[(s, r)]) - self.sent_at[(s, r)])
+            rows.append({"round": r, "t_s": min(self.sent_at[(s, r)] for s in range(self.n) if (s, r) in self.sent_at),
+                         "sync_round_s": max(per_slot) if per_slot else np.nan})
+        return pd.DataFrame(rows, columns=["round", "t_s", "sync_round_s"])
+
+    def run(self, show_progress: bool = True) -> None:
+        for s in range(self.n):
+            self.env.process(self.agent("dlrc", s))
+            self.env.process(self.agent("baseline", s))
+            for w in ("baseline", "dlrc"):
+                self.env.process(self.downlink(w, s))
+        with progress(total=self.duration_s, desc="mission", unit="sim s", disable=not show_progress) as bar:
+            self.bar = bar
+            self.env.run(until=self.duration_s)
+            bar.update(self.duration_s - bar.n)
+        self.bar = None

@@ -1,0 +1,31 @@
+"""The ground segment of a mission: contact windows and delivered volume."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+def contact_plan_for(scenario, eph, participants, duration_s: float) -> tuple[dict, dict]:
+    from edgespacecom.ground import Station, abstract_plan, contact_plan, contact_statistics
+    from edgespacecom.orbits import constellation_satellites
+
+    g = scenario.ground
+    if g.downlink is not None:
+        plan = {s: abstract_plan(g.downlink.windows_per_day, g.downlink.window_s, duration_s, g.downlink.phase_s)
+                for s in range(len(participants))}
+    else:
+        sats = constellation_satellites(scenario.constellation, scenario.time.start)
+        stations = [Station(st.name, st.lat_deg, st.lon_deg, st.min_elevation_deg, st.altitude_m) for st in g.stations]
+        by_name = contact_plan([sats[i] for i in participants], stations, scenario.time.start, duration_s)
+        plan = {s: by_name[sats[i].name] for s, i in enumerate(participants)}
+    return plan, contact_statistics(plan, duration_s)
+
+
+def delivered_per_day(deliveries: pd.DataFrame, world: str, duration_s: float) -> tuple[float, str]:
+    """Raw-equivalent bits a day delivered by one world, all slots: over the last simulated day
+    when the run covers at least two (steady state), else over the whole run, per day."""
+    d = deliveries[deliveries["world"] == world] if len(deliveries) else deliveries
+    if duration_s >= 2 * 86400.0:
+        last = d[d["t_s"] > duration_s - 86400.0] if len(d) else d
+        return (float(last["raw_equivalent_bits"].sum()) if len(last) else 0.0), "last simulated day"
+    total = float(d["raw_equivalent_bits"].sum()) if len(d) else 0.0
+    return total * 86400.0 / duration_s, "whole run, scaled to a day"

@@ -1,0 +1,97 @@
+"""The real on-board work of a mission: each round's captures, DLRC analysis and coding, and its streams."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..dlrc.arbiter import arbitrate
+from ..dlrc.context import decode_order
+from ..dlrc.onboard import (DLRCConfig, analyse, code_context, finish, model_entropy, parse_signature_payload,
+                            signature_payload, timed)
+from ..dlrc.recognizer import Recognizer
+from ..overlap import draw_observation, window_for_overlap
+from ..rd import patch_tensor
+
+# ---------------------------------------------------------------- real on-board work
+
+
+@dataclass
+class RealRound:
+    """The real work of one observation round, done once and replayed as needed."""
+
+    index: int
+    images: dict  # slot -> (1, 3, P, P)
+    states: dict  # slot -> OnboardState with latent
+    front: dict  # slot -> {stage: s}: analysis transform, recognizer, selector
+    modelling: dict  # slot -> s
+    baseline: dict  # slot -> {"bytes", "time": {stage: s}, "strings", "shape"}
+    signatures: dict  # slot -> bytes (the payload actually sent)
+    geometric_bound: float
+    streams: dict = field(default_factory=dict)  # (slot, view) -> (bytes, {stage: s}, retained fraction)
+    # context codecs: (slot, view) -> that stream's own ŷ (1, C, H, W) (it depends on the view)
+    own_hat: dict = field(default_factory=dict)
+
+
+class OnboardWork:
+    """Does (and caches) the real codec and DLRC work for the agents."""
+
+    def __init__(self, codec, scenes: dict, scenario):
+        self.codec, self.scenes, self.sc = codec, scenes, scenario
+        ov = scenario.overlap
+        self.window = window_for_overlap(ov.satellites, ov.patch, ov.o_exp[0], ov.grid)
+        self.recognizer = Recognizer(codec.M, scenario.dlrc.rounds, scenario.dlrc.seed)
+        self.cfg = DLRCConfig(**scenario.dlrc.model_dump())
+        self.rounds: dict[int, RealRound] = {}
+
+    @torch.no_grad()
+    def round(self, r: int) -> RealRound:
+        key = r % self.sc.mission.rounds
+        if key in self.rounds:
+            return self.rounds[key]
+        ov = self.sc.overlap
+        names = sorted(self.scenes)
+        scene = self.scenes[names[key % len(names)]]
+        rng = np.random.default_rng([self.sc.seed, key])
+        obs = draw_observation(scene, ov.satellites, ov.patch, self.window, rng, ov.grid)
+        images = {s: patch_tensor(scene, y, x, ov.patch) for s, (y, x) in enumerate(obs.offsets)}
+        states, front, modelling, baseline, sigs = {}, {}, {}, {}, {}
+        for s, x in images.items():
+            t: dict = {}
+            states[s] = analyse(self.codec, self.recognizer, s, x, t)
+            model_entropy(self.codec, states[s], self.cfg.representative, t)
+            modelling[s] = t.pop("entropy_modelling")
+            front[s] = t  # analysis_transform, recognizer, selector
+            sigs[s] = signature_payload(states[s].selection.signatures)
+            tb: dict = {}
+            with timed(tb, "baseline"):
+                out = self.codec.model.compress(x)
+            baseline[s] = {"bytes": sum(len(v[0]) for v in out["strings"]), "time": tb,
+                           "strings": out["strings"], "shape": out["shape"]}
+        rr = RealRound(key, images, states, front, modelling, baseline, sigs, obs.geometric_bound())
+        self.rounds[key] = rr
+        return rr
+
+    @torch.no_grad()
+    def stream(self, rr: RealRound, slot: int, view: frozenset) -> tuple[bytes, dict, float]:
+        """(container bytes, {stage: s}, fraction of positions coded) of ``slot`` arbitrating on ``view`` (cached)."""
+        key = (slot, view)
+        if key not in rr.streams:
+            received = {u: parse_signature_payload(rr.signatures[u]) for u in sorted(view)}
+            t: dict = {}
+            with timed(t, "arbiter"):
+                arb = arbitrate(received, self.cfg.priority, decode_order(self.codec.family, *rr.states[slot].y.shape[2:]))
+            y_string = None
+            if self.codec.family != "hyperprior":
+                # context codecs fly with context_fill 'prediction' (validated): no peer's ŷ is needed
+                # on board; the walk's parameters come after the arbitration, so they count here
+                y_string, y_own, _ = code_context(self.codec, rr.states[slot], arb, {}, t, self.cfg.context_fill)
+                rr.own_hat[key] = y_own[None]
+            with timed(t, "entropy_coding"):
+                st = finish(self.codec, rr.states[slot], arb, "references", self.cfg.map_coding, y_string,
+                            self.cfg.context_fill)
+                data = st.to_bytes()
+            rr.streams[key] = (data, t, st.retained / (st.y_shape[1] * st.y_shape[2]))
+        return rr.streams[key]

@@ -1,0 +1,89 @@
+"""Progress and stage messages for long work, through :mod:`logging` (logger ``edgespacecom``).
+
+On a terminal a progress bar is tqdm's; elsewhere (a log file, CI, a pipe) it is a plain
+line every few percent, never carriage returns. ``-v`` / ``-q`` on the command line set the
+logger's level; a library user configures ``logging`` as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+LOG = logging.getLogger("edgespacecom")
+
+
+def stage(message: str) -> None:
+    """One line per stage of a run (INFO)."""
+    LOG.info(message)
+
+
+def configure_logging(verbosity: int = 0) -> None:
+    """Stage lines on stderr: -q (verbosity < 0) warnings only, -v (> 0) debug."""
+    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+    LOG.setLevel(level)
+    if not LOG.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[edgespacecom] %(message)s"))
+        LOG.addHandler(handler)
+
+
+class _LineProgress:
+    """tqdm's small interface (update, close, context manager), printed as a line every ``step`` % (10)."""
+
+    def __init__(self, total: float, desc: str, unit: str, initial: float = 0, step_percent: float = 10.0):
+        self.total, self.desc, self.unit = float(total or 0), desc, unit
+        self.n = float(initial)
+        self.step = step_percent
+        self._next = (int(self._percent() // step_percent) + 1) * step_percent
+        self._started = time.perf_counter()
+
+    def _percent(self) -> float:
+        return 100.0 * self.n / self.total if self.total > 0 else 100.0
+
+    def update(self, n: float = 1) -> None:
+        self.n += n
+        if self._percent() >= self._next or self.n >= self.total:
+            elapsed = time.perf_counter() - self._started
+            LOG.info(f"{self.desc}: {self._percent():3.0f}% ({self.n:g}/{self.total:g} {self.unit}, {elapsed:.0f} s)")
+            self._next = (int(self._percent() // self.step) + 1) * self.step
+
+    def set_postfix(self, **values) -> None:  # tqdm's API: shown with the next line
+        self.desc = self.desc.split(" [")[0] + " [" + ", ".join(f"{k} {v}" for k, v in values.items()) + "]"
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def progress(iterable=None, *, total: float | None = None, desc: str = "", unit: str = "it", initial: float = 0,
+             disable: bool = False, leave: bool = True):
+    """A progress bar: tqdm on a terminal, a log line every 10 % elsewhere; silent if ``disable``
+    or the logger is quieter than INFO. Wraps ``iterable`` if given (like tqdm)."""
+    if total is None and iterable is not None:
+        total = len(iterable)
+    shown = not disable and LOG.isEnabledFor(logging.INFO)
+    if shown and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=desc, unit=unit, initial=initial, leave=leave)
+    else:
+        bar = _LineProgress(total, desc, unit, initial) if shown else _LineProgress(0, desc, unit)
+        if not shown:
+            bar.update = lambda n=1: None  # type: ignore[method-assign]
+    if iterable is None:
+        return bar
+    return _iterate(iterable, bar)
+
+
+def _iterate(iterable, bar):
+    with bar:
+        for item in iterable:
+            yield item
+            bar.update(1)
