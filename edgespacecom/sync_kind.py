@@ -23,15 +23,14 @@ def payload_label(payload_kib: float) -> str:
     return f"{payload_kib:g}"
 
 
-def run_sync(scenario: SyncScenario, run) -> dict:
+def run_sync(scenario: SyncScenario, run) -> dict:  # run: edgespacecom.runner.RunContext
     """kind: sync — propagate, select participants, route, sync rounds; write tables, plots, summary."""
-    from . import plots
-    from .sync import compute_sync_rounds, flows_table, per_round_table, per_satellite_table, topology_overhead
-
+    from . import plots  # matplotlib and the routing stack: only when a sync scenario runs
     from .orbits import load_ephemeris
     from .outputs import write_figure, write_table
     from .participants import select_participants
     from .progress import stage
+    from .sync import compute_sync_rounds, flows_table, per_round_table, per_satellite_table, topology_overhead
 
     out_dir = run.out_dir
     run.begin()
