@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -35,6 +34,7 @@ import torch
 from compressai.registry import MODELS as compressai_models
 from compressai.zoo import image as zoo
 
+from edgespacecom.cache import user_cache
 from edgespacecom.outputs import atomic_write_bytes
 
 def atomic_torch_save(path: str | Path, obj) -> Path:
@@ -127,12 +127,7 @@ def shipped_checkpoint(architecture: str, lmbda: float) -> Path:
 
 def local_weights_dir() -> Path:
     """Where locally trained checkpoints live: $EDGESPACECOM_WEIGHTS, else the platform's user cache."""
-    env = os.environ.get("EDGESPACECOM_WEIGHTS")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("edgespacecom")) / "weights"
+    return user_cache("EDGESPACECOM_WEIGHTS", "weights")
 
 
 def portable_name(path: Path) -> str:

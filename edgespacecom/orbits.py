@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from skyfield.framelib import itrs
 from skyfield.iokit import parse_tle_file
 from skyfield.sgp4lib import TEME
 
+from .cache import user_cache
 from .config import ConstellationConfig, TimeConfig, WalkerConfig
 from .outputs import atomic_write_bytes
 
@@ -162,8 +162,7 @@ def propagate_itrs(satellites: list[EarthSatellite], time_cfg: TimeConfig) -> np
 def _cache_root(cache_dir: Path | None) -> Path:
     if cache_dir is not None:
         return Path(cache_dir)
-    env = os.environ.get("EDGESPACECOM_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "edgespacecom"
+    return user_cache("EDGESPACECOM_CACHE")
 
 
 #: Bump when the propagation code changes, so stale caches are not reused.

@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from . import __version__
+from .datasets import sha256_file
 
 #: Libraries whose version decides the numbers (recorded when installed).
 LIBRARIES = ("numpy", "scipy", "torch", "compressai", "skyfield", "sgp4", "networkx", "pandas", "rasterio")
@@ -51,11 +52,7 @@ def file_sha256(path: Path) -> str:
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _DIGESTS:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        _DIGESTS[key] = h.hexdigest()
+        _DIGESTS[key] = sha256_file(path)
     return _DIGESTS[key]
 
 

@@ -46,6 +46,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ..cache import user_cache
+
 NAMESPACE = "eo"
 PREFIX = f"{NAMESPACE}:"
 
@@ -96,12 +98,7 @@ def load_entries(table: Path | None = None) -> dict[str, DataFile]:
 
 def default_cache_dir() -> Path:
     """$EDGESPACECOM_DATA, else the platform's user cache folder (``~/.cache/edgespacecom/data``)."""
-    env = os.environ.get("EDGESPACECOM_DATA")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("edgespacecom")) / "data"
+    return user_cache("EDGESPACECOM_DATA", "data")
 
 
 def sha256_file(path: Path) -> str:
