@@ -20,14 +20,12 @@ def contact_plan_for(scenario, eph, participants, duration_s: float) -> tuple[di
     return plan, contact_statistics(plan, duration_s)
 
 
-def delivered_per_day(deliveries: pd.DataFrame, world: str, duration_s: float,
-                      time_column: str = "t_s") -> tuple[float, str]:
-    """Raw-equivalent bits a day of one world, all slots, counted at ``time_column`` (a delivery's
-    time, or the moment a patch became decodable): over the last simulated day when the run covers
-    at least two (steady state), else over the whole run, per day."""
+def delivered_per_day(deliveries: pd.DataFrame, world: str, duration_s: float) -> tuple[float, str]:
+    """Raw-equivalent bits a day delivered by one world, all slots: over the last simulated day
+    when the run covers at least two (steady state), else over the whole run, per day."""
     d = deliveries[deliveries["world"] == world] if len(deliveries) else deliveries
     if duration_s >= 2 * 86400.0:
-        last = d[d[time_column] > duration_s - 86400.0] if len(d) else d
+        last = d[d["t_s"] > duration_s - 86400.0] if len(d) else d
         return (float(last["raw_equivalent_bits"].sum()) if len(last) else 0.0), "last simulated day"
     total = float(d["raw_equivalent_bits"].sum()) if len(d) else 0.0
     return total * 86400.0 / duration_s, "whole run, scaled to a day"
