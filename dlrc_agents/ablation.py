@@ -80,7 +80,7 @@ def run_ablation(scenario, run) -> dict:
     started = run.begin()
     # keyed by portable names (eo:... or file:NAME): the draws' seeds never depend on host paths
     scenes = {name: read_rgb(path) for name, path in scene_names(scenario.data.scenes).items()}
-    base_cfg = DLRCConfig(**scenario.dlrc.model_dump())
+    base_cfg = DLRCConfig(**scenario.dlrc.core())
     settings = [(k, s) for k in a.rounds for s in a.representative]
     stage(f"dlrc_ablation: {c.architecture}, {len(settings)} settings × {len(scenes)} scene(s) × "
           f"{len(ov.o_exp)} o_exp × {ov.draws} draws")

@@ -87,6 +87,27 @@ class DLRCSettings(Strict):
     # those vectors on board), 'prediction': the context model's own mean μ there (no
     # exchange beyond the signatures; the ground still copies the representative for g_s)
     context_fill: Literal["representative", "prediction"] = "representative"
+    priority: Literal["fixed", "rotate", "backlog"] = Field(
+        "fixed", description="missions: who keeps a shared vector — 'fixed': the lowest slot id (the paper); "
+                             "'rotate': round-robin by capture step; 'backlog': the satellite with the fewest "
+                             "queued bits (sent with its signatures, so all agree without a coordinator)")
+
+    def core(self) -> dict:
+        """The settings of :class:`~dlrc_agents.dlrc.onboard.DLRCConfig` (the priority policy is the mission's)."""
+        return self.model_dump(exclude={"priority"})
+
+
+class MissionDLRCSettings(DLRCSettings):
+    """DLRC as a mission flies it: self-describing reference maps by default (a peer that times out
+    leaves satellites with different views), so setting any other key keeps that default."""
+
+    map_transport: Literal["joint", "per_satellite", "references"] = "references"
+
+
+def _fixed_priority_only(dlrc: DLRCSettings, kind: str) -> None:
+    if dlrc.priority != "fixed":
+        raise ValueError(f"dlrc.priority: {dlrc.priority!r} orders satellites over a mission's rounds; the {kind} "
+                         "kind codes independent groups with the fixed order")
 
 
 class RDScenario(ScenarioBase):
@@ -97,6 +118,11 @@ class RDScenario(ScenarioBase):
     data: DataConfig = DataConfig()
     overlap: OverlapConfig = OverlapConfig()
     dlrc: DLRCSettings = DLRCSettings()
+
+    @model_validator(mode="after")
+    def _fixed(self) -> "RDScenario":
+        _fixed_priority_only(self.dlrc, "rd")
+        return self
 
 
 
@@ -129,7 +155,7 @@ class MissionScenario(NetworkScenario):
     codec: CodecConfig = CodecConfig(lambdas=[0.0067])
     data: DataConfig = DataConfig(scenes=[SAMPLE_SCENE])
     overlap: OverlapConfig = OverlapConfig(o_exp=[2.0])
-    dlrc: DLRCSettings = DLRCSettings(map_transport="references")
+    dlrc: MissionDLRCSettings = MissionDLRCSettings()
     mission: MissionConfig = MissionConfig()
     ground: GroundConfig = GroundConfig()
 
@@ -185,6 +211,7 @@ class DLRCAblationScenario(ScenarioBase):
     def _one_model(self) -> "DLRCAblationScenario":
         if len(self.codec.model_lambdas) != 1:
             raise ValueError("codec.lambdas: the ablation uses one model; give a single λ")
+        _fixed_priority_only(self.dlrc, "dlrc_ablation")
         return self
 
 

@@ -212,7 +212,7 @@ def run_rd(scenario, run) -> dict:
     # keyed by portable names (eo:... or file:NAME): the draws' seeds never depend on host paths
     scenes = {name: read_rgb(path) for name, path in scene_names(scenario.data.scenes).items()}
     stage(f"rd: {c.architecture}, {len(codecs)} model(s), {len(scenes)} scene(s), o_exp {ov.o_exp}, {ov.draws} draws")
-    cfg = DLRCConfig(**d.model_dump())
+    cfg = DLRCConfig(**d.core())
     rows = []
     jobs = [(l, o, s, k) for l in codecs for o in ov.o_exp for s in scenes for k in range(ov.draws)]
     for l, o, s, k in progress(jobs, desc="rd draws", unit="draw"):

@@ -98,3 +98,40 @@ def g_down_per_satellite(*, patch_px: int, raw_bits_per_pixel: float, t_baseline
                    for t, b in zip(times, bpps))
 
     return delivered(t_dlrc_s, bpp_dlrc) / delivered(t_baseline_s, bpp_baseline) - 1.0
+
+
+def patches_per_day(*, time_per_patch_s: float, bits_per_patch: float, windows_per_day: float, window_s: float,
+                    rate_bps: float, t_day_s: float = T_DAY_S) -> float:
+    """Patches a day one satellite gets through, on board and down: min(T_day / t, N_w·τ_w·x / bits)."""
+    if time_per_patch_s <= 0 or bits_per_patch <= 0:
+        raise ValueError("time and bits per patch must be > 0")
+    return min(t_day_s / time_per_patch_s, windows_per_day * window_s * rate_bps / bits_per_patch)
+
+
+def g_down_decodable(*, patch_px: int, t_baseline_s, t_dlrc_s, bpp_baseline, bpp_dlrc, copies_from,
+                     windows_per_day: float, window_s: float, rate_bps: float, t_day_s: float = T_DAY_S) -> float:
+    """G_down counting only what the ground can decode: Σ decodable DLRC patches / Σ baseline patches − 1.
+
+    Each satellite s drains its own FIFO at R_s patches a day (:func:`patches_per_day` with its own
+    t and bits per patch: the most loaded satellite is the slowest). A DLRC patch decodes only when
+    every stream it copies from has arrived too, so in steady state a patch of s that copies from
+    the set D runs at min over {s} ∪ D of R_d. ``copies_from`` lists (s, D, patches): how many of
+    satellite s's DLRC patches copy from exactly the set D (a satellite's patches are averaged with
+    these weights); each satellite's throughput comes from its own entry of the per-satellite
+    sequences. Baseline patches depend on nothing. With fixed
+    priority the top satellite keeps most vectors, carries the highest bpp and paces every patch
+    that copies from it; balanced priorities spread that load.
+    """
+    def rates(times, bpps):
+        return [patches_per_day(time_per_patch_s=t, bits_per_patch=b * patch_px**2, windows_per_day=windows_per_day,
+                                window_s=window_s, rate_bps=rate_bps, t_day_s=t_day_s) for t, b in zip(times, bpps)]
+
+    r_d, r_b = rates(t_dlrc_s, bpp_dlrc), rates(t_baseline_s, bpp_baseline)
+    paced: dict[int, float] = {}
+    weight: dict[int, float] = {}
+    for slot, deps, patches in copies_from:
+        paced[slot] = paced.get(slot, 0.0) + patches * min(r_d[d] for d in {slot, *deps})
+        weight[slot] = weight.get(slot, 0.0) + patches
+    dlrc = sum(paced[s] / weight[s] for s in paced)
+    return dlrc / sum(r_b) - 1.0
+

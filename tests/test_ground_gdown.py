@@ -7,7 +7,8 @@ import pytest
 from skyfield.api import wgs84
 
 from edgespacecom.config import WalkerConfig
-from edgespacecom.gdown import g_down, gain_terms, production_bits_per_day, transmission_bits_per_day
+from edgespacecom.gdown import (g_down, g_down_decodable, gain_terms, patches_per_day, production_bits_per_day,
+                                transmission_bits_per_day)
 from edgespacecom.ground import Station, abstract_plan, contact_plan, contact_statistics, merge_windows, passes
 from edgespacecom.orbits import constellation_satellites, timescale
 from edgespacecom.config import ConstellationConfig
@@ -38,6 +39,31 @@ def test_g_down_regimes():
     assert mid.regime == "D:compute B:downlink"
     assert mid.g_down == pytest.approx(mid.P_D / mid.L_B - 1)
     assert g_down(rate_bps=1e6, **common) == pytest.approx(0.5)
+
+
+def test_decodable_g_down_by_hand():
+    """Two satellites, one downlink each of 1e6 bit a day. Baseline: 1e5 bits a patch each (10 a day).
+    DLRC: slot 0 keeps the shared vectors (2.5e5 bits, 4 a day), slot 1 codes the rest (5e4 bits, 20 a
+    day) but copies from slot 0, so its patches decode at slot 0's pace."""
+    px = 100  # bpp = bits / 1e4
+    common = dict(patch_px=px, windows_per_day=1, window_s=1.0, rate_bps=1e6,
+                  t_baseline_s=[1e-3, 1e-3], t_dlrc_s=[1e-3, 1e-3], bpp_baseline=[10.0, 10.0])
+    assert patches_per_day(time_per_patch_s=1e-3, bits_per_patch=1e5, windows_per_day=1, window_s=1.0,
+                           rate_bps=1e6) == pytest.approx(10.0)
+    copies = [(0, (), 1), (1, (0,), 1)]
+    assert g_down_decodable(bpp_dlrc=[25.0, 5.0], copies_from=copies, **common) == pytest.approx((4 + 4) / 20 - 1)
+    # the same bits, but slot 1 needs nothing from slot 0: each at its own pace
+    alone = [(0, (), 1), (1, (), 3)]
+    assert g_down_decodable(bpp_dlrc=[25.0, 5.0], copies_from=alone, **common) == pytest.approx((4 + 20) / 20 - 1)
+    # balanced (as a rotating priority makes it): both at 15 bpp, each round one copies from the other
+    rotating = [(0, (), 5), (1, (0,), 5), (0, (1,), 5), (1, (), 5)]
+    assert g_down_decodable(bpp_dlrc=[15.0, 15.0], copies_from=rotating, **common) == pytest.approx(
+        (1e6 / 1.5e5) * 2 / 20 - 1)
+    # compute-limited: 100 patches a day on board, the downlink no longer binds
+    fast_link = {**common, "rate_bps": 1e9}
+    assert g_down_decodable(bpp_dlrc=[25.0, 5.0], copies_from=copies, **{**fast_link, "t_dlrc_s": [864.0, 864.0],
+                                                                           "t_baseline_s": [432.0, 432.0]}) == \
+        pytest.approx(100 / 200 - 1)
 
 
 def test_merge_and_abstract_plans():

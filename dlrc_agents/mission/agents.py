@@ -34,7 +34,8 @@ class Item:
     captured_s: float
     stored_s: float
     remaining: float = -1.0
-    payload: object = None  # DLRC: list of (round index, stream bytes); baseline: list of (round, strings, shape)
+    payload: object = None  # (trace round, view, stream bytes, priority order); baseline: (trace round, None, None, None)
+    copies_from: frozenset = frozenset()  # slots whose streams (same round) the ground needs to decode this one
 
     def __post_init__(self):
         if self.remaining < 0:
@@ -112,7 +113,9 @@ class Mission:
         self.all_heard: dict = {}  # (slot, round) -> event
         self.rows: list[dict] = []
         self.deliveries: list[dict] = []
-        self.delivered_round_parts: dict = {}  # (world, round) -> set of slots delivered
+        self.delivered_round_parts: dict = {}  # (world, round) -> {slot: item} delivered
+        self.stored: list[dict] = []  # every item put into storage (for the decodability accounting)
+        self.backlog_at_send: dict = {}  # (slot, round) -> queued DLRC bits it sent with its signatures
         self.ground_rounds: list[dict] = []
         self.decoded_cache: dict = {}
         self.bar = None
@@ -140,7 +143,7 @@ class Mission:
         if len(heard) == self.n - 1 and key in self.all_heard and not self.all_heard[key].triggered:
             self.all_heard[key].succeed()
 
-    def steady_round_s(self, rr: RealRound, t: float) -> float:
+    def steady_round_s(self, rr: RealRound, t: float, order: tuple | None = None) -> float:
         """Period of back-to-back rounds in lockstep at instant ``t`` [s].
 
         Satellite s is ready to arbitrate when its own entropy modelling is done and every
@@ -157,7 +160,8 @@ class Mission:
             wait = max([a - front[s] for a in arrivals], default=0.0)
             wait = min(wait, self.sc.mission.peer_timeout_s)
             modelling = self.cm.seconds({"entropy_modelling": rr.modelling[s]})
-            back = self.cm.seconds(self.work.stream(rr, s, everyone)[1])
+            full = order if order is not None and len(order) == self.n else None  # the order of a full view
+            back = self.cm.seconds(self.work.stream(rr, s, everyone, full)[1])
             period = max(period, front[s] + max(modelling, wait) + back)
         return period
 
@@ -182,10 +186,18 @@ class Mission:
                 return
             yield env.timeout(start - env.now)
             rr = self.work.round(step)
-            nbytes, view, data, extra = yield from work(slot, r, batch, rr)
+            nbytes, view, data, extra = yield from work(slot, r, batch, rr, step)
             bits = 8.0 * nbytes * batch
+            order = extra.pop("order", None)
+            copies_from = extra.pop("copies_from", frozenset())
             self.storage[(world, slot)].put(Item(world, slot, r, batch, bits, batch * self.raw_bits, start, env.now,
-                                                 payload=(rr.index, view, data)))
+                                                 payload=(rr.index, view, data, order), copies_from=copies_from))
+            self.stored.append({"world": world, "slot": slot, "first_round": r, "rounds": batch, "bits": bits,
+                                "raw_bits": batch * self.raw_bits, "captured_s": start, "stored_s": env.now,
+                                "copies_from": tuple(sorted(copies_from))})
+            if world == "dlrc":
+                extra["priority_rank"] = order.index(slot)
+                extra["copies_from"] = " ".join(str(u) for u in sorted(copies_from))
             self.rows.append({"world": world, "slot": slot, "round": r, "rounds": batch, "trace_round": rr.index,
                               "captured_s": start, "stored_s": env.now, "time_per_patch_s": (env.now - start) / batch,
                               "bits_per_patch": 8.0 * nbytes, **extra})
@@ -194,11 +206,24 @@ class Mission:
             r += batch
             step += 1
 
-    def _dlrc_round(self, slot: int, r: int, batch: int, rr: RealRound):
+    def priority_order(self, view: frozenset, r: int, step: int) -> tuple:
+        """The satellites of ``view``, highest priority first, under ``dlrc.priority``: every satellite
+        that heard the same peers computes the same order from what the signature exchange carried."""
+        policy = self.sc.dlrc.priority
+        if policy == "rotate":  # round-robin: the top slot moves on by one each capture step
+            key = lambda s: ((s - step) % self.n, s)  # noqa: E731
+        elif policy == "backlog":  # the fewest queued bits keeps the representatives
+            key = lambda s: (self.backlog_at_send[(s, r)], s)  # noqa: E731
+        else:
+            key = lambda s: s  # noqa: E731
+        return tuple(sorted(view, key=key))
+
+    def _dlrc_round(self, slot: int, r: int, batch: int, rr: RealRound, step: int):
         env = self.env
         yield env.timeout(self.cm.seconds(rr.front[slot]))
         t_sent = env.now
         self.sent_at[(slot, r)] = t_sent
+        self.backlog_at_send[(slot, r)] = self.storage[("dlrc", slot)].bits  # travels with the signatures
         flows = self._flows_at(env.now)
         for peer in range(self.n):
             if peer != slot and np.isfinite(flows[slot, peer]):
@@ -210,15 +235,17 @@ class Mission:
             yield everyone | env.timeout(deadline - env.now)
         heard = frozenset(self.inbox.get((slot, r), set()) | {slot})
         wait = env.now - t_sent
-        data, t_back, retained = self.work.stream(rr, slot, heard)
+        order = self.priority_order(heard, r, step)
+        data, t_back, retained, copies_from = self.work.stream(rr, slot, heard, order)
         yield env.timeout(self.cm.seconds(t_back))
         if batch > 1:  # the batch's other rounds, in lockstep at this network instant
-            yield env.timeout((batch - 1) * self.steady_round_s(rr, t_sent))
+            yield env.timeout((batch - 1) * self.steady_round_s(rr, t_sent, order))
         return len(data), heard, data, {"peers_heard": len(heard) - 1, "sync_wait_s": wait,
                                         "timed_out": len(heard) < self.n, "t_sent_s": t_sent,
-                                        "retained_fraction": retained}
+                                        "retained_fraction": retained, "order": order,
+                                        "copies_from": copies_from}
 
-    def _baseline_round(self, slot: int, r: int, batch: int, rr: RealRound):
+    def _baseline_round(self, slot: int, r: int, batch: int, rr: RealRound, step: int):
         b = rr.baseline[slot]
         yield self.env.timeout(batch * self.cm.seconds(b["time"]))
         return b["bytes"], None, None, {"peers_heard": np.nan, "sync_wait_s": np.nan, "timed_out": False,
@@ -244,7 +271,8 @@ class Mission:
                 sent = min(item.remaining, step * self.rate)
                 item.remaining -= sent
                 store.sent(sent)
-                self.deliveries.append({"world": world, "slot": slot, "t_s": env.now, "bits": sent,
+                self.deliveries.append({"world": world, "slot": slot, "first_round": item.first_round,
+                                        "t_s": env.now, "bits": sent,
                                         "raw_equivalent_bits": sent / item.bits * item.raw_bits})
                 if item.remaining <= 1e-6:
                     store.items.popleft()
@@ -267,7 +295,7 @@ class Mission:
     @torch.no_grad()
     def _decode(self, world: str, items: list[Item]) -> dict:
         trace = items[0].payload[0]
-        views = tuple(i.payload[1] for i in items)
+        views = tuple((i.payload[1], i.payload[3]) for i in items)  # view and priority order of each stream
         key = (world, trace, views)
         if key in self.decoded_cache:
             return self.decoded_cache[key]
@@ -284,7 +312,7 @@ class Mission:
             if self.codec.family == "hyperprior":
                 own = {s: rr.states[s].latent.y_hat for s in rr.states}
             else:  # each stream's own ŷ, as coded for the view it arbitrated on
-                own = {i.slot: rr.own_hat[(i.slot, i.payload[1])] for i in items}
+                own = {i.slot: rr.own_hat[(i.slot, i.payload[1], i.payload[3])] for i in items}
             intended = intended_from_references(maps, own)
             for s, x in rr.images.items():
                 exact &= bool(torch.equal(decoded[s]["y_tilde"], intended[s]))

@@ -30,8 +30,9 @@ class RealRound:
     baseline: dict  # slot -> {"bytes", "time": {stage: s}, "strings", "shape"}
     signatures: dict  # slot -> bytes (the payload actually sent)
     geometric_bound: float
-    streams: dict = field(default_factory=dict)  # (slot, view) -> (bytes, {stage: s}, retained fraction)
-    # context codecs: (slot, view) -> that stream's own ŷ (1, C, H, W) (it depends on the view)
+    # (slot, view, order) -> (bytes, {stage: s}, retained fraction, slots whose streams it copies from)
+    streams: dict = field(default_factory=dict)
+    # context codecs: (slot, view, order) -> that stream's own ŷ (1, C, H, W) (it depends on the view)
     own_hat: dict = field(default_factory=dict)
 
 
@@ -43,7 +44,7 @@ class OnboardWork:
         ov = scenario.overlap
         self.window = window_for_overlap(ov.satellites, ov.patch, ov.o_exp[0], ov.grid)
         self.recognizer = Recognizer(codec.M, scenario.dlrc.rounds, scenario.dlrc.seed)
-        self.cfg = DLRCConfig(**scenario.dlrc.model_dump())
+        self.cfg = DLRCConfig(**scenario.dlrc.core())
         self.rounds: dict[int, RealRound] = {}
 
     @torch.no_grad()
@@ -75,14 +76,18 @@ class OnboardWork:
         return rr
 
     @torch.no_grad()
-    def stream(self, rr: RealRound, slot: int, view: frozenset) -> tuple[bytes, dict, float]:
-        """(container bytes, {stage: s}, fraction of positions coded) of ``slot`` arbitrating on ``view`` (cached)."""
-        key = (slot, view)
+    def stream(self, rr: RealRound, slot: int, view: frozenset, order: tuple | None = None
+               ) -> tuple[bytes, dict, float, frozenset]:
+        """(container bytes, {stage: s}, fraction of positions coded, the slots it copies from) of ``slot``
+        arbitrating on ``view`` with the satellites ranked by ``order`` (highest first; None: by id); cached."""
+        order = tuple(sorted(view)) if order is None else tuple(order)
+        key = (slot, view, order)
         if key not in rr.streams:
             received = {u: parse_signature_payload(rr.signatures[u]) for u in sorted(view)}
+            rank = {u: i for i, u in enumerate(order)}
             t: dict = {}
             with timed(t, "arbiter"):
-                arb = arbitrate(received, self.cfg.priority, decode_order(self.codec.family, *rr.states[slot].y.shape[2:]))
+                arb = arbitrate(received, rank, decode_order(self.codec.family, *rr.states[slot].y.shape[2:]))
             y_string = None
             if self.codec.family != "hyperprior":
                 # context codecs fly with context_fill 'prediction' (validated): no peer's ŷ is needed
@@ -93,5 +98,7 @@ class OnboardWork:
                 st = finish(self.codec, rr.states[slot], arb, "references", self.cfg.map_coding, y_string,
                             self.cfg.context_fill)
                 data = st.to_bytes()
-            rr.streams[key] = (data, t, st.retained / (st.y_shape[1] * st.y_shape[2]))
+            positions = st.y_shape[1] * st.y_shape[2]
+            owners = {int(o) for refs in st.maps.values() for o in np.unique(np.asarray(refs) // positions)}
+            rr.streams[key] = (data, t, st.retained / positions, frozenset(owners - {slot}))
         return rr.streams[key]

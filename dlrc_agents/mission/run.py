@@ -13,6 +13,7 @@ from edgespacecom.outputs import write_figure, write_table
 from ..codecs import load_codecs
 from ..data import read_rgb, scene_names
 from .agents import FlowOracle, Mission
+from .decodable import decodability
 from .ground import contact_plan_for
 from .onboard import OnboardWork
 from .summary import backlog_figure, gdown_figure, summarise_mission, sync_figure
@@ -46,7 +47,8 @@ def run_mission(scenario, run) -> dict:
     stage(f"mission: {eph.satellites} satellites, slots {participants.tolist()} over "
           f"({scenario.region.lat_deg}, {scenario.region.lon_deg}), {duration_s / 3600:.1f} h, "
           f"{c.architecture}, {scenario.mission.capture} capture")
-    payload_kib = 8 * (scenario.overlap.patch // 16) ** 2 / 1024.0  # 64-bit signature per latent position
+    # 64-bit signature per latent position (+ the sender's queued bits, u64, under the backlog policy)
+    payload_kib = (8 * (scenario.overlap.patch // 16) ** 2 + 8 * (scenario.dlrc.priority == "backlog")) / 1024.0
     flows = FlowOracle(eph.positions_km, participants, payload_kib, scenario, scenario.time.step_s)
     plan, contact_stats = contact_plan_for(scenario, eph, participants, duration_s)
     stage(f"ground: {'abstract downlink' if scenario.ground.downlink else 'stations'}, "
@@ -56,17 +58,22 @@ def run_mission(scenario, run) -> dict:
     mission.run()
     stage(f"routing: signature flows ({payload_kib:g} KiB) routed at {len(flows.cache)} instants")
     table = pd.DataFrame(mission.rows)
-    deliveries = pd.DataFrame(mission.deliveries, columns=["world", "slot", "t_s", "bits", "raw_equivalent_bits"])
+    deliveries = pd.DataFrame(mission.deliveries,
+                              columns=["world", "slot", "first_round", "t_s", "bits", "raw_equivalent_bits"])
     ground = pd.DataFrame(mission.ground_rounds)
     backlog = pd.DataFrame([{"world": w, "slot": s, "t_s": t, "bits": b}
                             for (w, s), st in mission.storage.items() for t, b in st.history])
     sync = mission.sync_rounds()
-    summary = summarise_mission(scenario, table, deliveries, ground, sync, contact_stats, mission, work, duration_s)
+    span_start = duration_s - 86400.0 if duration_s >= 2 * 86400.0 else 0.0
+    decodable = decodability(pd.DataFrame(mission.stored), deliveries, scenario.ground.rate_bps, span_start)
+    summary = summarise_mission(scenario, table, deliveries, ground, sync, contact_stats, mission, work, duration_s,
+                                decodable)
     summary["slots"] = [int(p) for p in participants]
     summary["weights"] = codec.source
     summary["wall_s"] = time.perf_counter() - started
     write_table(out_dir / "mission_rounds.csv", table)
     write_table(out_dir / "ground_rounds.csv", ground if len(ground) else pd.DataFrame(columns=["world", "round"]))
+    write_table(out_dir / "decodable_items.csv", decodable[0])
     write_table(out_dir / "backlog.csv", backlog)
     write_figure(out_dir / "backlog.png", backlog_figure(backlog))
     write_table(out_dir / "sync_rounds.csv", sync)

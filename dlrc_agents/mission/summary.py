@@ -7,12 +7,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from edgespacecom.gdown import g_down_per_satellite, gain_terms
+from edgespacecom.gdown import g_down_decodable, g_down_per_satellite, gain_terms
 
+from .decodable import weighted_percentiles
 from .ground import delivered_per_day
 
+def _latency(values: np.ndarray, weights: np.ndarray) -> dict | None:
+    if not len(values):
+        return None
+    p50, p95 = weighted_percentiles(values, weights)
+    return {"p50": p50, "p95": p95, "max": float(values.max())}
+
+
+def copies_from_counts(dl: pd.DataFrame) -> list:
+    """[[slot, [slots it copies from], patches]] over DLRC rows: the decodability structure, compactly."""
+    counts = dl.groupby(["slot", "copies_from"])["rounds"].sum()
+    return [[int(slot), [int(u) for u in str(deps).split()], int(n)] for (slot, deps), n in counts.items()]
+
+
 def summarise_mission(scenario, table, deliveries, ground, sync_table, contact_stats, mission, work,
-                      duration_s) -> dict:
+                      duration_s, decodable: tuple) -> dict:
+    """The mission's summary; ``decodable``: (per-item table, {world: (latencies, weights)}) of
+    :func:`.decodable.decodability`."""
     g = scenario.ground
     dl_all = table[table["world"] == "dlrc"]
     bl_all = table[table["world"] == "baseline"]
@@ -43,6 +59,28 @@ def summarise_mission(scenario, table, deliveries, ground, sync_table, contact_s
                                  windows_per_day=windows, window_s=window_s, rate_bps=g.rate_bps, **per_sat)
     per_day_b, basis = delivered_per_day(deliveries, "baseline", duration_s)
     per_day_d, _ = delivered_per_day(deliveries, "dlrc", duration_s)
+    items, latencies = decodable
+    per_patch = (items["raw_equivalent_bits"] / items["rounds"]) if len(items) else pd.Series(dtype=float)
+    two_days = duration_s >= 2 * 86400.0
+
+    def decodable_per_day(world: str) -> float:
+        if not len(items):
+            return 0.0
+        mine = items["world"] == world
+        count = items["patches_decodable_in_span"] if two_days else items["patches_decodable"]
+        total = float((count * per_patch)[mine].sum())
+        return total if two_days else total * 86400.0 / duration_s
+
+    dec_b, dec_d = decodable_per_day("baseline"), decodable_per_day("dlrc")
+    deps = copies_from_counts(dl.fillna({"copies_from": ""}))
+    g_dec = g_down_decodable(patch_px=scenario.overlap.patch, windows_per_day=windows, window_s=window_s,
+                             rate_bps=g.rate_bps, copies_from=deps, **per_sat)
+    delivered = {wd: float(deliveries.loc[deliveries["world"] == wd, "bits"].sum()) for wd in ("baseline", "dlrc")}
+    decodable_bits = {wd: float((items["patches_decodable"] * items["bits"] / items["rounds"])[items["world"] == wd]
+                                .sum()) if len(items) else 0.0 for wd in delivered}
+    backlog = {wd: {"final_bits": [mission.storage[(wd, s_)].bits for s_ in slots],
+                    "max_bits": [max(b for _, b in mission.storage[(wd, s_)].history) for s_ in slots]}
+               for wd in delivered}
     n = scenario.participants.count
     sync = sync_table["sync_round_s"][np.isfinite(sync_table["sync_round_s"])]
     incomplete = int((~np.isfinite(sync_table["sync_round_s"])).sum())
@@ -69,19 +107,36 @@ def summarise_mission(scenario, table, deliveries, ground, sync_table, contact_s
                      "stations": [s.name for s in g.stations] if g.stations else None},
         "produced_patches": {"baseline": int(bl_all["rounds"].sum()), "dlrc": int(dl_all["rounds"].sum())},
         "measurement_span": basis,
-        "delivered_bits": {"baseline": float(deliveries.loc[deliveries["world"] == "baseline", "bits"].sum()),
-                           "dlrc": float(deliveries.loc[deliveries["world"] == "dlrc", "bits"].sum())},
+        "priority": scenario.dlrc.priority,
+        "schedule": "serial",
+        "delivered_bits": delivered,
+        # delivered but not decodable (yet): a stream it copies from is still on board, or in flight
+        "undecodable_bits": {wd: max(0.0, delivered[wd] - decodable_bits[wd]) for wd in delivered},
+        "decodable_raw_equivalent_bits_per_day": {"baseline": dec_b, "dlrc": dec_d, "basis": basis},
+        # capture → decodable on the ground, per patch
+        "latency_s": {wd: _latency(*latencies[wd]) if wd in latencies else None for wd in delivered},
+        "patches_decodable": {wd: int(items.loc[items["world"] == wd, "patches_decodable"].sum())
+                              if len(items) else 0 for wd in delivered},
         "delivered_raw_equivalent_bits_per_day": {"baseline": per_day_b, "dlrc": per_day_d, "basis": basis},
         "rounds_decoded_on_ground": {"baseline": int(len(gr["baseline"])), "dlrc": int(len(gr["dlrc"]))},
         "image_latency_s": {wd: (float(gr[wd]["latency_s"].mean()) if len(gr[wd]) else None) for wd in gr},
-        # the formula summed over the satellites, each with its own t and bpp (see g_down_per_satellite)
-        "g_down_analytic": g_sat,
+        # what the ground can decode: each satellite's own throughput, a patch paced by the slowest
+        # stream it copies from (see g_down_decodable)
+        "g_down_analytic": g_dec,
+        # the formula summed over the satellites as if independent (counts undecodable data)
+        "g_down_analytic_independent": g_sat,
+        # both worlds downlink-limited with every satellite equally loaded: the mean-bpp ratio
+        "g_down_balanced_ideal": bpp_b / bpp_d - 1.0,
+        "copies_from": deps,
         # the paper's formula on the group's mean t and bpp (biased when bpp differs between satellites)
         "g_down_analytic_paper": terms.g_down,
         "g_down_regime": terms.regime,
-        "per_satellite": per_sat,
+        "per_satellite": {**per_sat, "backlog": backlog},
         "gain_terms_bits_per_day": {"P_B": terms.P_B, "P_D": terms.P_D, "L_B": terms.L_B, "L_D": terms.L_D},
-        "g_down_simulated": (per_day_d / per_day_b - 1.0) if per_day_b > 0 else None,
+        # decodable raw-equivalent volume a day (a patch counts when the last stream it needs lands)
+        "g_down_simulated": (dec_d / dec_b - 1.0) if dec_b > 0 else None,
+        # the same counting every delivered bit, decodable or not (what earlier versions reported)
+        "g_down_delivered": (per_day_d / per_day_b - 1.0) if per_day_b > 0 else None,
         "duration_s": duration_s,
     }
 
@@ -126,25 +181,41 @@ def sync_figure(sync: pd.DataFrame):
     return fig
 
 
+FORMULA_KEYS = ("t_baseline_s", "t_dlrc_s", "bpp_baseline", "bpp_dlrc")
+
+
+def gdown_curves(summary: dict, rates, *, windows_per_day: float, window_s: float) -> dict:
+    """G_down against the downlink rate from one mission's measured t, bpp and decodability structure:
+    decodable (the model of g_down_analytic), per satellite as if independent, and the paper's formula."""
+    from edgespacecom.gdown import g_down_curve
+
+    per_sat = {k: summary["per_satellite"][k] for k in FORMULA_KEYS}
+    common = dict(patch_px=summary["patch"], windows_per_day=windows_per_day, window_s=window_s)
+    deps = summary["copies_from"]
+    return {
+        "decodable": np.array([g_down_decodable(rate_bps=float(x), copies_from=deps, **common, **per_sat)
+                               for x in rates]),
+        "independent": np.array([g_down_per_satellite(rate_bps=float(x), raw_bits_per_pixel=24, **common, **per_sat)
+                                 for x in rates]),
+        "paper": g_down_curve(rates, t_baseline_s=summary["time_per_patch_s"]["baseline"],
+                              t_dlrc_s=summary["time_per_patch_s"]["dlrc"], bpp_baseline=summary["bpp_baseline"],
+                              bpp_dlrc=summary["bpp_dlrc"], raw_bits_per_pixel=24, **common),
+    }
+
+
 def gdown_figure(summary: dict):
     """G_down over the downlink rate (analytic, this run's t and bpp) with the simulated point (Figure A2)."""
-    from edgespacecom.gdown import g_down_curve, g_down_per_satellite
-
     plt = _plt()
     d = summary["downlink"]
-    t = summary["time_per_patch_s"]
     x0 = d["rate_bps"]
     rates = np.logspace(np.log10(x0) - 3, np.log10(x0) + 3, 200)
-    common = dict(patch_px=summary["patch"], raw_bits_per_pixel=24, windows_per_day=d["windows_per_day"],
-                  window_s=d["window_s"])
-    curve = g_down_curve(rates, t_baseline_s=t["baseline"], t_dlrc_s=t["dlrc"], bpp_baseline=summary["bpp_baseline"],
-                         bpp_dlrc=summary["bpp_dlrc"], **common)
-    per_sat = [g_down_per_satellite(rate_bps=float(x), **common, **summary["per_satellite"]) for x in rates]
+    curves = gdown_curves(summary, rates, windows_per_day=d["windows_per_day"], window_s=d["window_s"])
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    ax.plot(rates / 1e6, 100 * np.array(per_sat), label="formula, per satellite")
-    ax.plot(rates / 1e6, 100 * curve, ":", label="paper's formula on mean t, bpp")
+    ax.plot(rates / 1e6, 100 * curves["decodable"], label="decodable (model)")
+    ax.plot(rates / 1e6, 100 * curves["independent"], "--", label="per satellite, counting undecodable data")
+    ax.plot(rates / 1e6, 100 * curves["paper"], ":", label="paper's formula on mean t, bpp")
     if summary["g_down_simulated"] is not None:
-        ax.plot([x0 / 1e6], [100 * summary["g_down_simulated"]], "o", label="simulated")
+        ax.plot([x0 / 1e6], [100 * summary["g_down_simulated"]], "o", label="simulated, decodable")
     ax.set_xscale("log")
     ax.set_xlabel("downlink rate x [Mbit/s]")
     ax.set_ylabel("G_down [%]")
@@ -171,9 +242,11 @@ def format_mission_summary(s: dict) -> str:
     tail = (f"sync round (agents): mean {f(sync and sync['mean'] * 1e3, '.2f')} ms, max "
             f"{f(sync and sync['max'] * 1e3, '.2f')} ms; peer timeouts {s['peer_timeouts']}; "
             f"ground decode exact: {s['decode_exact']}\n"
-            f"G_down analytic {100 * s['g_down_analytic']:+.1f} % (paper's formula on means "
-            f"{100 * s['g_down_analytic_paper']:+.1f} %, {s['g_down_regime']}), simulated "
-            f"{'n/a' if s['g_down_simulated'] is None else format(100 * s['g_down_simulated'], '+.1f') + ' %'}; "
+            f"G_down (decodable) simulated "
+            f"{'n/a' if s['g_down_simulated'] is None else format(100 * s['g_down_simulated'], '+.1f') + ' %'}, "
+            f"analytic {100 * s['g_down_analytic']:+.1f} % (paper's formula on means "
+            f"{100 * s['g_down_analytic_paper']:+.1f} %, {s['g_down_regime']}; balanced ideal "
+            f"{100 * s['g_down_balanced_ideal']:+.1f} %); priority {s['priority']}; "
             f"compute model: {s['compute_model']['profile']} ×{s['compute_model']['device_factor']:g}")
     return (f"{s['name']}: {s['model']} λ={s['lambda']}, {s['satellites']} satellites, "
             f"{s['rounds_simulated']} rounds ({s['capture']})\n" + pd.DataFrame(rows).to_string(index=False) + "\n" + tail)
@@ -191,8 +264,6 @@ def gdown_sweep_figure(table: pd.DataFrame, keys: list[str], out_dir: Path):
     (dense, from the points' measured t and bpp) and the simulated points."""
     import json
 
-    from edgespacecom.gdown import g_down_curve, g_down_per_satellite
-
     plt = _plt()
 
     others = [k for k in keys if k != "ground.rate_bps"]
@@ -204,16 +275,12 @@ def gdown_sweep_figure(table: pd.DataFrame, keys: list[str], out_dir: Path):
         tag = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(others, label if isinstance(label, tuple) else (label,)))
         rates = np.logspace(np.log10(g["ground.rate_bps"].min()), np.log10(g["ground.rate_bps"].max()), 300)
         first = json.loads((out_dir / "points" / g["point"].iloc[0] / "summary.json").read_text())
-        common = dict(patch_px=int(g["patch"].iloc[0]), raw_bits_per_pixel=24,
-                      windows_per_day=g["downlink.windows_per_day"].iloc[0], window_s=g["downlink.window_s"].iloc[0])
-        per_sat = [g_down_per_satellite(rate_bps=float(x), **common, **first["per_satellite"]) for x in rates]
-        paper = g_down_curve(rates, t_baseline_s=first["time_per_patch_s"]["baseline"],
-                             t_dlrc_s=first["time_per_patch_s"]["dlrc"], bpp_baseline=first["bpp_baseline"],
-                             bpp_dlrc=first["bpp_dlrc"], **common)
-        ax.plot(rates / 1e6, 100 * np.array(per_sat), "-", color=color, label=f"formula per satellite, {tag}")
-        ax.plot(rates / 1e6, 100 * paper, ":", color=color, label=f"paper's formula on means, {tag}")
+        curves = gdown_curves(first, rates, windows_per_day=g["downlink.windows_per_day"].iloc[0],
+                              window_s=g["downlink.window_s"].iloc[0])
+        ax.plot(rates / 1e6, 100 * curves["decodable"], "-", color=color, label=f"decodable (model), {tag}")
+        ax.plot(rates / 1e6, 100 * curves["paper"], ":", color=color, label=f"paper's formula on means, {tag}")
         ax.plot(g["ground.rate_bps"] / 1e6, 100 * g["g_down_simulated"], "o", color=color, mfc="none",
-                label=f"simulated, {tag}")
+                label=f"simulated (decodable), {tag}")
     ax.set_xscale("log")
     ax.set_xlabel("downlink rate x [Mbit/s]")
     ax.set_ylabel("G_down [%]")
