@@ -145,6 +145,14 @@ class MissionConfig(Strict):
     batch: int = Field(1, ge=1, description="continuous mode: rounds simulated per agent step")
     peer_timeout_s: float = Field(5.0, gt=0.0, description="wait for peers' signatures at most this long [s]")
     threads: int = Field(1, ge=1, description="torch threads for the real on-board work (timings)")
+    schedule: Literal["serial", "pipelined"] = Field(
+        "serial", description="'serial' (the paper): the next capture waits until this round is stored; "
+                              "'pipelined': while a round waits for its peers' signatures the processor "
+                              "analyses the next capture (DLRC world; at most in_flight rounds at once)")
+    in_flight: int = Field(2, ge=1, description="pipelined: rounds started and not yet stored, at most")
+    in_flight_memory_mb: float | None = Field(
+        None, gt=0.0, description="pipelined: on-board memory for rounds in flight (image + latents) [MB]; "
+                                  "lowers in_flight to what fits")
     compute: ComputeModelConfig = ComputeModelConfig()
 
 

@@ -94,7 +94,8 @@ class FlowOracle:
 
 
 class Mission:
-    def __init__(self, scenario, codec, work: OnboardWork, flows: FlowOracle, plan: dict, duration_s: float):
+    def __init__(self, scenario, codec, work: OnboardWork, flows: FlowOracle, plan: dict, duration_s: float,
+                 in_flight: int = 1):
         self.sc, self.codec, self.work = scenario, codec, work
         self.flows, self.plan, self.duration_s = flows, plan, duration_s
         self.n = scenario.participants.count
@@ -115,6 +116,9 @@ class Mission:
         self.deliveries: list[dict] = []
         self.delivered_round_parts: dict = {}  # (world, round) -> {slot: item} delivered
         self.stored: list[dict] = []  # every item put into storage (for the decodability accounting)
+        # pipelined schedule: one on-board processor per slot, and at most in_flight rounds at once
+        self.in_flight = in_flight if scenario.mission.schedule == "pipelined" else 1
+        self.processor = {s: simpy.Resource(self.env, capacity=1) for s in range(self.n)}
         self.backlog_at_send: dict = {}  # (slot, round) -> queued DLRC bits it sent with its signatures
         self.ground_rounds: list[dict] = []
         self.decoded_cache: dict = {}
@@ -162,7 +166,8 @@ class Mission:
             modelling = self.cm.seconds({"entropy_modelling": rr.modelling[s]})
             full = order if order is not None and len(order) == self.n else None  # the order of a full view
             back = self.cm.seconds(self.work.stream(rr, s, everyone, full)[1])
-            period = max(period, front[s] + max(modelling, wait) + back)
+            latency = front[s] + max(modelling, wait) + back
+            period = max(period, max(front[s] + modelling + back, latency / self.in_flight))
         return period
 
     def _next_capture(self, r: int) -> float | None:
@@ -179,32 +184,52 @@ class Mission:
         :meth:`_baseline_round`), then the payload into storage; ``batch`` rounds a step."""
         env, r, step = self.env, 0, 0
         batch = self.sc.mission.batch if self.sc.mission.capture == "continuous" else 1
-        work = self._dlrc_round if world == "dlrc" else self._baseline_round
+        pipelined = world == "dlrc" and self.sc.mission.schedule == "pipelined"
+        tokens = simpy.Resource(env, capacity=self.in_flight) if pipelined else None
         while True:
             start = self._next_capture(r)
             if start is None:
                 return
             yield env.timeout(start - env.now)
             rr = self.work.round(step)
-            nbytes, view, data, extra = yield from work(slot, r, batch, rr, step)
-            bits = 8.0 * nbytes * batch
-            order = extra.pop("order", None)
-            copies_from = extra.pop("copies_from", frozenset())
-            self.storage[(world, slot)].put(Item(world, slot, r, batch, bits, batch * self.raw_bits, start, env.now,
-                                                 payload=(rr.index, view, data, order), copies_from=copies_from))
-            self.stored.append({"world": world, "slot": slot, "first_round": r, "rounds": batch, "bits": bits,
-                                "raw_bits": batch * self.raw_bits, "captured_s": start, "stored_s": env.now,
-                                "copies_from": tuple(sorted(copies_from))})
-            if world == "dlrc":
-                extra["priority_rank"] = order.index(slot)
-                extra["copies_from"] = " ".join(str(u) for u in sorted(copies_from))
-            self.rows.append({"world": world, "slot": slot, "round": r, "rounds": batch, "trace_round": rr.index,
-                              "captured_s": start, "stored_s": env.now, "time_per_patch_s": (env.now - start) / batch,
-                              "bits_per_patch": 8.0 * nbytes, **extra})
-            if world == "dlrc" and slot == 0 and self.bar is not None:
-                self.bar.update(min(env.now, self.duration_s) - self.bar.n)
+            if not pipelined:
+                work = self._dlrc_round if world == "dlrc" else self._baseline_round
+                result = yield from work(slot, r, batch, rr, step)
+                self._store(world, slot, r, batch, rr, start, result)
+            else:
+                token = tokens.request()
+                yield token
+                analysed = env.event()
+                env.process(self._pipelined_step(slot, r, batch, rr, step, start, tokens, token, analysed))
+                yield analysed  # the processor is free for the next capture
             r += batch
             step += 1
+
+    def _pipelined_step(self, slot, r, batch, rr, step, start, tokens, token, analysed):
+        result = yield from self._dlrc_round(slot, r, batch, rr, step, analysed)
+        self._store("dlrc", slot, r, batch, rr, start, result)
+        tokens.release(token)
+
+    def _store(self, world, slot, r, batch, rr, start, result):
+        """Put a step's payload into storage and log its row."""
+        env = self.env
+        nbytes, view, data, extra = result
+        bits = 8.0 * nbytes * batch
+        order = extra.pop("order", None)
+        copies_from = extra.pop("copies_from", frozenset())
+        self.storage[(world, slot)].put(Item(world, slot, r, batch, bits, batch * self.raw_bits, start, env.now,
+                                             payload=(rr.index, view, data, order), copies_from=copies_from))
+        self.stored.append({"world": world, "slot": slot, "first_round": r, "rounds": batch, "bits": bits,
+                            "raw_bits": batch * self.raw_bits, "captured_s": start, "stored_s": env.now,
+                            "copies_from": tuple(sorted(copies_from))})
+        if world == "dlrc":
+            extra["priority_rank"] = order.index(slot)
+            extra["copies_from"] = " ".join(str(u) for u in sorted(copies_from))
+        self.rows.append({"world": world, "slot": slot, "round": r, "rounds": batch, "trace_round": rr.index,
+                          "captured_s": start, "stored_s": env.now, "time_per_patch_s": (env.now - start) / batch,
+                          "bits_per_patch": 8.0 * nbytes, **extra})
+        if world == "dlrc" and slot == 0 and self.bar is not None:
+            self.bar.update(min(env.now, self.duration_s) - self.bar.n)
 
     def priority_order(self, view: frozenset, r: int, step: int) -> tuple:
         """The satellites of ``view``, highest priority first, under ``dlrc.priority``: every satellite
@@ -218,8 +243,14 @@ class Mission:
             key = lambda s: s  # noqa: E731
         return tuple(sorted(view, key=key))
 
-    def _dlrc_round(self, slot: int, r: int, batch: int, rr: RealRound, step: int):
+    def _dlrc_round(self, slot: int, r: int, batch: int, rr: RealRound, step: int, analysed=None):
+        """One DLRC step. Serial (``analysed`` None): every stage in turn. Pipelined: the stages that
+        compute hold the slot's processor, ``analysed`` fires once the front stages and the entropy
+        modelling are done (the next capture may start), and the wait for peers holds nothing."""
         env = self.env
+        cpu = self.processor[slot].request() if analysed is not None else None
+        if cpu is not None:
+            yield cpu
         yield env.timeout(self.cm.seconds(rr.front[slot]))
         t_sent = env.now
         self.sent_at[(slot, r)] = t_sent
@@ -229,6 +260,10 @@ class Mission:
             if peer != slot and np.isfinite(flows[slot, peer]):
                 env.process(self._deliver_signatures(slot, peer, r, flows[slot, peer]))
         yield env.timeout(self.cm.seconds({"entropy_modelling": rr.modelling[slot]}))
+        if cpu is not None:
+            self.processor[slot].release(cpu)
+            if batch == 1:
+                analysed.succeed()
         everyone = self._event(slot, r)
         deadline = t_sent + self.sc.mission.peer_timeout_s
         if not everyone.triggered and env.now < deadline:
@@ -237,10 +272,20 @@ class Mission:
         wait = env.now - t_sent
         order = self.priority_order(heard, r, step)
         data, t_back, retained, copies_from = self.work.stream(rr, slot, heard, order)
+        cpu = self.processor[slot].request() if analysed is not None else None
+        if cpu is not None:
+            yield cpu
         yield env.timeout(self.cm.seconds(t_back))
-        if batch > 1:  # the batch's other rounds, in lockstep at this network instant
+        if cpu is not None:
+            self.processor[slot].release(cpu)
+        if batch > 1:  # the batch's other rounds, in lockstep at this network instant (pipelined or not)
             yield env.timeout((batch - 1) * self.steady_round_s(rr, t_sent, order))
+            if analysed is not None:
+                analysed.succeed()  # a batch's rounds are all captured: the next step may start
         return len(data), heard, data, {"peers_heard": len(heard) - 1, "sync_wait_s": wait,
+                                        "t_front_s": self.cm.seconds(rr.front[slot]),
+                                        "t_modelling_s": self.cm.seconds({"entropy_modelling": rr.modelling[slot]}),
+                                        "t_back_s": self.cm.seconds(t_back),
                                         "timed_out": len(heard) < self.n, "t_sent_s": t_sent,
                                         "retained_fraction": retained, "order": order,
                                         "copies_from": copies_from}

@@ -28,6 +28,35 @@ def _participants_at_start(eph, scenario) -> np.ndarray:
     return select_participants(eph.positions_km[:1], reg.lat_deg, reg.lon_deg, part.count, part.selection)[0]
 
 
+def rounds_in_flight(scenario, codec) -> tuple[int, float]:
+    """(rounds a pipelined satellite may hold at once, on-board memory of one [MB]): the capture
+    (float32, 3·P²) and its latents y (M·(P/16)²) and z (N·(P/64)²); ``in_flight`` lowered to
+    what ``in_flight_memory_mb`` holds (at least one)."""
+    p = scenario.overlap.patch
+    round_mb = 4 * (3 * p * p + codec.M * (p // 16) ** 2 + codec.N * (p // 64) ** 2) / 1e6
+    mc = scenario.mission
+    k = mc.in_flight
+    if mc.in_flight_memory_mb is not None:
+        k = max(1, min(k, int(mc.in_flight_memory_mb // round_mb)))
+    return k, round_mb
+
+
+def production_periods(table: pd.DataFrame, scenario) -> pd.DataFrame:
+    """Each row's capture → stored time per patch as ``latency_per_patch_s``; ``time_per_patch_s`` is
+    the production period: the same when serial, the time to the next capture when pipelined."""
+    table = table.copy()
+    table["latency_per_patch_s"] = (table["stored_s"] - table["captured_s"]) / table["rounds"]
+    if scenario.mission.schedule == "pipelined" and scenario.mission.capture == "continuous":
+        for (world, _), g in table.groupby(["world", "slot"]):
+            if world != "dlrc":
+                continue
+            g = g.sort_values("captured_s")
+            nxt = g["captured_s"].shift(-1)
+            period = ((nxt - g["captured_s"]) / g["rounds"]).fillna(g["latency_per_patch_s"])
+            table.loc[g.index, "time_per_patch_s"] = period
+    return table
+
+
 def run_mission(scenario, run) -> dict:
     """Run a validated scenario in ``run`` (:class:`edgespacecom.runner.RunContext`); return its summary."""
     from edgespacecom.orbits import load_ephemeris
@@ -54,10 +83,11 @@ def run_mission(scenario, run) -> dict:
     stage(f"ground: {'abstract downlink' if scenario.ground.downlink else 'stations'}, "
           f"{contact_stats['windows_per_day']:.1f} windows a day of {contact_stats['window_s_mean']:.0f} s mean")
     work = OnboardWork(codec, scenes, scenario)
-    mission = Mission(scenario, codec, work, flows, plan, duration_s)
+    in_flight, round_mb = rounds_in_flight(scenario, codec)
+    mission = Mission(scenario, codec, work, flows, plan, duration_s, in_flight)
     mission.run()
     stage(f"routing: signature flows ({payload_kib:g} KiB) routed at {len(flows.cache)} instants")
-    table = pd.DataFrame(mission.rows)
+    table = production_periods(pd.DataFrame(mission.rows), scenario)
     deliveries = pd.DataFrame(mission.deliveries,
                               columns=["world", "slot", "first_round", "t_s", "bits", "raw_equivalent_bits"])
     ground = pd.DataFrame(mission.ground_rounds)
@@ -69,6 +99,8 @@ def run_mission(scenario, run) -> dict:
     summary = summarise_mission(scenario, table, deliveries, ground, sync, contact_stats, mission, work, duration_s,
                                 decodable)
     summary["slots"] = [int(p) for p in participants]
+    summary["in_flight"] = {"rounds": mission.in_flight, "memory_mb": mission.in_flight * round_mb,
+                            "memory_mb_per_round": round_mb}
     summary["weights"] = codec.source
     summary["wall_s"] = time.perf_counter() - started
     write_table(out_dir / "mission_rounds.csv", table)

@@ -108,7 +108,13 @@ def summarise_mission(scenario, table, deliveries, ground, sync_table, contact_s
         "produced_patches": {"baseline": int(bl_all["rounds"].sum()), "dlrc": int(dl_all["rounds"].sum())},
         "measurement_span": basis,
         "priority": scenario.dlrc.priority,
-        "schedule": "serial",
+        "schedule": scenario.mission.schedule,
+        # t_D and its parts per patch [s]: analysis + Recognizer + Selector, entropy modelling, the
+        # wait for the peers' signatures, arbitration + coding; the production period is t_D
+        "t_dlrc_parts_s": {k: w(dl, col) for k, col in (("front", "t_front_s"), ("modelling", "t_modelling_s"),
+                                                         ("sync_wait", "sync_wait_s"), ("back", "t_back_s"),
+                                                         ("latency", "latency_per_patch_s"),
+                                                         ("period", "time_per_patch_s"))} if len(dl) else None,
         "delivered_bits": delivered,
         # delivered but not decodable (yet): a stream it copies from is still on board, or in flight
         "undecodable_bits": {wd: max(0.0, delivered[wd] - decodable_bits[wd]) for wd in delivered},
@@ -246,7 +252,7 @@ def format_mission_summary(s: dict) -> str:
             f"{'n/a' if s['g_down_simulated'] is None else format(100 * s['g_down_simulated'], '+.1f') + ' %'}, "
             f"analytic {100 * s['g_down_analytic']:+.1f} % (paper's formula on means "
             f"{100 * s['g_down_analytic_paper']:+.1f} %, {s['g_down_regime']}; balanced ideal "
-            f"{100 * s['g_down_balanced_ideal']:+.1f} %); priority {s['priority']}; "
+            f"{100 * s['g_down_balanced_ideal']:+.1f} %); priority {s['priority']}, schedule {s['schedule']}; "
             f"compute model: {s['compute_model']['profile']} ×{s['compute_model']['device_factor']:g}")
     return (f"{s['name']}: {s['model']} λ={s['lambda']}, {s['satellites']} satellites, "
             f"{s['rounds_simulated']} rounds ({s['capture']})\n" + pd.DataFrame(rows).to_string(index=False) + "\n" + tail)
