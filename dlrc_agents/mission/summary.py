@@ -273,7 +273,7 @@ def gdown_sweep_figure(table: pd.DataFrame, keys: list[str], out_dir: Path):
     plt = _plt()
 
     others = [k for k in keys if k != "ground.rate_bps"]
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = plt.subplots(figsize=(10, 4.6))
     groups = table.groupby(others) if others else [((), table)]
     for i, (label, g) in enumerate(groups):
         g = g.sort_values("ground.rate_bps")
@@ -292,6 +292,6 @@ def gdown_sweep_figure(table: pd.DataFrame, keys: list[str], out_dir: Path):
     ax.set_ylabel("G_down [%]")
     ax.axhline(0, color="gray", lw=0.8)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return fig
