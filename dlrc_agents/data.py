@@ -59,7 +59,14 @@ def scene_names(patterns) -> dict[str, Path]:
             reg = registry()
             out.update(zip((e.name for e in reg.select([pattern])), reg.resolve([pattern])))
         else:
-            out.update({f"file:{p.name}": p for p in expand_scenes([pattern])})
+            for path in expand_scenes([pattern]):
+                name = f"file:{path.name}"
+                if name in out and out[name] != path:  # same file name in another folder
+                    name = f"file:{path.parent.name}/{path.name}"
+                suffix = 2
+                while name in out and out[name] != path:
+                    name, suffix = f"file:{path.parent.name}/{path.name}#{suffix}", suffix + 1
+                out[name] = path
     return out
 
 

@@ -68,3 +68,15 @@ def test_missing_shipped_weights_are_named(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no weights for bmshj2018-hyperprior at λ=0.999" in err and "neither shipped" in err
     assert not (tmp_path / "x").exists()  # refused before anything was written
+
+
+def test_user_scenes_with_the_same_file_name_stay_apart(tmp_path):
+    from PIL import Image
+
+    from dlrc_agents.data import scene_names
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (8, 8)).save(tmp_path / folder / "x.png")
+    names = scene_names([str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png")])
+    assert names == {"file:x.png": tmp_path / "a" / "x.png", "file:b/x.png": tmp_path / "b" / "x.png"}
