@@ -9,7 +9,6 @@ once per draw and shared by every setting.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import pandas as pd
@@ -77,7 +76,7 @@ def run_ablation(scenario, run) -> dict:
 
     c, ov, a = scenario.codec, scenario.overlap, scenario.ablation
     (codec,) = load_codecs(c)  # weights first: a missing model stops the run before it writes anything
-    started = run.begin()
+    run.begin()
     # keyed by portable names (eo:... or file:NAME): the draws' seeds never depend on host paths
     scenes = {name: read_rgb(path) for name, path in scene_names(scenario.data.scenes).items()}
     base_cfg = DLRCConfig(**scenario.dlrc.core())
@@ -103,7 +102,7 @@ def run_ablation(scenario, run) -> dict:
     write_table(out_dir / "ablation.csv", pd.DataFrame(results))
     write_figure(out_dir / "fig12_ablation.png", ablation_figure(results, c.architecture))
     summary = {"kind": "dlrc_ablation", "name": scenario.name, "model": c.architecture, "weights": codec.source,
-               "lambda": codec.lmbda, "results": results, "wall_s": time.perf_counter() - started}
+               "lambda": codec.lmbda, "results": results}
     return run.finish(summary)
 
 

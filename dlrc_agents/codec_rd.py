@@ -15,7 +15,6 @@ model's PSNR minus that, averaged over the scenes.
 from __future__ import annotations
 
 import io
-import time
 
 import numpy as np
 import pandas as pd
@@ -153,7 +152,7 @@ def run_codec_rd(scenario, run) -> dict:
     out_dir = run.out_dir
 
     codecs = [codec for c in scenario.models for codec in load_codecs(c)]  # before any output is written
-    started = run.begin()
+    run.begin()
     paths = expand_scenes(scenario.data.scenes)
     scenes = {p.name: crop_to_multiple(read_rgb(p)) for p in paths}
     stage(f"codec_rd: {len(codecs)} model(s), {len(scenes)} scene(s), JPEG at {len(scenario.jpeg.qualities)} qualities")
@@ -171,7 +170,7 @@ def run_codec_rd(scenario, run) -> dict:
     write_table(out_dir / "model_rd.csv", model_table)
     write_figure(out_dir / "codec_rd.png", codec_rd_figure(model_table, jpeg_table))
     summary = {"kind": "codec_rd", "name": scenario.name, "scenes": {n: list(i.shape[:2]) for n, i in scenes.items()},
-               "models": compare_with_jpeg(model_table, jpeg_table), "wall_s": time.perf_counter() - started}
+               "models": compare_with_jpeg(model_table, jpeg_table)}
     return run.finish(summary)
 
 

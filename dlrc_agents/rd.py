@@ -9,7 +9,6 @@ images quantised to 0–255, decode exactness and the geometric bound of the dra
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pandas as pd
@@ -208,7 +207,7 @@ def run_rd(scenario, run) -> dict:
 
     c, ov, d = scenario.codec, scenario.overlap, scenario.dlrc
     codecs = dict(zip(c.model_lambdas, load_codecs(c)))  # a missing model stops the run before it writes anything
-    started = run.begin()
+    run.begin()
     # keyed by portable names (eo:... or file:NAME): the draws' seeds never depend on host paths
     scenes = {name: read_rgb(path) for name, path in scene_names(scenario.data.scenes).items()}
     stage(f"rd: {c.architecture}, {len(codecs)} model(s), {len(scenes)} scene(s), o_exp {ov.o_exp}, {ov.draws} draws")
@@ -227,8 +226,7 @@ def run_rd(scenario, run) -> dict:
     write_figure(out_dir / "fig6_rd.png", fig6)
     write_figure(out_dir / "fig7_bpp_breakdown.png", fig7)
     summary = {"kind": "rd", "name": scenario.name, "model": c.architecture,
-               "weights": {str(l): codecs[l].source for l in codecs}, "results": results,
-               "wall_s": time.perf_counter() - started}
+               "weights": {str(l): codecs[l].source for l in codecs}, "results": results}
     return run.finish(summary)
 
 

@@ -14,25 +14,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 from . import __version__
 from .config import ScenarioError, apply_overrides, load_raw, to_yaml, validate_scenario
 from .kinds import commands
-from .progress import configure_logging
+from .progress import configure_logging, quiet_library_warnings
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
-
-
-def quiet_library_warnings() -> None:
-    """Warnings of the libraries underneath that say nothing to a user of this tool (torch.jit's
-    deprecation inside CompressAI, rasterio on aerial crops without a geotransform, ...)."""
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", message=r".*(geotransform|georeferenced).*")
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"(torch|torchvision|compressai)(\.|$)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -135,9 +125,9 @@ def _scenario_command(args) -> int:
 
         points = expand(raw, str(args.scenario), base_dir)  # every point validated before any run
         for p in points:
-            scenario_inputs(p["scenario"])
+            p["inputs"] = scenario_inputs(p["scenario"])
     else:
-        scenario_inputs(scenario)  # every file it names exists (and data is fetched) before any work
+        inputs = scenario_inputs(scenario)  # every file it names exists (and data is fetched) before any work
     if args.command == "validate":
         print(to_yaml(scenario), end="")
         if is_sweep:
@@ -153,7 +143,7 @@ def _scenario_command(args) -> int:
     else:
         from .runner import run_scenario
 
-        summary, table = run_scenario(scenario, out_dir)
+        summary, table = run_scenario(scenario, out_dir, inputs=inputs)
     print(table)
     print(f"results in {out_dir}/ (summary.json, tables, plots)")
     return 0

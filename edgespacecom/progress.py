@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import warnings
 
 LOG = logging.getLogger("edgespacecom")
 
@@ -27,6 +28,15 @@ def configure_logging(verbosity: int = 0) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("[edgespacecom] %(message)s"))
         LOG.addHandler(handler)
+
+
+def quiet_library_warnings() -> None:
+    """Warnings of the libraries underneath that say nothing to a user of this tool (torch.jit's
+    deprecation inside CompressAI, rasterio on aerial crops without a geotransform, ...)."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=r".*(geotransform|georeferenced).*")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(torch|torchvision|compressai)(\.|$)")
 
 
 class _LineProgress:
@@ -62,6 +72,16 @@ class _LineProgress:
         self.close()
 
 
+class _Silent(_LineProgress):
+    """A progress bar that shows nothing (``disable``, or a quiet logger)."""
+
+    def __init__(self):
+        super().__init__(0, "", "")
+
+    def update(self, n: float = 1) -> None:
+        self.n += n
+
+
 def progress(iterable=None, *, total: float | None = None, desc: str = "", unit: str = "it", initial: float = 0,
              disable: bool = False, leave: bool = True):
     """A progress bar: tqdm on a terminal, a log line every 10 % elsewhere; silent if ``disable``
@@ -74,9 +94,7 @@ def progress(iterable=None, *, total: float | None = None, desc: str = "", unit:
 
         bar = tqdm(total=total, desc=desc, unit=unit, initial=initial, leave=leave)
     else:
-        bar = _LineProgress(total, desc, unit, initial) if shown else _LineProgress(0, desc, unit)
-        if not shown:
-            bar.update = lambda n=1: None  # type: ignore[method-assign]
+        bar = _LineProgress(total, desc, unit, initial) if shown else _Silent()
     if iterable is None:
         return bar
     return _iterate(iterable, bar)

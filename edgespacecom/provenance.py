@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from . import __version__
-from .datasets import sha256_file
+from .datasets import file_sha256
 
 #: Libraries whose version decides the numbers (recorded when installed).
 LIBRARIES = ("numpy", "scipy", "torch", "compressai", "skyfield", "sgp4", "networkx", "pandas", "rasterio")
@@ -42,18 +42,6 @@ def git_commit() -> str | None:
         return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-_DIGESTS: dict[tuple, str] = {}
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, computed once per process per (path, size, mtime)."""
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _DIGESTS:
-        _DIGESTS[key] = sha256_file(path)
-    return _DIGESTS[key]
 
 
 def input_digests(inputs: dict[str, Path]) -> dict[str, str]:

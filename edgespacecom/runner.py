@@ -63,9 +63,12 @@ class RunContext:
         return summary
 
 
-def run_scenario(scenario, out_dir: Path, *, max_workers: int | None = None) -> tuple[dict, str]:
-    """Run any validated scenario; return (summary, printable table). Inputs are checked first."""
+def run_scenario(scenario, out_dir: Path, *, max_workers: int | None = None,
+                 inputs: dict[str, Path] | None = None) -> tuple[dict, str]:
+    """Run any validated scenario; return (summary, printable table). Inputs are checked first
+    (``inputs``: from :func:`scenario_inputs`, when the caller already checked them)."""
     kind = get_kind(scenario.kind)
-    ctx = RunContext(scenario, Path(out_dir), scenario_inputs(scenario), max_workers)
+    inputs = scenario_inputs(scenario) if inputs is None else inputs
+    ctx = RunContext(scenario, Path(out_dir), inputs, max_workers)
     summary = kind.load("runner")(scenario, ctx)
     return summary, kind.load("formatter")(summary)

@@ -44,7 +44,7 @@ import yaml
 from .config import apply_overrides, to_yaml, validate_scenario
 from .kinds import get_kind
 from .outputs import write_figure, write_json, write_table
-from .progress import progress, stage
+from .progress import progress, quiet_library_warnings, stage
 from .provenance import input_digests, provenance
 
 
@@ -96,7 +96,6 @@ def _finished_summary(folder: Path, scenario, inputs: dict[str, str]) -> dict | 
 
 def run_point(raw: dict, out_dir: str, base_dir: str | None = None) -> dict:
     """Run one point (in a worker process or a Dask worker, one process: pools never nest)."""
-    from .cli import quiet_library_warnings
     from .runner import run_scenario
 
     quiet_library_warnings()
@@ -162,7 +161,9 @@ def run_sweep(raw: dict, out_dir: Path, *, points: list[dict] | None = None, wor
     points = expand(raw, source, base_dir) if points is None else points
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").unlink(missing_ok=True)
-    inputs = {p["id"]: input_digests(scenario_inputs(p["scenario"])) for p in points}  # checked before any run
+    # checked before any run (the CLI may have found them already)
+    inputs = {p["id"]: input_digests(p["inputs"] if "inputs" in p else scenario_inputs(p["scenario"]))
+              for p in points}
     finished = {p["id"]: r for p in points
                 if (r := _finished_summary(out_dir / "points" / p["id"], p["scenario"], inputs[p["id"]])) is not None}
     todo = [p for p in points if p["id"] not in finished]

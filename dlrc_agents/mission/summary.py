@@ -72,7 +72,7 @@ def summarise_mission(scenario, table, deliveries, ground, sync_table, contact_s
         return total if two_days else total * 86400.0 / duration_s
 
     dec_b, dec_d = decodable_per_day("baseline"), decodable_per_day("dlrc")
-    deps = copies_from_counts(dl.fillna({"copies_from": ""}))
+    deps = copies_from_counts(dl)
     g_dec = g_down_decodable(patch_px=scenario.overlap.patch, windows_per_day=windows, window_s=window_s,
                              rate_bps=g.rate_bps, copies_from=deps, **per_sat)
     delivered = {wd: float(deliveries.loc[deliveries["world"] == wd, "bits"].sum()) for wd in ("baseline", "dlrc")}

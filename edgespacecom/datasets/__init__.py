@@ -109,6 +109,19 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+_DIGESTS: dict[tuple, str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, computed once per process per (path, size, mtime): the registry's checks
+    and a run's provenance read each file once."""
+    stat = Path(path).stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = sha256_file(Path(path))
+    return _DIGESTS[key]
+
+
 # ------------------------------------------------------------------------- downloaders
 
 
@@ -244,7 +257,7 @@ class Registry:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir() / NAMESPACE
         self.vendored_dir = Path(vendored_dir) if vendored_dir is not None else _package_dir() / "vendored"
         self.index_url = index_url
-        self._verified: dict[tuple, bool] = {}
+        self._pixels_ok: dict[tuple, bool] = {}  # derived files whose bytes differ: their pixels checked
 
     # -- names
     def entry(self, name: str) -> DataFile:
@@ -284,15 +297,15 @@ class Registry:
         return "missing"
 
     def _intact(self, entry: DataFile, path: Path) -> bool:
+        if file_sha256(path) == entry.sha256:
+            return True
+        if entry.kind != "derived" or not entry.content_sha256:
+            return False
         stat = path.stat()
         key = (str(path), stat.st_size, stat.st_mtime_ns)
-        if key not in self._verified:
-            if entry.kind == "derived" and entry.content_sha256 and sha256_file(path) != entry.sha256:
-                ok = _pixels_sha256(path) == entry.content_sha256
-            else:
-                ok = stat.st_size == entry.size and sha256_file(path) == entry.sha256
-            self._verified[key] = ok
-        return self._verified[key]
+        if key not in self._pixels_ok:
+            self._pixels_ok[key] = _pixels_sha256(path) == entry.content_sha256
+        return self._pixels_ok[key]
 
     def path(self, name: str) -> Path:
         """The local file of a registered name, checked; DataMissing (with the fetch command) if absent."""
