@@ -136,6 +136,24 @@ class ComputeModelConfig(Strict):
     device_factor: float = Field(1.0, gt=0.0, description="multiplies every compute time (e.g. 4 for a slower on-board CPU)")
 
 
+class SatelliteFailureConfig(Strict):
+    satellite: int = Field(..., ge=0, description="constellation index of the satellite that fails")
+    at_s: float = Field(..., ge=0.0, description="when, from the start of the run [s]")
+
+
+class LossConfig(Strict):
+    """Streams that never reach the ground: the ground decodes the rest of each round (positions
+    copied from a lost stream take the model's prediction) and the summary counts what was degraded."""
+
+    stream_loss_rate: float = Field(0.0, ge=0.0, lt=1.0,
+                                    description="probability that a stored stream is lost (storage overflow, "
+                                                "a missed pass); drawn per satellite and capture step from the "
+                                                "scenario seed, the same in both worlds")
+    failures: list[SatelliteFailureConfig] = Field(
+        [], description="satellites that fail for good: from at_s they capture, send and downlink nothing, "
+                        "and what they still hold is lost")
+
+
 class MissionConfig(Strict):
     capture: Literal["rounds", "continuous"] = Field(
         "rounds", description="'rounds': one capture every interval_s; 'continuous': capture again as soon as "
@@ -154,6 +172,7 @@ class MissionConfig(Strict):
         None, gt=0.0, description="pipelined: on-board memory for rounds in flight (image + latents) [MB]; "
                                   "lowers in_flight to what fits")
     compute: ComputeModelConfig = ComputeModelConfig()
+    losses: LossConfig = LossConfig()
 
 
 class MissionScenario(NetworkScenario):

@@ -113,3 +113,13 @@ def train_command(args) -> int:
 
 register_command(Command(name="train", help="rate-distortion training of a CompressAI codec on EO crops (resumable)",
                          arguments=train_arguments, handler="dlrc_agents.kinds:train_command"))
+def figure_a2_arguments(parser) -> None:
+    """Options of ``edgespacecom figure-a2``."""
+    parser.add_argument("paper", type=Path, help="sweep folder of the paper's model (results/paper_gdown)")
+    parser.add_argument("realistic", type=Path, help="sweep folder of the realistic model (results/geometric_gdown)")
+    parser.add_argument("--out", type=Path, default=Path("results/figure_a2_twice.png"), help="figure to write")
+
+
+register_command(Command(name="figure-a2", help="Figure A2 twice: the paper's model of G_down next to the realistic "
+                                                 "one, from two mission sweeps",
+                         arguments=figure_a2_arguments, handler="dlrc_agents.mission.compare:compare_command"))

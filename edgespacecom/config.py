@@ -187,8 +187,34 @@ class ParticipantsConfig(Strict):
     N-1 satellites closest to it in 3-D distance.
     """
 
-    count: int = Field(8, ge=2, description="N, participating satellites")
-    selection: Literal["nearest", "compact"] = "nearest"
+    count: int = Field(8, ge=2, description="N, participating satellites (geometric: at most N per capture)")
+    selection: Literal["nearest", "compact", "fixed_slots", "geometric"] = Field(
+        "nearest", description="'nearest' / 'compact': chosen at each sample (a mission keeps the slots chosen "
+                               "at the start); 'fixed_slots': the nearest at the start, kept (the paper's model); "
+                               "'geometric': at each sample, those whose sensor footprint covers the target "
+                               "(needs a sensor block; mission kind only)")
+
+
+class SensorConfig(Strict):
+    """An imaging sensor: a frame camera whose footprint decides who can image the target, and how much.
+
+    Give the nadir footprint as ``swath_km`` or the camera's full field of view as ``fov_deg``.
+    """
+
+    swath_km: float | None = Field(None, gt=0.0, description="footprint width at nadir [km]")
+    fov_deg: float | None = Field(None, gt=0.0, lt=120.0, description="full field of view (instead of swath_km) [deg]")
+    gsd_m: float = Field(1.0, gt=0.0, description="ground sample distance at nadir [m]")
+    max_off_nadir_deg: float = Field(30.0, ge=0.0, lt=70.0, description="largest boresight tilt from nadir [deg]")
+    target_km: float = Field(10.0, gt=0.0, description="side of the square target area centred on the region [km]")
+    min_coverage: float = Field(0.05, gt=0.0, le=1.0,
+                                description="a satellite takes part when its footprint holds this fraction of the target")
+    grid: int = Field(64, ge=8, le=512, description="raster cells a side of the target square (coverage, overlap)")
+
+    @model_validator(mode="after")
+    def _one_size(self) -> "SensorConfig":
+        if (self.swath_km is None) == (self.fov_deg is None):
+            raise ValueError("give exactly one of swath_km and fov_deg")
+        return self
 
 
 class ISLConfig(Strict):
@@ -295,9 +321,16 @@ class NetworkScenario(ScenarioBase):
     link: LinkConfig = LinkConfig()
     network: NetworkConfig = NetworkConfig()
     compute: ComputeConfig = ComputeConfig()
+    sensor: SensorConfig | None = Field(None, description="imaging sensor (participants.selection: geometric)")
 
     @model_validator(mode="after")
     def _participants_fit(self) -> "NetworkScenario":
+        geometric = self.participants.selection == "geometric"
+        if geometric and self.sensor is None:
+            raise ValueError("sensor: participants.selection 'geometric' needs a sensor block "
+                             "(swath_km or fov_deg, gsd_m, max_off_nadir_deg, target_km)")
+        if self.sensor is not None and not geometric:
+            raise ValueError("sensor: used only with participants.selection: geometric")
         w = self.constellation.walker
         if w is not None and self.participants.count > w.total:
             raise ValueError(
@@ -312,6 +345,13 @@ class SyncScenario(NetworkScenario):
 
     kind: Literal["sync"]
     sync: SyncConfig = SyncConfig()
+
+    @model_validator(mode="after")
+    def _fixed_group(self) -> "SyncScenario":
+        if self.participants.selection == "geometric":
+            raise ValueError("participants.selection: 'geometric' is for missions (captures come and go); "
+                             "a sync scenario times a fixed-size group: use nearest, compact or fixed_slots")
+        return self
 
 
 # ----------------------------------------------------------------------- ground

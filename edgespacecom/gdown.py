@@ -109,7 +109,8 @@ def patches_per_day(*, time_per_patch_s: float, bits_per_patch: float, windows_p
 
 
 def g_down_decodable(*, patch_px: int, t_baseline_s, t_dlrc_s, bpp_baseline, bpp_dlrc, copies_from,
-                     windows_per_day: float, window_s: float, rate_bps: float, t_day_s: float = T_DAY_S) -> float:
+                     windows_per_day: float, window_s: float, rate_bps: float, t_day_s: float = T_DAY_S,
+                     contact_s_per_day=None) -> float:
     """G_down counting only what the ground can decode: Σ decodable DLRC patches / Σ baseline patches − 1.
 
     Each satellite s drains its own FIFO at R_s patches a day (:func:`patches_per_day` with its own
@@ -120,17 +121,28 @@ def g_down_decodable(*, patch_px: int, t_baseline_s, t_dlrc_s, bpp_baseline, bpp
     these weights); each satellite's throughput comes from its own entry of the per-satellite
     sequences. Baseline patches depend on nothing. With fixed
     priority the top satellite keeps most vectors, carries the highest bpp and paces every patch
-    that copies from it; balanced priorities spread that load.
+    that copies from it; balanced priorities spread that load. ``contact_s_per_day`` (one entry
+    per satellite [s]), when given, replaces N_w·τ_w: satellites whose passes over the stations
+    differ have different downlinks, and the least served paces what copies from it.
     """
+    contact = ([windows_per_day * window_s] * len(t_dlrc_s) if contact_s_per_day is None
+               else list(contact_s_per_day))
+
     def rates(times, bpps):
-        return [patches_per_day(time_per_patch_s=t, bits_per_patch=b * patch_px**2, windows_per_day=windows_per_day,
-                                window_s=window_s, rate_bps=rate_bps, t_day_s=t_day_s) for t, b in zip(times, bpps)]
+        return [patches_per_day(time_per_patch_s=t, bits_per_patch=b * patch_px**2, windows_per_day=1.0,
+                                window_s=c, rate_bps=rate_bps, t_day_s=t_day_s) if c > 0 else 0.0
+                for t, b, c in zip(times, bpps, contact)]
 
     r_d, r_b = rates(t_dlrc_s, bpp_dlrc), rates(t_baseline_s, bpp_baseline)
+    made = [t_day_s / t if t > 0 else 0.0 for t in t_dlrc_s]  # patches a satellite produces a day
+    # the fraction of d's patches that get down (R_d / produced_d): a patch of s that copies from D
+    # decodes at s's production times the smallest such fraction over {s} ∪ D; when the group runs
+    # in lockstep (equal production) this is min over {s} ∪ D of R_d
+    down = [r / m if m > 0 else 0.0 for r, m in zip(r_d, made)]
     paced: dict[int, float] = {}
     weight: dict[int, float] = {}
     for slot, deps, patches in copies_from:
-        paced[slot] = paced.get(slot, 0.0) + patches * min(r_d[d] for d in {slot, *deps})
+        paced[slot] = paced.get(slot, 0.0) + patches * made[slot] * min(down[d] for d in {slot, *deps})
         weight[slot] = weight.get(slot, 0.0) + patches
     dlrc = sum(paced[s] / weight[s] for s in paced)
     return dlrc / sum(r_b) - 1.0

@@ -85,12 +85,15 @@ def test_quickstart_runs_on_the_shipped_weights(tmp_path, capsys, monkeypatch):
     assert main(["run", "scenarios/quickstart.yaml", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     for label in ("bpp", "PSNR [dB] (ground)", "sync round (agents)", "delivered [MB]",
-                  "G_down (decodable) simulated"):
+                  "G_down (decodable) simulated", "why: both worlds are downlink-limited"):
         assert label in printed
     s = json.loads((out / "summary.json").read_text())
     assert s["weights"].endswith("bmshj2018-hyperprior_lambda0.0067.pt")
-    assert s["decode_exact"] is True and s["rounds_decoded_on_ground"] == {"baseline": 4, "dlrc": 4}
-    assert s["bpp_dlrc"] < s["bpp_baseline"] and abs(s["psnr_dlrc"] - s["psnr_baseline"]) < 0.1
+    assert s["decode_exact"] is True and min(s["rounds_decoded_on_ground"].values()) > 0
+    assert s["bpp_dlrc"] < s["bpp_baseline"] and abs(s["psnr_dlrc"] - s["psnr_baseline"]) < 0.2
+    # the demo's point: where the downlink limits, DLRC gains, short of the balanced ideal
+    assert s["g_down_regime"] == "D:downlink B:downlink"
+    assert 0 < s["g_down_simulated"] <= s["g_down_balanced_ideal"]
     assert s["downlink"]["stations"] == ["Miyun", "Sanya", "Svalbard"]
 
 

@@ -281,3 +281,47 @@ def test_in_flight_rounds_are_bounded_by_memory(tmp_path, checkpoint):
     per_round = s["in_flight"]["memory_mb_per_round"]  # 128² float image + latents of the 32/48 test model
     assert s["in_flight"]["rounds"] == int(0.5 // per_round) < 8 and s["in_flight"]["memory_mb"] <= 0.5
     assert s["decode_exact"] is True
+
+
+def test_a_failed_satellite_takes_only_its_own_streams(tmp_path):
+    """Slot 0 (top priority: the others copy from it) fails with its streams still on board: the
+    ground decodes every other stream, degraded where it copied from slot 0; nothing else is lost."""
+    import pandas as pd
+
+    over = {"mission.rounds": 3, "ground.downlink.phase_s": 3600.0, "codec": {"architecture": "bmshj2018-hyperprior",
+                                                                             "lambdas": [0.0067]}}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    base = _run(tmp_path / "a", None, **over)
+    failed = _run(tmp_path / "b", None, **over,
+                  **{"mission.losses": {"failures": [{"satellite": base["slots"][0], "at_s": 1800.0}]}})
+    loss = failed["losses"]
+    assert loss["failures"][0]["slot"] == 0
+    assert loss["streams_lost"] == {"baseline": 3, "dlrc": 3}
+    for world in ("baseline", "dlrc"):  # exactly the failed satellite's patches are lost, no more
+        assert failed["patches_decodable"][world] == base["patches_decodable"][world] - 3
+    items = pd.read_csv(tmp_path / "b" / "out" / "decodable_items.csv")
+    kept = items[~items["lost"]]
+    assert (kept["patches_decodable"] == kept["rounds"]).all()
+    assert (items.loc[items["lost"], "slot"] == 0).all()
+    copies_from_0 = kept[(kept["world"] == "dlrc") & kept["copies_from"].fillna("").astype(str).str.contains("0")]
+    assert len(copies_from_0) and kept.loc[copies_from_0.index, "degraded"].all()
+    assert loss["rounds_degraded"] == copies_from_0["first_round"].nunique()
+    assert failed["rounds_decoded_on_ground"] == base["rounds_decoded_on_ground"]
+    assert failed["decode_exact"] is True  # every stream that copied nothing from slot 0 is bit-exact
+    assert loss["psnr_degraded"] < base["psnr_dlrc"]
+    assert base["losses"]["streams_lost"] == {"baseline": 0, "dlrc": 0} and base["losses"]["rounds_degraded"] == 0
+
+
+def test_stream_losses_are_seeded_and_the_same_in_both_worlds(tmp_path):
+    import pandas as pd
+
+    s = _run(tmp_path, None, **{"mission.rounds": 6, "mission.losses": {"stream_loss_rate": 0.4},
+                                "codec": {"architecture": "bmshj2018-hyperprior", "lambdas": [0.0067]}})
+    items = pd.read_csv(tmp_path / "out" / "decodable_items.csv")
+    lost = {w: set(map(tuple, g.loc[g["lost"], ["slot", "first_round"]].to_numpy().tolist()))
+            for w, g in items.groupby("world")}
+    assert lost["baseline"] == lost["dlrc"] and 0 < len(lost["dlrc"]) < len(items) / 2
+    assert s["losses"]["streams_lost"]["dlrc"] == len(lost["dlrc"])
+    kept = items[~items["lost"]]
+    assert (kept["patches_decodable"] == kept["patches_arrived"]).all()  # arrived and not lost: decodable

@@ -142,10 +142,16 @@ def plan_from_references(refs: np.ndarray, satellite: int, decoded: dict, channe
     external = None
     foreign = np.nonzero(owner != satellite)[0]
     owners = np.unique(owner[foreign]).tolist()
-    # ('prediction' on board: the peers' ŷ are not needed there and may be absent)
-    if foreign.size and (fill == "representative" or all(u in decoded for u in owners)):
-        external = torch.zeros(channels, n)
+    # ('prediction' on board: the peers' ŷ are not needed there and may be absent; on the ground a
+    # lost stream's positions keep the prediction: NaN in ``external``, left as the walk made them)
+    if foreign.size and (fill == "representative" or any(u in decoded for u in owners)):
+        external = torch.zeros(channels, n) if fill == "representative" else torch.full((channels, n), float("nan"))
         for u in owners:
+            if u not in decoded:
+                if fill == "representative":
+                    raise ValueError(f"copies from satellite {u}, whose vectors are missing (context_fill "
+                                     "'representative' cannot stand in the prediction: the context would differ)")
+                continue
             hit = foreign[owner[foreign] == u]
             external[:, torch.as_tensor(hit)] = decoded[u][:, torch.as_tensor(q[hit])]
     return FillPlan(source, external, fill)
@@ -362,7 +368,8 @@ def context_code(model, family: str, side: torch.Tensor, plan: FillPlan, *, y: t
     foreign = np.nonzero(plan.source < 0)[0]
     if plan.fill == "prediction" and foreign.size and plan.external is not None:
         # the context held μ there; ỹ for the synthesis transform takes the representatives
-        idx = torch.as_tensor(foreign)
+        known = foreign[torch.isfinite(plan.external[0, torch.as_tensor(foreign)]).numpy()]
+        idx = torch.as_tensor(known)
         y_tilde = y_tilde.clone()
         y_tilde.view(1, y_tilde.shape[1], -1)[0, :, idx] = plan.external[:, idx]
     return out, y_tilde

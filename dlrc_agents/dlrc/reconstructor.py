@@ -30,11 +30,15 @@ def _decode_own(codec, p: SatelliteBitstream, positions: np.ndarray) -> torch.Te
     return decode_positions(codec.model, p.y_string, scales, means, positions)
 
 
-def _in_dependency_order(codec, parsed: list, refs: dict, decode_one, synthesize: bool) -> dict:
+def _in_dependency_order(codec, parsed: list, refs: dict, decode_one, synthesize: bool,
+                         lost: str = "error") -> dict:
     """Decode every stream once the satellites it copies from are decoded.
 
     ``refs``: {sat: (H·W,) owner·H·W + q}; ``decode_one(p, refs_p, y_flat)`` returns the
-    satellite's ỹ (C, H, W) given the ỹ (C, H·W) of the satellites decoded so far.
+    satellite's ỹ (C, H, W) given the ỹ (C, H·W) of the satellites decoded so far. A satellite
+    it copies from whose stream is absent raises, or with ``lost='predict'`` its positions take
+    the model's prediction (``decode_one`` fills what ``y_flat`` lacks); each output then says
+    how many positions were predicted (``predicted``).
     """
     if len({p.satellite for p in parsed}) != len(parsed):
         raise BitstreamError("two streams for the same satellite")
@@ -53,17 +57,17 @@ def _in_dependency_order(codec, parsed: list, refs: dict, decode_one, synthesize
             owners = r // n
             others = set(np.unique(owners[owners != sat]).tolist())
             missing = [u for u in others if u not in y_flat and u not in pending]
-            if missing:
+            if missing and lost != "predict":
                 raise BitstreamError(f"satellite {sat} copies vectors from satellite(s) {missing} whose streams are missing")
             if any(u in pending for u in others):
                 continue  # an owner is not decoded yet
-            for u in others:
+            for u in others - set(missing):
                 if y_flat[u].shape[1] != n:
                     raise BitstreamError(f"satellite {sat} and satellite {u} have different latent sizes")
             y_tilde = decode_one(p, r, y_flat)
             y_flat[sat] = y_tilde.reshape(C, n)
             x_hat = codec.model.g_s(y_tilde[None]).clamp_(0, 1) if synthesize else None
-            out[sat] = {"y_tilde": y_tilde, "x_hat": x_hat}
+            out[sat] = {"y_tilde": y_tilde, "x_hat": x_hat, "predicted": int(np.isin(owners, missing).sum())}
             del pending[sat]
             progressed = True
         if not progressed:
@@ -98,7 +102,12 @@ def _hyperprior_decoder(codec):
             raise BitstreamError(f"satellite {sat}: a copy points at a position that is not coded before it")
         idx = torch.as_tensor(np.nonzero(own_copy)[0], dtype=torch.long)
         flat[:, idx] = flat[:, torch.as_tensor(q[own_copy], dtype=torch.long)]
-        for u in set(np.unique(owners[owners != sat]).tolist()):
+        lost = [u for u in set(np.unique(owners[owners != sat]).tolist()) if u not in y_flat]
+        if lost:  # a lost stream's positions: the model's prediction, the mean of this satellite's hyperprior
+            _, means = decode_hyper(codec.model, p.z_string, p.z_shape, codec.means)
+            hit = torch.as_tensor(np.nonzero(np.isin(owners, lost))[0], dtype=torch.long)
+            flat[:, hit] = 0.0 if means is None else means.reshape(C, n)[:, hit]  # zero-mean models predict 0
+        for u in set(np.unique(owners[owners != sat]).tolist()) - set(lost):
             hit = np.nonzero(owners == u)[0]
             flat[:, torch.as_tensor(hit, dtype=torch.long)] = y_flat[u][:, torch.as_tensor(q[hit], dtype=torch.long)]
         return flat.reshape(C, H, W)
@@ -153,7 +162,10 @@ def _context_decoder(codec):
 
     def decode_one(p, r, y_flat):
         C, H, W = p.y_shape
-        plan = plan_from_references(r, p.satellite, y_flat, C, p.context_fill)
+        try:
+            plan = plan_from_references(r, p.satellite, y_flat, C, p.context_fill)
+        except ValueError as exc:
+            raise BitstreamError(f"satellite {p.satellite}: {exc}") from None
         try:
             check_plan(plan, fam, H, W)
         except ValueError as exc:
@@ -169,8 +181,12 @@ def _context_decoder(codec):
 
 
 @torch.no_grad()
-def reconstruct(codec, streams, synthesize: bool = True) -> dict:
-    """{sat: {'y_tilde': (C, H, W), 'x_hat': (1, 3, H, W) or None}} from raw stream bytes."""
+def reconstruct(codec, streams, synthesize: bool = True, lost: str = "error") -> dict:
+    """{sat: {'y_tilde': (C, H, W), 'x_hat': (1, 3, H, W) or None, 'predicted': positions}} from raw
+    stream bytes. ``lost``: when a stream the others copy from is absent, 'error' raises and
+    'predict' decodes the others with the model's prediction at the positions it held (the
+    hyperprior mean; for context codecs flown with context_fill 'prediction', the context
+    model's μ, as on board)."""
     parsed = [SatelliteBitstream.from_bytes(b, expect_fingerprint=codec.fingerprint) for b in streams]
     if not parsed:
         raise BitstreamError("no bitstream to decode")
@@ -182,4 +198,4 @@ def reconstruct(codec, streams, synthesize: bool = True) -> dict:
     else:
         refs = _carried_references(parsed)
     decode_one = _hyperprior_decoder(codec) if codec.family == "hyperprior" else _context_decoder(codec)
-    return _in_dependency_order(codec, parsed, refs, decode_one, synthesize)
+    return _in_dependency_order(codec, parsed, refs, decode_one, synthesize, lost)

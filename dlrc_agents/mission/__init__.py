@@ -3,8 +3,10 @@
 Simulated time is orbit time: t = 0 at ``time.start``. Two worlds run side by side in
 one SimPy environment on the same captures: the baseline (the codec alone) and DLRC.
 
-Per participating satellite (a *slot*, one of the ``participants.count`` satellites
-nearest the region at t = 0, kept for the whole mission), each observation round:
+Per participating satellite (a *slot*: one of the ``participants.count`` satellites
+nearest the region at t = 0, kept for the whole mission, the paper's model; or, with
+``participants.selection: geometric``, any satellite whose sensor footprint covers the
+target at some sample, taking part in the captures it can make), each observation round:
 
 1. capture: the slot's patch of the round's overlapping draw (the overlap protocol of the
    ``rd`` kind over ``data.scenes``, seeded by the scenario seed and the round);
@@ -37,11 +39,24 @@ a batch is simulated event by event (compute, signature flows, waiting for peers
 batch's other rounds take the lockstep period of the group at that instant
 (:meth:`Mission.steady_round_s`).
 
+Geometric participants (:func:`.run.geometric_captures`): at each ephemeris sample the
+satellites whose footprint covers enough of the target (``sensor``) form that capture's
+group, N and o_exp come from their footprints (``capture_rounds.csv``), and the round's real
+work is drawn for that N and o_exp (rounded to 1/4, so like geometries share real work). A
+capture with one participant is coded by the codec alone in both worlds.
+
+Losses (``mission.losses``): a stream may be lost (a seeded draw per satellite and step, the
+same in both worlds) and a satellite may fail at a set time, losing what it holds. The ground
+decodes each round from what arrived once the rest is known lost; positions copied from a lost
+stream take the model's prediction (:func:`..dlrc.reconstructor.reconstruct` with
+``lost='predict'``) and the round counts as degraded.
+
 The module is split by concern: :mod:`.compute` (how compute time advances simulated
 time), :mod:`.onboard` (the real DLRC and baseline work of each round), :mod:`.agents`
 (storage, signature flows, the SimPy agents and the downlink), :mod:`.ground` (contact
 plans, delivered volume), :mod:`.summary` (G_down, figures, the printed table) and
-:mod:`.run` (the runner of the ``mission`` kind).
+:mod:`.run` (the runner of the ``mission`` kind), :mod:`.decodable` (when each patch becomes
+decodable) and :mod:`.compare` (Figure A2, the paper's model next to the realistic one).
 """
 
 from .run import run_mission

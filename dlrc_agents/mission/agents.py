@@ -34,7 +34,9 @@ class Item:
     captured_s: float
     stored_s: float
     remaining: float = -1.0
-    payload: object = None  # (trace round, view, stream bytes, priority order); baseline: (trace round, None, None, None)
+    # (trace round, view, stream bytes, priority order, position in the round); views and orders are in
+    # positions within the round (the real round's indices); the codec alone: (trace round, None, None, None, pos)
+    payload: object = None
     copies_from: frozenset = frozenset()  # slots whose streams (same round) the ground needs to decode this one
 
     def __post_init__(self):
@@ -79,26 +81,34 @@ class FlowOracle:
         self.sc, self.step_s = scenario, step_s
         self.cache: dict[int, np.ndarray] = {}
 
-    def at(self, t_s: float) -> np.ndarray:
-        """(n, n) delays [s]: T_flow of src→dst plus the control overhead; inf if unreachable."""
+    def at(self, t_s: float, members: tuple) -> np.ndarray:
+        """(m, m) delays [s] among the slots ``members`` (in that order): T_flow of src→dst plus the
+        control overhead; inf if unreachable."""
         from edgespacecom.routing import route_participants
         from edgespacecom.topology import isl_links
 
         k = min(int(round(t_s / self.step_s)), len(self.positions) - 1)
-        if k not in self.cache:
+        if (k, members) not in self.cache:
             sc = self.sc
             links = isl_links(self.positions[k], sc.isl.d_max_km, sc.isl.earth_margin_km)
-            flows = route_participants(self.positions[k], links, self.participants, [self.payload], sc.link, sc.network)
-            self.cache[k] = flows.t_flow_s[0] + sc.network.control_s * (flows.hops[0] > 0)
-        return self.cache[k]
+            flows = route_participants(self.positions[k], links, self.participants[list(members)], [self.payload],
+                                       sc.link, sc.network)
+            self.cache[(k, members)] = flows.t_flow_s[0] + sc.network.control_s * (flows.hops[0] > 0)
+        return self.cache[(k, members)]
 
 
 class Mission:
     def __init__(self, scenario, codec, work: OnboardWork, flows: FlowOracle, plan: dict, duration_s: float,
-                 in_flight: int = 1):
+                 in_flight: int = 1, captures: list[dict] | None = None):
+        """``captures``: geometric participants, one dict per capture opportunity (``t_s``, ``slots``: the
+        participating slots, ascending; ``N``; ``o_exp``); None: every slot takes part in every round."""
         self.sc, self.codec, self.work = scenario, codec, work
         self.flows, self.plan, self.duration_s = flows, plan, duration_s
-        self.n = scenario.participants.count
+        self.captures = captures
+        self.n = len(flows.participants)  # slots
+        self.everyone = tuple(range(self.n))
+        self.rounds_of_slot = {s: [r for r, c in enumerate(captures) if s in c["slots"]] for s in self.everyone} \
+            if captures is not None else None
         self.env = simpy.Environment()
         ov = scenario.overlap
         self.pixels = ov.patch**2
@@ -123,17 +133,29 @@ class Mission:
         self.ground_rounds: list[dict] = []
         self.decoded_cache: dict = {}
         self.bar = None
+        # losses: streams that never reach the ground, and satellites that fail
+        sats = {int(i): s for s, i in enumerate(flows.participants)}
+        self.failures = {sats[f.satellite]: f.at_s for f in scenario.mission.losses.failures if f.satellite in sats}
+        self.failed: set = set()
+        self.lost_at: dict = {}  # (world, slot, first_round) -> when the stream was lost [s]
+        self.lost_parts: dict = {}  # (world, round) -> slots whose stream of that round is lost
+        self.stored_keys: set = set()  # (world, slot, first_round) stored or lost
+        self.pending_rounds: set = set()  # (world, round) with parts on the ground, not decoded yet
 
     # --------------------------------------------------------------- helpers
-    def _flows_at(self, t: float) -> np.ndarray:
-        return self.flows.at(t)
+    def members(self, r: int) -> tuple:
+        """The slots taking part in round ``r``, ascending (their positions in the round's real work)."""
+        return self.everyone if self.captures is None else self.captures[r]["slots"]
+
+    def _flows_at(self, t: float, members: tuple | None = None) -> np.ndarray:
+        return self.flows.at(t, self.everyone if members is None else members)
 
     def _event(self, slot: int, r: int):
         key = (slot, r)
         if key not in self.all_heard:
             self.all_heard[key] = self.env.event()
             self.inbox.setdefault(key, set())
-            if len(self.inbox[key]) == self.n - 1:
+            if len(self.inbox[key]) == len(self.members(r)) - 1:
                 self.all_heard[key].succeed()
         return self.all_heard[key]
 
@@ -144,7 +166,7 @@ class Mission:
         heard.add(src)
         self.arrivals.setdefault((dst, r), []).append(self.env.now)  # dst received
         self.flow_done[(src, r)] = max(self.flow_done.get((src, r), 0.0), self.env.now)  # src's flows landed
-        if len(heard) == self.n - 1 and key in self.all_heard and not self.all_heard[key].triggered:
+        if len(heard) == len(self.members(r)) - 1 and key in self.all_heard and not self.all_heard[key].triggered:
             self.all_heard[key].succeed()
 
     def steady_round_s(self, rr: RealRound, t: float, order: tuple | None = None) -> float:
@@ -182,19 +204,27 @@ class Mission:
     def agent(self, world: str, slot: int):
         """One satellite in one world: capture, on-board work (:meth:`_dlrc_round` or
         :meth:`_baseline_round`), then the payload into storage; ``batch`` rounds a step."""
+        if self.captures is not None:
+            yield from self._geometric_agent(world, slot)
+            return
         env, r, step = self.env, 0, 0
         batch = self.sc.mission.batch if self.sc.mission.capture == "continuous" else 1
         pipelined = world == "dlrc" and self.sc.mission.schedule == "pipelined"
         tokens = simpy.Resource(env, capacity=self.in_flight) if pipelined else None
         while True:
             start = self._next_capture(r)
-            if start is None:
+            if start is None or slot in self.failed:
                 return
             yield env.timeout(start - env.now)
+            if slot in self.failed:
+                return
             rr = self.work.round(step)
             if not pipelined:
                 work = self._dlrc_round if world == "dlrc" else self._baseline_round
                 result = yield from work(slot, r, batch, rr, step)
+                if slot in self.failed:  # failed while working on it
+                    self._lose_unstored(world, slot, r, batch, start, result[3].get("copies_from", frozenset()))
+                    return
                 self._store(world, slot, r, batch, rr, start, result)
             else:
                 token = tokens.request()
@@ -205,9 +235,47 @@ class Mission:
             r += batch
             step += 1
 
+    def _geometric_agent(self, world: str, slot: int):
+        """A satellite under geometric participants: it captures the target at each opportunity its
+        footprint covers (``schedule`` as for fixed slots; opportunities are an ephemeris step apart,
+        so the two differ only when a round outlasts a step); a capture nobody else shares is coded by
+        the codec alone, in both worlds."""
+        env = self.env
+        pipelined = world == "dlrc" and self.sc.mission.schedule == "pipelined"
+        tokens = simpy.Resource(env, capacity=self.in_flight) if pipelined else None
+        for r in self.rounds_of_slot[slot]:
+            c = self.captures[r]
+            if c["t_s"] >= self.duration_s or slot in self.failed:
+                return
+            yield env.timeout(max(0.0, c["t_s"] - env.now))
+            if slot in self.failed:
+                return
+            start = env.now
+            rr = self.work.round(r, c["N"], c["o_exp"])
+            if world == "dlrc" and c["N"] > 1:
+                if pipelined:  # the next opportunity need not wait for this round's peers
+                    token = tokens.request()
+                    yield token
+                    analysed = env.event()
+                    env.process(self._pipelined_step(slot, r, 1, rr, r, start, tokens, token, analysed))
+                    yield analysed
+                    continue
+                result = yield from self._dlrc_round(slot, r, 1, rr, r)
+            else:
+                result = yield from self._baseline_round(slot, r, 1, rr, r)
+            if slot in self.failed:
+                self._lose_unstored(world, slot, r, 1, start, result[3].get("copies_from", frozenset()))
+                return
+            self._store(world, slot, r, 1, rr, start, result)
+
     def _pipelined_step(self, slot, r, batch, rr, step, start, tokens, token, analysed):
         result = yield from self._dlrc_round(slot, r, batch, rr, step, analysed)
-        self._store("dlrc", slot, r, batch, rr, start, result)
+        if slot in self.failed:
+            self._lose_unstored("dlrc", slot, r, batch, start, result[3].get("copies_from", frozenset()))
+            if not analysed.triggered:
+                analysed.succeed()
+        else:
+            self._store("dlrc", slot, r, batch, rr, start, result)
         tokens.release(token)
 
     def _store(self, world, slot, r, batch, rr, start, result):
@@ -217,26 +285,71 @@ class Mission:
         bits = 8.0 * nbytes * batch
         order = extra.pop("order", None)
         copies_from = extra.pop("copies_from", frozenset())
-        self.storage[(world, slot)].put(Item(world, slot, r, batch, bits, batch * self.raw_bits, start, env.now,
-                                             payload=(rr.index, view, data, order), copies_from=copies_from))
+        members = self.members(r)
+        pos = members.index(slot)
+        local = {s: i for i, s in enumerate(members)}
+        payload = (rr.index, None if view is None else frozenset(local[u] for u in view),
+                   data, None if order is None else tuple(local[u] for u in order), pos)
+        item = Item(world, slot, r, batch, bits, batch * self.raw_bits, start, env.now, payload=payload,
+                    copies_from=copies_from)
+        self.stored_keys.add((world, slot, r))
+        if self._stream_lost(slot, r):
+            self._lose(item)
+        else:
+            self.storage[(world, slot)].put(item)
         self.stored.append({"world": world, "slot": slot, "first_round": r, "rounds": batch, "bits": bits,
                             "raw_bits": batch * self.raw_bits, "captured_s": start, "stored_s": env.now,
                             "copies_from": tuple(sorted(copies_from))})
         if world == "dlrc":
-            extra["priority_rank"] = order.index(slot)
+            extra["priority_rank"] = order.index(slot) if order is not None else 0
             extra["copies_from"] = " ".join(str(u) for u in sorted(copies_from))
         self.rows.append({"world": world, "slot": slot, "round": r, "rounds": batch, "trace_round": rr.index,
+                          "participants": len(members),
                           "captured_s": start, "stored_s": env.now, "time_per_patch_s": (env.now - start) / batch,
                           "bits_per_patch": 8.0 * nbytes, **extra})
         if world == "dlrc" and slot == 0 and self.bar is not None:
             self.bar.update(min(env.now, self.duration_s) - self.bar.n)
 
+    # --------------------------------------------------------------- losses
+    def _stream_lost(self, slot: int, r: int) -> bool:
+        """Whether the stream of ``slot``'s capture step ``r`` is lost (``stream_loss_rate``): one seeded
+        draw per satellite and step, the same in both worlds."""
+        rate = self.sc.mission.losses.stream_loss_rate
+        return rate > 0 and np.random.default_rng([self.sc.seed, 7919, slot, r]).random() < rate
+
+    def _lose(self, item: Item) -> None:
+        """The stream never reaches the ground: the ground learns it now and decodes the rest of the round."""
+        self.lost_at[(item.world, item.slot, item.first_round)] = self.env.now
+        self.lost_parts.setdefault((item.world, item.first_round), set()).add(item.slot)
+        self._try_decode(item.world, item.first_round)
+
+    def _lose_unstored(self, world: str, slot: int, r: int, batch: int, start: float, copies_from=frozenset()):
+        """A satellite failed in the middle of a capture step: what it was working on is lost."""
+        self.stored_keys.add((world, slot, r))
+        self.stored.append({"world": world, "slot": slot, "first_round": r, "rounds": batch, "bits": 0.0,
+                            "raw_bits": batch * self.raw_bits, "captured_s": start, "stored_s": self.env.now,
+                            "copies_from": tuple(sorted(copies_from))})
+        self._lose(Item(world, slot, r, batch, 0.0, batch * self.raw_bits, start, self.env.now))
+
+    def _fail(self, slot: int, at_s: float):
+        """``slot`` fails at ``at_s``: it stops, and every stream it still holds is lost."""
+        yield self.env.timeout(at_s)
+        self.failed.add(slot)
+        for world in ("baseline", "dlrc"):
+            store = self.storage[(world, slot)]
+            while store.items:
+                self._lose(store.items.popleft())
+            store.sent(store.bits)
+        for world, r in sorted(self.pending_rounds):  # rounds that waited for it
+            self._try_decode(world, r)
+
     def priority_order(self, view: frozenset, r: int, step: int) -> tuple:
         """The satellites of ``view``, highest priority first, under ``dlrc.priority``: every satellite
         that heard the same peers computes the same order from what the signature exchange carried."""
         policy = self.sc.dlrc.priority
-        if policy == "rotate":  # round-robin: the top slot moves on by one each capture step
-            key = lambda s: ((s - step) % self.n, s)  # noqa: E731
+        members = self.members(r)
+        if policy == "rotate":  # round-robin: the top position moves on by one each capture step
+            key = lambda s: ((members.index(s) - step) % len(members), s)  # noqa: E731
         elif policy == "backlog":  # the fewest queued bits keeps the representatives
             key = lambda s: (self.backlog_at_send[(s, r)], s)  # noqa: E731
         else:
@@ -248,18 +361,21 @@ class Mission:
         compute hold the slot's processor, ``analysed`` fires once the front stages and the entropy
         modelling are done (the next capture may start), and the wait for peers holds nothing."""
         env = self.env
+        members = self.members(r)
+        local = {s: i for i, s in enumerate(members)}  # slot -> its position in the round's real work
+        p = local[slot]
         cpu = self.processor[slot].request() if analysed is not None else None
         if cpu is not None:
             yield cpu
-        yield env.timeout(self.cm.seconds(rr.front[slot]))
+        yield env.timeout(self.cm.seconds(rr.front[p]))
         t_sent = env.now
         self.sent_at[(slot, r)] = t_sent
         self.backlog_at_send[(slot, r)] = self.storage[("dlrc", slot)].bits  # travels with the signatures
-        flows = self._flows_at(env.now)
-        for peer in range(self.n):
-            if peer != slot and np.isfinite(flows[slot, peer]):
-                env.process(self._deliver_signatures(slot, peer, r, flows[slot, peer]))
-        yield env.timeout(self.cm.seconds({"entropy_modelling": rr.modelling[slot]}))
+        flows = self._flows_at(env.now, members)
+        for q, peer in enumerate(members):
+            if peer != slot and np.isfinite(flows[p, q]):
+                env.process(self._deliver_signatures(slot, peer, r, flows[p, q]))
+        yield env.timeout(self.cm.seconds({"entropy_modelling": rr.modelling[p]}))
         if cpu is not None:
             self.processor[slot].release(cpu)
             if batch == 1:
@@ -271,7 +387,9 @@ class Mission:
         heard = frozenset(self.inbox.get((slot, r), set()) | {slot})
         wait = env.now - t_sent
         order = self.priority_order(heard, r, step)
-        data, t_back, retained, copies_from = self.work.stream(rr, slot, heard, order)
+        data, t_back, retained, copies_local = self.work.stream(rr, p, frozenset(local[u] for u in heard),
+                                                                tuple(local[u] for u in order))
+        copies_from = frozenset(members[i] for i in copies_local)
         cpu = self.processor[slot].request() if analysed is not None else None
         if cpu is not None:
             yield cpu
@@ -283,15 +401,15 @@ class Mission:
             if analysed is not None:
                 analysed.succeed()  # a batch's rounds are all captured: the next step may start
         return len(data), heard, data, {"peers_heard": len(heard) - 1, "sync_wait_s": wait,
-                                        "t_front_s": self.cm.seconds(rr.front[slot]),
-                                        "t_modelling_s": self.cm.seconds({"entropy_modelling": rr.modelling[slot]}),
+                                        "t_front_s": self.cm.seconds(rr.front[p]),
+                                        "t_modelling_s": self.cm.seconds({"entropy_modelling": rr.modelling[p]}),
                                         "t_back_s": self.cm.seconds(t_back),
-                                        "timed_out": len(heard) < self.n, "t_sent_s": t_sent,
+                                        "timed_out": len(heard) < len(members), "t_sent_s": t_sent,
                                         "retained_fraction": retained, "order": order,
                                         "copies_from": copies_from}
 
     def _baseline_round(self, slot: int, r: int, batch: int, rr: RealRound, step: int):
-        b = rr.baseline[slot]
+        b = rr.baseline[self.members(r).index(slot)]
         yield self.env.timeout(batch * self.cm.seconds(b["time"]))
         return b["bytes"], None, None, {"peers_heard": np.nan, "sync_wait_s": np.nan, "timed_out": False,
                                         "t_sent_s": np.nan, "retained_fraction": 1.0}
@@ -306,6 +424,8 @@ class Mission:
                 yield env.timeout(a - env.now)
             end = min(b, self.duration_s)
             while env.now < end:
+                if slot in self.failed:
+                    return
                 if not store.items:
                     yield store.arrival() | env.timeout(end - env.now)
                     continue
@@ -313,6 +433,8 @@ class Mission:
                 need, avail = item.remaining / self.rate, end - env.now
                 step = min(need, avail)
                 yield env.timeout(step)
+                if slot in self.failed:  # the item went with the satellite (see _fail)
+                    return
                 sent = min(item.remaining, step * self.rate)
                 item.remaining -= sent
                 store.sent(sent)
@@ -325,30 +447,48 @@ class Mission:
 
     # --------------------------------------------------------------- ground
     def _ground_receives(self, item: Item):
-        key = (item.world, item.first_round)
-        parts = self.delivered_round_parts.setdefault(key, {})
-        parts[item.slot] = item
-        if len(parts) == self.n:
-            items = [parts[s] for s in range(self.n)]
-            self.ground_rounds.append({
-                "world": item.world, "round": item.first_round, "rounds": item.rounds,
-                "trace_round": item.payload[0], "captured_s": min(i.captured_s for i in items),
-                "delivered_s": self.env.now, "latency_s": self.env.now - min(i.captured_s for i in items),
-                **self._decode(item.world, items),
-            })
+        self.delivered_round_parts.setdefault((item.world, item.first_round), {})[item.slot] = item
+        self._try_decode(item.world, item.first_round)
+
+    def _try_decode(self, world: str, r: int) -> None:
+        """Decode round ``r`` once every participant's stream has arrived or is known lost (a lost
+        stream, or a satellite that failed before storing its part); nothing when none arrived."""
+        parts = self.delivered_round_parts.get((world, r), {})
+        if not parts:
+            return
+        lost = self.lost_parts.get((world, r), set())
+        members = self.members(r)
+        for s in members:
+            if s in parts or s in lost or (s in self.failed and (world, s, r) not in self.stored_keys):
+                continue
+            self.pending_rounds.add((world, r))
+            return
+        self.pending_rounds.discard((world, r))
+        items = [parts[s] for s in members if s in parts]
+        captured = min(i.captured_s for i in items)
+        self.ground_rounds.append({
+            "world": world, "round": r, "rounds": items[0].rounds, "trace_round": items[0].payload[0],
+            "captured_s": captured, "delivered_s": self.env.now, "latency_s": self.env.now - captured,
+            "streams_lost": len(members) - len(items), **self._decode(world, items),
+        })
+        del self.delivered_round_parts[(world, r)]
 
     @torch.no_grad()
     def _decode(self, world: str, items: list[Item]) -> dict:
+        """Decode the streams of one round that reached the ground (all, or all but the lost ones: then
+        the positions copied from a lost stream take the model's prediction and the round is degraded);
+        PSNR and MS-SSIM over the patches decoded, and whether each intact stream decoded bit-exactly."""
         trace = items[0].payload[0]
-        views = tuple((i.payload[1], i.payload[3]) for i in items)  # view and priority order of each stream
+        views = tuple((i.payload[1], i.payload[3], i.payload[4]) for i in items)  # view, priority order, position
         key = (world, trace, views)
         if key in self.decoded_cache:
             return self.decoded_cache[key]
-        rr = self.work.round(trace)
-        psnr, msssim, exact = [], [], True
-        if world == "dlrc":
+        rr = self.work.by_index[trace]
+        positions = [i.payload[4] for i in items]
+        psnr, msssim, exact, predicted = [], [], True, 0
+        if world == "dlrc" and items[0].payload[1] is not None:
             streams = [i.payload[2] for i in items]
-            decoded = reconstruct(self.codec, streams)
+            decoded = reconstruct(self.codec, streams, lost="predict" if len(items) < len(rr.images) else "error")
             from ..dlrc.bitstream import SatelliteBitstream
 
             maps = {}
@@ -357,21 +497,25 @@ class Mission:
             if self.codec.family == "hyperprior":
                 own = {s: rr.states[s].latent.y_hat for s in rr.states}
             else:  # each stream's own ŷ, as coded for the view it arbitrated on
-                own = {i.slot: rr.own_hat[(i.slot, i.payload[1], i.payload[3])] for i in items}
-            intended = intended_from_references(maps, own)
-            for s, x in rr.images.items():
-                exact &= bool(torch.equal(decoded[s]["y_tilde"], intended[s]))
-                p, m = quality(x, decoded[s]["x_hat"])
+                own = {i.payload[4]: rr.own_hat[(i.payload[4], i.payload[1], i.payload[3])] for i in items}
+            predicted = sum(d["predicted"] for d in decoded.values())
+            intact = {s: maps[s] for s in decoded if decoded[s]["predicted"] == 0}
+            intended = intended_from_references(intact, own)
+            for s in decoded:
+                if s in intact:
+                    exact &= bool(torch.equal(decoded[s]["y_tilde"], intended[s]))
+                p, m = quality(rr.images[s], decoded[s]["x_hat"])
                 psnr.append(p)
                 msssim.append(m)
         else:
-            for s, x in rr.images.items():
+            for s in positions:
                 b = rr.baseline[s]
                 x_hat = self.codec.model.decompress(b["strings"], b["shape"])["x_hat"]
-                p, m = quality(x, x_hat)
+                p, m = quality(rr.images[s], x_hat)
                 psnr.append(p)
                 msssim.append(m)
-        out = {"psnr": float(np.mean(psnr)), "ms_ssim": float(np.mean(msssim)), "decode_exact": exact}
+        out = {"psnr": float(np.mean(psnr)), "ms_ssim": float(np.mean(msssim)), "decode_exact": exact,
+               "predicted_positions": int(predicted), "degraded": bool(predicted > 0)}
         self.decoded_cache[key] = out
         return out
 
@@ -383,18 +527,22 @@ class Mission:
         rounds = sorted({r for (_, r) in self.sent_at})
         for r in rounds:
             per_slot = []
-            for s in range(self.n):
+            members = self.members(r)
+            m = len(members)
+            for s in members:
                 if (s, r) not in self.sent_at:
                     continue
                 arr = self.arrivals.get((s, r), [])
-                recv = max(arr) if len(arr) == self.n - 1 else np.inf
-                send = self.flow_done.get((s, r), np.inf) if self.n > 1 else self.sent_at[(s, r)]
+                recv = max(arr) if len(arr) == m - 1 else np.inf
+                send = self.flow_done.get((s, r), np.inf) if m > 1 else self.sent_at[(s, r)]
                 per_slot.append(max(recv, send, self.sent_at[(s, r)]) - self.sent_at[(s, r)])
-            rows.append({"round": r, "t_s": min(self.sent_at[(s, r)] for s in range(self.n) if (s, r) in self.sent_at),
-                         "sync_round_s": max(per_slot) if per_slot else np.nan})
-        return pd.DataFrame(rows, columns=["round", "t_s", "sync_round_s"])
+            rows.append({"round": r, "t_s": min(self.sent_at[(s, r)] for s in members if (s, r) in self.sent_at),
+                         "participants": m, "sync_round_s": max(per_slot) if per_slot else np.nan})
+        return pd.DataFrame(rows, columns=["round", "t_s", "participants", "sync_round_s"])
 
     def run(self, show_progress: bool = True) -> None:
+        for slot, at_s in self.failures.items():
+            self.env.process(self._fail(slot, at_s))
         for s in range(self.n):
             self.env.process(self.agent("dlrc", s))
             self.env.process(self.agent("baseline", s))

@@ -3,7 +3,9 @@
 An item carries ``rounds`` patches of one satellite (one, or a batch simulated in lockstep), sent
 as a fluid: patch j of the item has arrived when the item's delivered bits reach (j + 1)/rounds of
 its size. A DLRC patch decodes when it and the same round's patch of every stream it copies from
-(and what those copy from) have arrived; a baseline patch needs only itself. Counting patches,
+(and what those copy from) have arrived; a baseline patch needs only itself. A lost stream
+(``lost_s`` set) never decodes; a patch that copies from it decodes once the loss is known and
+the rest has arrived, degraded (those positions take the model's prediction). Counting patches,
 not whole items, keeps a batch of thousands of rounds from being counted all at once or never.
 
 Pure functions over tables, so the accounting is tested on hand-made cases.
@@ -68,7 +70,7 @@ def decodability(items: pd.DataFrame, deliveries: pd.DataFrame, rate_bps: float,
     ``window_start_s`` (the measured span); with a sample of capture→decodable latencies.
 
     ``items``: world, slot, first_round, rounds, bits, raw_bits, captured_s, stored_s, copies_from
-    (tuple of slots). ``deliveries``: world, slot, first_round, t_s, bits (fluid steps of each item).
+    (tuple of slots), optionally lost_s (when the stream was lost; NaN: it was not). ``deliveries``: world, slot, first_round, t_s, bits (fluid steps of each item).
     Returns (table, {world: (latencies [s], weights)}): each item's latencies, evenly thinned to at
     most ``latency_samples`` patches, weighted by how many patches each sample stands for (a batch
     of thousands of rounds would otherwise make millions of rows). The maximum is kept exactly.
@@ -82,14 +84,22 @@ def decodability(items: pd.DataFrame, deliveries: pd.DataFrame, rate_bps: float,
         key = (it.world, it.slot, it.first_round)
         curve = arrival_curve(by_item[key], rate_bps) if key in by_item else (np.zeros(0), np.zeros(0))
         arrivals[key] = patch_arrivals(it.bits, int(it.rounds), *curve)
+    if "lost_s" not in items:
+        items = items.assign(lost_s=np.nan)
     for (world, first_round), group in items.groupby(["world", "first_round"]):
-        deps = {int(r.slot): tuple(r.copies_from) for r in group.itertuples(index=False)}
+        lost = {int(r.slot): float(r.lost_s) for r in group.itertuples(index=False) if np.isfinite(r.lost_s)}
+        # a lost stream is a leaf: what it copied from is not needed
+        deps = {int(r.slot): (() if int(r.slot) in lost else tuple(r.copies_from)) for r in group.itertuples(index=False)}
         for it in group.itertuples(index=False):
             n = int(it.rounds)
             need = needed_slots(deps, int(it.slot))
             arrived = arrivals[(world, it.slot, first_round)]
-            decodable = (np.full(n, np.inf) if need is None else
-                         np.max(np.stack([arrivals[(world, u, first_round)] for u in need]), axis=0))
+            if int(it.slot) in lost or need is None:
+                decodable = np.full(n, np.inf)
+            else:  # a lost dependency counts from when the ground knows it is lost
+                decodable = np.max(np.stack([np.full(n, lost[u]) if u in lost else arrivals[(world, u, first_round)]
+                                             for u in need]), axis=0)
+            degraded = bool(need is not None and int(it.slot) not in lost and need & set(lost))
             ok = np.isfinite(decodable)
             # a batch's rounds run in lockstep between its capture and its storage
             captured = it.captured_s + (it.stored_s - it.captured_s) * np.arange(n) / n
@@ -103,6 +113,7 @@ def decodability(items: pd.DataFrame, deliveries: pd.DataFrame, rate_bps: float,
                          "copies_from": " ".join(str(u) for u in sorted(it.copies_from)),
                          "bits": it.bits, "raw_equivalent_bits": it.raw_bits,
                          "patches_arrived": int(np.isfinite(arrived).sum()), "patches_decodable": int(ok.sum()),
+                         "lost": int(it.slot) in lost, "degraded": degraded,
                          "patches_decodable_in_span": int((decodable[ok] > window_start_s).sum()),
                          "first_decodable_s": float(decodable[ok].min()) if ok.any() else np.nan,
                          "last_decodable_s": float(decodable[ok].max()) if ok.any() else np.nan})

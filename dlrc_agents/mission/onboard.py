@@ -17,6 +17,8 @@ from ..rd import patch_tensor
 
 # ---------------------------------------------------------------- real on-board work
 
+O_EXP_STEPS = 4  # geometric captures: real rounds are drawn per overlap degree rounded to 1/4
+
 
 @dataclass
 class RealRound:
@@ -45,18 +47,30 @@ class OnboardWork:
         self.window = window_for_overlap(ov.satellites, ov.patch, ov.o_exp[0], ov.grid)
         self.recognizer = Recognizer(codec.M, scenario.dlrc.rounds, scenario.dlrc.seed)
         self.cfg = DLRCConfig(**scenario.dlrc.core())
-        self.rounds: dict[int, RealRound] = {}
+        self.rounds: dict = {}  # draw spec -> RealRound
+        self.by_index: dict[int, RealRound] = {}
 
     @torch.no_grad()
-    def round(self, r: int) -> RealRound:
-        key = r % self.sc.mission.rounds
-        if key in self.rounds:
-            return self.rounds[key]
+    def round(self, r: int, satellites: int | None = None, o_exp: float | None = None) -> RealRound:
+        """The real round replayed at capture step ``r``: draw ``r mod mission.rounds`` of the scenario's
+        overlap, or (geometric participants) of ``satellites`` patches at overlap ``o_exp``, rounded to
+        the nearest 1/``O_EXP_STEPS`` so that captures of like geometry share their real work."""
+        replay = r % self.sc.mission.rounds
         ov = self.sc.overlap
+        if satellites is None:
+            spec, n, window = replay, ov.satellites, self.window
+        else:
+            o = min(float(satellites), max(1.0, round(o_exp * O_EXP_STEPS) / O_EXP_STEPS))
+            spec, n = (replay, satellites, o), satellites
+            window = window_for_overlap(satellites, ov.patch, o, ov.grid)
+        if spec in self.rounds:
+            return self.rounds[spec]
+        key = replay if satellites is None else len(self.rounds)
         names = sorted(self.scenes)
-        scene = self.scenes[names[key % len(names)]]
-        rng = np.random.default_rng([self.sc.seed, key])
-        obs = draw_observation(scene, ov.satellites, ov.patch, self.window, rng, ov.grid)
+        scene = self.scenes[names[replay % len(names)]]
+        seed = [self.sc.seed, replay] if satellites is None else [self.sc.seed, replay, n, int(spec[2] * O_EXP_STEPS)]
+        rng = np.random.default_rng(seed)
+        obs = draw_observation(scene, n, ov.patch, window, rng, ov.grid)
         images = {s: patch_tensor(scene, y, x, ov.patch) for s, (y, x) in enumerate(obs.offsets)}
         states, front, modelling, baseline, sigs = {}, {}, {}, {}, {}
         for s, x in images.items():
@@ -72,7 +86,8 @@ class OnboardWork:
             baseline[s] = {"bytes": sum(len(v[0]) for v in out["strings"]), "time": tb,
                            "strings": out["strings"], "shape": out["shape"]}
         rr = RealRound(key, images, states, front, modelling, baseline, sigs, obs.geometric_bound())
-        self.rounds[key] = rr
+        self.rounds[spec] = rr
+        self.by_index[key] = rr
         return rr
 
     @torch.no_grad()

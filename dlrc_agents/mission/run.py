@@ -15,7 +15,7 @@ from .agents import FlowOracle, Mission
 from .decodable import decodability
 from .ground import contact_plan_for
 from .onboard import OnboardWork
-from .summary import backlog_figure, gdown_figure, summarise_mission, sync_figure
+from .summary import backlog_figure, gdown_figure, participants_summary, summarise_mission, sync_figure
 
 # ---------------------------------------------------------------- runner
 
@@ -24,7 +24,46 @@ def _participants_at_start(eph, scenario) -> np.ndarray:
     from edgespacecom.participants import select_participants
 
     reg, part = scenario.region, scenario.participants
-    return select_participants(eph.positions_km[:1], reg.lat_deg, reg.lon_deg, part.count, part.selection)[0]
+    selection = "nearest" if part.selection == "fixed_slots" else part.selection
+    return select_participants(eph.positions_km[:1], reg.lat_deg, reg.lon_deg, part.count, selection)[0]
+
+
+def geometric_captures(eph, scenario, duration_s: float) -> tuple[np.ndarray, list[dict]]:
+    """(slots: the satellites that ever take part, ascending; one dict per capture opportunity, with
+    its participating ``slots``) from the sensor's footprints over the target (see
+    :func:`edgespacecom.participants.geometric_rounds`)."""
+    from edgespacecom.participants import geometric_rounds
+
+    times = (eph.times_utc - eph.times_utc[0]) / np.timedelta64(1, "s")
+    reg = scenario.region
+    rows = [c for c in geometric_rounds(eph.positions_km, times.astype(float), reg.lat_deg, reg.lon_deg,
+                                        scenario.sensor, scenario.participants.count) if c["t_s"] < duration_s]
+    pool = np.array(sorted({i for c in rows for i in c["participants"]}), dtype=int)
+    slot_of = {int(i): s for s, i in enumerate(pool)}
+    for c in rows:
+        c["slots"] = tuple(slot_of[i] for i in c["participants"])
+    return pool, rows
+
+
+def capture_table(captures: list[dict] | None, table: pd.DataFrame, participants: np.ndarray, scenario) -> pd.DataFrame:
+    """One row per capture round: when, which satellites, N and o_exp (from the geometry, or the
+    scenario's fixed group and overlap), and the real round it replays."""
+    cols = ["round", "t_s", "N", "o_exp", "satellites", "coverage", "off_nadir_deg", "gsd_m", "trace_round"]
+    dl = table[table["world"] == "dlrc"]
+    trace = dl.groupby("round")["trace_round"].first() if len(dl) else pd.Series(dtype=int)
+    if captures is None:
+        first = dl.groupby("round")["captured_s"].min() if len(dl) else pd.Series(dtype=float)
+        sats = " ".join(str(int(i)) for i in participants)
+        rows = [{"round": int(r), "t_s": float(t), "N": len(participants), "o_exp": scenario.overlap.o_exp[0],
+                 "satellites": sats, "coverage": "", "off_nadir_deg": np.nan, "gsd_m": np.nan,
+                 "trace_round": int(trace[r])} for r, t in first.items()]
+    else:
+        rows = [{"round": r, "t_s": c["t_s"], "N": c["N"], "o_exp": c["o_exp"],
+                 "satellites": " ".join(str(i) for i in c["participants"]),
+                 "coverage": " ".join(f"{f:.3f}" for f in c["coverage"]), "off_nadir_deg": c["off_nadir_deg"],
+                 "gsd_m": c["gsd_m"], "trace_round": int(trace[r]) if r in trace.index else -1}
+                for r, c in enumerate(captures)]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def rounds_in_flight(scenario, codec) -> tuple[int, float]:
@@ -69,10 +108,22 @@ def run_mission(scenario, run) -> dict:
     eph = load_ephemeris(scenario.constellation, scenario.time, scenario.compute.cache_dir)
     tc = scenario.time
     duration_s = (tc.end - tc.start).total_seconds() if tc.end is not None else tc.duration_h * 3600.0
-    participants = _participants_at_start(eph, scenario)
-    stage(f"mission: {eph.satellites} satellites, slots {participants.tolist()} over "
-          f"({scenario.region.lat_deg}, {scenario.region.lon_deg}), {duration_s / 3600:.1f} h, "
-          f"{c.architecture}, {scenario.mission.capture} capture")
+    captures = None
+    if scenario.participants.selection == "geometric":
+        participants, captures = geometric_captures(eph, scenario, duration_s)
+        if not captures:
+            raise ValueError(f"sensor: no satellite images the target at ({scenario.region.lat_deg}, "
+                             f"{scenario.region.lon_deg}) in {duration_s / 3600:.1f} h; widen max_off_nadir_deg or "
+                             "the swath, or lengthen the run")
+        shared = sum(c["N"] > 1 for c in captures)
+        stage(f"mission: {eph.satellites} satellites; {len(captures)} captures of the target from the sensor's "
+              f"geometry ({shared} shared by 2 to {max(c['N'] for c in captures)}), {len(participants)} satellites "
+              f"take part, {duration_s / 3600:.1f} h, {c.architecture}")
+    else:
+        participants = _participants_at_start(eph, scenario)
+        stage(f"mission: {eph.satellites} satellites, slots {participants.tolist()} over "
+              f"({scenario.region.lat_deg}, {scenario.region.lon_deg}), {duration_s / 3600:.1f} h, "
+              f"{c.architecture}, {scenario.mission.capture} capture")
     # 64-bit signature per latent position (+ the sender's queued bits, u64, under the backlog policy)
     payload_kib = (8 * (scenario.overlap.patch // 16) ** 2 + 8 * (scenario.dlrc.priority == "backlog")) / 1024.0
     flows = FlowOracle(eph.positions_km, participants, payload_kib, scenario, scenario.time.step_s)
@@ -81,7 +132,7 @@ def run_mission(scenario, run) -> dict:
           f"{contact_stats['windows_per_day']:.1f} windows a day of {contact_stats['window_s_mean']:.0f} s mean")
     work = OnboardWork(codec, scenes, scenario)
     in_flight, round_mb = rounds_in_flight(scenario, codec)
-    mission = Mission(scenario, codec, work, flows, plan, duration_s, in_flight)
+    mission = Mission(scenario, codec, work, flows, plan, duration_s, in_flight, captures)
     mission.run()
     stage(f"routing: signature flows ({payload_kib:g} KiB) routed at {len(flows.cache)} instants")
     table = production_periods(pd.DataFrame(mission.rows), scenario)
@@ -92,14 +143,20 @@ def run_mission(scenario, run) -> dict:
                             for (w, s), st in mission.storage.items() for t, b in st.history])
     sync = mission.sync_rounds()
     span_start = duration_s - 86400.0 if duration_s >= 2 * 86400.0 else 0.0
-    decodable = decodability(pd.DataFrame(mission.stored), deliveries, scenario.ground.rate_bps, span_start)
+    stored = pd.DataFrame(mission.stored)
+    stored["lost_s"] = [mission.lost_at.get((w, s_, r), np.nan)
+                        for w, s_, r in zip(stored["world"], stored["slot"], stored["first_round"])]
+    decodable = decodability(stored, deliveries, scenario.ground.rate_bps, span_start)
     summary = summarise_mission(scenario, table, deliveries, ground, sync, contact_stats, mission, work, duration_s,
                                 decodable)
     summary["slots"] = [int(p) for p in participants]
+    rounds_table = capture_table(captures, table, participants, scenario)
+    summary["participants"] = participants_summary(rounds_table, scenario)
     summary["in_flight"] = {"rounds": mission.in_flight, "memory_mb": mission.in_flight * round_mb,
                             "memory_mb_per_round": round_mb}
     summary["weights"] = codec.source
     write_table(out_dir / "mission_rounds.csv", table)
+    write_table(out_dir / "capture_rounds.csv", rounds_table)
     write_table(out_dir / "ground_rounds.csv", ground if len(ground) else pd.DataFrame(columns=["world", "round"]))
     write_table(out_dir / "decodable_items.csv", decodable[0])
     write_table(out_dir / "backlog.csv", backlog)
