@@ -167,9 +167,21 @@ def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, 
         "seed": int(seed),
         "data": [str(d) for d in data],
         **(extra or {}),
+        "tensors_sha256": tensors_sha256(state),
         "state_dict": state,
     }
     return atomic_torch_save(path, payload)
+
+
+def tensors_sha256(state: dict) -> str:
+    """sha256 over a state dict's tensors in name order: name, dtype, shape and raw bytes of each
+    (what a flipped byte in the file's tensor data changes, while the pickle still loads)."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 @dataclass
@@ -220,10 +232,17 @@ def load_checkpoint(path: str | Path, architecture: str | None = None) -> Codec:
     except Exception as exc:  # pickle errors, truncated files, foreign formats
         raise CodecError(f"checkpoint {path} cannot be read safely (weights_only=True): {exc}") from None
     if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
+        missing = [k for k in ("architecture", "N", "M", "lambda", "state_dict") if k not in payload]
+        if missing:
+            raise CodecError(f"checkpoint {path}: metadata lacks {', '.join(missing)}")
         arch = payload["architecture"]
         if architecture is not None and arch != architecture:
             raise CodecError(f"checkpoint {path} holds a {arch!r} model, not {architecture!r}")
         N, M, lmbda, state = payload["N"], payload["M"], payload["lambda"], payload["state_dict"]
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise CodecError(f"checkpoint {path}: state_dict is not a mapping of tensors")
+        if "tensors_sha256" in payload and payload["tensors_sha256"] != tensors_sha256(state):
+            raise CodecError(f"checkpoint {path}: its tensors do not match the sha256 in its metadata (corrupted)")
     elif isinstance(payload, dict) and all(isinstance(v, torch.Tensor) for v in payload.values()):
         if architecture is None:
             raise CodecError(f"checkpoint {path} is a bare state_dict: say which architecture it is")
@@ -234,6 +253,10 @@ def load_checkpoint(path: str | Path, architecture: str | None = None) -> Codec:
             raise CodecError(f"checkpoint {path} does not look like a {architecture!r} state_dict")
     else:
         raise CodecError(f"checkpoint {path} is not a model checkpoint")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:  # NaN or inf weights would hang the rANS coder
+        raise CodecError(f"checkpoint {path}: non-finite values in {', '.join(bad[:3])}"
+                         + (f" and {len(bad) - 3} more tensors" if len(bad) > 3 else ""))
     model = build_model(arch, N, M)
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     try:

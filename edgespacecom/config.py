@@ -65,9 +65,78 @@ ScenarioFile = Annotated[Path, AfterValidator(resolve_relative), AfterValidator(
 
 
 class Strict(BaseModel):
-    """Base for every config object: unknown keys are errors, objects are frozen."""
+    """Base for every config object: unknown keys are errors, objects are frozen, and every number
+    is finite (NaN and ±inf are refused; no key of a scenario means "unbounded" by them)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# ------------------------------------------------------------------ bounded YAML
+
+MAX_SCENARIO_BYTES = 1_000_000  # a scenario file is a few KB; anything this large is not one
+MAX_YAML_NODES = 100_000  # nodes after alias expansion ("billion laughs" stops here)
+MAX_YAML_DEPTH = 64  # nesting of mappings and sequences
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: an error message never echoes unbounded input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def safe_yaml(text: str, source: str) -> Any:
+    """YAML text parsed with bounds: at most MAX_YAML_NODES nodes once aliases are expanded and
+    MAX_YAML_DEPTH levels of nesting, checked on the composed node graph before anything is
+    constructed; an invalid value (an impossible date) is an error naming its line. PyYAML's
+    safe loader has no such limits, which is why this walks the graph by hand."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{source}: not valid YAML ({_shown(str(exc), 200)})") from None
+    except RecursionError:
+        raise ScenarioError(f"{source}: nesting deeper than {MAX_YAML_DEPTH} levels") from None
+    if node is None:
+        return None
+    count, stack = 0, [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        count += 1
+        if count > MAX_YAML_NODES:
+            raise ScenarioError(f"{source}: more than {MAX_YAML_NODES} YAML nodes once aliases are expanded")
+        if depth > MAX_YAML_DEPTH:
+            raise ScenarioError(f"{source}: line {current.start_mark.line + 1}: nesting deeper than "
+                                f"{MAX_YAML_DEPTH} levels")
+        if isinstance(current, yaml.MappingNode):
+            stack.extend((child, depth + 1) for pair in current.value for child in pair)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in current.value)
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_document(node)
+    except (ValueError, OverflowError, TypeError, yaml.YAMLError) as exc:
+        raise ScenarioError(f"{source}: {_bad_scalar(node)}not a valid value ({_shown(str(exc), 200)})") from None
+    finally:
+        loader.dispose()
+
+
+def _bad_scalar(node) -> str:
+    """'line N: VALUE ' of the first scalar that does not construct (an impossible date), else ''."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            stack.extend(child for pair in current.value for child in pair)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+        else:
+            probe = yaml.SafeLoader("")
+            try:
+                probe.construct_object(current, deep=True)
+            except (ValueError, OverflowError, TypeError, yaml.YAMLError):
+                return f"line {current.start_mark.line + 1}: {_shown(current.value)} is "
+            finally:
+                probe.dispose()
+    return ""
 
 
 # --------------------------------------------------------------------------- orbits
@@ -117,7 +186,11 @@ class ConstellationConfig(Strict):
     """Either a Walker specification or a real TLE file (exactly one)."""
 
     walker: WalkerConfig | None = None
-    tle_file: ScenarioFile | None = Field(None, description="two-line-element file, 2 or 3 lines a satellite")
+    tle_file: ScenarioFile | None = Field(None, description="two-line-element file, 2 or 3 lines a satellite "
+                                                            "('#' comment lines and blank lines are skipped)")
+    on_propagation_error: Literal["drop", "fail"] = Field(
+        "drop", description="a satellite SGP4 cannot propagate over the window (decayed, stale elements): "
+                            "'drop' leaves it out, saying which (the summary lists them); 'fail' refuses the run")
 
     @model_validator(mode="before")
     @classmethod
@@ -293,7 +366,7 @@ class SweepConfig(Strict):
     def _keys(self) -> "SweepConfig":
         for key, values in self.grid.items():
             if not key or any(not part for part in key.split(".")):
-                raise ValueError(f"sweep.grid: bad key {key!r}")
+                raise ValueError(f"sweep.grid: bad key {_shown(key)}")
             if key.split(".")[0] in ("sweep", "kind", "name"):
                 raise ValueError(f"sweep.grid: {key} cannot be swept")
             if not values:
@@ -410,18 +483,20 @@ class GroundConfig(Strict):
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Return a copy of ``raw`` with each ``dotted.key=value`` applied (value parsed as YAML)."""
+    if overrides and not isinstance(raw, dict):
+        raise ScenarioError(f"--set: the scenario is not a YAML mapping (got {type(raw).__name__})")
     out = copy.deepcopy(raw)
     for item in overrides:
         if "=" not in item:
-            raise ScenarioError(f"--set {item!r}: expected dotted.key=value")
+            raise ScenarioError(f"--set {_shown(item)}: expected dotted.key=value")
         key, _, text = item.partition("=")
         key = key.strip()
         if not key or any(not part for part in key.split(".")):
-            raise ScenarioError(f"--set {item!r}: empty key")
+            raise ScenarioError(f"--set {_shown(item)}: empty key")
         try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as exc:
-            raise ScenarioError(f"--set {key}: value {text!r} is not valid YAML ({exc})") from None
+            value = safe_yaml(text, f"--set {key}") if text.strip() else None
+        except ScenarioError as exc:
+            raise ScenarioError(f"{exc} (value {_shown(text)})") from None
         node = out
         parts = key.split(".")
         for depth, part in enumerate(parts[:-1]):
@@ -446,7 +521,7 @@ def _format_validation_error(source: str, exc: ValidationError) -> str:
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
         given = err.get("input")
-        suffix = "" if err["type"] in ("extra_forbidden", "missing") or isinstance(given, dict) else f" (got {given!r})"
+        suffix = "" if err["type"] in ("extra_forbidden", "missing") or isinstance(given, dict) else f" (got {_shown(given)})"
         lines.append(f"{key}: {msg}{suffix}" if key else msg)
     if len(lines) == 1:
         return f"{source}: invalid scenario: {lines[0]}"
@@ -466,7 +541,7 @@ def validate_scenario(raw: Any, source: str = "scenario", base_dir: str | Path |
     if "kind" not in raw:
         raise ScenarioError(f"{source}: kind: missing (one of {', '.join(known)})")
     if not isinstance(raw["kind"], str) or raw["kind"] not in known:
-        raise ScenarioError(f"{source}: kind: unknown kind {raw['kind']!r} (one of {', '.join(known)})")
+        raise ScenarioError(f"{source}: kind: unknown kind {_shown(raw['kind'])} (one of {', '.join(known)})")
     schema = known[raw["kind"]].schema
     try:
         return schema.model_validate(raw, context={"base_dir": str(base_dir) if base_dir is not None else None})
@@ -480,10 +555,13 @@ def load_raw(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ScenarioError(f"{path}: no such scenario file")
+    if path.stat().st_size > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"{path}: {path.stat().st_size} bytes; a scenario file is at most {MAX_SCENARIO_BYTES}")
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{path}: not valid YAML ({exc})") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    raw = safe_yaml(text, str(path))
     return raw if raw is not None else {}
 
 

@@ -95,12 +95,30 @@ def walker_satrecs(cfg: WalkerConfig, epoch: dt.datetime) -> list[Satrec]:
     return satrecs
 
 
+def tle_element_lines(text: bytes) -> bytes:
+    """A TLE file without what is not an element set or a name: blank lines and ``#`` comment lines
+    (catalogues and test sets carry them; parsed as they are they would become satellite names),
+    and anything past column 69 of a line 1 or 2 (verification sets append their time spans there)."""
+    kept = []
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if not line.strip() or line.lstrip().startswith(b"#"):
+            continue
+        if line[:2] in (b"1 ", b"2 ") and len(line) > 69:
+            line = line[:69]
+        kept.append(line)
+    return b"\n".join(kept) + b"\n"
+
+
 def tle_satellites(path: Path) -> list[EarthSatellite]:
-    """Skyfield satellites from a TLE file (2- or 3-line form)."""
-    with open(path, "rb") as fh:
-        sats = list(parse_tle_file(fh, timescale()))
+    """Skyfield satellites from a TLE file (2- or 3-line form, comments and blank lines skipped);
+    a satellite without a name line is named by its catalogue number."""
+    sats = list(parse_tle_file(io.BytesIO(tle_element_lines(Path(path).read_bytes())), timescale()))
     if not sats:
         raise ValueError(f"{path}: no TLE element set found")
+    for sat in sats:
+        if not sat.name:
+            sat.name = f"NORAD {sat.model.satnum_str if hasattr(sat.model, 'satnum_str') else sat.model.satnum}"
     return sats
 
 
@@ -149,12 +167,9 @@ def propagate_itrs(satellites: list[EarthSatellite], time_cfg: TimeConfig) -> np
     array = SatrecArray([s.model for s in satellites])
     jd, fr = utc_julian_dates(time_cfg)
     err, r_teme, _ = array.sgp4(jd, fr)
-    if np.any(err):
-        bad = np.unique(np.nonzero(err)[0])
-        raise RuntimeError(
-            f"SGP4 failed for {len(bad)} satellite(s) (first: {satellites[bad[0]].name or bad[0]}), "
-            f"error code {int(err[bad[0]].max())}"
-        )
+    # a satellite SGP4 cannot propagate at some sample (decayed, stale elements) is NaN throughout
+    failed = np.any(err != 0, axis=1) | ~np.isfinite(r_teme).all(axis=(1, 2))
+    r_teme = np.where(failed[:, None, None], np.nan, r_teme)
     rot = teme_to_itrs_matrices(sample_times(time_cfg))  # (K, 3, 3)
     return np.einsum("kij,nkj->kni", rot, r_teme)
 
@@ -166,7 +181,7 @@ def _cache_root(cache_dir: Path | None) -> Path:
 
 
 #: Bump when the propagation code changes, so stale caches are not reused.
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: satellites SGP4 cannot propagate are kept as NaN (left out on load)
 
 
 def orbit_cache_key(cfg: ConstellationConfig, time_cfg: TimeConfig) -> str:
@@ -190,6 +205,7 @@ class Ephemeris:
     names: list[str]
     times_utc: np.ndarray  # (K,) datetime64[ms]
     from_cache: bool
+    dropped: tuple = ()  # names of satellites SGP4 could not propagate over the window (left out)
 
     @property
     def samples(self) -> int:
@@ -212,16 +228,89 @@ def load_ephemeris(cfg: ConstellationConfig, time_cfg: TimeConfig, cache_dir: Pa
     names = [s.name or f"SAT-{i:04d}" for i, s in enumerate(sats)]
     path = _cache_root(cache_dir) / f"positions-{orbit_cache_key(cfg, time_cfg)}.npy"
     times = sample_datetimes(time_cfg)
-    if path.is_file():
-        try:
-            pos = np.load(path, allow_pickle=False)
-            if pos.shape == (time_cfg.samples, len(sats), 3):
-                return Ephemeris(pos, names, times, from_cache=True)
-        except (OSError, ValueError):
-            pass  # unreadable cache entry: recompute and overwrite it
-    pos = propagate_itrs(sats, time_cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    pos = _read_cache(path, (time_cfg.samples, len(sats), 3))
+    cached = pos is not None
+    if not cached:
+        pos = propagate_itrs(sats, time_cfg)
+        _write_cache(path, pos)
+    return _without_failed(Ephemeris(pos, names, times, from_cache=cached), cfg)
+
+
+def _cache_versions() -> dict:
+    """What cached positions depend on besides the configuration: the propagation code's version
+    and the libraries that compute them."""
+    import sgp4
+    import skyfield
+
+    return {"cache": _CACHE_VERSION, "sgp4": sgp4.__version__, "skyfield": skyfield.__version__,
+            "numpy": np.__version__}
+
+
+def _read_cache(path: Path, shape: tuple) -> np.ndarray | None:
+    """Cached positions if ``path`` holds them intact: its sidecar ``.json`` records the file's sha256
+    and the versions that made it, and both match; anything else (missing, flipped, truncated, another
+    dtype or shape, made by other library versions, a folder in its place) is None, with one line
+    saying why when a file was there."""
+    import logging
+
+    meta_path = path.with_suffix(".json")
+    if not path.exists() and not meta_path.exists():
+        return None
+    why = None
+    try:
+        data = path.read_bytes()
+        meta = json.loads(meta_path.read_text())
+        if meta.get("sha256") != hashlib.sha256(data).hexdigest():
+            why = "its checksum does not match"
+        elif meta.get("versions") != _cache_versions():
+            why = "it was made by other library versions"
+        else:
+            pos = np.load(io.BytesIO(data), allow_pickle=False)
+            if pos.dtype != np.float64 or pos.shape != shape:
+                why = f"it holds {pos.dtype} {pos.shape}, not float64 {shape}"
+            else:
+                return pos
+    except (OSError, ValueError, EOFError, json.JSONDecodeError, AttributeError) as exc:
+        why = f"it cannot be read ({type(exc).__name__})"
+    logging.getLogger("edgespacecom").warning(f"orbits: position cache {path.name} not used ({why}); recomputing")
+    return None
+
+
+def _write_cache(path: Path, pos: np.ndarray) -> None:
+    """Store positions and their sidecar (sha256, versions) atomically; a cache that cannot be written
+    (read-only, a folder in its place, a full disk) is skipped with one line, the run goes on."""
+    import logging
+
     buf = io.BytesIO()
     np.save(buf, pos, allow_pickle=False)
-    atomic_write_bytes(path, buf.getvalue())
-    return Ephemeris(pos, names, times, from_cache=False)
+    data = buf.getvalue()
+    meta = {"sha256": hashlib.sha256(data).hexdigest(), "versions": _cache_versions()}
+    try:
+        atomic_write_bytes(path, data)
+        atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, sort_keys=True).encode())
+    except OSError as exc:
+        logging.getLogger("edgespacecom").warning(
+            f"orbits: cannot write the position cache at {path} ({exc.strerror or type(exc).__name__}); "
+            "running without it")
+
+
+def _without_failed(eph: Ephemeris, cfg: ConstellationConfig) -> Ephemeris:
+    """Leave out the satellites SGP4 could not propagate (NaN positions), saying which in one line, or
+    refuse them by name under ``constellation.on_propagation_error: fail``."""
+    bad = np.nonzero(~np.isfinite(eph.positions_km).all(axis=(0, 2)))[0]
+    if not len(bad):
+        return eph
+    names = [eph.names[i] for i in bad]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    if cfg.on_propagation_error == "fail" or len(bad) == eph.satellites:
+        raise ValueError(f"constellation: SGP4 cannot propagate {len(bad)} of {eph.satellites} satellite(s) over "
+                         f"the window ({shown}: decayed or stale elements)"
+                         + ("" if len(bad) == eph.satellites else "; on_propagation_error: drop leaves them out"))
+    import logging
+
+    logging.getLogger("edgespacecom").warning(
+        f"orbits: {len(bad)} of {eph.satellites} satellites cannot be propagated over the window and are left out "
+        f"({shown})")
+    keep = np.setdiff1d(np.arange(eph.satellites), bad)
+    return Ephemeris(eph.positions_km[:, keep], [eph.names[i] for i in keep], eph.times_utc, eph.from_cache,
+                     tuple(names))

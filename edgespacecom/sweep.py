@@ -53,6 +53,13 @@ def point_id(index: int, values: dict) -> str:
     return f"{index:03d}-{digest}"
 
 
+def _json_value(value):
+    """JSON for grid values YAML gives as objects (dates: ISO 8601, which the schemas parse back)."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"sweep.grid: a value of type {type(value).__name__} cannot be swept")
+
+
 def expand(raw: dict, source: str = "scenario", base_dir: str | Path | None = None) -> list[dict]:
     """[{'id', 'values', 'raw', 'scenario'}] for every point, all validated (ScenarioError names the point)."""
     grid = raw["sweep"]["grid"]
@@ -62,7 +69,7 @@ def expand(raw: dict, source: str = "scenario", base_dir: str | Path | None = No
     points = []
     for index, combo in enumerate(itertools.product(*(grid[k] for k in keys))):
         values = dict(zip(keys, combo))
-        point_raw = apply_overrides(base, [f"{k}={json.dumps(v)}" for k, v in values.items()])
+        point_raw = apply_overrides(base, [f"{k}={json.dumps(v, default=_json_value)}" for k, v in values.items()])
         where = ", ".join(f"{k}={v}" for k, v in values.items())
         scenario = validate_scenario(point_raw, source=f"{source} [sweep point {where}]", base_dir=base_dir)
         points.append({"id": point_id(index, values), "values": values, "raw": point_raw, "scenario": scenario})
@@ -82,16 +89,25 @@ def _resolved_values(point: dict) -> dict:
 
 
 def _finished_summary(folder: Path, scenario, inputs: dict[str, str]) -> dict | None:
-    """The point's summary if it was written for this configuration and these input files, else None."""
+    """The point's summary if it was written for this configuration, these input files and this
+    package version, else None (the point runs again). A point's ``summary.json`` is written last,
+    when it finishes, and records the sha256 of its full resolved configuration and of its inputs."""
+    from . import __version__
+
     summary, config = folder / "summary.json", folder / "config.resolved.yaml"
-    if not (summary.is_file() and config.is_file() and config.read_text() == to_yaml(scenario)):
+    text = to_yaml(scenario)
+    if not (summary.is_file() and config.is_file() and config.read_text() == text):
         return None
     try:
         result = json.loads(summary.read_text())
     except ValueError:
         return None
-    recorded = (result.get("provenance") or {}).get("inputs_sha256")
-    return result if recorded == inputs else None
+    recorded = result.get("provenance") if isinstance(result, dict) else None
+    if not isinstance(recorded, dict):
+        return None
+    same = (recorded.get("inputs_sha256") == inputs and recorded.get("version") == __version__
+            and recorded.get("config_sha256") == hashlib.sha256(text.encode()).hexdigest())
+    return result if same else None
 
 
 def run_point(raw: dict, out_dir: str, base_dir: str | None = None) -> dict:

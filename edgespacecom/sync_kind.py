@@ -80,6 +80,7 @@ def run_sync(scenario: SyncScenario, run) -> dict:  # run: edgespacecom.runner.R
         "kind": "sync",
         "name": scenario.name,
         "satellites": eph.satellites,
+        "satellites_dropped": list(eph.dropped),  # SGP4 could not propagate them over the window
         "samples": eph.samples,
         "participants": part_cfg.count,
         "noise_model": scenario.link.noise_model,

@@ -77,3 +77,74 @@ def test_shipped_scenario_is_valid():
 
     sc = load_scenario(Path(__file__).parents[1] / "scenarios" / "paper_table_a1.yaml")
     assert sc.kind == "sync" and sc.time.samples == 720
+
+
+# ------------------------------------------------------------------ hostile scenarios
+
+
+def _laughs(levels: int = 9) -> str:
+    text, prev = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n', "a"
+    for i in range(1, levels + 1):
+        name = chr(97 + i)
+        text += f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]\n"
+        prev = name
+    return text
+
+
+@pytest.mark.parametrize("text, message", [
+    (_laughs(), "more than 100000 YAML nodes once aliases are expanded"),
+    ("name: x\nkind: sync\nnote: " + "[" * 1000 + "]" * 1000 + "\n", "nesting deeper than 64 levels"),
+    ("name: x\nkind: sync\nnote: " + "[" * 70 + "]" * 70 + "\n", "nesting deeper than 64 levels"),
+    ("name: x\nkind: sync\ntime: {start: 2026-02-30T00:00:00Z}\n", "line 3: '2026-02-30T00:00:00Z' is not a valid value"),
+    ("name: x\nkind: [unclosed\n", "not valid YAML"),
+    ("name: x\nkind: " + "k" * 100_000 + "\n", "kind: unknown kind 'kkkkk"),
+])
+def test_hostile_yaml_is_refused_fast_in_one_short_line(tmp_path, text, message):
+    import time
+
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    start = time.perf_counter()
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    assert time.perf_counter() - start < 5.0
+    shown = str(err.value)
+    assert message in shown and "\n" not in shown and len(shown) < 600, shown[:300]
+
+
+def test_files_that_are_not_scenarios_are_refused(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("name: x\nkind: sync\n# " + "x" * 1_100_000 + "\n")
+    with pytest.raises(ScenarioError, match="a scenario file is at most"):
+        load_scenario(big)
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"name: x\nkind: \xff\xfe\n")
+    with pytest.raises(ScenarioError, match="not UTF-8 text"):
+        load_scenario(binary)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- 1\n- 2\n")
+    with pytest.raises(ScenarioError, match="--set: the scenario is not a YAML mapping"):
+        load_scenario(listed, ["a=1"])
+
+
+@pytest.mark.parametrize("override, key", [
+    ("link.tx_power_dbm=.nan", "link.tx_power_dbm"),
+    ("constellation.walker.altitude_km=.inf", "constellation.walker.altitude_km"),
+    ("time.duration_h=.inf", "time.duration_h"),
+    ("network.relay_s=-.inf", "network.relay_s"),
+    ("region.lat_deg=.nan", "region.lat_deg"),
+])
+def test_every_number_is_finite(override, key):
+    with pytest.raises(ScenarioError, match=rf"{key}: Input should be a finite number"):
+        validate_scenario(apply_overrides(base(), [override]), "s.yaml")
+
+
+def test_a_sweep_over_the_start_time_runs_its_points(tmp_path):
+    from edgespacecom.sweep import expand
+
+    raw = {**base(), "sweep": {"grid": {"time.start": ["2026-01-01T00:00:00Z", "2026-03-01T12:00:00Z"]}}}
+    raw = yaml.safe_load(yaml.safe_dump(raw).replace("'", ""))  # dates as YAML timestamps, as in a file
+    points = expand(raw, "s.yaml")
+    starts = [p["scenario"].time.start.isoformat() for p in points]
+    assert starts == ["2026-01-01T00:00:00+00:00", "2026-03-01T12:00:00+00:00"]
+    assert len({p["id"] for p in points}) == 2

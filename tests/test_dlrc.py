@@ -277,3 +277,100 @@ def test_map_lzma_dictionary_sized_to_input(one_group):
         coded = lzma_compress(raw)
         assert coded == lzma.compress(raw, format=lzma.FORMAT_RAW, filters=LZMA_FILTERS)
         assert np.array_equal(unpack_maps(coded), values)
+
+
+def test_damaged_checkpoints_are_refused_by_name(tmp_path):
+    """A flipped byte in the tensor data, NaN weights, or missing metadata: a CodecError naming the file."""
+    torch.manual_seed(3)
+    m = build_model("bmshj2018-hyperprior", 32, 48)
+    m.update(force=True)
+    good = export_checkpoint(m, tmp_path / "good.pt", architecture="bmshj2018-hyperprior", N=32, M=48, lmbda=0.01,
+                             steps=0, seed=0, data=[])
+    load_checkpoint(good)  # intact: loads
+    payload = torch.load(good, weights_only=True)
+    key = "g_a.0.weight"
+    payload["state_dict"][key] = payload["state_dict"][key].clone()
+    flat = payload["state_dict"][key].view(-1)
+    flat[7] = -flat[7] if flat[7] != 0 else 1.0  # what one flipped sign bit in the file does
+    torch.save(payload, tmp_path / "flipped.pt")
+    with pytest.raises(CodecError, match=r"flipped.pt: its tensors do not match the sha256"):
+        load_checkpoint(tmp_path / "flipped.pt")
+    payload = torch.load(good, weights_only=True)
+    payload["state_dict"][key] = torch.full_like(payload["state_dict"][key], float("nan"))
+    payload.pop("tensors_sha256")
+    torch.save(payload, tmp_path / "nan.pt")
+    with pytest.raises(CodecError, match=r"nan.pt: non-finite values in g_a.0.weight"):
+        load_checkpoint(tmp_path / "nan.pt")
+    payload = torch.load(good, weights_only=True)
+    payload.pop("architecture")
+    torch.save(payload, tmp_path / "noarch.pt")
+    with pytest.raises(CodecError, match=r"noarch.pt: metadata lacks architecture"):
+        load_checkpoint(tmp_path / "noarch.pt")
+
+
+# ------------------------------------------------------------ past the CRC
+
+
+def _with_header(stream: bytes, **changes) -> bytes:
+    """The stream with header fields changed and its CRC-32 recomputed (what the CRC cannot catch)."""
+    import struct
+    import zlib
+
+    from dlrc_agents.dlrc.bitstream import _FIXED
+
+    names = ["magic", "version", "arch", "form", "coding", "fill", "fp", "lmbda", "sat", "prio", "ih", "iw", "c",
+             "yh", "yw", "zh", "zw", "offset", "retained", "n_maps"]
+    fields = dict(zip(names, _FIXED.unpack_from(stream, 0)))
+    fields.update(changes)
+    body = _FIXED.pack(*fields.values()) + stream[_FIXED.size:-4]
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def _with_sections(stream: bytes, z: bytes | None = None, y: bytes | None = None, maps: bytes | None = None) -> bytes:
+    import struct
+    import zlib
+
+    from dlrc_agents.dlrc.bitstream import _FIXED, _SECTIONS
+
+    n_maps = _FIXED.unpack_from(stream, 0)[-1]
+    pos = _FIXED.size + 2 * n_maps
+    z_len, y_len, m_len = _SECTIONS.unpack_from(stream, pos)
+    start = pos + _SECTIONS.size
+    old = (stream[start:start + z_len], stream[start + z_len:start + z_len + y_len],
+           stream[start + z_len + y_len:start + z_len + y_len + m_len])
+    new = [o if n is None else n for o, n in zip(old, (z, y, maps))]
+    body = stream[:pos] + _SECTIONS.pack(*map(len, new)) + b"".join(new)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def test_crc_valid_lies_are_refused_before_any_work(one_group):
+    import lzma
+    import time
+
+    from dlrc_agents.dlrc.bitstream import LZMA_FILTERS
+
+    codec, group = one_group
+    good = list(group.streams.values())
+    target = next(b for b in good if SatelliteBitstream.from_bytes(b).maps)
+    rest = [b for b in good if b is not target]
+    bomb = lzma.compress(bytes(20_000_000), format=lzma.FORMAT_RAW, filters=LZMA_FILTERS)  # 20 MB of zeros
+    cases = {
+        "does not hold the": _with_sections(target, maps=bomb),
+        "hyper-latent grid": _with_header(target, zh=65535, zw=65535),
+        "latent grid 16x9": _with_header(target, yw=9),
+        "image size 0x256": _with_header(target, ih=0),
+        "stream labelled mbt2018-mean": _with_header(target, arch=1),
+        "empty z string": _with_sections(target, z=b""),
+        "empty y string": _with_sections(target, y=b""),
+        "retained positions in a": _with_header(target, retained=10_000),
+    }
+    for message, bad in cases.items():
+        start = time.perf_counter()
+        with pytest.raises(BitstreamError, match=message):
+            reconstruct(codec, [bad] + rest)
+        assert time.perf_counter() - start < 2.0, message
+    import dataclasses
+
+    at = dataclasses.replace(codec, lmbda=0.01)  # a decoder that knows its λ refuses a stream relabelled
+    with pytest.raises(BitstreamError, match=r"made at λ=0.5, the model is λ=0.01"):
+        reconstruct(at, [_with_header(target, lmbda=0.5)] + rest)

@@ -122,3 +122,91 @@ def test_tle_file(tmp_path):
     pos = propagate_itrs([iss], tc)
     alt = np.linalg.norm(pos[:, 0], axis=-1) - RE
     assert np.all((alt > 330) & (alt < 440))
+
+
+def test_a_real_catalogue_with_comments_and_decayed_objects(tmp_path):
+    """The SGP4 verification set shipped inside the sgp4 package: 33 real element sets with comment
+    lines and objects long decayed by 2026. Comments are not names; the satellites SGP4 cannot
+    propagate over the window are left out and named, or refused under on_propagation_error: fail."""
+    from pathlib import Path
+
+    import sgp4
+
+    from edgespacecom.orbits import tle_element_lines
+
+    path = Path(sgp4.__file__).parent / "SGP4-VER.TLE"
+    text = path.read_bytes()
+    element_sets = sum(1 for line in text.splitlines() if line.startswith(b"1 "))
+    sats = tle_satellites(path)
+    assert len(sats) == element_sets == 33
+    assert not any(s.name.startswith("#") for s in sats) and sats[0].name == "NORAD 00005"
+    assert b"#" not in tle_element_lines(text)
+    tc = TimeConfig(start="2026-01-01T00:00:00Z", duration_h=1, step_s=600)
+    cfg = ConstellationConfig(tle_file=path)
+    eph = load_ephemeris(cfg, tc, tmp_path)
+    assert eph.satellites + len(eph.dropped) == 33 and 0 < len(eph.dropped) < 33
+    assert np.isfinite(eph.positions_km).all()
+    # the kept satellites are exactly those SGP4 propagates without error at every sample
+    jd, fr = utc_julian_dates(tc)
+    ok = [s.name for s in sats if not np.any(s.model.sgp4_array(jd, fr)[0])]
+    assert eph.names == ok
+    again = load_ephemeris(cfg, tc, tmp_path)  # from the cache: the same satellites left out
+    assert again.from_cache and again.names == eph.names and again.dropped == eph.dropped
+    with pytest.raises(ValueError, match=r"constellation: SGP4 cannot propagate \d+ of 33 satellite\(s\)"):
+        load_ephemeris(ConstellationConfig(tle_file=path, on_propagation_error="fail"), tc, tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["flip", "zero_bytes", "truncate", "float32", "no_sidecar", "versions"])
+def test_a_damaged_position_cache_is_recomputed_with_one_line(tmp_path, caplog, damage):
+    import json
+
+    tc = TimeConfig(duration_h=0.5, step_s=300)
+    cfg = ConstellationConfig(walker=WalkerConfig(total=12, planes=3, phasing=1))
+    fresh = load_ephemeris(cfg, tc, tmp_path)
+    (npy,) = tmp_path.glob("positions-*.npy")
+    meta = npy.with_suffix(".json")
+    data = bytearray(npy.read_bytes())
+    if damage == "flip":
+        data[-20] ^= 0x40
+        npy.write_bytes(bytes(data))
+    elif damage == "zero_bytes":
+        npy.write_bytes(b"")
+    elif damage == "truncate":
+        npy.write_bytes(bytes(data[: len(data) // 2]))
+    elif damage == "float32":
+        import hashlib
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, fresh.positions_km.astype(np.float32))
+        npy.write_bytes(buf.getvalue())  # a consistent sidecar, yet not what positions are
+        meta.write_text(json.dumps({**json.loads(meta.read_text()),
+                                    "sha256": hashlib.sha256(buf.getvalue()).hexdigest()}))
+    elif damage == "no_sidecar":
+        meta.unlink()
+    elif damage == "versions":
+        meta.write_text(json.dumps({**json.loads(meta.read_text()), "versions": {"sgp4": "0.0"}}))
+    with caplog.at_level("WARNING", logger="edgespacecom"):
+        again = load_ephemeris(cfg, tc, tmp_path)
+    assert not again.from_cache and np.array_equal(again.positions_km, fresh.positions_km)
+    assert any("position cache" in r.getMessage() and "recomputing" in r.getMessage() for r in caplog.records)
+    assert load_ephemeris(cfg, tc, tmp_path).from_cache  # rewritten intact
+
+
+def test_an_unusable_cache_folder_runs_without_it(tmp_path, caplog):
+    tc = TimeConfig(duration_h=0.5, step_s=300)
+    cfg = ConstellationConfig(walker=WalkerConfig(total=12, planes=3, phasing=1))
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    with caplog.at_level("WARNING", logger="edgespacecom"):
+        eph = load_ephemeris(cfg, tc, blocker)
+    assert eph.satellites == 12 and not eph.from_cache
+    assert any("running without it" in r.getMessage() for r in caplog.records)
+    folder = tmp_path / "c2"
+    load_ephemeris(cfg, tc, folder)
+    (npy,) = folder.glob("positions-*.npy")
+    npy.unlink()
+    npy.mkdir()  # a folder in the cache file's place
+    with caplog.at_level("WARNING", logger="edgespacecom"):
+        eph = load_ephemeris(cfg, tc, folder)
+    assert eph.satellites == 12

@@ -132,8 +132,48 @@ def _lzma(values: np.ndarray) -> bytes:
     return lzma_compress(values.astype("<i4").tobytes())
 
 
-def unpack_maps(data: bytes) -> np.ndarray:
-    return np.frombuffer(lzma.decompress(data, format=lzma.FORMAT_RAW, filters=LZMA_FILTERS), dtype="<i4")
+def unpack_maps(data: bytes, expected_values: int | None = None) -> np.ndarray:
+    """The int32 values of a map section. With ``expected_values`` (what the header declares) the
+    decompressor never produces more than that: a section that would expand further (a crafted
+    "LZMA bomb" under a valid CRC) is refused before it can allocate."""
+    if expected_values is None:
+        return np.frombuffer(lzma.decompress(data, format=lzma.FORMAT_RAW, filters=LZMA_FILTERS), dtype="<i4")
+    want = 4 * expected_values
+    dec = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=LZMA_FILTERS)
+    out = dec.decompress(data, max_length=want)
+    if len(out) != want or not dec.eof or dec.unused_data:
+        raise BitstreamError(f"assignment maps: the section does not hold the {expected_values} values "
+                             "the header declares")
+    return np.frombuffer(out, dtype="<i4")
+
+
+#: Bounds on header fields (a 16384² image is far beyond any patch or scene the tool codes).
+MAX_IMAGE_PX = 16384
+MAX_CHANNELS = 1024
+LATENT_STRIDE, HYPER_STRIDE = 16, 64  # every architecture the container names downsamples this much
+
+
+def check_header(ih: int, iw: int, c: int, yh: int, yw: int, zh: int, zw: int, retained: int, offset: int,
+                 sat: int, map_sats, z_len: int, y_len: int) -> None:
+    """Refuse a header whose declared sizes are inconsistent or out of bounds, before any allocation:
+    the latent and hyper-latent grids follow from the image size and the codecs' strides, the
+    retained count fits the grid, map ids are distinct, and the strings are not empty."""
+    if not (1 <= ih <= MAX_IMAGE_PX and 1 <= iw <= MAX_IMAGE_PX):
+        raise BitstreamError(f"satellite {sat}: image size {ih}x{iw} out of bounds (1..{MAX_IMAGE_PX})")
+    if (yh, yw) != (math.ceil(ih / LATENT_STRIDE), math.ceil(iw / LATENT_STRIDE)):
+        raise BitstreamError(f"satellite {sat}: latent grid {yh}x{yw} does not follow from the image {ih}x{iw}")
+    if (zh, zw) != (math.ceil(ih / HYPER_STRIDE), math.ceil(iw / HYPER_STRIDE)):
+        raise BitstreamError(f"satellite {sat}: hyper-latent grid {zh}x{zw} does not follow from the image {ih}x{iw}")
+    if not 1 <= c <= MAX_CHANNELS:
+        raise BitstreamError(f"satellite {sat}: {c} latent channels out of bounds (1..{MAX_CHANNELS})")
+    if retained > yh * yw:
+        raise BitstreamError(f"satellite {sat}: {retained} retained positions in a {yh}x{yw} grid")
+    if len(set(map_sats)) != len(map_sats):
+        raise BitstreamError(f"satellite {sat}: the map list names a satellite twice")
+    if z_len == 0:
+        raise BitstreamError(f"satellite {sat}: empty z string")
+    if y_len == 0 and retained > 0:
+        raise BitstreamError(f"satellite {sat}: empty y string for {retained} retained positions")
 
 
 @dataclass
@@ -222,6 +262,7 @@ class SatelliteBitstream:
         pos += _SECTIONS.size
         if pos + z_len + y_len + m_len != len(data) - 4:
             raise BitstreamError("DLRC bitstream length does not match its header")
+        check_header(ih, iw, c, yh, yw, zh, zw, retained, offset, sat, map_sats, z_len, y_len)
         model, fingerprint = ARCHITECTURE_CODES[arch], fp.hex()
         if expect_fingerprint is not None and fingerprint != expect_fingerprint:
             raise BitstreamError(
@@ -233,13 +274,11 @@ class SatelliteBitstream:
         m = data[pos + z_len + y_len:pos + z_len + y_len + m_len]
         maps = {}
         if map_sats:
-            try:
-                flat = unpack_maps(m)
-            except lzma.LZMAError as exc:
-                raise BitstreamError(f"assignment maps unreadable: {exc}") from None
             n = yh * yw
-            if flat.size != n * len(map_sats):
-                raise BitstreamError("assignment maps do not match the latent shape in the header")
+            try:
+                flat = unpack_maps(m, n * len(map_sats))
+            except lzma.LZMAError as exc:
+                raise BitstreamError(f"satellite {sat}: assignment maps unreadable: {exc}") from None
             if MAP_CODINGS[coding] == "predictive":
                 maps = decode_maps(flat, MAP_FORMS[form], offset, list(map_sats), n)
             else:

@@ -190,6 +190,13 @@ def reconstruct(codec, streams, synthesize: bool = True, lost: str = "error") ->
     parsed = [SatelliteBitstream.from_bytes(b, expect_fingerprint=codec.fingerprint) for b in streams]
     if not parsed:
         raise BitstreamError("no bitstream to decode")
+    for p in parsed:  # every header field the decoder relies on, against the model it decodes with
+        if p.model != codec.architecture:
+            raise BitstreamError(f"satellite {p.satellite}: stream labelled {p.model}, the decoder has {codec.architecture}")
+        if p.y_shape[0] != codec.M:
+            raise BitstreamError(f"satellite {p.satellite}: {p.y_shape[0]} latent channels, the model has {codec.M}")
+        if p.lmbda is not None and codec.lmbda is not None and not np.isclose(p.lmbda, codec.lmbda, rtol=1e-6):
+            raise BitstreamError(f"satellite {p.satellite}: stream made at λ={p.lmbda:g}, the model is λ={codec.lmbda:g}")
     forms = {p.map_form for p in parsed}
     if len(forms) > 1:
         raise BitstreamError("streams of one round mix dense and reference assignment maps")

@@ -150,6 +150,7 @@ def run_mission(scenario, run) -> dict:
     summary = summarise_mission(scenario, table, deliveries, ground, sync, contact_stats, mission, work, duration_s,
                                 decodable)
     summary["slots"] = [int(p) for p in participants]
+    summary["satellites_dropped"] = list(eph.dropped)  # SGP4 could not propagate them over the window
     rounds_table = capture_table(captures, table, participants, scenario)
     summary["participants"] = participants_summary(rounds_table, scenario)
     summary["in_flight"] = {"rounds": mission.in_flight, "memory_mb": mission.in_flight * round_mb,
