@@ -111,9 +111,10 @@ def test_os_errors_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     blocker.write_text("not a folder")
     assert main(["run", SYNC, "--out", str(blocker / "out")] + [f"--set={s}" for s in SMALL]) == 2
     assert str(blocker) in _one_error_line(capsys.readouterr().err)
-    monkeypatch.setenv("EDGESPACECOM_CACHE", str(blocker / "cache"))  # the position cache cannot be made
-    assert main(["run", SYNC, "--out", str(tmp_path / "out")] + [f"--set={s}" for s in SMALL]) == 2
-    _one_error_line(capsys.readouterr().err)
+    # a position cache that cannot be made is skipped with one line, and the run goes on
+    monkeypatch.setenv("EDGESPACECOM_CACHE", str(blocker / "cache"))
+    assert main(["run", SYNC, "--out", str(tmp_path / "out")] + [f"--set={s}" for s in SMALL]) == 0
+    assert "running without it" in capsys.readouterr().err
 
 
 def test_ctrl_c_is_one_line_130_and_leaves_no_stale_summary(tmp_path, capsys, monkeypatch):
@@ -244,16 +245,19 @@ def test_a_sweep_killed_at_random_moments_resumes_to_the_same_table(tmp_path):
     env = {**os.environ, "EDGESPACECOM_CACHE": str(tmp_path / "orbits")}
     rng = random.Random(7)
     seen: dict = {}
-    for _ in range(3):
+    unfinished_after_first = None
+    for kill in range(3):
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
-        time.sleep(rng.uniform(1.5, 4.0))
+        time.sleep(rng.uniform(0.5, 2.0) if kill == 0 else rng.uniform(1.5, 4.0))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         for done in killed.glob("points/*/summary.json"):
             stamp = (done.stat().st_mtime_ns, done.read_bytes())
             assert seen.setdefault(done.parent.name, stamp) == stamp  # a finished point never ran again
-    assert len(seen) < 6  # the kills landed before the end
+        if unfinished_after_first is None:
+            unfinished_after_first = 6 - len(seen)
+    assert unfinished_after_first > 0  # the first kill landed before the end
     final = subprocess.run(command, env=env, capture_output=True, text=True)
     assert final.returncode == 0, final.stderr[-2000:]
     assert json.loads((killed / "summary.json").read_text())["resumed"] == len(seen)
