@@ -18,6 +18,7 @@ checkpoint, a scene) resolve against the folder of the scenario file
 from __future__ import annotations
 
 import copy
+import math
 import datetime as dt
 from pathlib import Path
 import os
@@ -206,6 +207,9 @@ class ConstellationConfig(Strict):
         return self
 
 
+MAX_SAMPLES = 10_000_000  # ephemeris samples of one run (a year at 3 s); positions are held in memory
+
+
 class TimeConfig(Strict):
     """Simulation window: ``start`` (UTC) and ``duration_h`` or ``end``; sampled every ``step_s``."""
 
@@ -229,6 +233,10 @@ class TimeConfig(Strict):
             raise ValueError(f"end ({self.end.isoformat()}) is not after start ({self.start.isoformat()})")
         if self.duration_h is None and self.end is None:
             object.__setattr__(self, "duration_h", 12.0)
+        ratio = self.duration_s / self.step_s
+        if not math.isfinite(ratio) or ratio > MAX_SAMPLES:
+            raise ValueError(f"the window over step_s gives {ratio:.3g} samples; at most {MAX_SAMPLES:.0e} "
+                             "(a longer step or a shorter window)")
         if self.samples < 1:
             raise ValueError("the window holds no sample: step_s is longer than the window")
         return self
@@ -511,7 +519,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 
 def _format_validation_error(source: str, exc: ValidationError) -> str:
-    """One line for one error (``FILE: invalid scenario: key: message``), else a line a key."""
+    """One line: ``FILE: invalid scenario: key: message[; key: message ...]`` (the first three, and how
+    many more)."""
     lines = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
@@ -523,9 +532,8 @@ def _format_validation_error(source: str, exc: ValidationError) -> str:
         given = err.get("input")
         suffix = "" if err["type"] in ("extra_forbidden", "missing") or isinstance(given, dict) else f" (got {_shown(given)})"
         lines.append(f"{key}: {msg}{suffix}" if key else msg)
-    if len(lines) == 1:
-        return f"{source}: invalid scenario: {lines[0]}"
-    return "\n  ".join([f"{source}: invalid scenario"] + lines)
+    shown = lines[:3] + ([f"and {len(lines) - 3} more"] if len(lines) > 3 else [])
+    return f"{source}: invalid scenario: " + "; ".join(shown)  # one line, whatever the count
 
 
 def validate_scenario(raw: Any, source: str = "scenario", base_dir: str | Path | None = None):

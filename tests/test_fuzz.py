@@ -136,3 +136,65 @@ def test_two_thousand_mutated_streams_are_refused_or_decode(group):
 def test_ten_thousand_mutated_streams(group):
     outcome = run_cases(group, 10000, seed=2)
     assert outcome["refused"] + outcome["decoded"] == 10000
+
+
+# ------------------------------------------------------------------ scenarios
+
+
+def _paths(node, prefix=()):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield prefix + (k,)
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield prefix + (i,)
+            yield from _paths(v, prefix + (i,))
+
+
+ODD_VALUES = [None, True, -1, 0, 2**63, -2**63, 1e308, -1e-308, float("nan"), float("inf"), "", "x" * 10_000,
+              "2026-02-30T00:00:00Z", [], {}, [1, "a", None], {"a": {"b": {"c": 1}}}, "../../etc/passwd", "\x00",
+              "eo:does/not/exist.tif", 3.5, "1e400"]
+
+
+@pytest.mark.parametrize("name", ["quickstart", "paper_table_a1", "geometric_day", "rd_bmshj2018",
+                                  "ablation_bmshj2018", "codec_rd_test"])
+def test_mutated_scenarios_are_valid_or_one_line_errors(name):
+    """Shipped scenarios with values replaced by odd ones, keys added and removed: validation ends in a
+    valid scenario or a one-line ScenarioError, never another exception (200 cases per scenario)."""
+    import copy
+
+    import yaml
+
+    from edgespacecom.config import ScenarioError, validate_scenario
+    from edgespacecom.scenarios import shipped_scenarios
+
+    base = yaml.safe_load(shipped_scenarios()[name].read_text())
+    paths = list(_paths(base))
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    outcome = {"valid": 0, "refused": 0}
+    for _ in range(200):
+        raw = copy.deepcopy(base)
+        for _ in range(int(rng.integers(1, 4))):
+            path = paths[int(rng.integers(0, len(paths)))]
+            node = raw
+            try:
+                for part in path[:-1]:
+                    node = node[part]
+                action = rng.integers(0, 3)
+                if action == 0:
+                    node[path[-1]] = ODD_VALUES[int(rng.integers(0, len(ODD_VALUES)))]
+                elif action == 1 and isinstance(node, dict):
+                    node.pop(path[-1], None)
+                elif isinstance(node, dict):
+                    node[f"unknown_{int(rng.integers(0, 9))}"] = 1
+            except (KeyError, IndexError, TypeError):
+                continue  # an earlier mutation removed or replaced the parent
+        try:
+            validate_scenario(raw, "s.yaml")
+            outcome["valid"] += 1
+        except ScenarioError as exc:
+            message = str(exc)
+            assert "\n" not in message.strip() and len(message) < 2000, message[:500]
+            outcome["refused"] += 1
+    assert outcome["refused"] > 50
