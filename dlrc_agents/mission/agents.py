@@ -107,8 +107,12 @@ class Mission:
         self.captures = captures
         self.n = len(flows.participants)  # slots
         self.everyone = tuple(range(self.n))
-        self.rounds_of_slot = {s: [r for r, c in enumerate(captures) if s in c["slots"]] for s in self.everyone} \
-            if captures is not None else None
+        self.rounds_of_slot = None
+        if captures is not None:  # each slot's capture rounds, in time order
+            self.rounds_of_slot = {s: [] for s in self.everyone}
+            for r, c in enumerate(captures):
+                for s in c["slots"]:
+                    self.rounds_of_slot[s].append(r)
         self.env = simpy.Environment()
         ov = scenario.overlap
         self.pixels = ov.patch**2
