@@ -98,19 +98,12 @@ def safe_yaml(text: str, source: str) -> Any:
         raise ScenarioError(f"{source}: nesting deeper than {MAX_YAML_DEPTH} levels") from None
     if node is None:
         return None
-    count, stack = 0, [(node, 1)]
-    while stack:
-        current, depth = stack.pop()
-        count += 1
+    for count, (current, depth) in enumerate(_yaml_nodes(node), start=1):
         if count > MAX_YAML_NODES:
             raise ScenarioError(f"{source}: more than {MAX_YAML_NODES} YAML nodes once aliases are expanded")
         if depth > MAX_YAML_DEPTH:
             raise ScenarioError(f"{source}: line {current.start_mark.line + 1}: nesting deeper than "
                                 f"{MAX_YAML_DEPTH} levels")
-        if isinstance(current, yaml.MappingNode):
-            stack.extend((child, depth + 1) for pair in current.value for child in pair)
-        elif isinstance(current, yaml.SequenceNode):
-            stack.extend((child, depth + 1) for child in current.value)
     loader = yaml.SafeLoader("")
     try:
         return loader.construct_document(node)
@@ -120,16 +113,23 @@ def safe_yaml(text: str, source: str) -> Any:
         loader.dispose()
 
 
+def _yaml_nodes(node):
+    """Every node of a composed YAML graph with its depth (1: the root), aliases expanded each time
+    they are met (a generator: a caller bounding the count stops it early)."""
+    stack = [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        yield current, depth
+        if isinstance(current, yaml.MappingNode):
+            stack.extend((child, depth + 1) for pair in current.value for child in pair)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in current.value)
+
+
 def _bad_scalar(node) -> str:
     """'line N: VALUE ' of the first scalar that does not construct (an impossible date), else ''."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, yaml.MappingNode):
-            stack.extend(child for pair in current.value for child in pair)
-        elif isinstance(current, yaml.SequenceNode):
-            stack.extend(current.value)
-        else:
+    for current, _ in _yaml_nodes(node):
+        if isinstance(current, yaml.ScalarNode):
             probe = yaml.SafeLoader("")
             try:
                 probe.construct_object(current, deep=True)

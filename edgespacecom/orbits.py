@@ -28,6 +28,7 @@ from skyfield.sgp4lib import TEME
 from .cache import user_cache
 from .config import ConstellationConfig, TimeConfig, WalkerConfig
 from .outputs import atomic_write_bytes
+from .progress import LOG
 
 #: SGP4 runs on WGS-72 constants; Walker elements are built with the same ones.
 MU_KM3_S2 = wgs72.mu
@@ -118,7 +119,7 @@ def tle_satellites(path: Path) -> list[EarthSatellite]:
         raise ValueError(f"{path}: no TLE element set found")
     for sat in sats:
         if not sat.name:
-            sat.name = f"NORAD {sat.model.satnum_str if hasattr(sat.model, 'satnum_str') else sat.model.satnum}"
+            sat.name = f"NORAD {sat.model.satnum:05d}"
     return sats
 
 
@@ -251,8 +252,6 @@ def _read_cache(path: Path, shape: tuple) -> np.ndarray | None:
     and the versions that made it, and both match; anything else (missing, flipped, truncated, another
     dtype or shape, made by other library versions, a folder in its place) is None, with one line
     saying why when a file was there."""
-    import logging
-
     meta_path = path.with_suffix(".json")
     if not path.exists() and not meta_path.exists():
         return None
@@ -272,15 +271,13 @@ def _read_cache(path: Path, shape: tuple) -> np.ndarray | None:
                 return pos
     except (OSError, ValueError, EOFError, json.JSONDecodeError, AttributeError) as exc:
         why = f"it cannot be read ({type(exc).__name__})"
-    logging.getLogger("edgespacecom").warning(f"orbits: position cache {path.name} not used ({why}); recomputing")
+    LOG.warning(f"orbits: position cache {path.name} not used ({why}); recomputing")
     return None
 
 
 def _write_cache(path: Path, pos: np.ndarray) -> None:
     """Store positions and their sidecar (sha256, versions) atomically; a cache that cannot be written
     (read-only, a folder in its place, a full disk) is skipped with one line, the run goes on."""
-    import logging
-
     buf = io.BytesIO()
     np.save(buf, pos, allow_pickle=False)
     data = buf.getvalue()
@@ -289,7 +286,7 @@ def _write_cache(path: Path, pos: np.ndarray) -> None:
         atomic_write_bytes(path, data)
         atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, sort_keys=True).encode())
     except OSError as exc:
-        logging.getLogger("edgespacecom").warning(
+        LOG.warning(
             f"orbits: cannot write the position cache at {path} ({exc.strerror or type(exc).__name__}); "
             "running without it")
 
@@ -306,9 +303,7 @@ def _without_failed(eph: Ephemeris, cfg: ConstellationConfig) -> Ephemeris:
         raise ValueError(f"constellation: SGP4 cannot propagate {len(bad)} of {eph.satellites} satellite(s) over "
                          f"the window ({shown}: decayed or stale elements)"
                          + ("" if len(bad) == eph.satellites else "; on_propagation_error: drop leaves them out"))
-    import logging
-
-    logging.getLogger("edgespacecom").warning(
+    LOG.warning(
         f"orbits: {len(bad)} of {eph.satellites} satellites cannot be propagated over the window and are left out "
         f"({shown})")
     keep = np.setdiff1d(np.arange(eph.satellites), bad)

@@ -50,3 +50,15 @@ def crops(scene, offsets, size=256):
         sat: torch.from_numpy(scene[y:y + size, x:x + size].transpose(2, 0, 1).copy()).float()[None] / 255.0
         for sat, (y, x) in enumerate(offsets)
     }
+
+
+def random_checkpoint(path, architecture: str = "bmshj2018-hyperprior", seed: int = 0, lmbda: float = 0.0067):
+    """A small (N=32, M=48) randomly initialised model of ``architecture`` exported as a checkpoint."""
+    import torch
+
+    from dlrc_agents.codecs import build_model, export_checkpoint
+
+    torch.manual_seed(seed)
+    model = build_model(architecture, 32, 48)
+    model.update(force=True)
+    return export_checkpoint(model, path, architecture=architecture, N=32, M=48, lmbda=lmbda, steps=0, seed=0, data=[])

@@ -13,7 +13,7 @@ from dlrc_agents.dlrc.reconstructor import reconstruct
 from dlrc_agents.dlrc.recognizer import Recognizer, mix64
 from dlrc_agents.dlrc.selector import apply_strategy, select
 
-from .conftest import crops
+from .conftest import crops, random_checkpoint
 
 torch.manual_seed(0)
 
@@ -281,11 +281,7 @@ def test_map_lzma_dictionary_sized_to_input(one_group):
 
 def test_damaged_checkpoints_are_refused_by_name(tmp_path):
     """A flipped byte in the tensor data, NaN weights, or missing metadata: a CodecError naming the file."""
-    torch.manual_seed(3)
-    m = build_model("bmshj2018-hyperprior", 32, 48)
-    m.update(force=True)
-    good = export_checkpoint(m, tmp_path / "good.pt", architecture="bmshj2018-hyperprior", N=32, M=48, lmbda=0.01,
-                             steps=0, seed=0, data=[])
+    good = random_checkpoint(tmp_path / "good.pt", seed=3, lmbda=0.01)
     load_checkpoint(good)  # intact: loads
     payload = torch.load(good, weights_only=True)
     key = "g_a.0.weight"

@@ -226,16 +226,10 @@ class Mission:
             if not pipelined:
                 work = self._dlrc_round if world == "dlrc" else self._baseline_round
                 result = yield from work(slot, r, batch, rr, step)
-                if slot in self.failed:  # failed while working on it
-                    self._lose_unstored(world, slot, r, batch, start, result[3].get("copies_from", frozenset()))
+                if not self._store(world, slot, r, batch, rr, start, result):
                     return
-                self._store(world, slot, r, batch, rr, start, result)
             else:
-                token = tokens.request()
-                yield token
-                analysed = env.event()
-                env.process(self._pipelined_step(slot, r, batch, rr, step, start, tokens, token, analysed))
-                yield analysed  # the processor is free for the next capture
+                yield from self._start_pipelined(slot, r, batch, rr, step, start, tokens)
             r += batch
             step += 1
 
@@ -258,33 +252,36 @@ class Mission:
             rr = self.work.round(r, c["N"], c["o_exp"])
             if world == "dlrc" and c["N"] > 1:
                 if pipelined:  # the next opportunity need not wait for this round's peers
-                    token = tokens.request()
-                    yield token
-                    analysed = env.event()
-                    env.process(self._pipelined_step(slot, r, 1, rr, r, start, tokens, token, analysed))
-                    yield analysed
+                    yield from self._start_pipelined(slot, r, 1, rr, r, start, tokens)
                     continue
                 result = yield from self._dlrc_round(slot, r, 1, rr, r)
             else:
                 result = yield from self._baseline_round(slot, r, 1, rr, r)
-            if slot in self.failed:
-                self._lose_unstored(world, slot, r, 1, start, result[3].get("copies_from", frozenset()))
+            if not self._store(world, slot, r, 1, rr, start, result):
                 return
-            self._store(world, slot, r, 1, rr, start, result)
+
+    def _start_pipelined(self, slot, r, batch, rr, step, start, tokens):
+        """Start a pipelined DLRC step (at most ``tokens`` in flight); return once its processor stages
+        are done, so the agent may capture again."""
+        token = tokens.request()
+        yield token
+        analysed = self.env.event()
+        self.env.process(self._pipelined_step(slot, r, batch, rr, step, start, tokens, token, analysed))
+        yield analysed  # the processor is free for the next capture
 
     def _pipelined_step(self, slot, r, batch, rr, step, start, tokens, token, analysed):
         result = yield from self._dlrc_round(slot, r, batch, rr, step, analysed)
-        if slot in self.failed:
-            self._lose_unstored("dlrc", slot, r, batch, start, result[3].get("copies_from", frozenset()))
-            if not analysed.triggered:
-                analysed.succeed()
-        else:
-            self._store("dlrc", slot, r, batch, rr, start, result)
+        if not self._store("dlrc", slot, r, batch, rr, start, result) and not analysed.triggered:
+            analysed.succeed()
         tokens.release(token)
 
-    def _store(self, world, slot, r, batch, rr, start, result):
-        """Put a step's payload into storage and log its row."""
+    def _store(self, world, slot, r, batch, rr, start, result) -> bool:
+        """Put a step's payload into storage and log its row; False (and the work lost) when the
+        satellite failed while working on it."""
         env = self.env
+        if slot in self.failed:
+            self._lose_unstored(world, slot, r, batch, start, result[3].get("copies_from", frozenset()))
+            return False
         nbytes, view, data, extra = result
         bits = 8.0 * nbytes * batch
         order = extra.pop("order", None)
@@ -313,6 +310,7 @@ class Mission:
                           "bits_per_patch": 8.0 * nbytes, **extra})
         if world == "dlrc" and slot == 0 and self.bar is not None:
             self.bar.update(min(env.now, self.duration_s) - self.bar.n)
+        return True
 
     # --------------------------------------------------------------- losses
     def _stream_lost(self, slot: int, r: int) -> bool:

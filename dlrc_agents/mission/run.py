@@ -13,7 +13,7 @@ from ..codecs import load_codecs
 from ..data import read_rgb, scene_names
 from .agents import FlowOracle, Mission
 from .decodable import decodability
-from .ground import contact_plan_for
+from .ground import contact_plan_for, measured_span
 from .onboard import OnboardWork
 from .summary import backlog_figure, gdown_figure, participants_summary, summarise_mission, sync_figure
 
@@ -24,8 +24,7 @@ def _participants_at_start(eph, scenario) -> np.ndarray:
     from edgespacecom.participants import select_participants
 
     reg, part = scenario.region, scenario.participants
-    selection = "nearest" if part.selection == "fixed_slots" else part.selection
-    return select_participants(eph.positions_km[:1], reg.lat_deg, reg.lon_deg, part.count, selection)[0]
+    return select_participants(eph.positions_km[:1], reg.lat_deg, reg.lon_deg, part.count, part.selection)[0]
 
 
 def geometric_captures(eph, scenario, duration_s: float) -> tuple[np.ndarray, list[dict]]:
@@ -142,7 +141,7 @@ def run_mission(scenario, run) -> dict:
     backlog = pd.DataFrame([{"world": w, "slot": s, "t_s": t, "bits": b}
                             for (w, s), st in mission.storage.items() for t, b in st.history])
     sync = mission.sync_rounds()
-    span_start = duration_s - 86400.0 if duration_s >= 2 * 86400.0 else 0.0
+    span_start, _ = measured_span(duration_s)
     stored = pd.DataFrame(mission.stored)
     stored["lost_s"] = [mission.lost_at.get((w, s_, r), np.nan)
                         for w, s_, r in zip(stored["world"], stored["slot"], stored["first_round"])]

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from edgespacecom.gdown import g_down_decodable, g_down_per_satellite, gain_terms
+from edgespacecom.gdown import T_DAY_S, g_down_decodable, g_down_per_satellite, gain_terms
 
 from .decodable import weighted_percentiles
-from .ground import delivered_per_day
+from .ground import delivered_per_day, measured_span
 
 def _latency(values: np.ndarray, weights: np.ndarray) -> dict | None:
     if not len(values):
@@ -67,11 +67,9 @@ def summarise_mission(scenario, table, deliveries, ground, sync_table, contact_s
     bl_all = table[table["world"] == "baseline"]
     # t and bpp for the formula come from the same span as the simulated volume (the last
     # simulated day when there are two or more: the sync delays change as the slots drift)
-    if duration_s >= 2 * 86400.0:
-        span = table["captured_s"] >= duration_s - 86400.0
-        dl, bl = dl_all[span[dl_all.index]], bl_all[span[bl_all.index]]
-    else:
-        dl, bl = dl_all, bl_all
+    span_lo, span_s = measured_span(duration_s)
+    in_span = table["captured_s"] >= span_lo
+    dl, bl = dl_all[in_span[dl_all.index]], bl_all[in_span[bl_all.index]]
     def w(d: pd.DataFrame, col: str) -> float:
         """Per-patch mean of ``col`` over rows where it is defined (NaN: none is)."""
         ok = d[col].notna() & (d["rounds"] > 0)
@@ -79,7 +77,6 @@ def summarise_mission(scenario, table, deliveries, ground, sync_table, contact_s
 
     pixels = scenario.overlap.patch**2
     slots = sorted(table["slot"].unique())
-    span_s = 86400.0 if duration_s >= 2 * 86400.0 else duration_s
     paced_by_captures = scenario.mission.capture == "rounds"
 
     def period(d: pd.DataFrame, count: int = 1) -> float:
@@ -111,7 +108,7 @@ def summarise_mission(scenario, table, deliveries, ground, sync_table, contact_s
     per_day_d, _ = delivered_per_day(deliveries, "dlrc", duration_s)
     items, latencies = decodable
     per_patch = (items["raw_equivalent_bits"] / items["rounds"]) if len(items) else pd.Series(dtype=float)
-    two_days = duration_s >= 2 * 86400.0
+    two_days = span_lo > 0.0
 
     def decodable_per_day(world: str) -> float:
         if not len(items):
@@ -119,13 +116,12 @@ def summarise_mission(scenario, table, deliveries, ground, sync_table, contact_s
         mine = items["world"] == world
         count = items["patches_decodable_in_span"] if two_days else items["patches_decodable"]
         total = float((count * per_patch)[mine].sum())
-        return total if two_days else total * 86400.0 / duration_s
+        return total if two_days else total * T_DAY_S / duration_s
 
     dec_b, dec_d = decodable_per_day("baseline"), decodable_per_day("dlrc")
     deps = copies_from_counts(dl)
     # each satellite's own contact time a day over the measured span (stations serve them unequally)
-    span_lo = duration_s - span_s
-    contact = [sum(max(0.0, min(b, duration_s) - max(a, span_lo)) for a, b in mission.plan[s_]) * 86400.0 / span_s
+    contact = [sum(max(0.0, min(b, duration_s) - max(a, span_lo)) for a, b in mission.plan[s_]) * T_DAY_S / span_s
                for s_ in slots]
     g_dec = g_down_decodable(patch_px=scenario.overlap.patch, windows_per_day=windows, window_s=window_s,
                              rate_bps=g.rate_bps, copies_from=deps, contact_s_per_day=contact, **per_sat)
