@@ -207,6 +207,11 @@ class Ephemeris:
     times_utc: np.ndarray  # (K,) datetime64[ms]
     from_cache: bool
     dropped: tuple = ()  # names of satellites SGP4 could not propagate over the window (left out)
+    source_index: tuple | None = None  # each kept satellite's index in the constellation (None: all kept)
+
+    def constellation_index(self, i: int) -> int:
+        """Index in :func:`constellation_satellites` of this ephemeris' satellite ``i``."""
+        return i if self.source_index is None else self.source_index[i]
 
     @property
     def samples(self) -> int:
@@ -308,4 +313,4 @@ def _without_failed(eph: Ephemeris, cfg: ConstellationConfig) -> Ephemeris:
         f"({shown})")
     keep = np.setdiff1d(np.arange(eph.satellites), bad)
     return Ephemeris(eph.positions_km[:, keep], [eph.names[i] for i in keep], eph.times_utc, eph.from_cache,
-                     tuple(names))
+                     tuple(names), tuple(int(i) for i in keep))

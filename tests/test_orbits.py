@@ -150,6 +150,10 @@ def test_a_real_catalogue_with_comments_and_decayed_objects(tmp_path):
     jd, fr = utc_julian_dates(tc)
     ok = [s.name for s in sats if not np.any(s.model.sgp4_array(jd, fr)[0])]
     assert eph.names == ok
+    # each kept satellite maps back to its element set (contact plans take satellites by this index)
+    assert [sats[eph.constellation_index(i)].name for i in range(eph.satellites)] == eph.names
+    kept = [eph.constellation_index(i) for i in range(eph.satellites)]
+    np.testing.assert_allclose(eph.positions_km[:, -1], propagate_itrs([sats[kept[-1]]], tc)[:, 0])
     again = load_ephemeris(cfg, tc, tmp_path)  # from the cache: the same satellites left out
     assert again.from_cache and again.names == eph.names and again.dropped == eph.dropped
     with pytest.raises(ValueError, match=r"constellation: SGP4 cannot propagate \d+ of 33 satellite\(s\)"):

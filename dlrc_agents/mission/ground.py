@@ -18,8 +18,9 @@ def contact_plan_for(scenario, eph, participants, duration_s: float) -> tuple[di
     else:
         sats = constellation_satellites(scenario.constellation, scenario.time.start)
         stations = [Station(st.name, st.lat_deg, st.lon_deg, st.min_elevation_deg, st.altitude_m) for st in g.stations]
-        by_name = contact_plan([sats[i] for i in participants], stations, scenario.time.start, duration_s)
-        plan = {s: by_name[sats[i].name] for s, i in enumerate(participants)}
+        mine = [sats[eph.constellation_index(int(i))] for i in participants]  # satellites left out shift indices
+        by_name = contact_plan(mine, stations, scenario.time.start, duration_s)
+        plan = {s: by_name[sat.name] for s, sat in enumerate(mine)}
     return plan, contact_statistics(plan, duration_s)
 
 
