@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -45,6 +46,7 @@ def atomic_torch_save(path: str | Path, obj) -> Path:
 
 
 WEIGHTS_DIR = Path(str(resources.files("dlrc_agents") / "weights"))
+LOG = logging.getLogger(__name__)
 #: How to train the models that are not shipped (too large for the repository's 60 MB weights budget).
 TRAIN_UNSHIPPED = "make models-context"
 CHECKPOINT_FORMAT = "dlrc-checkpoint"
@@ -173,6 +175,20 @@ def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, 
     return atomic_torch_save(path, payload)
 
 
+def shipped_tensor_checksums() -> dict[str, str]:
+    """{file name: tensors sha256} of the shipped checkpoints (``weights/tensors.sha256``), which
+    predate the checksum in the metadata and stay byte-identical for the results' provenance."""
+    listing = WEIGHTS_DIR / "tensors.sha256"
+    if not listing.is_file():
+        return {}
+    out = {}
+    for line in listing.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            digest, name = line.split(maxsplit=1)
+            out[name.strip()] = digest
+    return out
+
+
 def tensors_sha256(state: dict) -> str:
     """sha256 over a state dict's tensors in name order: name, dtype, shape and raw bytes of each
     (what a flipped byte in the file's tensor data changes, while the pickle still loads)."""
@@ -241,8 +257,13 @@ def load_checkpoint(path: str | Path, architecture: str | None = None) -> Codec:
         N, M, lmbda, state = payload["N"], payload["M"], payload["lambda"], payload["state_dict"]
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise CodecError(f"checkpoint {path}: state_dict is not a mapping of tensors")
-        if "tensors_sha256" in payload and payload["tensors_sha256"] != tensors_sha256(state):
-            raise CodecError(f"checkpoint {path}: its tensors do not match the sha256 in its metadata (corrupted)")
+        shipped = path.resolve().parent == WEIGHTS_DIR.resolve()
+        expected = payload.get("tensors_sha256") or (shipped_tensor_checksums().get(path.name) if shipped else None)
+        if expected is None:
+            LOG.warning("checkpoint %s carries no checksum of its tensors (written by an older version): "
+                        "loaded unverified", path)
+        elif expected != tensors_sha256(state):
+            raise CodecError(f"checkpoint {path}: its tensors do not match their recorded sha256 (corrupted)")
     elif isinstance(payload, dict) and all(isinstance(v, torch.Tensor) for v in payload.values()):
         if architecture is None:
             raise CodecError(f"checkpoint {path} is a bare state_dict: say which architecture it is")

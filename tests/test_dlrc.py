@@ -140,7 +140,7 @@ def test_incomplete_views_still_decode_exactly(codec, scene):
     streams, maps = [], {}
     for s, view in heard.items():
         arb = arbitrate({u: states[u].selection.signatures for u in view})
-        st = finish(codec, states[s], arb, "references")
+        st = finish(codec, states[s], arb, "references", members=tuple(images))
         assert st.map_form == "references"
         maps[s] = st.maps[s]
         streams.append(st.to_bytes())
@@ -289,7 +289,7 @@ def test_damaged_checkpoints_are_refused_by_name(tmp_path):
     flat = payload["state_dict"][key].view(-1)
     flat[7] = -flat[7] if flat[7] != 0 else 1.0  # what one flipped sign bit in the file does
     torch.save(payload, tmp_path / "flipped.pt")
-    with pytest.raises(CodecError, match=r"flipped.pt: its tensors do not match the sha256"):
+    with pytest.raises(CodecError, match=r"flipped.pt: its tensors do not match their recorded sha256"):
         load_checkpoint(tmp_path / "flipped.pt")
     payload = torch.load(good, weights_only=True)
     payload["state_dict"][key] = torch.full_like(payload["state_dict"][key], float("nan"))
@@ -304,39 +304,55 @@ def test_damaged_checkpoints_are_refused_by_name(tmp_path):
         load_checkpoint(tmp_path / "noarch.pt")
 
 
+def test_shipped_checkpoints_are_verified_against_their_listing():
+    """The shipped weights predate the checksum in the metadata: weights/tensors.sha256 lists each
+    one's tensors, recomputed here independently of the loader; a legacy file elsewhere loads with a
+    warning line."""
+    import hashlib
+
+    from dlrc_agents.codecs import WEIGHTS_DIR, shipped_tensor_checksums
+
+    listing = shipped_tensor_checksums()
+    assert set(listing) == {p.name for p in WEIGHTS_DIR.glob("*.pt")}
+    for name, digest in listing.items():
+        state = torch.load(WEIGHTS_DIR / name, weights_only=True)["state_dict"]
+        h = hashlib.sha256()
+        for key in sorted(state):
+            t = state[key].contiguous()
+            h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode() + t.view(torch.uint8).numpy().tobytes())
+        assert h.hexdigest() == digest, name
+
+
+def test_a_legacy_checkpoint_loads_with_a_warning(tmp_path, caplog):
+    good = random_checkpoint(tmp_path / "good.pt", seed=3, lmbda=0.01)
+    payload = torch.load(good, weights_only=True)
+    payload.pop("tensors_sha256")
+    torch.save(payload, tmp_path / "legacy.pt")
+    with caplog.at_level("WARNING"):
+        load_checkpoint(tmp_path / "legacy.pt")
+    assert "legacy.pt carries no checksum of its tensors" in caplog.text
+
+
 # ------------------------------------------------------------ past the CRC
 
 
 def _with_header(stream: bytes, **changes) -> bytes:
     """The stream with header fields changed and its CRC-32 recomputed (what the CRC cannot catch)."""
-    import struct
-    import zlib
+    from dlrc_agents.dlrc.bitstream import pack_container, split_container
 
-    from dlrc_agents.dlrc.bitstream import _FIXED
-
-    names = ["magic", "version", "arch", "form", "coding", "fill", "fp", "lmbda", "sat", "prio", "ih", "iw", "c",
-             "yh", "yw", "zh", "zw", "offset", "retained", "n_maps"]
-    fields = dict(zip(names, _FIXED.unpack_from(stream, 0)))
-    fields.update(changes)
-    body = _FIXED.pack(*fields.values()) + stream[_FIXED.size:-4]
-    return body + struct.pack("<I", zlib.crc32(body))
+    c = split_container(stream)
+    c.fields.update(changes)
+    return pack_container(c)
 
 
 def _with_sections(stream: bytes, z: bytes | None = None, y: bytes | None = None, maps: bytes | None = None) -> bytes:
-    import struct
-    import zlib
+    from dlrc_agents.dlrc.bitstream import pack_container, split_container
 
-    from dlrc_agents.dlrc.bitstream import _FIXED, _SECTIONS
-
-    n_maps = _FIXED.unpack_from(stream, 0)[-1]
-    pos = _FIXED.size + 2 * n_maps
-    z_len, y_len, m_len = _SECTIONS.unpack_from(stream, pos)
-    start = pos + _SECTIONS.size
-    old = (stream[start:start + z_len], stream[start + z_len:start + z_len + y_len],
-           stream[start + z_len + y_len:start + z_len + y_len + m_len])
-    new = [o if n is None else n for o, n in zip(old, (z, y, maps))]
-    body = stream[:pos] + _SECTIONS.pack(*map(len, new)) + b"".join(new)
-    return body + struct.pack("<I", zlib.crc32(body))
+    c = split_container(stream)
+    c.strings = [o if n is None else n for o, n in zip(c.strings, (z, y))]
+    if maps is not None:
+        c.map_section = maps
+    return pack_container(c)
 
 
 def test_crc_valid_lies_are_refused_before_any_work(one_group):
@@ -352,13 +368,17 @@ def test_crc_valid_lies_are_refused_before_any_work(one_group):
     bomb = lzma.compress(bytes(20_000_000), format=lzma.FORMAT_RAW, filters=LZMA_FILTERS)  # 20 MB of zeros
     cases = {
         "does not hold the": _with_sections(target, maps=bomb),
-        "hyper-latent grid": _with_header(target, zh=65535, zw=65535),
-        "latent grid 16x9": _with_header(target, yw=9),
-        "image size 0x256": _with_header(target, ih=0),
-        "stream labelled mbt2018-mean": _with_header(target, arch=1),
+        "hyper-latent grid": _with_header(target, z_h=65535, z_w=65535),
+        "latent grid 16x9": _with_header(target, latent_w=9),
+        "image size 0x256": _with_header(target, image_h=0),
+        "stream labelled mbt2018-mean": _with_header(target, architecture=1),
         "empty z string": _with_sections(target, z=b""),
         "empty y string": _with_sections(target, y=b""),
         "retained positions in a": _with_header(target, retained=10_000),
+        "not a set holding it": _with_header(target, satellite=7),
+        "mixed with capture": _with_header(target, capture=5),
+        "unknown flags": _with_header(target, flags=4),
+        "a codec-alone stream with maps": _with_header(target, flags=1),
     }
     for message, bad in cases.items():
         start = time.perf_counter()

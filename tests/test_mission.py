@@ -325,3 +325,24 @@ def test_stream_losses_are_seeded_and_the_same_in_both_worlds(tmp_path):
     assert s["losses"]["streams_lost"]["dlrc"] == len(lost["dlrc"])
     kept = items[~items["lost"]]
     assert (kept["patches_decodable"] == kept["patches_arrived"]).all()  # arrived and not lost: decodable
+
+
+def test_a_mission_key_authenticates_both_worlds(tmp_path, checkpoint, monkeypatch):
+    """With a mission key in the environment every container of both worlds carries its HMAC (32 bytes
+    more, counted on the downlink), the ground verifies each and still decodes bit-exactly."""
+    import pandas as pd
+
+    for name in ("plain", "keyed"):
+        (tmp_path / name).mkdir()
+    plain = _run(tmp_path / "plain", checkpoint)
+    monkeypatch.setenv("DLRC_MISSION_KEY", "00" * 32)
+    keyed = _run(tmp_path / "keyed", checkpoint)
+    assert plain["authentication"] == "none" and keyed["authentication"] == "hmac-sha256"
+    assert keyed["decode_exact"] is True
+    assert keyed["rounds_decoded_on_ground"] == plain["rounds_decoded_on_ground"] == {"baseline": 2, "dlrc": 2}
+    a = pd.read_csv(tmp_path / "plain" / "out" / "mission_rounds.csv")
+    b = pd.read_csv(tmp_path / "keyed" / "out" / "mission_rounds.csv")
+    assert ((b["bits_per_patch"] - a["bits_per_patch"]) == 8 * 32).all()
+    monkeypatch.setenv("DLRC_MISSION_KEY", "0011")
+    assert main(["run", str(_scenario(tmp_path, checkpoint)), "--out", str(tmp_path / "short")]) == 2
+    assert not (tmp_path / "short" / "summary.json").exists()

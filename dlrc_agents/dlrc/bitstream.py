@@ -1,27 +1,42 @@
-"""Bitstream container of one satellite's DLRC output, decodable from the bytes alone.
+"""Bitstream container of one satellite's output, decodable from the bytes alone.
 
-Layout (little-endian), version 3: a fixed binary header, because every byte goes over
+Both worlds use it: DLRC streams (the retained latent vectors and the assignment maps) and
+the codec alone (CompressAI's own strings, as ``compress()`` writes them), so the baseline
+is as protected as DLRC and every byte either world sends is counted the same way.
+
+Layout (little-endian), version 4: a fixed binary header, because every byte goes over
 a downlink (a JSON header cost ~250 bytes, 0.03 bpp at 256²)::
 
-    magic b"DLRC" (4) | version u8 | architecture code u8 | map form u8 | map coding u8
+    magic b"DLRC" (4) | version u8 | flags u8 (1: codec alone, 2: authenticated)
+    architecture code u8 | map form u8 | map coding u8
     context fill u8 (context models: what a copy from another satellite put in the context)
     fingerprint 8 bytes (sha256 prefix of the weights) | λ f32 (NaN: unknown)
-    satellite u16 | priority rank u16 | image H, W u16 | latent C, H, W u16 | z H, W u16
-    dense offset u32 | retained positions u32 | map satellites u8, then their ids u16 each
-    section lengths: z, y, maps u32
-    z string | y string | map section: raw LZMA2 of int32 — the assignment maps it carries,
-    in the order of the header's list, either as they are ('lzma', the paper) or as the
-    prediction symbols of :func:`encode_maps` ('predictive', the default; dense maps are
-    walked in the codec's decoding order, where each new number is the next one)
+    capture id u32 | satellite u16 | priority rank u16 | image H, W u16 | latent C, H, W u16
+    z H, W u16 | dense offset u32 | retained positions u32 | members u8 | map satellites u8
+    the capture's member ids u16 each | the map satellites' ids u16 each
+    strings u8, then each one's length u32 | map section length u32
+    strings (DLRC: z then y; codec alone: CompressAI's strings in its order)
+    map section: raw LZMA2 of int32 — the assignment maps it carries, in the order of the
+    header's list, either as they are ('lzma', the paper) or as the prediction symbols of
+    :func:`encode_maps` ('predictive', the default; dense maps are walked in the codec's
+    decoding order, where each new number is the next one)
+    HMAC-SHA256 of everything before it (32 bytes, only when authenticated)
     CRC-32 of everything before it u32
 
-The ground refuses a stream whose magic, version, length or checksum is wrong,
-or whose model fingerprint differs from the decoder's model, with a clear
-:class:`BitstreamError`, before any entropy decoding.
+The capture id and member list name the observation the stream belongs to: the ground
+refuses a set of streams from different captures, or one from a satellite that is not a
+member. The CRC-32 catches accidents; with a mission key (:mod:`.auth`) the HMAC refuses
+any stream that was altered, forged or replayed into another capture.
+
+The ground refuses a stream whose magic, version, length, checksum or tag is wrong, whose
+declared sizes are inconsistent, or whose model fingerprint differs from the decoder's
+model, with a clear :class:`BitstreamError`, before any entropy decoding.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import lzma
 import math
 import struct
@@ -31,12 +46,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MAGIC = b"DLRC"
-VERSION = 3
+VERSION = 4
 #: Architecture codes of the header (append only: codes are part of the format).
 ARCHITECTURE_CODES = ("bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "cheng2020-attn",
                       "elic2022-official", "elic2022-chandelier")
-_FIXED = struct.Struct("<4sBBBBB8sfHHHHHHHHHIIB")
-_SECTIONS = struct.Struct("<III")
+#: The fixed header, field by field (names as :func:`split_container` returns them).
+HEADER_FIELDS = ("magic", "version", "flags", "architecture", "map_form", "map_coding", "context_fill",
+                 "fingerprint", "lmbda", "capture", "satellite", "priority", "image_h", "image_w", "latent_c",
+                 "latent_h", "latent_w", "z_h", "z_w", "offset", "retained", "n_members", "n_maps")
+_FIXED = struct.Struct("<4sBBBBBB8sfIHHHHHHHHHIIBB")
+FLAG_CODEC_ALONE, FLAG_AUTHENTICATED = 1, 2
+TAG_BYTES = 32  # HMAC-SHA256
+MAX_STRINGS = 64  # ELIC writes 11 strings; no codec the container names writes more than a few dozen
 
 
 class BitstreamError(ValueError):
@@ -153,11 +174,97 @@ MAX_CHANNELS = 1024
 LATENT_STRIDE, HYPER_STRIDE = 16, 64  # every architecture the container names downsamples this much
 
 
-def check_header(ih: int, iw: int, c: int, yh: int, yw: int, zh: int, zw: int, retained: int, offset: int,
-                 sat: int, map_sats, z_len: int, y_len: int) -> None:
+@dataclass
+class Container:
+    """A container split into its parts, before any check past the length and the CRC-32
+    (what :func:`split_container` returns and :func:`pack_container` writes)."""
+
+    fields: dict  # HEADER_FIELDS → value (n_members and n_maps follow from the lists when packed)
+    members: tuple
+    map_sats: tuple
+    strings: list
+    map_section: bytes
+    tag: bytes = b""
+
+
+def pack_container(c: Container, key: bytes | None = None) -> bytes:
+    """The bytes of ``c``; with a mission ``key`` the HMAC-SHA256 tag is computed and the
+    authenticated flag set, without one it is cleared."""
+    fields = dict(c.fields, n_members=len(c.members), n_maps=len(c.map_sats))
+    fields["flags"] = (fields["flags"] & ~FLAG_AUTHENTICATED) | (FLAG_AUTHENTICATED if key else 0)
+    try:
+        head = (_FIXED.pack(*(fields[f] for f in HEADER_FIELDS)) + struct.pack(f"<{len(c.members)}H", *c.members)
+                + struct.pack(f"<{len(c.map_sats)}H", *c.map_sats)
+                + struct.pack(f"<B{len(c.strings)}II", len(c.strings), *map(len, c.strings), len(c.map_section)))
+    except struct.error as exc:
+        raise BitstreamError(f"satellite {fields['satellite']}: header field out of range ({exc})") from None
+    body = head + b"".join(c.strings) + c.map_section
+    if key:
+        body += hmac.new(key, body, hashlib.sha256).digest()
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def split_container(data: bytes) -> Container:
+    """Parts of a container whose magic, version, CRC-32 and section lengths hold (nothing more
+    is checked: see :meth:`SatelliteBitstream.from_bytes`)."""
+    if len(data) < 6 or data[:4] != MAGIC:
+        raise BitstreamError("not a DLRC bitstream (bad magic)")
+    if data[4] != VERSION:
+        raise BitstreamError(f"unsupported DLRC bitstream version {data[4]} (this decoder reads {VERSION})")
+    if len(data) < _FIXED.size + 9:
+        raise BitstreamError("DLRC bitstream truncated (shorter than its header)")
+    (crc,) = struct.unpack_from("<I", data, len(data) - 4)
+    if zlib.crc32(data[:-4]) != crc:
+        raise BitstreamError("DLRC bitstream checksum mismatch: truncated or corrupted")
+    fields = dict(zip(HEADER_FIELDS, _FIXED.unpack_from(data, 0)))
+    pos = _FIXED.size
+    try:
+        members = struct.unpack_from(f"<{fields['n_members']}H", data, pos)
+        pos += 2 * len(members)
+        map_sats = struct.unpack_from(f"<{fields['n_maps']}H", data, pos)
+        pos += 2 * len(map_sats)
+        (n_strings,) = struct.unpack_from("<B", data, pos)
+        if n_strings > MAX_STRINGS:
+            raise BitstreamError(f"satellite {fields['satellite']}: {n_strings} strings (at most {MAX_STRINGS})")
+        *lengths, m_len = struct.unpack_from(f"<{n_strings}II", data, pos + 1)
+    except struct.error:
+        raise BitstreamError("DLRC bitstream header unreadable") from None
+    pos += 1 + 4 * (n_strings + 1)
+    tag_len = TAG_BYTES if fields["flags"] & FLAG_AUTHENTICATED else 0
+    if pos + sum(lengths) + m_len + tag_len != len(data) - 4:
+        raise BitstreamError(f"satellite {fields['satellite']}: bitstream length does not match its header")
+    strings = []
+    for n in lengths:
+        strings.append(data[pos:pos + n])
+        pos += n
+    return Container(fields, members, map_sats, strings, data[pos:pos + m_len],
+                     data[pos + m_len:pos + m_len + tag_len])
+
+
+def check_tag(data: bytes, c: Container, key: bytes | None) -> None:
+    """With a mission key, the stream must carry a valid HMAC-SHA256 over all its bytes before
+    the tag; without one, an authenticated stream cannot be trusted and is refused too."""
+    sat = c.fields["satellite"]
+    if key is None:
+        if c.tag:
+            raise BitstreamError(f"satellite {sat}: the stream is authenticated and the ground has no mission key")
+        return
+    if not c.tag:
+        raise BitstreamError(f"satellite {sat}: the stream is not authenticated and the ground requires a mission key")
+    body = data[:len(data) - 4 - TAG_BYTES]
+    if not hmac.compare_digest(hmac.new(key, body, hashlib.sha256).digest(), c.tag):
+        raise BitstreamError(f"satellite {sat}: authentication failed (altered, forged, or coded under another key)")
+
+
+def check_header(f: dict, members, map_sats, strings: list) -> None:
     """Refuse a header whose declared sizes are inconsistent or out of bounds, before any allocation:
     the latent and hyper-latent grids follow from the image size and the codecs' strides, the
-    retained count fits the grid, map ids are distinct, and the strings are not empty."""
+    retained count fits the grid, the satellite and its map ids are members of the capture, ids are
+    distinct, and the strings are not empty."""
+    sat, ih, iw, c = f["satellite"], f["image_h"], f["image_w"], f["latent_c"]
+    yh, yw, zh, zw, retained = f["latent_h"], f["latent_w"], f["z_h"], f["z_w"], f["retained"]
+    if f["flags"] & ~(FLAG_CODEC_ALONE | FLAG_AUTHENTICATED):
+        raise BitstreamError(f"satellite {sat}: unknown flags {f['flags']:#x}")
     if not (1 <= ih <= MAX_IMAGE_PX and 1 <= iw <= MAX_IMAGE_PX):
         raise BitstreamError(f"satellite {sat}: image size {ih}x{iw} out of bounds (1..{MAX_IMAGE_PX})")
     if (yh, yw) != (math.ceil(ih / LATENT_STRIDE), math.ceil(iw / LATENT_STRIDE)):
@@ -168,11 +275,19 @@ def check_header(ih: int, iw: int, c: int, yh: int, yw: int, zh: int, zw: int, r
         raise BitstreamError(f"satellite {sat}: {c} latent channels out of bounds (1..{MAX_CHANNELS})")
     if retained > yh * yw:
         raise BitstreamError(f"satellite {sat}: {retained} retained positions in a {yh}x{yw} grid")
-    if len(set(map_sats)) != len(map_sats):
-        raise BitstreamError(f"satellite {sat}: the map list names a satellite twice")
-    if z_len == 0:
+    if len(set(members)) != len(members) or sat not in members:
+        raise BitstreamError(f"satellite {sat}: the member list {list(members)[:8]} is not a set holding it")
+    if len(set(map_sats)) != len(map_sats) or not set(map_sats) <= set(members):
+        raise BitstreamError(f"satellite {sat}: the map list names a satellite twice or one outside the capture")
+    if f["flags"] & FLAG_CODEC_ALONE:
+        if map_sats or retained != yh * yw or f["offset"] != 0 or not strings or not all(strings):
+            raise BitstreamError(f"satellite {sat}: a codec-alone stream with maps, empty strings or partial coding")
+        return
+    if len(strings) != 2:
+        raise BitstreamError(f"satellite {sat}: a DLRC stream holds 2 strings (z, y), not {len(strings)}")
+    if not strings[0]:
         raise BitstreamError(f"satellite {sat}: empty z string")
-    if y_len == 0 and retained > 0:
+    if not strings[1] and retained > 0:
         raise BitstreamError(f"satellite {sat}: empty y string for {retained} retained positions")
 
 
@@ -194,7 +309,14 @@ class SatelliteBitstream:
     map_form: str = "dense"  # 'dense' (paper: shared dense numbering) or 'references' (owner·H·W + q)
     map_coding: str = "predictive"  # 'lzma': the int32 map as is (paper); 'predictive': symbols of encode_maps
     context_fill: str = "representative"  # context models: see dlrc.context (hyperprior: unused)
+    capture: int = 0  # the observation this stream belongs to (a round or capture id, u32)
+    members: tuple = ()  # the capture's satellites (empty: this satellite alone)
+    codec_strings: tuple = ()  # codec alone: CompressAI's strings in its order (then z/y_string are unused)
     _map_bytes: bytes | None = field(default=None, repr=False, compare=False)  # as read by from_bytes
+
+    @property
+    def codec_alone(self) -> bool:
+        return bool(self.codec_strings)
 
     def _prediction_order(self) -> np.ndarray | None:
         """Dense maps are predicted in decoding order (None: raster order, nothing to permute)."""
@@ -219,73 +341,65 @@ class SatelliteBitstream:
             return _lzma(encode_maps(maps, self.map_form, self.offset, n))
         return _lzma(np.concatenate([np.asarray(self.maps[s], dtype=np.int64) for s in self.maps]))
 
-    def to_bytes(self) -> bytes:
-        map_sats = list(self.maps)  # in the order given (priority order for joint dense maps)
-        map_bytes = self.map_section()
+    def to_bytes(self, key: bytes | None = None) -> bytes:
+        """The container's bytes; with a mission ``key`` (:mod:`.auth`) authenticated by HMAC-SHA256."""
         try:
             arch = ARCHITECTURE_CODES.index(self.model)
         except ValueError:
             raise BitstreamError(f"architecture {self.model!r} has no bitstream code") from None
-        head = _FIXED.pack(
-            MAGIC, VERSION, arch, MAP_FORMS.index(self.map_form), MAP_CODINGS.index(self.map_coding),
-            CONTEXT_FILLS.index(self.context_fill), bytes.fromhex(self.fingerprint),
-            float("nan") if self.lmbda is None else self.lmbda, self.satellite, self.priority, *self.image_shape,
-            *self.y_shape, *self.z_shape, self.offset, self.retained, len(map_sats),
-        ) + struct.pack(f"<{len(map_sats)}H", *map_sats) + _SECTIONS.pack(len(self.z_string), len(self.y_string),
-                                                                          len(map_bytes))
-        body = head + self.z_string + self.y_string + map_bytes
-        return body + struct.pack("<I", zlib.crc32(body))
+        values = (MAGIC, VERSION, FLAG_CODEC_ALONE if self.codec_alone else 0, arch, MAP_FORMS.index(self.map_form),
+                  MAP_CODINGS.index(self.map_coding), CONTEXT_FILLS.index(self.context_fill),
+                  bytes.fromhex(self.fingerprint), float("nan") if self.lmbda is None else self.lmbda, self.capture,
+                  self.satellite, self.priority, *self.image_shape, *self.y_shape, *self.z_shape, self.offset,
+                  self.retained, 0, 0)
+        strings = list(self.codec_strings) if self.codec_alone else [self.z_string, self.y_string]
+        members = tuple(self.members) or (self.satellite,)
+        # map satellites in the order given (priority order for joint dense maps)
+        return pack_container(Container(dict(zip(HEADER_FIELDS, values)), members, tuple(self.maps), strings,
+                                        self.map_section()), key)
 
     @classmethod
-    def from_bytes(cls, data: bytes, expect_fingerprint: str | None = None) -> "SatelliteBitstream":
-        if len(data) < 6 or data[:4] != MAGIC:
-            raise BitstreamError("not a DLRC bitstream (bad magic)")
-        if data[4] != VERSION:
-            raise BitstreamError(f"unsupported DLRC bitstream version {data[4]} (this decoder reads {VERSION})")
-        if len(data) < _FIXED.size + _SECTIONS.size + 4:
-            raise BitstreamError("DLRC bitstream truncated (shorter than its header)")
-        (crc,) = struct.unpack_from("<I", data, len(data) - 4)
-        if zlib.crc32(data[:-4]) != crc:
-            raise BitstreamError("DLRC bitstream checksum mismatch: truncated or corrupted")
-        (_, _, arch, form, coding, fill, fp, lmbda, sat, prio, ih, iw, c, yh, yw, zh, zw, offset, retained,
-         n_maps) = _FIXED.unpack_from(data, 0)
-        pos = _FIXED.size
-        if (arch >= len(ARCHITECTURE_CODES) or form >= len(MAP_FORMS) or coding >= len(MAP_CODINGS)
-                or fill >= len(CONTEXT_FILLS)):
-            raise BitstreamError(f"DLRC bitstream header unreadable: architecture code {arch}, map form {form}")
-        try:
-            map_sats = struct.unpack_from(f"<{n_maps}H", data, pos)
-            pos += 2 * n_maps
-            z_len, y_len, m_len = _SECTIONS.unpack_from(data, pos)
-        except struct.error:
-            raise BitstreamError("DLRC bitstream header unreadable") from None
-        pos += _SECTIONS.size
-        if pos + z_len + y_len + m_len != len(data) - 4:
-            raise BitstreamError("DLRC bitstream length does not match its header")
-        check_header(ih, iw, c, yh, yw, zh, zw, retained, offset, sat, map_sats, z_len, y_len)
-        model, fingerprint = ARCHITECTURE_CODES[arch], fp.hex()
+    def from_bytes(cls, data: bytes, expect_fingerprint: str | None = None,
+                   key: bytes | None = None) -> "SatelliteBitstream":
+        """Parse and check a container; ``key``: the mission key the ground holds (None: none)."""
+        c = split_container(data)
+        check_tag(data, c, key)
+        f = c.fields
+        sat = f["satellite"]
+        if (f["architecture"] >= len(ARCHITECTURE_CODES) or f["map_form"] >= len(MAP_FORMS)
+                or f["map_coding"] >= len(MAP_CODINGS) or f["context_fill"] >= len(CONTEXT_FILLS)):
+            raise BitstreamError(f"satellite {sat}: header unreadable: architecture code {f['architecture']}, "
+                                 f"map form {f['map_form']}, map coding {f['map_coding']}")
+        check_header(f, c.members, c.map_sats, c.strings)
+        model, fingerprint = ARCHITECTURE_CODES[f["architecture"]], f["fingerprint"].hex()
         if expect_fingerprint is not None and fingerprint != expect_fingerprint:
             raise BitstreamError(
-                f"bitstream was made by model {model} ({fingerprint}), "
+                f"satellite {sat}: bitstream was made by model {model} ({fingerprint}), "
                 f"the decoder has another model ({expect_fingerprint})"
             )
-        z = data[pos:pos + z_len]
-        y = data[pos + z_len:pos + z_len + y_len]
-        m = data[pos + z_len + y_len:pos + z_len + y_len + m_len]
+        form, coding = MAP_FORMS[f["map_form"]], MAP_CODINGS[f["map_coding"]]
+        yh, yw = f["latent_h"], f["latent_w"]
         maps = {}
-        if map_sats:
+        if c.map_sats:
             n = yh * yw
             try:
-                flat = unpack_maps(m, n * len(map_sats))
+                flat = unpack_maps(c.map_section, n * len(c.map_sats))
             except lzma.LZMAError as exc:
                 raise BitstreamError(f"satellite {sat}: assignment maps unreadable: {exc}") from None
-            if MAP_CODINGS[coding] == "predictive":
-                maps = decode_maps(flat, MAP_FORMS[form], offset, list(map_sats), n)
+            if coding == "predictive":
+                maps = decode_maps(flat, form, f["offset"], list(c.map_sats), n)
             else:
-                maps = {int(s): flat[i * n:(i + 1) * n].astype(np.int64) for i, s in enumerate(map_sats)}
-        out = cls(model, fingerprint, None if math.isnan(lmbda) else float(lmbda), sat, prio, (ih, iw), (c, yh, yw),
-                  (zh, zw), offset, retained, z, y, maps, MAP_FORMS[form], MAP_CODINGS[coding], CONTEXT_FILLS[fill], m)
-        order = out._prediction_order() if maps and MAP_CODINGS[coding] == "predictive" else None
+                maps = {int(s): flat[i * n:(i + 1) * n].astype(np.int64) for i, s in enumerate(c.map_sats)}
+        elif c.map_section:
+            raise BitstreamError(f"satellite {sat}: a map section without map satellites")
+        alone = bool(f["flags"] & FLAG_CODEC_ALONE)
+        lmbda = f["lmbda"]
+        out = cls(model, fingerprint, None if math.isnan(lmbda) else float(lmbda), sat, f["priority"],
+                  (f["image_h"], f["image_w"]), (f["latent_c"], yh, yw), (f["z_h"], f["z_w"]), f["offset"],
+                  f["retained"], b"" if alone else c.strings[0], b"" if alone else c.strings[1], maps, form, coding,
+                  CONTEXT_FILLS[f["context_fill"]], f["capture"], tuple(c.members),
+                  tuple(c.strings) if alone else (), c.map_section)
+        order = out._prediction_order() if maps and coding == "predictive" else None
         if order is not None:
             for s_, walked in maps.items():
                 raster = np.empty_like(walked)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .overread import padded
+
 
 @dataclass
 class HyperLatent:
@@ -46,8 +48,9 @@ def code_z(model, features: torch.Tensor) -> tuple[bytes, tuple[int, int], torch
 
 
 def decode_z(model, z_string: bytes, z_shape) -> torch.Tensor:
-    """Ground side: ẑ from the z string."""
-    return model.entropy_bottleneck.decompress([z_string], tuple(z_shape))
+    """Ground side: ẑ from the z string (padded: see :mod:`.overread`)."""
+    symbols = model.entropy_bottleneck.channels * int(z_shape[0]) * int(z_shape[1])
+    return model.entropy_bottleneck.decompress([padded(z_string, symbols)], tuple(z_shape))
 
 
 def hyper_analysis(model, y: torch.Tensor, means: bool) -> HyperLatent:
@@ -87,5 +90,5 @@ def decode_positions(model, y_string: bytes, scales: torch.Tensor, means: torch.
         return torch.zeros(C, 0)
     gc = model.gaussian_conditional
     indexes = gc.build_indexes(_gather(scales, positions))
-    values = gc.decompress([y_string], indexes, means=_gather(means, positions))
+    values = gc.decompress([padded(y_string, C * len(positions))], indexes, means=_gather(means, positions))
     return values.reshape(C, -1)

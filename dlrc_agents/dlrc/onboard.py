@@ -118,8 +118,9 @@ def model_entropy(codec, state: OnboardState, representative: str, timings: dict
 @torch.no_grad()
 def finish(codec, state: OnboardState, arb: Arbitration, map_transport: str,
            map_coding: str = "predictive", y_string: bytes | None = None,
-           context_fill: str = "representative") -> SatelliteBitstream:
-    """Filter + entropy coding of the retained positions, packed in a container.
+           context_fill: str = "representative", capture: int = 0, members: tuple = ()) -> SatelliteBitstream:
+    """Filter + entropy coding of the retained positions, packed in a container of capture
+    ``capture`` whose satellites are ``members`` (empty: the arbitration's).
 
     Context codecs pass the ``y_string`` of :func:`code_context` (hyperprior codecs code here).
     """
@@ -146,6 +147,7 @@ def finish(codec, state: OnboardState, arb: Arbitration, map_transport: str,
         y_string=y_string, maps=maps,
         map_form="references" if map_transport == "references" else "dense", map_coding=map_coding,
         context_fill=context_fill if codec.family != "hyperprior" else "representative",
+        capture=capture, members=tuple(members) or tuple(sorted(arb.order)),
     )
 
 
@@ -207,8 +209,12 @@ def intended_from_references(maps: dict, y_hat: dict) -> dict:
 
 
 @torch.no_grad()
-def encode_group(codec, images: dict, cfg: DLRCConfig = DLRCConfig()) -> GroupResult:
+def encode_group(codec, images: dict, cfg: DLRCConfig = DLRCConfig(), capture: int = 0,
+                 key: bytes | None = None) -> GroupResult:
     """Run DLRC for satellites {sat: image (1, 3, H, W)}; return their streams and the intended ỹ.
+
+    The streams name capture ``capture`` and the group's satellites; with a mission ``key``
+    (:mod:`.auth`) each is authenticated.
 
     Calls :func:`analyse`, :func:`model_entropy`, :func:`arbitrate` and :func:`finish`, each
     stage timed (``timings_s``): the codec's analysis transform, entropy modelling
@@ -228,7 +234,8 @@ def encode_group(codec, images: dict, cfg: DLRCConfig = DLRCConfig()) -> GroupRe
     if codec.family == "hyperprior":
         for sat, st in states.items():
             with timed(t, "entropy_coding"):
-                streams[sat] = finish(codec, st, arb, cfg.map_transport, cfg.map_coding).to_bytes()
+                streams[sat] = finish(codec, st, arb, cfg.map_transport, cfg.map_coding,
+                                      capture=capture).to_bytes(key)
         return GroupResult(streams, arb, intended_latents(arb, latents), latents, t)
     # context codecs: in priority order, each satellite's context holds its representatives' ŷ
     intended, decoded, exchange = {}, {}, {}
@@ -237,5 +244,5 @@ def encode_group(codec, images: dict, cfg: DLRCConfig = DLRCConfig()) -> GroupRe
         decoded[sat] = intended[sat].reshape(intended[sat].shape[0], -1)
         with timed(t, "entropy_coding"):
             streams[sat] = finish(codec, states[sat], arb, cfg.map_transport, cfg.map_coding, y_string,
-                                  cfg.context_fill).to_bytes()
+                                  cfg.context_fill, capture).to_bytes(key)
     return GroupResult({sat: streams[sat] for sat in states}, arb, intended, latents, t, exchange)

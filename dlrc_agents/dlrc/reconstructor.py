@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .alone import check_against_model
 from .bitstream import BitstreamError, SatelliteBitstream
 from .context import check_plan, context_code, decode_order, decode_side, plan_from_references
 from .filter import decode_hyper, decode_positions
@@ -180,23 +181,35 @@ def _context_decoder(codec):
     return decode_one
 
 
+def check_capture(parsed: list, capture: int | None = None) -> None:
+    """The streams of one decode belong to one capture: the same capture id (``capture``, when the
+    ground knows which it expects) and member list, each from a member, none a codec-alone stream."""
+    first = parsed[0]
+    for p in parsed:
+        if p.codec_alone:
+            raise BitstreamError(f"satellite {p.satellite}: a codec-alone stream among DLRC streams")
+        if capture is not None and p.capture != capture:
+            raise BitstreamError(f"satellite {p.satellite}: stream of capture {p.capture}, the ground expects {capture}")
+        if p.capture != first.capture or p.members != first.members:
+            raise BitstreamError(f"satellite {p.satellite}: stream of capture {p.capture} (members {list(p.members)[:8]}) "
+                                 f"mixed with capture {first.capture} (members {list(first.members)[:8]})")
+
+
 @torch.no_grad()
-def reconstruct(codec, streams, synthesize: bool = True, lost: str = "error") -> dict:
+def reconstruct(codec, streams, synthesize: bool = True, lost: str = "error", key: bytes | None = None,
+                capture: int | None = None) -> dict:
     """{sat: {'y_tilde': (C, H, W), 'x_hat': (1, 3, H, W) or None, 'predicted': positions}} from raw
     stream bytes. ``lost``: when a stream the others copy from is absent, 'error' raises and
     'predict' decodes the others with the model's prediction at the positions it held (the
     hyperprior mean; for context codecs flown with context_fill 'prediction', the context
-    model's μ, as on board)."""
-    parsed = [SatelliteBitstream.from_bytes(b, expect_fingerprint=codec.fingerprint) for b in streams]
+    model's μ, as on board). ``key``: the ground's mission key (every stream must then carry a
+    valid HMAC); ``capture``: the capture id the ground expects (None: any, but one for all)."""
+    parsed = [SatelliteBitstream.from_bytes(b, expect_fingerprint=codec.fingerprint, key=key) for b in streams]
     if not parsed:
         raise BitstreamError("no bitstream to decode")
-    for p in parsed:  # every header field the decoder relies on, against the model it decodes with
-        if p.model != codec.architecture:
-            raise BitstreamError(f"satellite {p.satellite}: stream labelled {p.model}, the decoder has {codec.architecture}")
-        if p.y_shape[0] != codec.M:
-            raise BitstreamError(f"satellite {p.satellite}: {p.y_shape[0]} latent channels, the model has {codec.M}")
-        if p.lmbda is not None and codec.lmbda is not None and not np.isclose(p.lmbda, codec.lmbda, rtol=1e-6):
-            raise BitstreamError(f"satellite {p.satellite}: stream made at λ={p.lmbda:g}, the model is λ={codec.lmbda:g}")
+    for p in parsed:
+        check_against_model(codec, p)
+    check_capture(parsed, capture)
     forms = {p.map_form for p in parsed}
     if len(forms) > 1:
         raise BitstreamError("streams of one round mix dense and reference assignment maps")

@@ -12,6 +12,8 @@ import torch
 
 from edgespacecom.progress import progress
 
+from ..dlrc.alone import decode_alone
+from ..dlrc.bitstream import SatelliteBitstream
 from ..dlrc.onboard import intended_from_references
 from ..dlrc.reconstructor import reconstruct
 from ..rd import quality
@@ -490,12 +492,11 @@ class Mission:
         psnr, msssim, exact, predicted = [], [], True, 0
         if world == "dlrc" and items[0].payload[1] is not None:
             streams = [i.payload[2] for i in items]
-            decoded = reconstruct(self.codec, streams, lost="predict" if len(items) < len(rr.images) else "error")
-            from ..dlrc.bitstream import SatelliteBitstream
-
+            decoded = reconstruct(self.codec, streams, lost="predict" if len(items) < len(rr.images) else "error",
+                                  key=self.work.key, capture=rr.index)
             maps = {}
             for data in streams:
-                maps.update(SatelliteBitstream.from_bytes(data).maps)
+                maps.update(SatelliteBitstream.from_bytes(data, key=self.work.key).maps)
             if self.codec.family == "hyperprior":
                 own = {s: rr.states[s].latent.y_hat for s in rr.states}
             else:  # each stream's own ŷ, as coded for the view it arbitrated on
@@ -511,8 +512,7 @@ class Mission:
                 msssim.append(m)
         else:
             for s in positions:
-                b = rr.baseline[s]
-                x_hat = self.codec.model.decompress(b["strings"], b["shape"])["x_hat"]
+                x_hat = decode_alone(self.codec, rr.baseline[s]["data"], self.work.key, capture=rr.index)
                 p, m = quality(rr.images[s], x_hat)
                 psnr.append(p)
                 msssim.append(m)

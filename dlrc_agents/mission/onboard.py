@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..dlrc.alone import encode_alone
 from ..dlrc.arbiter import arbitrate
 from ..dlrc.context import decode_order
 from ..dlrc.onboard import (DLRCConfig, analyse, code_context, finish, model_entropy, parse_signature_payload,
@@ -29,7 +30,7 @@ class RealRound:
     states: dict  # slot -> OnboardState with latent
     front: dict  # slot -> {stage: s}: analysis transform, recognizer, selector
     modelling: dict  # slot -> s
-    baseline: dict  # slot -> {"bytes", "time": {stage: s}, "strings", "shape"}
+    baseline: dict  # slot -> {"bytes": container size, "time": {stage: s}, "data": the codec-alone container}
     signatures: dict  # slot -> bytes (the payload actually sent)
     geometric_bound: float
     # (slot, view, order) -> (bytes, {stage: s}, retained fraction, slots whose streams it copies from)
@@ -41,8 +42,9 @@ class RealRound:
 class OnboardWork:
     """Does (and caches) the real codec and DLRC work for the agents."""
 
-    def __init__(self, codec, scenes: dict, scenario):
-        self.codec, self.scenes, self.sc = codec, scenes, scenario
+    def __init__(self, codec, scenes: dict, scenario, key: bytes | None = None):
+        """``key``: the mission key (:mod:`dlrc_agents.dlrc.auth`) that authenticates every container."""
+        self.codec, self.scenes, self.sc, self.key = codec, scenes, scenario, key
         ov = scenario.overlap
         self.window = window_for_overlap(ov.satellites, ov.patch, ov.o_exp[0], ov.grid)
         self.recognizer = Recognizer(codec.M, scenario.dlrc.rounds, scenario.dlrc.seed)
@@ -65,7 +67,7 @@ class OnboardWork:
             window = window_for_overlap(satellites, ov.patch, o, ov.grid)
         if spec in self.rounds:
             return self.rounds[spec]
-        key = replay if satellites is None else len(self.rounds)
+        index = replay if satellites is None else len(self.rounds)  # the capture id its streams carry
         names = sorted(self.scenes)
         scene = self.scenes[names[replay % len(names)]]
         seed = [self.sc.seed, replay] if satellites is None else [self.sc.seed, replay, n, int(spec[2] * O_EXP_STEPS)]
@@ -81,13 +83,12 @@ class OnboardWork:
             front[s] = t  # analysis_transform, recognizer, selector
             sigs[s] = signature_payload(states[s].selection.signatures)
             tb: dict = {}
-            with timed(tb, "baseline"):
-                out = self.codec.model.compress(x)
-            baseline[s] = {"bytes": sum(len(v[0]) for v in out["strings"]), "time": tb,
-                           "strings": out["strings"], "shape": out["shape"]}
-        rr = RealRound(key, images, states, front, modelling, baseline, sigs, obs.geometric_bound())
+            with timed(tb, "baseline"):  # the codec alone, in the same container as DLRC's streams
+                data = encode_alone(self.codec, x, s, index, tuple(images)).to_bytes(self.key)
+            baseline[s] = {"bytes": len(data), "time": tb, "data": data}
+        rr = RealRound(index, images, states, front, modelling, baseline, sigs, obs.geometric_bound())
         self.rounds[spec] = rr
-        self.by_index[key] = rr
+        self.by_index[index] = rr
         return rr
 
     @torch.no_grad()
@@ -111,8 +112,8 @@ class OnboardWork:
                 rr.own_hat[key] = y_own[None]
             with timed(t, "entropy_coding"):
                 st = finish(self.codec, rr.states[slot], arb, "references", self.cfg.map_coding, y_string,
-                            self.cfg.context_fill)
-                data = st.to_bytes()
+                            self.cfg.context_fill, rr.index, tuple(rr.images))
+                data = st.to_bytes(self.key)
             positions = st.y_shape[1] * st.y_shape[2]
             owners = {int(o) for refs in st.maps.values() for o in np.unique(np.asarray(refs) // positions)}
             rr.streams[key] = (data, t, st.retained / positions, frozenset(owners - {slot}))

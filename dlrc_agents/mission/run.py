@@ -11,6 +11,7 @@ from edgespacecom.outputs import write_figure, write_table
 
 from ..codecs import load_codecs
 from ..data import read_rgb, scene_names
+from ..dlrc.auth import mission_key
 from .agents import FlowOracle, Mission
 from .decodable import decodability
 from .ground import contact_plan_for, measured_span
@@ -101,6 +102,7 @@ def run_mission(scenario, run) -> dict:
 
     c = scenario.codec
     (codec,) = load_codecs(c)  # before any output is written
+    key = mission_key()  # from the environment, never the scenario: a bad key fails here, before any work
     run.begin()
     torch.set_num_threads(scenario.mission.threads)
     scenes = {name: read_rgb(path) for name, path in scene_names(scenario.data.scenes).items()}
@@ -129,7 +131,7 @@ def run_mission(scenario, run) -> dict:
     plan, contact_stats = contact_plan_for(scenario, eph, participants, duration_s)
     stage(f"ground: {'abstract downlink' if scenario.ground.downlink else 'stations'}, "
           f"{contact_stats['windows_per_day']:.1f} windows a day of {contact_stats['window_s_mean']:.0f} s mean")
-    work = OnboardWork(codec, scenes, scenario)
+    work = OnboardWork(codec, scenes, scenario, key)
     in_flight, round_mb = rounds_in_flight(scenario, codec)
     mission = Mission(scenario, codec, work, flows, plan, duration_s, in_flight, captures)
     mission.run()
@@ -155,6 +157,8 @@ def run_mission(scenario, run) -> dict:
     summary["in_flight"] = {"rounds": mission.in_flight, "memory_mb": mission.in_flight * round_mb,
                             "memory_mb_per_round": round_mb}
     summary["weights"] = codec.source
+    # both worlds' containers carry an HMAC-SHA256 (32 bytes each, counted) when a mission key is set
+    summary["authentication"] = "hmac-sha256" if key else "none"
     write_table(out_dir / "mission_rounds.csv", table)
     write_table(out_dir / "capture_rounds.csv", rounds_table)
     write_table(out_dir / "ground_rounds.csv", ground if len(ground) else pd.DataFrame(columns=["world", "round"]))
