@@ -79,6 +79,13 @@ class OverlapConfig(Strict):
 class DLRCSettings(Strict):
     rounds: int = Field(20, ge=1, description="k, LSH rounds")
     seed: int = Field(0, ge=0, description="shared rotation seed")
+    rotation: Literal["dense", "hadamard"] = Field(
+        "dense", description="the Recognizer's rotations — 'dense': Haar-random C×C matrices (the paper's "
+                             "reading); 'hadamard': random signs and Walsh–Hadamard transforms on C padded to a "
+                             "power of two (FALCONN's fast form, O(C log C) a hash)")
+    rotation_applications: int = Field(
+        2, ge=1, le=8, description="hadamard: sign-flip + Hadamard stages a hash (all but the last shared by "
+                                   "the rounds); one does not spread a latent's energy, two match a Haar rotation")
     representative: Literal["original", "mean"] = "original"
     map_transport: Literal["joint", "per_satellite", "references"] = "joint"
     map_coding: Literal["predictive", "lzma"] = "predictive"

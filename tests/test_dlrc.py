@@ -61,6 +61,60 @@ def test_recognizer_groups_identical_and_near_identical_vectors():
     assert sig[4] != sig[0] and sig[5] != sig[0]
 
 
+def test_hadamard_rotation_is_the_explicit_matrix_product():
+    """Each round's transform equals H_d·D_last·(H_d·D_shared) of the zero-padded vector, with H_d
+    from scipy's Sylvester construction: the Kronecker factorisation is checked, not assumed."""
+    from scipy.linalg import hadamard
+
+    from dlrc_agents.dlrc.recognizer import sign_diagonals
+
+    rng = np.random.default_rng(5)
+    C, k, d = 48, 6, 64
+    v = rng.normal(size=(C, 7)).astype(np.float32)
+    for applications in (1, 2, 3):
+        rec = Recognizer(C, k, seed=9, rotation="hadamard", applications=applications)
+        assert rec.dimension == d
+        got = rec.rotate(torch.from_numpy(v)).numpy()
+        signs = sign_diagonals(d, k + 1, applications, 9)
+        H = hadamard(d)
+        x = np.zeros((d, 7))
+        x[:C] = v
+        for a in range(applications - 1):
+            x = H @ (signs[k, a][:, None] * x)
+        for r in range(k):
+            np.testing.assert_allclose(got[r], H @ (signs[r, applications - 1][:, None] * x), rtol=1e-5, atol=1e-3)
+        codes = rec.codes(v.T)
+        want = np.array([[2 * np.argmax(np.abs(got[r][:, j])) + (got[r][np.argmax(np.abs(got[r][:, j])), j] < 0)
+                          for j in range(7)] for r in range(k)])
+        np.testing.assert_array_equal(codes, want)
+        assert codes.max() < 2 * d
+    # (H D)/√d is orthogonal: a rotation up to scale
+    D = np.diag(sign_diagonals(d, 1, 1, 0)[0, 0])
+    np.testing.assert_allclose((hadamard(d) @ D) @ (hadamard(d) @ D).T / d, np.eye(d), atol=1e-12)
+
+
+@pytest.mark.parametrize("applications", [2, 3])
+def test_hadamard_hashes_collide_like_haar_rotations_on_sparse_vectors(applications):
+    """Per-round collision probability of pairs 15° and 30° apart, for vectors whose energy sits in a
+    few channels (as latents' does): two sign-flip + Hadamard stages match a Haar rotation within
+    sampling error; one stage does not (FALCONN's advice: more than one rotation for sparse data)."""
+    rng = np.random.default_rng(6)
+    C, k, n = 48, 32, 2000
+    base = rng.normal(size=(n, C)) * (rng.random((n, C)) < 0.15)  # ~7 active channels a vector
+    base[np.abs(base).sum(1) == 0, 0] = 1.0
+    dense = Recognizer(C, k, seed=1)
+    fast, one = Recognizer(C, k, 1, "hadamard", applications), Recognizer(C, k, 1, "hadamard", 1)
+    for degrees in (15, 30):
+        g = rng.normal(size=base.shape)
+        g -= (g * base).sum(1, keepdims=True) / (base * base).sum(1, keepdims=True) * base
+        g *= np.linalg.norm(base, axis=1, keepdims=True) / np.linalg.norm(g, axis=1, keepdims=True)
+        other = np.cos(np.radians(degrees)) * base + np.sin(np.radians(degrees)) * g
+        rate = {name: (r.codes(base) == r.codes(other)).mean() for name, r in
+                (("dense", dense), ("fast", fast), ("one", one))}
+        assert abs(rate["fast"] - rate["dense"]) < 0.03, rate
+        assert rate["one"] < rate["dense"] - 0.1, rate
+
+
 # -------------------------------------------------------------- Selector and Arbiter
 
 
@@ -125,6 +179,17 @@ def test_ground_decodes_exactly_what_satellites_intended(codec, scene, strategy,
         C = group.latents[sat].y_hat.shape[1]
         pos = torch.as_tensor(group.arbitration.retained[sat])
         assert torch.equal(decoded[sat]["y_tilde"].reshape(C, -1)[:, pos], group.latents[sat].y_hat[0].reshape(C, -1)[:, pos])
+
+
+@pytest.mark.parametrize("transport", ["joint", "references"])
+def test_ground_decodes_exactly_with_hadamard_rotations(codec, scene, transport):
+    """The fast Recognizer changes only the signatures: the ground still rebuilds ỹ bit for bit."""
+    images = crops(scene, OFFSETS)
+    group = encode_group(codec, images, DLRCConfig(rounds=20, seed=11, rotation="hadamard", map_transport=transport))
+    assert group.arbitration.total < 0.8 * sum(a.size for a in group.arbitration.assignment.values())
+    decoded = reconstruct(codec, list(group.streams.values())[::-1])
+    for sat in images:
+        assert torch.equal(decoded[sat]["y_tilde"], group.intended[sat]), sat
 
 
 def test_incomplete_views_still_decode_exactly(codec, scene):

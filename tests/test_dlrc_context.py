@@ -103,12 +103,13 @@ def test_identity_walk_is_the_codec_itself(codec, scene):
 OFFSETS = [(0, 0), (32, 48), (64, 16), (0, 0), (96, 96)]
 
 
-@pytest.mark.parametrize("strategy", ["original", "mean"])
+@pytest.mark.parametrize("strategy,rotation", [("original", "dense"), ("mean", "dense"), ("original", "hadamard")])
 @pytest.mark.parametrize("priority", [None, {4: 0, 2: 1, 0: 2, 3: 3, 1: 4}])
 @pytest.mark.parametrize("transport", ["joint", "references"])
-def test_ground_decodes_exactly_what_satellites_intended(codec, scene, strategy, priority, transport):
+def test_ground_decodes_exactly_what_satellites_intended(codec, scene, strategy, rotation, priority, transport):
     images = crops(scene, OFFSETS, size=128)
-    cfg = DLRCConfig(rounds=8, seed=11, representative=strategy, priority=priority, map_transport=transport)
+    cfg = DLRCConfig(rounds=8, seed=11, representative=strategy, priority=priority, map_transport=transport,
+                     rotation=rotation)
     group = encode_group(codec, images, cfg)
     arb = group.arbitration
     total_positions = sum(a.size for a in arb.assignment.values())

@@ -346,3 +346,8 @@ def test_a_mission_key_authenticates_both_worlds(tmp_path, checkpoint, monkeypat
     monkeypatch.setenv("DLRC_MISSION_KEY", "0011")
     assert main(["run", str(_scenario(tmp_path, checkpoint)), "--out", str(tmp_path / "short")]) == 2
     assert not (tmp_path / "short" / "summary.json").exists()
+
+
+def test_a_mission_flies_the_hadamard_recognizer(tmp_path, checkpoint):
+    s = _run(tmp_path, checkpoint, **{"dlrc.rotation": "hadamard"})
+    assert s["decode_exact"] is True and s["retained_fraction"] < 0.8

@@ -29,6 +29,8 @@ from .timing import timed
 class DLRCConfig:
     rounds: int = 20  # k, LSH rounds
     seed: int = 0  # shared rotation seed
+    rotation: str = "dense"  # 'dense' (Haar C×C) or 'hadamard' (see .recognizer)
+    rotation_applications: int = 2  # hadamard: sign-flip + Hadamard stages a hash
     representative: str = "original"  # or "mean"
     # 'joint': all dense maps LZMA'd together in the top-priority stream (the paper);
     # 'per_satellite': each stream carries its own dense map;
@@ -42,6 +44,11 @@ class DLRCConfig:
     # context models: a copy from another satellite enters the context as that satellite's ŷ
     # ('representative') or as the model's own prediction μ ('prediction'); see .context
     context_fill: str = "representative"
+
+
+def recognizer_for(codec, cfg: DLRCConfig) -> Recognizer:
+    """The Recognizer every satellite of a mission builds from the shared settings."""
+    return Recognizer(codec.M, cfg.rounds, cfg.seed, cfg.rotation, cfg.rotation_applications)
 
 
 @dataclass
@@ -222,7 +229,7 @@ def encode_group(codec, images: dict, cfg: DLRCConfig = DLRCConfig(), capture: i
     and DLRC's Recognizer, Selector (clustering and the representative strategy) and
     Arbiter. Building the rotations is a one-off per mission and is not counted.
     """
-    recognizer = Recognizer(codec.M, cfg.rounds, cfg.seed)
+    recognizer = recognizer_for(codec, cfg)
     t: dict = {}
     states = {sat: analyse(codec, recognizer, sat, x, t) for sat, x in images.items()}
     latents = {sat: model_entropy(codec, st, cfg.representative, t) for sat, st in states.items()}

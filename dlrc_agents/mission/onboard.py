@@ -11,8 +11,7 @@ from ..dlrc.alone import encode_alone
 from ..dlrc.arbiter import arbitrate
 from ..dlrc.context import decode_order
 from ..dlrc.onboard import (DLRCConfig, analyse, code_context, finish, model_entropy, parse_signature_payload,
-                            signature_payload, timed)
-from ..dlrc.recognizer import Recognizer
+                            recognizer_for, signature_payload, timed)
 from ..overlap import draw_observation, window_for_overlap
 from ..rd import patch_tensor
 
@@ -47,8 +46,8 @@ class OnboardWork:
         self.codec, self.scenes, self.sc, self.key = codec, scenes, scenario, key
         ov = scenario.overlap
         self.window = window_for_overlap(ov.satellites, ov.patch, ov.o_exp[0], ov.grid)
-        self.recognizer = Recognizer(codec.M, scenario.dlrc.rounds, scenario.dlrc.seed)
         self.cfg = DLRCConfig(**scenario.dlrc.core())
+        self.recognizer = recognizer_for(codec, self.cfg)
         self.rounds: dict = {}  # draw spec -> RealRound
         self.by_index: dict[int, RealRound] = {}
 
