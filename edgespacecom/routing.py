@@ -1,4 +1,4 @@
-"""Minimum-delay routing among the participants with Dijkstra (NetworkX).
+"""Minimum-delay routing among the participants with Dijkstra (SciPy csgraph; NetworkX as the reference).
 
 Edge weight of an ISL for payload S (objective ``flow_delay``, the default):
 ``w = d/c + S_bit/B(d) + t_relay``, so the Dijkstra distance D of a path of H hops
@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
 
 from .config import LinkConfig, NetworkConfig
 from .links import hop_delay_s
@@ -82,6 +84,42 @@ def _dijkstra_flows(g: nx.Graph, participants: np.ndarray, n_payloads: int, net:
     return dist, hops
 
 
+def csgraph_flows(i: np.ndarray, j: np.ndarray, weights: np.ndarray, nodes: np.ndarray, participants: np.ndarray,
+                  n_satellites: int, limits: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Dijkstra from every participant for every payload on the graph of ``nodes`` and the links
+    (i, j) with ``weights`` (E, P), with SciPy's compiled csgraph; returns (D, hops) arrays (P, n, n).
+    ``limits`` (P,): upper bounds on every participant pair's distance, where the search may stop.
+
+    Hop counts follow the predecessor chain of the path Dijkstra chose (all chains at once)."""
+    n = len(participants)
+    local = np.full(n_satellites, -1, dtype=np.int64)
+    local[nodes] = np.arange(len(nodes))
+    li, lj, src = local[i], local[j], local[participants]
+    m = len(nodes)
+    dist = np.full((weights.shape[1], n, n), np.inf)
+    hops = np.full((weights.shape[1], n, n), -1, dtype=np.int64)
+    rows, cols = np.concatenate([li, lj]), np.concatenate([lj, li])
+    # one CSR structure for every payload: built with the edge numbers as data, then refilled
+    graph = csr_matrix((np.arange(1, len(rows) + 1, dtype=float), (rows, cols)), shape=(m, m))
+    edge = graph.data.astype(np.int64) - 1
+    for p in range(weights.shape[1]):
+        graph.data = np.concatenate([weights[:, p], weights[:, p]])[edge]
+        limit = np.inf if limits is None or not np.isfinite(limits[p]) else limits[p] * (1 + 1e-9)
+        d, pred = dijkstra(graph, directed=True, indices=src, return_predecessors=True, limit=limit)
+        dist[p] = d[:, src]
+        # walk every participant pair's predecessor chain back to its source, all pairs at once
+        cur = np.broadcast_to(src[None, :], (n, n)).copy()
+        count = np.zeros((n, n), dtype=np.int64)
+        a_idx = np.broadcast_to(np.arange(n)[:, None], (n, n))
+        walking = np.isfinite(dist[p]) & (cur != src[:, None])
+        while walking.any():
+            cur[walking] = pred[a_idx[walking], cur[walking]]
+            count[walking] += 1
+            walking &= cur != src[:, None]
+        hops[p] = np.where(np.isfinite(dist[p]), count, -1)
+    return dist, hops
+
+
 def _flow_table(dist: np.ndarray, hops: np.ndarray, net: NetworkConfig, routing_nodes: int) -> FlowTable:
     relays = np.maximum(hops - 1, 0) * net.relay_s
     off_diag = hops > 0
@@ -124,14 +162,17 @@ def route_participants(
     """Minimum-delay flows among the participants, exact, on the smallest graph that proves it."""
     n_sat = len(positions_km)
     c_km_s = net.speed_of_light_m_s / 1e3
-    weights = edge_weights(links.distance_km, payloads_kib, link, net)
+    weights = np.full((len(links), len(payloads_kib)), np.nan)  # computed for the links a graph uses
     inside = np.zeros(n_sat, dtype=bool)
     inside[participants] = True
+    off_diag = ~np.eye(len(participants), dtype=bool)
+    limits = None  # the subgraph's distances bound the true ones: later searches stop there
     while True:
         keep = inside[links.i] & inside[links.j]
-        g = build_graph(links.i[keep], links.j[keep], weights[keep], nodes=np.nonzero(inside)[0])
-        dist, hops = _dijkstra_flows(g, participants, len(payloads_kib), net)
-        off_diag = ~np.eye(len(participants), dtype=bool)
+        todo = keep & np.isnan(weights[:, 0])
+        weights[todo] = edge_weights(links.distance_km[todo], payloads_kib, link, net)
+        dist, hops = csgraph_flows(links.i[keep], links.j[keep], weights[keep], np.nonzero(inside)[0], participants,
+                                   n_sat, limits)
         if not np.all(np.isfinite(dist[:, off_diag])):
             if inside.all():
                 break  # some participants are disconnected in the full graph
@@ -148,4 +189,5 @@ def route_participants(
         if not (needed & ~inside).any():
             break
         inside |= needed
+        limits = dist[:, off_diag].max(axis=1)
     return _flow_table(dist, hops, net, int(inside.sum()))

@@ -32,6 +32,18 @@ def segment_clears_sphere(p, q, radius_km: float):
     return np.einsum("...i,...i->...", closest, closest) > radius_km**2
 
 
+def always_clear_km(positions_km: np.ndarray, radius_km: float) -> float:
+    """A chord length below which every segment between two of the points clears the sphere.
+
+    With both ends at least r from the centre and the foot of the perpendicular splitting the
+    chord d into a + b, the segment's distance h to the centre satisfies h² ≥ r² − min(a, b)² ≥
+    r² − d²/4, so d < 2·√(r² − R²) keeps it outside the sphere of radius R (an endpoint closest
+    is at least r > R away anyway). 0 when some point is inside the sphere.
+    """
+    r2 = float(np.min(np.einsum("ij,ij->i", positions_km, positions_km))) if len(positions_km) else 0.0
+    return 2.0 * float(np.sqrt(r2 - radius_km**2)) if r2 > radius_km**2 else 0.0
+
+
 @dataclass(frozen=True)
 class LinkSet:
     """ISLs at one sample: pairs (i < j), their distances, and sorted integer keys i·N + j."""
@@ -52,17 +64,15 @@ def isl_links(positions_km: np.ndarray, d_max_km: float, earth_margin_km: float)
     if len(pairs) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return LinkSet(empty, empty, np.zeros(0), empty)
-    i, j = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
-    swap = i > j
-    i[swap], j[swap] = j[swap], i[swap].copy()
-    p, q = positions_km[i], positions_km[j]
-    keep = segment_clears_sphere(p, q, EARTH_EQUATORIAL_RADIUS_KM + earth_margin_km)
-    i, j = i[keep], j[keep]
-    keys = i * n + j
-    order = np.argsort(keys, kind="stable")
-    i, j, keys = i[order], j[order], keys[order]
-    dist = np.linalg.norm(positions_km[i] - positions_km[j], axis=1)
-    return LinkSet(i, j, dist, keys)
+    i, j = np.minimum(pairs[:, 0], pairs[:, 1]).astype(np.int64), np.maximum(pairs[:, 0], pairs[:, 1]).astype(np.int64)
+    radius = EARTH_EQUATORIAL_RADIUS_KM + earth_margin_km
+    if d_max_km >= always_clear_km(positions_km, radius):  # otherwise every pair in range clears: skip the test
+        keep = segment_clears_sphere(positions_km[i], positions_km[j], radius)
+        i, j = i[keep], j[keep]
+    keys = np.sort(i * n + j)  # unique keys: a plain sort, and (i, j) read back from them
+    i, j = keys // n, keys % n
+    diff = positions_km[i] - positions_km[j]
+    return LinkSet(i, j, np.sqrt(np.einsum("ij,ij->i", diff, diff)), keys)
 
 
 def induced(links: LinkSet, nodes: np.ndarray, n_satellites: int) -> LinkSet:
@@ -74,10 +84,13 @@ def induced(links: LinkSet, nodes: np.ndarray, n_satellites: int) -> LinkSet:
 
 
 def link_events(previous: LinkSet, current: LinkSet) -> tuple[int, int]:
-    """(N_setup, N_teardown): links present now but not before, and before but not now."""
-    setups = np.setdiff1d(current.keys, previous.keys, assume_unique=True).size
-    teardowns = np.setdiff1d(previous.keys, current.keys, assume_unique=True).size
-    return int(setups), int(teardowns)
+    """(N_setup, N_teardown): links present now but not before, and before but not now (both key
+    arrays are sorted and unique, so one binary search counts the links they share)."""
+    if len(previous) == 0 or len(current) == 0:
+        return len(current), len(previous)
+    at = np.minimum(np.searchsorted(previous.keys, current.keys), len(previous) - 1)
+    shared = int(np.count_nonzero(previous.keys[at] == current.keys))
+    return len(current) - shared, len(previous) - shared
 
 
 def topology_overhead_s(n_setup: int, n_teardown: int, setup_s: float, teardown_s: float) -> float:

@@ -85,6 +85,33 @@ def test_pruned_routing_equals_full_graph_on_the_constellation(constellation, se
         assert small.routing_nodes < 100  # small payloads: the ellipsoids hug the participants
 
 
+def test_slow_links_route_exactly_and_stay_fast(constellation):
+    """The printed noise model makes links ~10⁴ times slower: the ellipsoid bound then covers the whole
+    constellation. Flows still equal NetworkX's full-graph Dijkstra on sampled instants, and the pruned
+    router (SciPy's csgraph, its searches stopped at the bounds it proved) costs at most 3× the
+    thermal model's time on the same instants."""
+    import time
+
+    net = NetworkConfig()
+    slow = LinkConfig(noise_model="paper_as_printed")
+    samples = [3, 200, 555]
+    part = select_participants(constellation[samples], 30.5, 114.3, 8, "nearest")
+    took = {}
+    for name, link in (("thermal", LINK), ("printed", slow)):
+        start = time.perf_counter()
+        for row, k in enumerate(samples):
+            links = isl_links(constellation[k], 3000.0, 80.0)
+            route_participants(constellation[k], links, part[row], [2.0, 128.0], link, net)
+        took[name] = time.perf_counter() - start
+    assert took["printed"] < 3 * took["thermal"] + 0.05, took
+    for row, k in enumerate(samples):
+        links = isl_links(constellation[k], 3000.0, 80.0)
+        full = route_participants_full(constellation[k], links, part[row], [2.0, 128.0], slow, net)
+        fast = route_participants(constellation[k], links, part[row], [2.0, 128.0], slow, net)
+        np.testing.assert_allclose(fast.t_flow_s, full.t_flow_s, rtol=1e-12)
+        np.testing.assert_array_equal(fast.hops, full.hops)
+
+
 def test_far_apart_participants_need_multihop(constellation):
     """Participants spread around the globe: paths are multi-hop and still exact."""
     net = NetworkConfig()
