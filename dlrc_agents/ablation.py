@@ -29,6 +29,7 @@ def summarise_ablation(table: pd.DataFrame) -> list[dict]:
         out.append({
             "rounds": int(k), "representative": strategy, "o_exp": float(o_exp),
             "baseline_bpp": base, "dlrc_bpp": dl, "bpp_reduction": 1.0 - dl / base,
+            "bpp_reduction_sent": 1.0 - g["dlrc_bpp_sent"].mean() / g["baseline_bpp_sent"].mean(),
             "baseline_psnr": g["baseline_psnr"].mean(), "dlrc_psnr": g["dlrc_psnr"].mean(),
             "delta_psnr": g["dlrc_psnr"].mean() - g["baseline_psnr"].mean(),
             "delta_ms_ssim": g["dlrc_ms_ssim"].mean() - g["baseline_ms_ssim"].mean(),

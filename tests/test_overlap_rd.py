@@ -61,6 +61,29 @@ def test_rd_scenario_runs_from_a_checkpoint(tmp_path):
     assert (out / "fig6_rd.png").stat().st_size > 0 and (out / "fig7_bpp_breakdown.png").stat().st_size > 0
 
 
+def test_rd_rows_count_every_byte_each_world_sends(scene):
+    """bpp 'sent' = the strings, the maps and the container around them: summed over a draw's
+    satellites it is exactly the bytes of their streams (the map cost is split evenly), and for
+    the codec alone exactly the codec-alone container."""
+    from dlrc_agents.codecs import codec_from_model
+    from dlrc_agents.dlrc.alone import encode_alone
+    from dlrc_agents.dlrc.onboard import DLRCConfig, encode_group
+    from dlrc_agents.rd import evaluate_draw, patch_tensor
+
+    torch.manual_seed(0)
+    codec = codec_from_model(build_model("bmshj2018-hyperprior", 32, 48), "bmshj2018-hyperprior", 32, 48)
+    obs = draw_observation(scene, 3, 256, 512, np.random.default_rng(1))
+    rows = evaluate_draw(codec, scene, obs, DLRCConfig())
+    pixels = 256 * 256
+    images = {s: patch_tensor(scene, y, x, 256) for s, (y, x) in enumerate(obs.offsets)}
+    streams = encode_group(codec, images, DLRCConfig()).streams
+    assert sum(r["dlrc_bpp_sent"] for r in rows) * pixels / 8 == pytest.approx(sum(map(len, streams.values())))
+    for r in rows:
+        alone = encode_alone(codec, images[r["satellite"]], r["satellite"], 0, (0, 1, 2)).to_bytes()
+        assert r["baseline_bpp_sent"] * pixels / 8 == pytest.approx(len(alone))
+        assert r["dlrc_bpp_header"] > 0 and r["baseline_bpp_header"] > 0
+
+
 def test_missing_shipped_weights_are_named(tmp_path, capsys):
     code = main(["run", str(ROOT / "scenarios" / "rd_bmshj2018.yaml"), "--out", str(tmp_path / "x"),
                  "--set", "codec.lambdas=[0.999]"])

@@ -39,8 +39,13 @@ def compressai_shape(codec, latent_hw: tuple[int, int], z_hw: tuple[int, int]):
 def encode_alone(codec, x: torch.Tensor, satellite: int = 0, capture: int = 0, members: tuple = ()
                  ) -> SatelliteBitstream:
     """``x`` (1, 3, H, W) in [0, 1] coded by the codec alone, as a container."""
-    out = codec.model.compress(x)
-    h, w = x.shape[-2:]
+    return alone_stream(codec, codec.model.compress(x), tuple(x.shape[-2:]), satellite, capture, members)
+
+
+def alone_stream(codec, out: dict, image_hw: tuple[int, int], satellite: int = 0, capture: int = 0,
+                 members: tuple = ()) -> SatelliteBitstream:
+    """The container of what CompressAI's ``compress()`` returned (``out``) for an image of ``image_hw``."""
+    h, w = image_hw
     y_hw = (math.ceil(h / LATENT_STRIDE), math.ceil(w / LATENT_STRIDE))
     z_hw = (math.ceil(h / HYPER_STRIDE), math.ceil(w / HYPER_STRIDE))
     if out["shape"] != compressai_shape(codec, y_hw, z_hw):
