@@ -5,6 +5,7 @@
     edgespacecom validate SCENARIO.yaml [--set ...]
     edgespacecom data list|fetch|verify [NAMES ...] [--mirror DIR]
     edgespacecom scenarios list | copy NAME [DIR]
+    edgespacecom export tle|isl SCENARIO.yaml --out PATH [--set ...] [--format parquet|csv]
     edgespacecom train --arch bmshj2018-hyperprior --lambda 0.0067 [--steps N] [--out DIR]
 
 Every error is one line on stderr and exit status 2; Ctrl-C is one line and 130.
@@ -56,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("names", nargs="*", help="names or globs (eo:rgb/test/*.tif); default: every file")
     data.add_argument("--mirror", type=Path, default=None,
                       help="fill the cache from a local copy with the same layout (default $EDGESPACECOM_DATA_MIRROR)")
+
+    ex = sub.add_parser("export", help="a scenario's constellation as TLEs, or its ISLs per time step as edge lists")
+    ex.add_argument("what", choices=("tle", "isl"))
+    scenario_args(ex)
+    ex.add_argument("--out", type=Path, required=True, help="tle: the file to write; isl: the folder")
+    ex.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="isl: the edge table's format")
 
     sc = sub.add_parser("scenarios", help="the scenarios shipped with the package")
     sc.add_argument("action", choices=("list", "copy"))
@@ -110,6 +117,27 @@ def _scenarios(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from .export import write_isl, write_tle
+
+    raw = apply_overrides(load_raw(args.scenario), list(args.overrides))
+    if isinstance(raw, dict) and raw.get("sweep") is not None:
+        raise ScenarioError(f"{args.scenario}: export takes one scenario, not a sweep")
+    scenario = validate_scenario(raw, source=str(args.scenario), base_dir=args.scenario.resolve().parent)
+    needed = ("constellation", "time") if args.what == "tle" else ("constellation", "time", "isl", "link", "network")
+    missing = [k for k in needed if not hasattr(scenario, k)]
+    if missing:
+        raise ScenarioError(f"{args.scenario}: a {scenario.kind} scenario has no {', '.join(missing)} to export")
+    if args.what == "tle":
+        path = write_tle(scenario, args.out)
+        print(f"{path}: the constellation of {scenario.name} as TLEs (epoch {scenario.time.start:%Y-%m-%dT%H:%M:%SZ})")
+        return 0
+    info = write_isl(scenario, args.out, args.format)
+    print(f"{args.out}/: {info['edges']} links over {info['samples']} samples of {info['satellites']} satellites "
+          f"({', '.join(Path(f).name for f in info['files'])})")
+    return 0
+
+
 def _scenario_command(args) -> int:
     from .runner import scenario_inputs
 
@@ -161,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             return _data(args)
         if args.command == "scenarios":
             return _scenarios(args)
+        if args.command == "export":
+            return _export(args)
         return _scenario_command(args)
     except KeyboardInterrupt:
         print("interrupted (no partial summary.json is left behind)", file=sys.stderr)
