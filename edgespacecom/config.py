@@ -305,6 +305,14 @@ class ISLConfig(Strict):
     earth_margin_km: float = Field(
         80.0, ge=0.0, description="the line of sight must clear the Earth's radius plus this [km]"
     )
+    pattern: Literal["distance", "grid"] = Field(
+        "distance", description="'distance': every pair within d_max with a clear line of sight (the paper); "
+                                "'grid': +Grid, each satellite's fore and aft in-plane neighbours and its "
+                                "neighbours with the same slot in the adjacent planes (four laser terminals; "
+                                "a Walker constellation), each link kept while within d_max and clear")
+    terminals: int | None = Field(
+        None, ge=1, le=64, description="'distance': at most this many links a satellite, the shortest first "
+                                       "(a link needs a free terminal at both ends); None: no limit")
 
 
 class LinkConfig(Strict):
@@ -413,6 +421,11 @@ class NetworkScenario(ScenarioBase):
         if self.sensor is not None and not geometric:
             raise ValueError("sensor: used only with participants.selection: geometric")
         w = self.constellation.walker
+        if self.isl.pattern == "grid" and w is None:
+            raise ValueError("isl.pattern: 'grid' links planes and slots of a Walker constellation "
+                             "(constellation.walker); a TLE file has no such structure")
+        if self.isl.pattern == "grid" and self.isl.terminals is not None:
+            raise ValueError("isl.terminals: the +Grid pattern has its four terminals; the limit is for 'distance'")
         if w is not None and self.participants.count > w.total:
             raise ValueError(
                 f"participants.count: {self.participants.count} participants but the "

@@ -14,8 +14,8 @@ file per concept, plain columns), for the scenario's window and ISL rule:
   ``sat_b``, ``distance_km``, ``light_delay_s`` (d/c), ``rate_bps`` (the link budget's
   effective rate B·log2(1 + SNR)·(1 − δ) at that distance), sorted by sample, then pair.
 
-Links follow the scenario's ``isl`` rule (distance and the line of sight above the Earth plus the
-margin) exactly as the simulator uses them.
+Links follow the scenario's ``isl`` rule (the pattern, distance and the line of sight above the
+Earth plus the margin, a terminal limit) exactly as the simulator uses them.
 """
 
 from __future__ import annotations
@@ -49,14 +49,15 @@ def write_tle(scenario, out: Path) -> Path:
     return atomic_write_text(out, tle_text(scenario))
 
 
-def isl_edges(positions_km: np.ndarray, isl, link, speed_of_light_m_s: float) -> pd.DataFrame:
+def isl_edges(positions_km: np.ndarray, isl, link, speed_of_light_m_s: float, constellation=None) -> pd.DataFrame:
     """Every ISL at every sample of ``positions_km`` (K, N, 3) as the rows of ``isl_edges``."""
     from .links import link_rate_bps, propagation_delay_s
-    from .topology import isl_links
+    from .topology import IslRule
 
+    rule = IslRule.from_config(isl, constellation)
     parts = []
     for k in range(len(positions_km)):
-        links = isl_links(positions_km[k], isl.d_max_km, isl.earth_margin_km)
+        links = rule.links(positions_km[k])
         parts.append(pd.DataFrame({
             "sample": np.full(len(links), k, dtype=np.int64), "sat_a": links.i, "sat_b": links.j,
             "distance_km": links.distance_km,
@@ -75,7 +76,8 @@ def write_isl(scenario, out: Path, fmt: str = "parquet") -> dict:
 
     eph = load_ephemeris(scenario.constellation, scenario.time, scenario.compute.cache_dir)
     stage(f"export: {eph.satellites} satellites x {eph.samples} samples, ISLs within {scenario.isl.d_max_km:g} km")
-    edges = isl_edges(eph.positions_km, scenario.isl, scenario.link, scenario.network.speed_of_light_m_s)
+    edges = isl_edges(eph.positions_km, scenario.isl, scenario.link, scenario.network.speed_of_light_m_s,
+                      scenario.constellation)
     times = pd.to_datetime(eph.times_utc)
     out.mkdir(parents=True, exist_ok=True)
     write_table(out / "satellites.csv", pd.DataFrame({"satellite": np.arange(eph.satellites), "name": eph.names}))

@@ -27,7 +27,7 @@ from .progress import progress
 
 from .config import ISLConfig, LinkConfig, NetworkConfig
 from .routing import FlowTable, route_participants, route_participants_full
-from .topology import induced, isl_links, link_events, topology_overhead_s
+from .topology import IslRule, induced, link_events, topology_overhead_s
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def _max_off_diagonal(a: np.ndarray, axis: int) -> np.ndarray:
 
 def _rounds_chunk(args) -> dict:
     """Worker: sync rounds for samples [start, stop) (needs sample start-1 for link events)."""
-    positions, participants, payloads, isl, link, net, start, stop, reference, show = args
+    positions, participants, payloads, rule, link, net, start, stop, reference, show = args
     P, n = len(payloads), participants.shape[1]
     K = stop - start
     out = {
@@ -92,11 +92,11 @@ def _rounds_chunk(args) -> dict:
     n_sat = positions.shape[1]
     previous = previous_local = None
     if start > 0:
-        previous = isl_links(positions[start - 1], isl.d_max_km, isl.earth_margin_km)
+        previous = rule.links(positions[start - 1])
         previous_local = induced(previous, participants[start - 1], n_sat)
     route = route_participants_full if reference else route_participants
     for row, k in enumerate(progress(range(start, stop), desc="sync rounds", unit="sample", disable=not show, leave=False)):
-        links = isl_links(positions[k], isl.d_max_km, isl.earth_margin_km)
+        links = rule.links(positions[k])
         local = induced(links, participants[k], n_sat)
         if previous is not None:
             out["n_setup"][row], out["n_teardown"][row] = link_events(previous, links)
@@ -121,18 +121,21 @@ def compute_sync_rounds(
     workers: int = 1,
     reference: bool = False,
     progress: bool = True,
+    constellation=None,
 ) -> SyncRounds:
     """Sync rounds at every sample of ``positions_km`` (K, N, 3).
 
     ``workers`` > 1 splits the samples into contiguous chunks computed in
     separate processes (results are identical to one process). ``reference``
-    routes on the full constellation graph (slow; for checks and benchmarks).
+    routes on the full constellation graph (slow; for checks and benchmarks). ``constellation``:
+    its Walker structure, which ``isl.pattern: grid`` needs.
     """
+    rule = IslRule.from_config(isl, constellation)
     K = len(positions_km)
     workers = max(1, min(workers, K))
     bounds = np.linspace(0, K, workers + 1).astype(int)
     jobs = [
-        (positions_km, participants, list(payloads_kib), isl, link, net, int(a), int(b), reference, progress and w == 0)
+        (positions_km, participants, list(payloads_kib), rule, link, net, int(a), int(b), reference, progress and w == 0)
         for w, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))
         if b > a
     ]

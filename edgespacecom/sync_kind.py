@@ -52,7 +52,8 @@ def run_sync(scenario: SyncScenario, run) -> dict:  # run: edgespacecom.runner.R
     workers = run.workers(scenario.compute.workers)
     stage(f"routing: {len(payloads)} payloads, {workers} worker(s)")
     rounds = compute_sync_rounds(
-        eph.positions_km, participants, payloads, scenario.isl, scenario.link, scenario.network, workers=workers
+        eph.positions_km, participants, payloads, scenario.isl, scenario.link, scenario.network, workers=workers,
+        constellation=scenario.constellation,
     )
 
     stage("writing tables and plots")

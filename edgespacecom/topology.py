@@ -57,6 +57,83 @@ class LinkSet:
         return len(self.keys)
 
 
+def plus_grid_pairs(planes: int, per_plane: int, phasing: int = 0) -> np.ndarray:
+    """(E, 2) candidate links of the +Grid pattern for Walker index i = p·S + s: (p, s)–(p, s+1)
+    in-plane and (p, s)–(p+1, s) across planes, both cyclic. Walker-delta phasing gives plane p the
+    mean-anomaly offset p·F·360/T, so going round from plane P−1 to plane 0 loses P·F·360/T =
+    F·360/S: the seam links (P−1, s)–(0, s + F), whose phase offset is then F·360/T as between any
+    two adjacent planes. Every satellite has degree 4 where all four links are in range. Pairs are
+    (i < j), unique."""
+    p, s = np.divmod(np.arange(planes * per_plane), per_plane)
+    fore = p * per_plane + (s + 1) % per_plane
+    seam = p == planes - 1
+    side = ((p + 1) % planes) * per_plane + (s + np.where(seam, phasing, 0)) % per_plane
+    i = np.arange(planes * per_plane)
+    pairs = np.concatenate([np.stack([i, fore], 1), np.stack([i, side], 1)])
+    pairs = np.sort(pairs, axis=1)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]  # one plane or one slot: no self-links
+    return np.unique(pairs, axis=0)
+
+
+def limit_terminals(i: np.ndarray, j: np.ndarray, distance_km: np.ndarray, terminals: int, n: int) -> np.ndarray:
+    """Boolean mask of the links kept when each satellite has ``terminals`` terminals: links are
+    taken shortest first (ties by pair) and kept while both ends have a free terminal.
+
+    Written as a loop because the greedy choice is sequential; each step is O(1)."""
+    order = np.lexsort((j, i, distance_km))
+    free = np.full(n, terminals, dtype=np.int64)
+    keep = np.zeros(len(i), dtype=bool)
+    for e in order.tolist():
+        a, b = i[e], j[e]
+        if free[a] > 0 and free[b] > 0:
+            keep[e] = True
+            free[a] -= 1
+            free[b] -= 1
+    return keep
+
+
+@dataclass(frozen=True)
+class IslRule:
+    """Which links exist at a sample: the ``isl`` section, and +Grid's candidate pairs."""
+
+    d_max_km: float
+    earth_margin_km: float
+    terminals: int | None = None
+    candidates: np.ndarray | None = None  # (E, 2) for a fixed pattern (grid); None: every pair in range
+
+    @classmethod
+    def from_config(cls, isl, constellation=None) -> "IslRule":
+        if getattr(isl, "pattern", "distance") == "grid":
+            w = constellation.walker if constellation is not None else None
+            if w is None:
+                raise ValueError("isl.pattern: 'grid' needs a Walker constellation")
+            return cls(isl.d_max_km, isl.earth_margin_km, None, plus_grid_pairs(w.planes, w.per_plane, w.phasing))
+        return cls(isl.d_max_km, isl.earth_margin_km, getattr(isl, "terminals", None))
+
+    def links(self, positions_km: np.ndarray) -> LinkSet:
+        if self.candidates is None:
+            links = isl_links(positions_km, self.d_max_km, self.earth_margin_km)
+            if self.terminals is None:
+                return links
+            keep = limit_terminals(links.i, links.j, links.distance_km, self.terminals, len(positions_km))
+            return LinkSet(links.i[keep], links.j[keep], links.distance_km[keep], links.keys[keep])
+        return candidate_links(positions_km, self.candidates, self.d_max_km, self.earth_margin_km)
+
+
+def candidate_links(positions_km: np.ndarray, pairs: np.ndarray, d_max_km: float, earth_margin_km: float) -> LinkSet:
+    """The links among fixed candidate ``pairs`` (E, 2; i < j, sorted) that are within d_max and clear."""
+    n = len(positions_km)
+    i, j = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+    diff = positions_km[i] - positions_km[j]
+    dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    keep = dist <= d_max_km
+    keep &= segment_clears_sphere(positions_km[i], positions_km[j], EARTH_EQUATORIAL_RADIUS_KM + earth_margin_km)
+    i, j, dist = i[keep], j[keep], dist[keep]
+    keys = i * n + j
+    order = np.argsort(keys)
+    return LinkSet(i[order], j[order], dist[order], keys[order])
+
+
 def isl_links(positions_km: np.ndarray, d_max_km: float, earth_margin_km: float) -> LinkSet:
     """All available ISLs among ``positions_km`` (N, 3): distance ≤ d_max and a clear line of sight."""
     n = len(positions_km)

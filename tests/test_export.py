@@ -63,3 +63,21 @@ def test_export_needs_a_constellation(tmp_path, capsys):
     path.write_text(yaml.safe_dump({"name": "r", "kind": "rd"}))
     assert main(["export", "tle", str(path), "--out", str(tmp_path / "x.tle")]) == 2
     assert "has no constellation" in capsys.readouterr().err
+
+
+def test_a_sync_run_on_the_plus_grid(tmp_path):
+    """+Grid on a 6 × 10 shell: in-plane links (4282 km) always in range, cross-plane ones (planes 60°
+    apart) only where the planes close in; the exported edges are grid pairs, at most 4 a satellite."""
+    from edgespacecom.topology import plus_grid_pairs
+
+    path = _scenario(tmp_path, isl={"pattern": "grid", "d_max_km": 6000}, participants={"count": 4})
+    assert main(["-q", "run", str(path), "--out", str(tmp_path / "run")]) == 0
+    topo = pd.read_csv(tmp_path / "run" / "topology.csv")
+    assert (topo["isl_links"] >= 60).all() and (topo["isl_links"] < 120).all()
+    assert main(["export", "isl", str(path), "--out", str(tmp_path / "isl")]) == 0
+    edges = pd.read_parquet(tmp_path / "isl" / "isl_edges.parquet")
+    grid = {tuple(p) for p in plus_grid_pairs(6, 10, 1).tolist()}
+    assert set(zip(edges["sat_a"], edges["sat_b"])) <= grid
+    first = edges[edges["sample"] == 0]
+    assert len(first) == topo["isl_links"].iloc[0]
+    assert np.bincount(np.concatenate([first["sat_a"], first["sat_b"]]), minlength=60).max() <= 4

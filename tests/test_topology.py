@@ -88,3 +88,89 @@ def test_links_change_between_samples(snapshot):
     setups, teardowns = link_events(a, b)
     assert setups > 0 and teardowns > 0
     assert len(b) - len(a) == setups - teardowns
+
+
+# ------------------------------------------------------------------ ISL patterns
+
+
+def _walker(planes=12, per_plane=20, phasing=1, altitude=550.0, inclination=53.0):
+    from edgespacecom.config import ConstellationConfig, TimeConfig, WalkerConfig
+    from edgespacecom.orbits import load_ephemeris
+
+    w = WalkerConfig(inclination_deg=inclination, total=planes * per_plane, planes=planes, phasing=phasing,
+                     altitude_km=altitude)
+    return w, load_ephemeris(ConstellationConfig(walker=w), TimeConfig(duration_h=1.0, step_s=600.0)).positions_km
+
+
+def test_plus_grid_has_degree_four_and_the_spherical_cross_plane_distance():
+    """Degree 4 everywhere (the seam between the last plane and the first is shifted by F slots);
+    in-plane neighbours are a chord of 360°/S apart; cross-plane neighbours' distance follows from
+    spherical geometry: two circular orbits of radius r with RAANs 360°/P apart at the same
+    inclination, the satellites F·360/T apart in argument of latitude u: the distance of the two
+    unit vectors, over all u, bounds every cross-plane link, the seam's included."""
+    from edgespacecom.config import ISLConfig
+    from edgespacecom.topology import EARTH_EQUATORIAL_RADIUS_KM, IslRule, plus_grid_pairs
+
+    from edgespacecom.orbits import EARTH_RADIUS_KM
+
+    w, pos = _walker()
+    pairs = plus_grid_pairs(w.planes, w.per_plane, w.phasing)
+    degree = np.bincount(pairs.ravel(), minlength=w.total)
+    assert (degree == 4).all() and len(pairs) == 2 * w.total
+    rule = IslRule.from_config(ISLConfig(pattern="grid", d_max_km=20000.0), type("C", (), {"walker": w})())
+    links = rule.links(pos[0])
+    assert len(links) == 2 * w.total  # every link in range with a generous d_max (and clear of the Earth)
+    r = EARTH_RADIUS_KM + w.altitude_km
+    in_plane = (links.j - links.i == 1) | (links.j - links.i == w.per_plane - 1)
+    same_plane = links.i // w.per_plane == links.j // w.per_plane
+    chord = 2 * r * np.sin(np.pi / w.per_plane)
+    np.testing.assert_allclose(links.distance_km[same_plane & in_plane], chord, rtol=2e-3)  # SGP4 vs a circle
+    # cross-plane: unit vectors of two circular orbits (RAAN Ω, inclination i, argument of latitude u)
+    inc = np.radians(w.inclination_deg)
+
+    def unit(raan, u):
+        return np.array([np.cos(raan) * np.cos(u) - np.sin(raan) * np.sin(u) * np.cos(inc),
+                         np.sin(raan) * np.cos(u) + np.cos(raan) * np.sin(u) * np.cos(inc),
+                         np.sin(u) * np.sin(inc)])
+
+    d_raan, d_u = 2 * np.pi / w.planes, 2 * np.pi * w.phasing / w.total
+    cross = ~same_plane
+    got = links.distance_km[cross]
+    expected_min = min(np.linalg.norm(r * (unit(0.0, u) - unit(d_raan, u + d_u))) for u in np.linspace(0, 2 * np.pi, 721))
+    expected_max = max(np.linalg.norm(r * (unit(0.0, u) - unit(d_raan, u + d_u))) for u in np.linspace(0, 2 * np.pi, 721))
+    assert expected_min * 0.995 <= got.min() and got.max() <= expected_max * 1.005
+    assert EARTH_EQUATORIAL_RADIUS_KM < r
+
+
+def test_plus_grid_drops_links_out_of_range_and_terminals_limit_the_distance_rule():
+    from edgespacecom.config import ISLConfig
+    from edgespacecom.topology import IslRule, isl_links
+
+    w, pos = _walker()
+    walker = type("C", (), {"walker": w})()
+    grid = IslRule.from_config(ISLConfig(pattern="grid", d_max_km=2500.0), walker).links(pos[0])
+    assert w.total <= len(grid) < 2 * w.total and (grid.distance_km <= 2500.0).all()  # in-plane: 2167 km
+    every = isl_links(pos[0], 3000.0, 80.0)
+    limited = IslRule.from_config(ISLConfig(d_max_km=3000.0, terminals=4)).links(pos[0])
+    degree = np.bincount(np.concatenate([limited.i, limited.j]), minlength=w.total)
+    assert degree.max() <= 4 and len(limited) < len(every)
+    assert set(limited.keys.tolist()) <= set(every.keys.tolist())
+    # greedy shortest-first: each satellite's shortest link in range is kept unless both its ends are full
+    shortest = {}
+    for a, b, d in zip(every.i.tolist(), every.j.tolist(), every.distance_km.tolist()):
+        for u in (a, b):
+            if u not in shortest or d < shortest[u][0]:
+                shortest[u] = (d, a * w.total + b)
+    kept = set(limited.keys.tolist())
+    assert sum(key in kept for _, key in shortest.values()) > 0.9 * len(shortest)
+
+
+def test_grid_pattern_needs_a_walker_constellation(tmp_path):
+    from edgespacecom.config import ScenarioError, validate_scenario
+
+    tle = tmp_path / "x.tle"
+    tle.write_text("ISS\n1 25544U 98067A   26001.00000000  .00016717  00000-0  10270-3 0  9005\n"
+                   "2 25544  51.6400 247.4627 0006703 130.5360 325.0288 15.50000000 00005\n")
+    with pytest.raises(ScenarioError, match="isl.pattern: 'grid' links planes and slots of a Walker"):
+        validate_scenario({"name": "x", "kind": "sync", "constellation": {"tle_file": str(tle)},
+                           "isl": {"pattern": "grid"}}, "x.yaml")

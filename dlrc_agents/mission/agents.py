@@ -82,17 +82,19 @@ class FlowOracle:
         self.positions, self.participants, self.payload = positions_km, participants, payload_kib
         self.sc, self.step_s = scenario, step_s
         self.cache: dict[int, np.ndarray] = {}
+        from edgespacecom.topology import IslRule
+
+        self.rule = IslRule.from_config(scenario.isl, scenario.constellation)
 
     def at(self, t_s: float, members: tuple) -> np.ndarray:
         """(m, m) delays [s] among the slots ``members`` (in that order): T_flow of src→dst plus the
         control overhead; inf if unreachable."""
         from edgespacecom.routing import route_participants
-        from edgespacecom.topology import isl_links
 
         k = min(int(round(t_s / self.step_s)), len(self.positions) - 1)
         if (k, members) not in self.cache:
             sc = self.sc
-            links = isl_links(self.positions[k], sc.isl.d_max_km, sc.isl.earth_margin_km)
+            links = self.rule.links(self.positions[k])
             flows = route_participants(self.positions[k], links, self.participants[list(members)], [self.payload],
                                        sc.link, sc.network)
             self.cache[(k, members)] = flows.t_flow_s[0] + sc.network.control_s * (flows.hops[0] > 0)
