@@ -89,7 +89,7 @@ class Recognizer:
     (``applications`` × (random signs, then Walsh–Hadamard) on the vector padded to 2^p)."""
 
     def __init__(self, channels: int, rounds: int = 20, seed: int = 0, rotation: str = "dense",
-                 applications: int = 1):
+                 applications: int = 2):
         if rounds < 1:
             raise ValueError("dlrc.rounds must be >= 1")
         if rotation not in ROTATIONS:
