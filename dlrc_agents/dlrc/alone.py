@@ -63,7 +63,12 @@ def alone_stream(codec, out: dict, image_hw: tuple[int, int], satellite: int = 0
 def decode_alone(codec, data: bytes, key: bytes | None = None, capture: int | None = None) -> torch.Tensor:
     """x̂ (1, 3, H, W) of a codec-alone container, checked against ``codec`` (architecture,
     fingerprint, λ, channels), the ground's mission ``key`` and the ``capture`` it expects."""
-    p = SatelliteBitstream.from_bytes(data, expect_fingerprint=codec.fingerprint, key=key)
+    try:
+        p = SatelliteBitstream.from_bytes(data, expect_fingerprint=codec.fingerprint, key=key)
+    except BitstreamError as exc:  # before its header is read, the stream is named by what it is
+        if str(exc).startswith("satellite "):
+            raise
+        raise BitstreamError(f"codec-alone stream: {exc}") from None
     if not p.codec_alone:
         raise BitstreamError(f"satellite {p.satellite}: a DLRC stream where the codec alone was expected")
     check_against_model(codec, p)

@@ -195,6 +195,26 @@ def check_capture(parsed: list, capture: int | None = None) -> None:
                                  f"mixed with capture {first.capture} (members {list(first.members)[:8]})")
 
 
+def parse_round(codec, streams, key: bytes | None = None, capture: int | None = None) -> list[SatelliteBitstream]:
+    """The containers of one round, parsed and checked against ``codec``, the ground's mission
+    ``key`` and the ``capture`` it expects (None: any, but one for all). A failure that comes before
+    a stream's header can be read (magic, version, length, CRC) names the stream by its place."""
+    parsed = []
+    for i, data in enumerate(streams):
+        try:
+            parsed.append(SatelliteBitstream.from_bytes(data, expect_fingerprint=codec.fingerprint, key=key))
+        except BitstreamError as exc:
+            if str(exc).startswith("satellite "):
+                raise
+            raise BitstreamError(f"stream {i + 1} of {len(streams)}: {exc}") from None
+    if not parsed:
+        raise BitstreamError("no bitstream to decode")
+    for p in parsed:
+        check_against_model(codec, p)
+    check_capture(parsed, capture)
+    return parsed
+
+
 @torch.no_grad()
 def reconstruct(codec, streams, synthesize: bool = True, lost: str = "error", key: bytes | None = None,
                 capture: int | None = None) -> dict:
@@ -204,12 +224,7 @@ def reconstruct(codec, streams, synthesize: bool = True, lost: str = "error", ke
     hyperprior mean; for context codecs flown with context_fill 'prediction', the context
     model's μ, as on board). ``key``: the ground's mission key (every stream must then carry a
     valid HMAC); ``capture``: the capture id the ground expects (None: any, but one for all)."""
-    parsed = [SatelliteBitstream.from_bytes(b, expect_fingerprint=codec.fingerprint, key=key) for b in streams]
-    if not parsed:
-        raise BitstreamError("no bitstream to decode")
-    for p in parsed:
-        check_against_model(codec, p)
-    check_capture(parsed, capture)
+    parsed = parse_round(codec, streams, key, capture)
     forms = {p.map_form for p in parsed}
     if len(forms) > 1:
         raise BitstreamError("streams of one round mix dense and reference assignment maps")
