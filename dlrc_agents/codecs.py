@@ -24,6 +24,7 @@ always share identical tables.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -175,6 +176,7 @@ def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, 
     return atomic_torch_save(path, payload)
 
 
+@functools.cache
 def shipped_tensor_checksums() -> dict[str, str]:
     """{file name: tensors sha256} of the shipped checkpoints (``weights/tensors.sha256``), which
     predate the checksum in the metadata and stay byte-identical for the results' provenance."""

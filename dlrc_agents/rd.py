@@ -21,9 +21,9 @@ from edgespacecom.outputs import write_figure, write_table
 from .codecs import load_codecs
 from .data import read_rgb, scene_label, scene_names
 from .dlrc.alone import alone_stream
-from .dlrc.bitstream import SatelliteBitstream, pack_maps
+from .dlrc.bitstream import pack_maps
 from .dlrc.onboard import DLRCConfig, encode_group
-from .dlrc.reconstructor import reconstruct
+from .dlrc.reconstructor import parse_round, reconstruct_parsed
 from .overlap import draw_observation, window_for_overlap
 
 
@@ -90,9 +90,9 @@ def evaluate_draw(codec, scene: np.ndarray, obs, cfg: DLRCConfig, baselines: dic
     images = {sat: patch_tensor(scene, y, x, obs.patch) for sat, (y, x) in enumerate(obs.offsets)}
     group = encode_group(codec, images, cfg)
     times = per_satellite_times(group.timings_s, len(images))
-    decoded = reconstruct(codec, list(group.streams.values()))
+    parsed = {p.satellite: p for p in parse_round(codec, list(group.streams.values()))}
+    decoded = reconstruct_parsed(codec, list(parsed.values()))
     pixels = obs.patch**2
-    parsed = {sat: SatelliteBitstream.from_bytes(b) for sat, b in group.streams.items()}
     n = len(images)
     map_lzma_bits = 8 * len(pack_maps(group.arbitration.assignment))  # all maps together, as the paper sends them
     map_sent_bits = 8 * sum(len(p.map_section()) for p in parsed.values())  # what the streams carry

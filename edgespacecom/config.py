@@ -18,8 +18,8 @@ checkpoint, a scene) resolve against the folder of the scenario file
 from __future__ import annotations
 
 import copy
-import math
 import datetime as dt
+import math
 from pathlib import Path
 import os
 from typing import Annotated, Any, Literal

@@ -103,12 +103,14 @@ class IslRule:
 
     @classmethod
     def from_config(cls, isl, constellation=None) -> "IslRule":
-        if getattr(isl, "pattern", "distance") == "grid":
+        """From the ``isl`` section; ``constellation``: its Walker shell, which 'grid' needs (the
+        scenario schemas already refuse 'grid' without one)."""
+        if isl.pattern == "grid":
             w = constellation.walker if constellation is not None else None
             if w is None:
                 raise ValueError("isl.pattern: 'grid' needs a Walker constellation")
             return cls(isl.d_max_km, isl.earth_margin_km, None, plus_grid_pairs(w.planes, w.per_plane, w.phasing))
-        return cls(isl.d_max_km, isl.earth_margin_km, getattr(isl, "terminals", None))
+        return cls(isl.d_max_km, isl.earth_margin_km, isl.terminals)
 
     def links(self, positions_km: np.ndarray) -> LinkSet:
         if self.candidates is None:
@@ -121,23 +123,22 @@ class IslRule:
 
 
 def candidate_links(positions_km: np.ndarray, pairs: np.ndarray, d_max_km: float, earth_margin_km: float) -> LinkSet:
-    """The links among fixed candidate ``pairs`` (E, 2; i < j, sorted) that are within d_max and clear."""
-    n = len(positions_km)
-    i, j = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
-    diff = positions_km[i] - positions_km[j]
-    dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-    keep = dist <= d_max_km
-    keep &= segment_clears_sphere(positions_km[i], positions_km[j], EARTH_EQUATORIAL_RADIUS_KM + earth_margin_km)
-    i, j, dist = i[keep], j[keep], dist[keep]
-    keys = i * n + j
-    order = np.argsort(keys)
-    return LinkSet(i[order], j[order], dist[order], keys[order])
+    """The links among fixed candidate ``pairs`` (E, 2) that are within d_max and clear."""
+    diff = positions_km[pairs[:, 0]] - positions_km[pairs[:, 1]]
+    in_range = np.einsum("ij,ij->i", diff, diff) <= d_max_km**2
+    return _clear_links(positions_km, pairs[in_range], d_max_km, earth_margin_km)
 
 
 def isl_links(positions_km: np.ndarray, d_max_km: float, earth_margin_km: float) -> LinkSet:
     """All available ISLs among ``positions_km`` (N, 3): distance ≤ d_max and a clear line of sight."""
-    n = len(positions_km)
     pairs = cKDTree(positions_km).query_pairs(d_max_km, output_type="ndarray")
+    return _clear_links(positions_km, pairs, d_max_km, earth_margin_km)
+
+
+def _clear_links(positions_km: np.ndarray, pairs: np.ndarray, d_max_km: float, earth_margin_km: float) -> LinkSet:
+    """The pairs (E, 2; all within d_max) whose line of sight clears the Earth plus the margin, as a
+    LinkSet sorted by key."""
+    n = len(positions_km)
     if len(pairs) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return LinkSet(empty, empty, np.zeros(0), empty)

@@ -224,7 +224,13 @@ def reconstruct(codec, streams, synthesize: bool = True, lost: str = "error", ke
     hyperprior mean; for context codecs flown with context_fill 'prediction', the context
     model's μ, as on board). ``key``: the ground's mission key (every stream must then carry a
     valid HMAC); ``capture``: the capture id the ground expects (None: any, but one for all)."""
-    parsed = parse_round(codec, streams, key, capture)
+    return reconstruct_parsed(codec, parse_round(codec, streams, key, capture), synthesize, lost)
+
+
+@torch.no_grad()
+def reconstruct_parsed(codec, parsed: list, synthesize: bool = True, lost: str = "error") -> dict:
+    """:func:`reconstruct` of streams :func:`parse_round` already parsed and checked (a caller that
+    also needs their maps or sizes parses them once)."""
     forms = {p.map_form for p in parsed}
     if len(forms) > 1:
         raise BitstreamError("streams of one round mix dense and reference assignment maps")

@@ -13,9 +13,8 @@ import torch
 from edgespacecom.progress import progress
 
 from ..dlrc.alone import decode_alone
-from ..dlrc.bitstream import SatelliteBitstream
 from ..dlrc.onboard import intended_from_references
-from ..dlrc.reconstructor import reconstruct
+from ..dlrc.reconstructor import parse_round, reconstruct_parsed
 from ..rd import quality
 from .compute import ComputeModel
 from .onboard import OnboardWork, RealRound
@@ -494,11 +493,12 @@ class Mission:
         psnr, msssim, exact, predicted = [], [], True, 0
         if world == "dlrc" and items[0].payload[1] is not None:
             streams = [i.payload[2] for i in items]
-            decoded = reconstruct(self.codec, streams, lost="predict" if len(items) < len(rr.images) else "error",
-                                  key=self.work.key, capture=rr.index)
+            parsed = parse_round(self.codec, streams, self.work.key, rr.index)
+            lost = "predict" if len(items) < len(rr.images) else "error"
+            decoded = reconstruct_parsed(self.codec, parsed, lost=lost)
             maps = {}
-            for data in streams:
-                maps.update(SatelliteBitstream.from_bytes(data, key=self.work.key).maps)
+            for p in parsed:
+                maps.update(p.maps)
             if self.codec.family == "hyperprior":
                 own = {s: rr.states[s].latent.y_hat for s in rr.states}
             else:  # each stream's own ŷ, as coded for the view it arbitrated on
