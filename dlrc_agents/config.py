@@ -50,6 +50,17 @@ class DataConfig(Strict):
     and globs (relative ones from the scenario's folder); default the EO test split."""
 
     scenes: list[str] = Field([TEST_SCENES], min_length=1)
+    bands: list[int] | None = Field(
+        None, min_length=3, max_length=3,
+        description="which three bands (1-based) an RGB codec sees; default the first three (NAIP: R, G, B; "
+                    "the Landsat Peru stack: SWIR1, NIR, R)")
+
+    @field_validator("bands")
+    @classmethod
+    def _positive_bands(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and any(b < 1 for b in v):
+            raise ValueError("band numbers start at 1")
+        return v
 
     @field_validator("scenes")
     @classmethod
@@ -65,6 +76,11 @@ class OverlapConfig(Strict):
     o_exp: list[float] = Field([2.0, 0.5], min_length=1, description="expected overlap N·P²/W²")
     draws: int = Field(4, ge=1, description="random draws per scene and o_exp")
     grid: int = Field(16, ge=1, description="patch offsets lie on this pixel grid")
+    source: Literal["crops", "revisits"] = Field(
+        "crops", description="'crops': every satellite crops the same scene (the paper's protocol); 'revisits': "
+                             "data.scenes is a co-registered stack of dates (file names end in YYYY or YYYYMMDD) "
+                             "and each satellite's patch comes from a date drawn at random (seeded; distinct "
+                             "dates while there are enough)")
 
     @field_validator("patch")
     @classmethod
@@ -74,6 +90,62 @@ class OverlapConfig(Strict):
         return v
 
     _positive_overlap = field_validator("o_exp")(classmethod(lambda cls, v: _all_positive(v, "o_exp")))
+
+
+def _check_levels(levels: dict, where: str) -> dict:
+    """Levels {axis: [v, ...]} of the capture perturbations: >= 0, whole pixels for offsets."""
+    for axis, values in levels.items():
+        values = values if isinstance(values, list) else [values]
+        if not values or any(x < 0 for x in values):
+            raise ValueError(f"{where}.{axis}: give one or more levels >= 0")
+        if axis == "offset" and any(x != int(x) for x in values):
+            raise ValueError(f"{where}.offset: levels are whole pixels")
+    return levels
+
+
+class CapturesConfig(Strict):
+    """Captures that are not pixel-identical (:mod:`dlrc_agents.capture`): each perturbation axis
+    swept one at a time, combined settings, and the shared geographic grid on and off."""
+
+    axes: dict[Literal["offset", "subpixel", "rotation", "scale", "radiometric", "noise"], list[float]] = Field(
+        {}, description="axis -> levels, one axis at a time: offset (integer px off the latent grid, 0..v), "
+                        "subpixel (px, [0, v)), rotation (± v degrees), scale (GSD × 1 ± v), radiometric "
+                        "(gain 1 ± v and bias ± v/2 of full scale, per band), noise (σ in DN)")
+    combined: list[dict[Literal["offset", "subpixel", "rotation", "scale", "radiometric", "noise"], float]] = Field(
+        [], description="settings of several axes at once, each one condition")
+    aligned: bool = Field(True, description="also run the unperturbed captures (the reference)")
+    geo_grid: list[bool] = Field(
+        [False], min_length=1, description="resample each capture onto the shared geographic grid before "
+                                           "encoding (on-board orthorectification): false, true or both")
+
+    @field_validator("axes")
+    @classmethod
+    def _levels(cls, v: dict) -> dict:
+        return _check_levels(v, "axes")
+
+    def conditions(self) -> list[tuple[str, float, dict]]:
+        """(axis, level, {axis: level}) of every condition: aligned, each axis level, each combination."""
+        out = [("aligned", 0.0, {})] if self.aligned else []
+        out += [(axis, float(v), {axis: float(v)}) for axis, levels in self.axes.items() for v in levels]
+        out += [("combined", float(i + 1), dict(c)) for i, c in enumerate(self.combined)]
+        if not out:
+            raise ValueError("captures: no condition left (aligned is false and no axis or combination is given)")
+        return out
+
+
+class MissionCapturesConfig(Strict):
+    """How a mission's satellites capture: one setting of the perturbation axes, and the shared grid."""
+
+    perturbation: dict[Literal["offset", "subpixel", "rotation", "scale", "radiometric", "noise"], float] = Field(
+        {}, description="each satellite's capture departs from the aligned crop by these levels (the axes of "
+                        "the rd kind's captures.axes), drawn per round from the scenario seed")
+    geo_grid: bool = Field(False, description="resample each capture onto the shared geographic grid on board "
+                                              "(both worlds; its measured time counts as on-board compute)")
+
+    @field_validator("perturbation")
+    @classmethod
+    def _non_negative(cls, v: dict) -> dict:
+        return _check_levels(v, "perturbation")
 
 
 class DLRCSettings(Strict):
@@ -86,6 +158,11 @@ class DLRCSettings(Strict):
     rotation_applications: int = Field(
         2, ge=1, le=8, description="hadamard: sign-flip + Hadamard stages a hash (all but the last shared by "
                                    "the rounds); one does not spread a latent's energy, two match a Haar rotation")
+    norm_guard: float | None = Field(
+        None, gt=0.0, description="quality guard: fold the latent vector's norm, quantised in steps of "
+                                  "(1 + norm_guard) (relative), into its signature, so vectors of the same "
+                                  "direction and different magnitude (cross-polytope LSH cannot tell them apart) "
+                                  "no longer match; no extra bytes; off by default")
     representative: Literal["original", "mean"] = "original"
     map_transport: Literal["joint", "per_satellite", "references"] = "joint"
     map_coding: Literal["predictive", "lzma"] = "predictive"
@@ -125,10 +202,12 @@ class RDScenario(ScenarioBase):
     data: DataConfig = DataConfig()
     overlap: OverlapConfig = OverlapConfig()
     dlrc: DLRCSettings = DLRCSettings()
+    captures: CapturesConfig = CapturesConfig()
 
     @model_validator(mode="after")
     def _fixed(self) -> "RDScenario":
         _fixed_priority_only(self.dlrc, "rd")
+        self.captures.conditions()
         return self
 
 
@@ -191,6 +270,7 @@ class MissionScenario(NetworkScenario):
     overlap: OverlapConfig = OverlapConfig(o_exp=[2.0])
     dlrc: MissionDLRCSettings = MissionDLRCSettings()
     mission: MissionConfig = MissionConfig()
+    captures: MissionCapturesConfig = MissionCapturesConfig()
     ground: GroundConfig = GroundConfig()
 
     @model_validator(mode="after")

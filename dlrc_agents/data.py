@@ -9,7 +9,10 @@ their first three bands (NAIP: R, G, B). 16-bit scenes are scaled to 8 bits by t
 
 from __future__ import annotations
 
+import datetime as dt
 import glob
+import math
+import re
 import warnings
 from pathlib import Path
 
@@ -25,7 +28,8 @@ TRAIN_GLOBS = ("eo:rgb/train/*.tif", "eo:rgb/train/*.png", "eo:revisit/naip/naip
 VALIDATION_GLOBS = ("eo:revisit/naip/naip_*_2009*.tif",)
 TEST_GLOBS = ("eo:rgb/test/*.tif",)
 
-__all__ = ["DataError", "TRAIN_GLOBS", "VALIDATION_GLOBS", "TEST_GLOBS", "expand_scenes", "scene_names", "scene_label", "read_rgb"]
+__all__ = ["DataError", "TRAIN_GLOBS", "VALIDATION_GLOBS", "TEST_GLOBS", "expand_scenes", "scene_names", "scene_label", "read_rgb",
+           "scene_date", "years_between"]
 
 
 def expand_scenes(patterns) -> list[Path]:
@@ -70,8 +74,58 @@ def scene_names(patterns) -> dict[str, Path]:
     return out
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """An RGB uint8 image (H, W, 3) from a GeoTIFF, PNG or JPEG file."""
+def scene_date(name: str) -> dt.date:
+    """The acquisition date a revisit file's name ends in (``..._20190904.tif``: YYYYMMDD;
+    ``landsat_2020.tif``: YYYY, taken as 1 July)."""
+    stem = Path(str(name).split(":", 1)[-1]).stem
+    match = re.search(r"(\d{8}|\d{4})$", stem)
+    if match is None:
+        raise DataError(f"{name}: a revisit file's name must end in its date (YYYYMMDD or YYYY)")
+    digits = match.group(1)
+    try:
+        if len(digits) == 8:
+            return dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+        return dt.date(int(digits), 7, 1)
+    except ValueError:
+        raise DataError(f"{name}: {digits} is not a date") from None
+
+
+def years_between(a: dt.date, b: dt.date) -> float:
+    """|a − b| in years of 365.25 days."""
+    return abs((a - b).days) / 365.25
+
+
+def pixel_origins(paths: dict, grid_pixels: int = 1) -> dict[str, tuple[float, float]]:
+    """Where each north-up GeoTIFF of a revisit stack sits on one ground grid: {name: (row, column)}
+    of its pixel (0, 0) in pixels of a grid whose lines are multiples of ``grid_pixels`` pixel sizes
+    in map coordinates (the grid is absolute, not any file's). Files must share CRS and pixel size;
+    files without georeferencing sit at (0, 0)."""
+    import rasterio
+
+    found = {}
+    for name, path in paths.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                found[name] = (src.crs, src.transform)
+    if all(crs is None for crs, _ in found.values()):
+        return {name: (0.0, 0.0) for name in paths}
+    crss = {str(crs) for crs, _ in found.values()}
+    sizes = {(round(t.a, 9), round(t.e, 9)) for _, t in found.values()}
+    rotated = [name for name, (_, t) in found.items() if t.b or t.d]
+    if len(crss) > 1 or len(sizes) > 1 or rotated:
+        raise DataError(f"data.scenes: a revisit stack needs one CRS and one north-up pixel size, found "
+                        f"{sorted(crss)} and {sorted(sizes)}")
+    (a, e), = sizes
+    step_x, step_y = abs(a) * grid_pixels, abs(e) * grid_pixels
+    x0 = math.floor(min(t.c for _, t in found.values()) / step_x) * step_x
+    y0 = math.ceil(max(t.f for _, t in found.values()) / step_y) * step_y
+    return {name: ((y0 - t.f) / abs(e), (t.c - x0) / abs(a)) for name, (_, t) in found.items()}
+
+
+def read_rgb(path: str | Path, bands: list[int] | None = None) -> np.ndarray:
+    """An RGB uint8 image (H, W, 3) from a GeoTIFF, PNG or JPEG file; ``bands`` (1-based, three)
+    picks a GeoTIFF's bands (default the first three)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such image")
@@ -82,8 +136,10 @@ def read_rgb(path: str | Path) -> np.ndarray:
             with warnings.catch_warnings():  # aerial crops without a geotransform are fine here
                 warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
                 with rasterio.open(path) as src:
-                    bands = src.read(indexes=list(range(1, min(3, src.count) + 1)))
-            image = np.moveaxis(bands, 0, -1)
+                    if bands is not None and max(bands) > src.count:
+                        raise DataError(f"{path}: data.bands names band {max(bands)}, the file has {src.count}")
+                    data = src.read(indexes=list(bands) if bands else list(range(1, min(3, src.count) + 1)))
+            image = np.moveaxis(data, 0, -1)
         else:
             with Image.open(path) as im:
                 image = np.asarray(im.convert("RGB"))

@@ -9,6 +9,7 @@ images quantised to 0–255, decode exactness and the geometric bound of the dra
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -19,10 +20,12 @@ from edgespacecom.progress import progress
 from edgespacecom.outputs import write_figure, write_table
 
 from .codecs import load_codecs
-from .data import read_rgb, scene_label, scene_names
+from .capture import AXES, capture, draw_perturbation, resampling_psnr, to_geo_grid
+from .data import DataError, pixel_origins, read_rgb, scene_date, scene_label, scene_names, years_between
 from .dlrc.alone import alone_stream
+from .dlrc.arbiter import reference_map
 from .dlrc.bitstream import pack_maps
-from .dlrc.onboard import DLRCConfig, encode_group
+from .dlrc.onboard import CODEC_STAGES, DLRCConfig, encode_group
 from .dlrc.reconstructor import parse_round, reconstruct_parsed
 from .overlap import draw_observation, window_for_overlap
 
@@ -82,17 +85,39 @@ def per_satellite_times(timings_s: dict, satellites: int) -> dict:
 
 @torch.no_grad()
 def evaluate_draw(codec, scene: np.ndarray, obs, cfg: DLRCConfig, baselines: dict | None = None) -> list[dict]:
-    """Rows (one per satellite) for one draw: baseline and DLRC side by side.
+    """Rows (one per satellite) for one draw of the crop protocol: baseline and DLRC side by side.
 
     ``baselines`` ({sat: baseline_codec_run(...)}) may be passed to reuse the codec-alone
     results across DLRC settings (the ablation); it is filled in when given empty.
     """
     images = {sat: patch_tensor(scene, y, x, obs.patch) for sat, (y, x) in enumerate(obs.offsets)}
+    rows = evaluate_images(codec, images, cfg, baselines)
+    for r in rows:
+        r["geometric_bound"], r["o_exp_actual"] = obs.geometric_bound(), obs.o_exp
+    return rows
+
+
+def copy_counts(arb, latents: dict, intended: dict, sat) -> tuple[float, float]:
+    """(fraction of ``sat``'s positions copied from another satellite, fraction copied from a vector
+    that is not a valid quantisation of its own: some channel |ỹ − y| > 1/2, where its own
+    rounding would differ). Both of all its positions."""
+    y = latents[sat].y[0]
+    C, H, W = y.shape
+    owners = reference_map(arb, sat, H * W) // (H * W)
+    copied = owners != sat
+    far = (torch.abs(intended[sat] - y).reshape(C, -1).amax(dim=0) > 0.5 + 1e-6).numpy()
+    return float(copied.mean()), float((copied & far).mean())
+
+
+@torch.no_grad()
+def evaluate_images(codec, images: dict, cfg: DLRCConfig, baselines: dict | None = None) -> list[dict]:
+    """Rows (one per satellite) for one group {sat: image (1, 3, P, P)}: baseline and DLRC side by side."""
     group = encode_group(codec, images, cfg)
     times = per_satellite_times(group.timings_s, len(images))
     parsed = {p.satellite: p for p in parse_round(codec, list(group.streams.values()))}
     decoded = reconstruct_parsed(codec, list(parsed.values()))
-    pixels = obs.patch**2
+    patch = next(iter(images.values())).shape[-1]
+    pixels = patch**2
     n = len(images)
     map_lzma_bits = 8 * len(pack_maps(group.arbitration.assignment))  # all maps together, as the paper sends them
     map_sent_bits = 8 * sum(len(p.map_section()) for p in parsed.values())  # what the streams carry
@@ -107,6 +132,7 @@ def evaluate_draw(codec, scene: np.ndarray, obs, cfg: DLRCConfig, baselines: dic
                 baselines[sat] = base
         psnr, msssim = quality(x, decoded[sat]["x_hat"])
         p = parsed[sat]
+        copied, inexact = copy_counts(group.arbitration, group.latents, group.intended, sat)
         rows.append({
             "satellite": sat, "priority": p.priority,
             "baseline_bpp_y": base["bpp_y"], "baseline_bpp_z": base["bpp_z"], "baseline_bpp_total": base["bpp_total"],
@@ -121,8 +147,8 @@ def evaluate_draw(codec, scene: np.ndarray, obs, cfg: DLRCConfig, baselines: dic
             "dlrc_bpp_map_sent": map_sent_bits / n / pixels,
             "dlrc_psnr": psnr, "dlrc_ms_ssim": msssim,
             "retained_fraction": p.retained / (p.y_shape[1] * p.y_shape[2]),
+            "copied_fraction": copied, "copied_inexact_fraction": inexact,
             "decode_exact": bool(torch.equal(decoded[sat]["y_tilde"], group.intended[sat])),
-            "geometric_bound": obs.geometric_bound(), "o_exp_actual": obs.o_exp,
             # context codecs: higher-priority ŷ vectors this satellite needs on board (ISL, not downlink)
             "exchange_bytes": group.exchange_bytes.get(sat, 0), **times,
         })
@@ -135,10 +161,21 @@ def evaluate_draw(codec, scene: np.ndarray, obs, cfg: DLRCConfig, baselines: dic
     return rows
 
 
+#: Columns that name a condition of the captures (dlrc_agents.capture) and, for revisits, the date gap.
+CONDITION_KEYS = ("axis", "level", "geo_grid")
+
+
+def _finite_mean(values: pd.Series) -> float | None:
+    v = values[np.isfinite(values.astype(float))]
+    return float(v.mean()) if len(v) else None
+
+
 def summarise(table: pd.DataFrame, satellites: int) -> list[dict]:
-    """Averages per (λ, o_exp) over all satellites and draws, plus the lowest-priority satellite."""
+    """Averages per (λ, o_exp) and, where the table has them, per capture condition and date gap,
+    over all satellites and draws, plus the lowest-priority satellite."""
+    keys = ["lambda", "o_exp"] + [k for k in (*CONDITION_KEYS, "date_gap_years") if k in table.columns]
     results = []
-    for (lmbda, o_exp), g in table.groupby(["lambda", "o_exp"], sort=True):
+    for values, g in table.groupby(keys, sort=True):
         def block(d: pd.DataFrame) -> dict:
             base = d["baseline_bpp_total"].mean()
             dl = d["dlrc_bpp_total"].mean()
@@ -156,15 +193,51 @@ def summarise(table: pd.DataFrame, satellites: int) -> list[dict]:
                 "bpp_reduction_paper_map": 1.0 - d["dlrc_bpp_total_paper_map"].mean() / base,
                 "delta_psnr": d["dlrc_psnr"].mean() - d["baseline_psnr"].mean(),
                 "delta_ms_ssim": d["dlrc_ms_ssim"].mean() - d["baseline_ms_ssim"].mean(),
+                "copied_fraction": d["copied_fraction"].mean(),
+                "copied_inexact_fraction": d["copied_inexact_fraction"].mean(),
             }
-        row = {"lambda": float(lmbda), "o_exp": float(o_exp), **block(g),
+        key = dict(zip(keys, values))
+        row = {"lambda": float(key["lambda"]), "o_exp": float(key["o_exp"]), **block(g),
                "geometric_bound": float(g.drop_duplicates(["scene", "draw"])["geometric_bound"].mean()),
                "decode_exact": bool(g["decode_exact"].all()),
                "exchange_bytes_per_satellite": float(g["exchange_bytes"].mean()),
                "lowest_priority": block(g[g["priority"] == satellites - 1]),
                "patches": int(len(g))}
+        if "axis" in key:
+            row.update(axis=key["axis"], level=float(key["level"]), geo_grid=bool(key["geo_grid"]),
+                       perturbation=g["perturbation"].iloc[0],
+                       resample_psnr=_finite_mean(g["resample_psnr"]),
+                       geo_fill_fraction=float(g["geo_fill_fraction"].mean()),
+                       # on-board cost of the shared grid against the codec's own encode, per satellite
+                       geo_grid_time_s=float(g["geo_grid_time_s"].mean()),
+                       geo_grid_cost=float(g["geo_grid_time_s"].sum() / g["encode_time_s"].sum()))
+        if "date_gap_years" in key:
+            row["date_gap_years"] = float(key["date_gap_years"])
         results.append(row)
+    _relate_conditions(results)
     return results
+
+
+def _relate_conditions(results: list[dict]) -> None:
+    """Add what the shared grid recovers: ``saving_recovered`` (the condition's saving over the
+    aligned captures' saving without the grid, same λ, o_exp and date gap) and, for grid rows,
+    ``resample_bpp_change`` (codec-alone bpp on the grid tiles over that on the raw captures)."""
+    def at(r, **kw):
+        want = {"lambda": r["lambda"], "o_exp": r["o_exp"], "date_gap_years": r.get("date_gap_years"), **kw}
+        for q in results:
+            if all(q.get(k) == v for k, v in want.items()):
+                return q
+        return None
+
+    for r in results:
+        if "axis" not in r:
+            continue
+        ref = at(r, axis="aligned", geo_grid=False)
+        r["saving_recovered"] = (r["bpp_reduction"] / ref["bpp_reduction"]
+                                 if ref is not None and ref["bpp_reduction"] > 0 else None)
+        raw = at(r, axis=r["axis"], level=r["level"], geo_grid=False) if r["geo_grid"] else None
+        r["resample_bpp_change"] = (r["baseline"]["bpp_total"] / raw["baseline"]["bpp_total"] - 1.0
+                                    if raw is not None else None)
 
 
 def rd_figures(results: list[dict], model: str):
@@ -212,6 +285,80 @@ def rd_figures(results: list[dict], model: str):
     return fig6, fig7
 
 
+@dataclass
+class CapturedGroup:
+    """One condition of one draw: each satellite's image as it enters the encoder, and per
+    satellite the shared grid's fill fraction, resampling PSNR and on-board seconds."""
+
+    images: dict  # sat -> (1, 3, P, P) float in [0, 1]
+    perturbations: dict  # sat -> Perturbation
+    fill: dict = field(default_factory=dict)
+    resample_psnr: dict = field(default_factory=dict)
+    grid_time_s: dict = field(default_factory=dict)
+
+
+def capture_group(views: dict, obs, levels: dict, geo_grid: bool, stride: int,
+                  rng: np.random.Generator) -> CapturedGroup:
+    """The captures of a draw under ``levels`` (:func:`dlrc_agents.capture.draw_perturbation`), each
+    satellite seeing ``views[sat]`` ((scene, where its pixel (0, 0) lies on the ground grid): the scene,
+    or its date of a revisit stack, georeferenced); with ``geo_grid``
+    resampled onto the shared grid (timed, as the satellite would run it)."""
+    import time
+
+    out = CapturedGroup({}, {})
+    for sat, origin in enumerate(obs.offsets):
+        scene, at = views[sat]
+        perturbation = draw_perturbation(levels, scene.shape[2], rng)
+        image, geometry = capture(scene, origin, obs.patch, perturbation, rng)
+        geometry = geometry.moved(at)  # the scene's own pixels -> the ground grid
+        out.perturbations[sat] = perturbation
+        if geo_grid:
+            t0 = time.perf_counter()
+            tile = to_geo_grid(image, geometry, stride)
+            out.grid_time_s[sat] = time.perf_counter() - t0
+            out.fill[sat], out.resample_psnr[sat] = tile.fill_fraction, resampling_psnr(image, geometry, tile)
+            image = tile.image
+        out.images[sat] = to_tensor(image)
+    return out
+
+
+def describe_levels(levels: dict) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in levels.items()) or "aligned"
+
+
+def load_views(scenario) -> tuple[dict, dict, dict]:
+    """({name: image}, {name: date}, {name: (row, column) of its pixel (0, 0) on the ground grid}) of
+    the scenario's scenes; dates and grid places for revisit stacks only (empty otherwise).
+
+    A revisit stack's files are placed by their georeferencing on one absolute grid (multiples of
+    the pixel size in map coordinates): NAIP's dates differ by fractions of a pixel, which the
+    captures keep (each satellite crops its own file) and the shared grid removes. The stack is
+    cut to the rows and columns every file has."""
+    names = scene_names(scenario.data.scenes)
+    scenes = {name: read_rgb(path, scenario.data.bands) for name, path in names.items()}
+    if scenario.overlap.source != "revisits":
+        return scenes, {}, {}
+    dates = {name: scene_date(name) for name in scenes}
+    if len(scenes) < 2:
+        raise DataError("overlap.source: revisits needs two or more dates in data.scenes")
+    if len(set(dates.values())) < len(dates):
+        raise DataError("data.scenes: two files of the revisit stack have the same date")
+    places = pixel_origins(names)
+    far = {n: p for n, p in places.items() if max(map(abs, p)) > 4 * scenario.overlap.grid}
+    if far:
+        raise DataError(f"data.scenes: {scene_label(next(iter(far)))} lies {next(iter(far.values()))} px from the "
+                        "stack's grid origin; a revisit stack must cover the same ground")
+    h = min(im.shape[0] for im in scenes.values())
+    w = min(im.shape[1] for im in scenes.values())
+    order = sorted(scenes, key=lambda n: dates[n])
+    return ({n: scenes[n][:h, :w] for n in order}, {n: dates[n] for n in order}, {n: places[n] for n in order})
+
+
+def draw_dates(names: list, satellites: int, rng: np.random.Generator) -> list:
+    """Each satellite's date of a revisit stack: distinct while the stack has enough, seeded."""
+    return [names[i] for i in rng.choice(len(names), satellites, replace=satellites > len(names))]
+
+
 def run_rd(scenario, run) -> dict:
     """Run a validated scenario in ``run`` (:class:`edgespacecom.runner.RunContext`); return its summary."""
     from edgespacecom.progress import stage
@@ -220,34 +367,142 @@ def run_rd(scenario, run) -> dict:
 
     c, ov, d = scenario.codec, scenario.overlap, scenario.dlrc
     codecs = dict(zip(c.model_lambdas, load_codecs(c)))  # a missing model stops the run before it writes anything
-    run.begin()
     # keyed by portable names (eo:... or file:NAME): the draws' seeds never depend on host paths
-    scenes = {name: read_rgb(path) for name, path in scene_names(scenario.data.scenes).items()}
-    stage(f"rd: {c.architecture}, {len(codecs)} model(s), {len(scenes)} scene(s), o_exp {ov.o_exp}, {ov.draws} draws")
+    scenes, dates, places = load_views(scenario)
+    run.begin()
+    revisits = bool(dates)
+    conditions = scenario.captures.conditions()
+    geo_values = scenario.captures.geo_grid
+    # a revisit stack draws its windows on its first date (co-registered: same ground, same no-data)
+    draw_scenes = {"stack": next(iter(scenes.values()))} if revisits else scenes
+    stage(f"rd: {c.architecture}, {len(codecs)} model(s), "
+          + (f"a revisit stack of {len(scenes)} dates" if revisits else f"{len(scenes)} scene(s)")
+          + f", o_exp {ov.o_exp}, {ov.draws} draws, {len(conditions)} capture condition(s) × geo_grid {geo_values}")
     cfg = DLRCConfig(**d.core())
     rows = []
-    jobs = [(l, o, s, k) for l in codecs for o in ov.o_exp for s in scenes for k in range(ov.draws)]
+    jobs = [(l, o, s, k) for l in codecs for o in ov.o_exp for s in draw_scenes for k in range(ov.draws)]
     for l, o, s, k in progress(jobs, desc="rd draws", unit="draw"):
-        obs = seeded_draw(scenario.seed, ov, scenes, o, s, k)
-        for r in evaluate_draw(codecs[l], scenes[s], obs, cfg):
-            rows.append({"lambda": codecs[l].lmbda if codecs[l].lmbda is not None else float("nan"), "o_exp": o,
-                         "scene": scene_label(s), "draw": k, "window": obs.window, **r})
+        obs = seeded_draw(scenario.seed, ov, draw_scenes, o, s, k)
+        if revisits:
+            taken = draw_dates(list(scenes), ov.satellites,
+                               np.random.default_rng([scenario.seed, int(o * 1000), k, 0xDA7E]))
+            views = {sat: (scenes[n], places[n]) for sat, n in enumerate(taken)}
+            gap = max(years_between(dates[a], dates[b]) for a in taken for b in taken)
+        else:
+            views = {sat: (scenes[s], (0.0, 0.0)) for sat in range(ov.satellites)}
+        for ci, (axis, level, levels) in enumerate(conditions):
+            for geo in geo_values:
+                # the same perturbations with and without the grid: a paired comparison
+                rng = np.random.default_rng([scenario.seed, int(o * 1000), k, sorted(draw_scenes).index(s), ci])
+                group = capture_group(views, obs, levels, geo, ov.grid, rng)
+                for r in evaluate_images(codecs[l], group.images, cfg):
+                    sat = r["satellite"]
+                    r.update(geometric_bound=obs.geometric_bound(), o_exp_actual=obs.o_exp, axis=axis, level=level,
+                             geo_grid=geo, perturbation=describe_levels(levels),
+                             resample_psnr=group.resample_psnr.get(sat, float("inf")),
+                             geo_fill_fraction=group.fill.get(sat, 0.0), geo_grid_time_s=group.grid_time_s.get(sat, 0.0),
+                             encode_time_s=sum(r[f"time_{st}_s"] for st in CODEC_STAGES))
+                    if revisits:
+                        r.update(date=dates[taken[sat]].isoformat(), scene_file=scene_label(taken[sat]),
+                                 date_gap_years=round(gap))
+                    rows.append({"lambda": codecs[l].lmbda if codecs[l].lmbda is not None else float("nan"),
+                                 "o_exp": o, "scene": scene_label(s), "draw": k, "window": obs.window, **r})
     table = pd.DataFrame(rows)
     write_table(out_dir / "rd_patches.csv", table)
     results = summarise(table, ov.satellites)
-    fig6, fig7 = rd_figures(results, c.architecture)
+    summary = {"kind": "rd", "name": scenario.name, "model": c.architecture, "source": ov.source,
+               "weights": {str(l): codecs[l].source for l in codecs}, "results": results}
+    if revisits:
+        # pooled over the date gaps; the dates each file carries, and which split they belong to
+        pooled = summarise(table.drop(columns=["date_gap_years"]), ov.satellites)
+        summary["results_all_gaps"] = pooled
+        summary["dates"] = {scene_label(n): dt.isoformat() for n, dt in dates.items()}
+    reference = [r for r in (summary.get("results_all_gaps") or results)
+                 if r.get("axis", "aligned") == conditions[0][0] and not r.get("geo_grid", False)] or results
+    fig6, fig7 = rd_figures(reference, c.architecture)
     write_figure(out_dir / "fig6_rd.png", fig6)
     write_figure(out_dir / "fig7_bpp_breakdown.png", fig7)
-    summary = {"kind": "rd", "name": scenario.name, "model": c.architecture,
-               "weights": {str(l): codecs[l].source for l in codecs}, "results": results}
+    for axis in dict.fromkeys(a for a, _, _ in conditions if a != "aligned"):
+        write_figure(out_dir / f"misreg_{axis}.png", condition_figure(results, axis, c.architecture))
+    if revisits:
+        write_figure(out_dir / "revisit_by_gap.png", gap_figure(results, c.architecture))
     return run.finish(summary)
 
 
+def _series(results: list[dict]) -> dict:
+    """Results grouped into plot lines: (λ, o_exp, geo_grid) -> rows."""
+    lines: dict = {}
+    for r in results:
+        lines.setdefault((r["lambda"], r["o_exp"], r.get("geo_grid", False)), []).append(r)
+    return lines
+
+
+def condition_figure(results: list[dict], axis: str, model: str):
+    """Saving (payload and all bytes) and ΔPSNR against one perturbation axis, with and without the
+    shared grid; the aligned captures are level 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    rows = [r for r in results if r.get("axis") in (axis, "aligned")]
+    for (lmbda, o_exp, geo), rs in sorted(_series(rows).items()):
+        rs = sorted(rs, key=lambda r: r["level"])
+        xs = [r["level"] for r in rs]
+        style = "s-" if geo else "o--"
+        label = f"λ={lmbda:g}, o_exp={o_exp:g}, {'shared grid' if geo else 'as captured'}"
+        a1.plot(xs, [100 * r["bpp_reduction"] for r in rs], style, label=label)
+        a2.plot(xs, [r["delta_psnr"] for r in rs], style, label=label)
+    a1.set_ylabel("bpp saving [%]")
+    a2.set_ylabel("ΔPSNR, DLRC − codec alone [dB]")
+    for ax in (a1, a2):
+        ax.set_xlabel(f"{axis}: {AXES.get(axis, 'combination number') if axis != 'combined' else 'combination'}",
+                      fontsize=7)
+        ax.grid(alpha=0.3)
+    a1.legend(fontsize=7)
+    fig.suptitle(f"{model}: DLRC against {axis}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def gap_figure(results: list[dict], model: str):
+    """Saving and ΔPSNR against the date gap of revisit captures (aligned condition)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for (lmbda, o_exp, geo), rs in sorted(_series([r for r in results if r.get("axis") == "aligned"]).items()):
+        rs = sorted(rs, key=lambda r: r["date_gap_years"])
+        xs = [r["date_gap_years"] for r in rs]
+        label = f"λ={lmbda:g}, o_exp={o_exp:g}" + (", shared grid" if geo else "")
+        a1.plot(xs, [100 * r["bpp_reduction"] for r in rs], "o-", label=label)
+        a2.plot(xs, [r["delta_psnr"] for r in rs], "o-", label=label)
+    a1.set_ylabel("bpp saving [%]")
+    a2.set_ylabel("ΔPSNR, DLRC − codec alone [dB]")
+    for ax in (a1, a2):
+        ax.set_xlabel("largest date gap in the group [years]")
+        ax.grid(alpha=0.3)
+    a1.legend(fontsize=7)
+    fig.suptitle(f"{model}: DLRC on revisits", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def format_rd_summary(summary: dict) -> str:
-    rows = [{
-        "λ": r["lambda"], "o_exp": r["o_exp"], "bpp base": f"{r['baseline']['bpp_total']:.4f}",
-        "bpp DLRC": f"{r['dlrc']['bpp_total']:.4f}", "reduction": f"{100 * r['bpp_reduction']:.1f} %",
-        "all bytes": f"{100 * r['bpp_reduction_sent']:.1f} %", "bound": f"{100 * r['geometric_bound']:.1f} %", "ΔPSNR [dB]": f"{r['delta_psnr']:+.3f}",
-        "ΔMS-SSIM": f"{r['delta_ms_ssim']:+.4f}", "exact": r["decode_exact"],
-    } for r in summary["results"]]
+    rows = []
+    for r in summary["results"]:
+        row = {"λ": r["lambda"], "o_exp": r["o_exp"]}
+        if "date_gap_years" in r:
+            row["gap [y]"] = r["date_gap_years"]
+        if "axis" in r:
+            row.update({"capture": r["perturbation"], "grid": "shared" if r["geo_grid"] else "-"})
+        row.update({
+            "bpp base": f"{r['baseline']['bpp_total']:.4f}", "bpp DLRC": f"{r['dlrc']['bpp_total']:.4f}",
+            "reduction": f"{100 * r['bpp_reduction']:.1f} %", "all bytes": f"{100 * r['bpp_reduction_sent']:.1f} %",
+            "bound": f"{100 * r['geometric_bound']:.1f} %", "ΔPSNR [dB]": f"{r['delta_psnr']:+.3f}",
+            "ΔMS-SSIM": f"{r['delta_ms_ssim']:+.4f}", "exact": r["decode_exact"]})
+        rows.append(row)
     return f"{summary['name']}: {summary['model']}\n" + pd.DataFrame(rows).to_string(index=False)

@@ -31,6 +31,7 @@ class DLRCConfig:
     seed: int = 0  # shared rotation seed
     rotation: str = "dense"  # 'dense' (Haar C×C) or 'hadamard' (see .recognizer)
     rotation_applications: int = 2  # hadamard: sign-flip + Hadamard stages a hash
+    norm_guard: float | None = None  # quality guard: the vector's norm, quantised in steps of (1 + g), in its signature
     representative: str = "original"  # or "mean"
     # 'joint': all dense maps LZMA'd together in the top-priority stream (the paper);
     # 'per_satellite': each stream carries its own dense map;
@@ -48,7 +49,7 @@ class DLRCConfig:
 
 def recognizer_for(codec, cfg: DLRCConfig) -> Recognizer:
     """The Recognizer every satellite of a mission builds from the shared settings."""
-    return Recognizer(codec.M, cfg.rounds, cfg.seed, cfg.rotation, cfg.rotation_applications)
+    return Recognizer(codec.M, cfg.rounds, cfg.seed, cfg.rotation, cfg.rotation_applications, cfg.norm_guard)
 
 
 @dataclass

@@ -26,6 +26,13 @@ shared by the k rounds, so a hash costs one. H_d = H_a ⊗ H_b
 16 × 16 matrices beat a butterfly FWHT written in array operations (each stage a pass over
 memory), and no maintained Python library ships a batched FWHT. H is unnormalised: a positive
 scale changes neither the argmax nor the sign.
+
+Cross-polytope LSH sees only a vector's direction: y and 1.3·y hash alike in every round.
+Identical captures never meet that case, but captures of the same ground under another gain
+(a revisit, another sensor) do, and a copy then changes brightness. ``norm_guard = g`` folds
+one more code into the signature: ⌊ln‖y‖ / ln(1 + g)⌋, the norm quantised in relative steps
+of g. Equal vectors still always match; vectors whose norms differ by more than a factor
+(1 + g) never do. It costs no byte: the signature stays 64 bits.
 """
 
 from __future__ import annotations
@@ -89,7 +96,10 @@ class Recognizer:
     (``applications`` × (random signs, then Walsh–Hadamard) on the vector padded to 2^p)."""
 
     def __init__(self, channels: int, rounds: int = 20, seed: int = 0, rotation: str = "dense",
-                 applications: int = 2):
+                 applications: int = 2, norm_guard: float | None = None):
+        if norm_guard is not None and not norm_guard > 0:
+            raise ValueError("dlrc.norm_guard must be > 0")
+        self.norm_guard = norm_guard
         if rounds < 1:
             raise ValueError("dlrc.rounds must be >= 1")
         if rotation not in ROTATIONS:
@@ -177,4 +187,16 @@ class Recognizer:
         sig = np.zeros(codes.shape[1], dtype=np.uint64)
         for r in range(self.rounds):  # k rounds (20), each vectorised over all positions
             sig = mix64(codes[r], sig)
+        if self.norm_guard is not None:
+            sig = mix64(norm_codes(latent.reshape(C, -1), self.norm_guard), sig)
         return sig
+
+
+def norm_codes(columns: np.ndarray, step: float) -> np.ndarray:
+    """The norm guard's code of each column of (C, n): ⌊ln‖y‖ / ln(1 + step)⌋ as uint64 (two's
+    complement for negative buckets; a zero vector gets its own code)."""
+    norms = np.linalg.norm(np.asarray(columns, dtype=np.float64), axis=0)
+    with np.errstate(divide="ignore"):
+        buckets = np.floor(np.log(norms) / np.log1p(step))
+    buckets[~np.isfinite(buckets)] = -(2**40)
+    return buckets.astype(np.int64).view(np.uint64)

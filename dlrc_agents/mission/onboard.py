@@ -13,7 +13,7 @@ from ..dlrc.context import decode_order
 from ..dlrc.onboard import (DLRCConfig, analyse, code_context, finish, model_entropy, parse_signature_payload,
                             recognizer_for, signature_payload, timed)
 from ..overlap import draw_observation, window_for_overlap
-from ..rd import patch_tensor
+from ..rd import capture_group
 
 # ---------------------------------------------------------------- real on-board work
 
@@ -72,16 +72,21 @@ class OnboardWork:
         seed = [self.sc.seed, replay] if satellites is None else [self.sc.seed, replay, n, int(spec[2] * O_EXP_STEPS)]
         rng = np.random.default_rng(seed)
         obs = draw_observation(scene, n, ov.patch, window, rng, ov.grid)
-        images = {s: patch_tensor(scene, y, x, ov.patch) for s, (y, x) in enumerate(obs.offsets)}
+        cap = self.sc.captures
+        group = capture_group({s: (scene, (0.0, 0.0)) for s in range(n)}, obs, cap.perturbation, cap.geo_grid,
+                              ov.grid, np.random.default_rng(seed + [0xCA97]))
+        images = group.images
         states, front, modelling, baseline, sigs = {}, {}, {}, {}, {}
         for s, x in images.items():
-            t: dict = {}
+            # the shared grid's resampling runs on board in both worlds, before the encoder
+            grid_time = {"geo_grid": group.grid_time_s[s]} if cap.geo_grid else {}
+            t: dict = dict(grid_time)
             states[s] = analyse(self.codec, self.recognizer, s, x, t)
             model_entropy(self.codec, states[s], self.cfg.representative, t)
             modelling[s] = t.pop("entropy_modelling")
             front[s] = t  # analysis_transform, recognizer, selector
             sigs[s] = signature_payload(states[s].selection.signatures)
-            tb: dict = {}
+            tb: dict = dict(grid_time)
             with timed(tb, "baseline"):  # the codec alone, in the same container as DLRC's streams
                 data = encode_alone(self.codec, x, s, index, tuple(images)).to_bytes(self.key)
             baseline[s] = {"bytes": len(data), "time": tb, "data": data}
