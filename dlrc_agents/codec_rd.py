@@ -1,11 +1,17 @@
-"""kind: codec_rd — rate–distortion of whole test scenes: learned codecs against JPEG.
+"""kind: codec_rd — rate–distortion of whole test scenes: learned codecs against JPEG and JPEG 2000.
 
 Every scene is cropped (top-left) to a multiple of 64 pixels on each side, coded by
-each model with CompressAI's own ``compress``/``decompress`` (bytes of y and z) and
-by JPEG at every quality in ``jpeg.qualities``, with 4:2:0 and with 4:4:4 chroma.
-The JPEG reference is the upper envelope (Pareto front) of both chroma modes, and its
-bpp counts the whole JFIF file, headers included; the learned codecs' bpp counts
-their y and z strings (the shape, a few bytes, travels in our container header).
+each model with CompressAI's own ``compress``/``decompress`` (bytes of y and z), by
+JPEG at every quality in ``jpeg.qualities``, with 4:2:0 and with 4:4:4 chroma, and by
+JPEG 2000 (OpenJPEG, :mod:`.jpeg2000`) at every target in ``jpeg2000.bpp``, with and
+without the multi-component transform. Each reference is the upper envelope (Pareto
+front) of its modes, and its bpp counts the whole file (JFIF, or the J2K codestream with
+its main header); the learned codecs' bpp counts their y and z strings (the shape, a
+few bytes, travels in our container header).
+
+BD-rate and BD-PSNR (the ``bjontegaard`` package, Akima interpolation) compare each
+architecture's λ ladder with each reference's envelope per scene, averaged over scenes;
+they need two or more λ of the architecture and enough overlap of the curves, else None.
 
 "Beats JPEG" is decided per scene: JPEG's PSNR is interpolated (linearly in bpp,
 along its Pareto front) at the bpp the model spends on that scene; the gain is the
@@ -48,6 +54,47 @@ def jpeg_point(image: np.ndarray, quality_level: int, chroma: str) -> dict:
     return {"bpp": 8 * len(data) / (image.shape[0] * image.shape[1]), "psnr": psnr, "ms_ssim": msssim}
 
 
+def jpeg2000_point(image: np.ndarray, bpp: float, mct: bool) -> dict:
+    """Code ``image`` as a J2K codestream at target ``bpp`` and decode it from those bytes: bpp, PSNR, MS-SSIM."""
+    from . import jpeg2000
+
+    data = jpeg2000.encode(image, bpp, mct)
+    decoded = jpeg2000.decode(data)
+    psnr, msssim = quality(to_tensor(image), to_tensor(decoded))
+    return {"bpp": 8 * len(data) / (image.shape[0] * image.shape[1]), "psnr": psnr, "ms_ssim": msssim}
+
+
+def bjontegaard_rows(model_rows: pd.DataFrame, ref_rows: pd.DataFrame, anchor: str) -> list[dict]:
+    """BD-rate [%] and BD-PSNR [dB] of each architecture's λ ladder against a reference's envelope,
+    per scene and averaged (negative BD-rate: the model needs fewer bits for the same PSNR)."""
+    import bjontegaard
+
+    out = []
+    for arch, g in model_rows.groupby("architecture", sort=True):
+        per_scene = {}
+        for scene, m in g.groupby("scene"):
+            m = m.sort_values("bpp")
+            front = pareto_front(ref_rows[ref_rows["scene"] == scene])
+            if len(m) < 2 or len(front) < 2:
+                per_scene[scene] = (None, None)
+                continue
+            args = (front["bpp"].to_numpy(), front["psnr"].to_numpy(), m["bpp"].to_numpy(), m["psnr"].to_numpy())
+            try:
+                rate = float(bjontegaard.bd_rate(*args, method="akima", require_matching_points=False))
+                dist = float(bjontegaard.bd_psnr(*args, method="akima", require_matching_points=False))
+            except Exception:  # the curves overlap too little: no honest number
+                rate, dist = None, None
+            per_scene[scene] = (rate, dist)
+        rates = [r for r, _ in per_scene.values() if r is not None]
+        dists = [d for _, d in per_scene.values() if d is not None]
+        out.append({"architecture": arch, "anchor": anchor,
+                    "bd_rate_pct": float(np.mean(rates)) if rates else None,
+                    "bd_psnr_db": float(np.mean(dists)) if dists else None,
+                    "scenes": len(rates),
+                    "per_scene": {s: {"bd_rate_pct": r, "bd_psnr_db": d} for s, (r, d) in per_scene.items()}})
+    return out
+
+
 def pareto_front(points: pd.DataFrame, x: str = "bpp", y: str = "psnr") -> pd.DataFrame:
     """Rows not dominated (lower or equal bpp and higher PSNR) by another, sorted by bpp."""
     ordered = points.sort_values([x, y], ascending=[True, False])
@@ -68,8 +115,18 @@ def interpolate_at(front: pd.DataFrame, bpp: float, y: str = "psnr") -> float | 
     return float(np.interp(bpp, xs, ys))
 
 
-def compare_with_jpeg(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame) -> list[dict]:
-    """Per model (architecture, λ, weights): mean R–D over scenes and the PSNR gain over JPEG at equal bpp."""
+def compare_with_jpeg(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame,
+                      jpeg2000_rows: pd.DataFrame | None = None) -> list[dict]:
+    """Per model (architecture, λ, weights): mean R–D over scenes and the PSNR gain over JPEG (and
+    JPEG 2000, when given) at equal bpp."""
+    out = _gains(model_rows, jpeg_rows, "jpeg")
+    if jpeg2000_rows is not None and len(jpeg2000_rows):
+        for row, other in zip(out, _gains(model_rows, jpeg2000_rows, "jpeg2000")):
+            row.update({k: v for k, v in other.items() if "jpeg2000" in k})
+    return out
+
+
+def _gains(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame, ref: str) -> list[dict]:
     fronts = {scene: (pareto_front(j), pareto_front(j, y="ms_ssim")) for scene, j in jpeg_rows.groupby("scene")}
     out = []
     for (arch, lmbda, weights), g in model_rows.groupby(["architecture", "lambda", "weights"], sort=True):
@@ -84,17 +141,18 @@ def compare_with_jpeg(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame) -> list
         out.append({
             "architecture": arch, "lambda": float(lmbda), "weights": weights,
             "bpp": float(g["bpp"].mean()), "psnr": float(g["psnr"].mean()), "ms_ssim": float(g["ms_ssim"].mean()),
-            "psnr_gain_vs_jpeg_db": float(np.mean(known)) if known else None,
-            "psnr_gain_vs_jpeg_per_scene_db": dict(zip(g["scene"], gains)),
-            "ms_ssim_gain_vs_jpeg": float(np.mean([x for x in ssim_gains if x is not None])) if any(
+            f"psnr_gain_vs_{ref}_db": float(np.mean(known)) if known else None,
+            f"psnr_gain_vs_{ref}_per_scene_db": dict(zip(g["scene"], gains)),
+            f"ms_ssim_gain_vs_{ref}": float(np.mean([x for x in ssim_gains if x is not None])) if any(
                 x is not None for x in ssim_gains) else None,
-            # beats JPEG: higher PSNR at equal bpp on every scene where JPEG reaches that bpp
-            "beats_jpeg": bool(known) and all(x > 0 for x in known),
+            # beats the reference: higher PSNR at equal bpp on every scene where it reaches that bpp
+            f"beats_{ref}": bool(known) and all(x > 0 for x in known),
         })
     return out
 
 
-def codec_rd_figure(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame, columns: int = 4):
+def codec_rd_figure(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame, columns: int = 4,
+                    jpeg2000_rows: pd.DataFrame | None = None):
     """PSNR and MS-SSIM against bpp, one column per scene (wrapped after ``columns``).
 
     Per scene, because that is what the verdict compares: a mean over scenes of JPEG's
@@ -124,6 +182,10 @@ def codec_rd_figure(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame, columns: 
             front = pareto_front(j, y=metric)
             ax.plot(front["bpp"], front[metric], "-", lw=2.5, color="0.6", alpha=0.5, zorder=1,
                     label="JPEG envelope")
+            if jpeg2000_rows is not None and len(jpeg2000_rows):
+                j2 = jpeg2000_rows[jpeg2000_rows["scene"] == scene]
+                f2 = pareto_front(j2, y=metric)
+                ax.plot(f2["bpp"], f2[metric], "-.", lw=1.6, color="tab:brown", label="JPEG 2000 envelope")
             for arch, g in m.groupby("architecture"):
                 g = g.sort_values("bpp")
                 ax.plot(g["bpp"], g[metric], "o-", color=colours[arch], label=arch)
@@ -155,9 +217,13 @@ def run_codec_rd(scenario, run) -> dict:
     run.begin()
     paths = expand_scenes(scenario.data.scenes)
     scenes = {p.name: crop_to_multiple(read_rgb(p)) for p in paths}
-    stage(f"codec_rd: {len(codecs)} model(s), {len(scenes)} scene(s), JPEG at {len(scenario.jpeg.qualities)} qualities")
+    j2 = scenario.jpeg2000
+    stage(f"codec_rd: {len(codecs)} model(s), {len(scenes)} scene(s), JPEG at {len(scenario.jpeg.qualities)} qualities"
+          + (f", JPEG 2000 at {len(j2.bpp)} rates × MCT {j2.mct}" if j2.enabled else ""))
     jpeg_rows = [{"scene": name, "chroma": chroma, "quality": q, **jpeg_point(img, q, chroma)}
                  for name, img in scenes.items() for chroma in JPEG_CHROMA for q in scenario.jpeg.qualities]
+    jpeg2000_rows = [{"scene": name, "mct": mct, "target_bpp": b, **jpeg2000_point(img, b, mct)}
+                     for name, img in scenes.items() for mct in j2.mct for b in j2.bpp] if j2.enabled else []
     model_rows = []
     for codec in progress(codecs, desc="models", unit="model"):
         for name, img in scenes.items():
@@ -166,11 +232,24 @@ def run_codec_rd(scenario, run) -> dict:
                                "scene": name, "bpp": r["bpp_total"], "bpp_y": r["bpp_y"], "bpp_z": r["bpp_z"],
                                "psnr": r["psnr"], "ms_ssim": r["ms_ssim"]})
     jpeg_table, model_table = pd.DataFrame(jpeg_rows), pd.DataFrame(model_rows)
+    j2k_table = pd.DataFrame(jpeg2000_rows)
     write_table(out_dir / "jpeg_rd.csv", jpeg_table)
     write_table(out_dir / "model_rd.csv", model_table)
-    write_figure(out_dir / "codec_rd.png", codec_rd_figure(model_table, jpeg_table))
+    if len(j2k_table):
+        write_table(out_dir / "jpeg2000_rd.csv", j2k_table)
+    write_figure(out_dir / "codec_rd.png", codec_rd_figure(model_table, jpeg_table, jpeg2000_rows=j2k_table))
+    bd = bjontegaard_rows(model_table, jpeg_table, "jpeg")
+    if len(j2k_table):
+        bd += bjontegaard_rows(model_table, j2k_table, "jpeg2000")
     summary = {"kind": "codec_rd", "name": scenario.name, "scenes": {n: list(i.shape[:2]) for n, i in scenes.items()},
-               "models": compare_with_jpeg(model_table, jpeg_table)}
+               "models": compare_with_jpeg(model_table, jpeg_table, j2k_table), "bjontegaard": bd,
+               # every point, one row each: what a table or a plot of this run needs
+               "results": [{"codec": r["architecture"], "lambda": r["lambda"], "bands": 3, "scene": r["scene"],
+                            "bpp": r["bpp"], "psnr": r["psnr"], "ms_ssim": r["ms_ssim"]} for r in model_rows]
+               + [{"codec": "jpeg", "chroma": r["chroma"], "quality": r["quality"], "bands": 3, "scene": r["scene"],
+                   "bpp": r["bpp"], "psnr": r["psnr"], "ms_ssim": r["ms_ssim"]} for r in jpeg_rows]
+               + [{"codec": "jpeg2000", "mct": r["mct"], "target_bpp": r["target_bpp"], "bands": 3, "scene": r["scene"],
+                   "bpp": r["bpp"], "psnr": r["psnr"], "ms_ssim": r["ms_ssim"]} for r in jpeg2000_rows]}
     return run.finish(summary)
 
 
@@ -180,5 +259,14 @@ def format_codec_rd_summary(summary: dict) -> str:
         "MS-SSIM": f"{m['ms_ssim']:.4f}",
         "ΔPSNR vs JPEG [dB]": "n/a" if m["psnr_gain_vs_jpeg_db"] is None else f"{m['psnr_gain_vs_jpeg_db']:+.2f}",
         "beats JPEG": m["beats_jpeg"],
+        **({} if "beats_jpeg2000" not in m else {
+            "ΔPSNR vs JPEG 2000 [dB]": "n/a" if m["psnr_gain_vs_jpeg2000_db"] is None
+            else f"{m['psnr_gain_vs_jpeg2000_db']:+.2f}", "beats JPEG 2000": m["beats_jpeg2000"]}),
     } for m in summary["models"]]
-    return f"{summary['name']}: {len(summary['scenes'])} scene(s)\n" + pd.DataFrame(rows).to_string(index=False)
+    text = f"{summary['name']}: {len(summary['scenes'])} scene(s)\n" + pd.DataFrame(rows).to_string(index=False)
+    bd = [{"model": b["architecture"], "anchor": b["anchor"],
+           "BD-rate": "n/a" if b["bd_rate_pct"] is None else f"{b['bd_rate_pct']:+.1f} %",
+           "BD-PSNR": "n/a" if b["bd_psnr_db"] is None else f"{b['bd_psnr_db']:+.2f} dB", "scenes": b["scenes"]}
+          for b in summary.get("bjontegaard", [])]
+    return text + ("\n\nBjøntegaard deltas (model's λ ladder against the anchor's envelope, mean over scenes)\n"
+                   + pd.DataFrame(bd).to_string(index=False) if bd else "")

@@ -342,10 +342,24 @@ class JPEGConfig(Strict):
         return sorted(set(v))
 
 
+class JPEG2000Config(Strict):
+    """The JPEG 2000 reference (OpenJPEG through GDAL, :mod:`dlrc_agents.jpeg2000`): raw J2K codestreams
+    at target rates, with and without the multi-component transform; its upper envelope is the anchor
+    of the BD-rate and BD-PSNR columns."""
+
+    enabled: bool = True
+    bpp: list[float] = Field([0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0], min_length=2,
+                             description="target bits per pixel (all bands together)")
+    mct: list[bool] = Field([True, False], min_length=1, description="multi-component transform on / off")
+
+    _positive = field_validator("bpp")(classmethod(lambda cls, v: sorted(set(_all_positive(v, "JPEG 2000 bpp")))))
+
+
 class CodecRDScenario(ScenarioBase):
-    """kind: codec_rd — R–D of whole test scenes for learned codecs against JPEG."""
+    """kind: codec_rd — R–D of whole test scenes for learned codecs against JPEG and JPEG 2000."""
 
     kind: Literal["codec_rd"]
     models: list[CodecConfig] = Field(default_factory=lambda: [CodecConfig()], min_length=1)
     data: DataConfig = DataConfig(scenes=["eo:rgb/test/*.tif"])
     jpeg: JPEGConfig = JPEGConfig()
+    jpeg2000: JPEG2000Config = JPEG2000Config()

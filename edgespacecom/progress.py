@@ -20,12 +20,25 @@ def stage(message: str) -> None:
     LOG.info(message)
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """A stream handler that writes to whatever ``sys.stderr`` is when a record is emitted, so a
+    caller that redirects stderr after the first run (a test harness, a notebook) still sees it."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the property decides
+        pass
+
+
 def configure_logging(verbosity: int = 0) -> None:
     """Stage lines on stderr: -q (verbosity < 0) warnings only, -v (> 0) debug."""
     level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
     LOG.setLevel(level)
     if not LOG.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _CurrentStderr()
         handler.setFormatter(logging.Formatter("[edgespacecom] %(message)s"))
         LOG.addHandler(handler)
 

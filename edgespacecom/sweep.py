@@ -34,6 +34,7 @@ import hashlib
 import itertools
 import json
 import multiprocessing
+import re
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -120,11 +121,25 @@ def run_point(raw: dict, out_dir: str, base_dir: str | None = None) -> dict:
     return summary
 
 
+#: A kind's ``results`` list is flattened row by row (``results.<i>.<key>``) up to this many rows.
+MAX_RESULT_ROWS = 64
+
+
 def _flatten(summary: dict) -> dict:
-    flat = pd.json_normalize({k: v for k, v in summary.items() if k != "provenance"}, sep=".").iloc[0].to_dict()
+    body = {k: v for k, v in summary.items() if k != "provenance"}
+    rows = body.get("results")
+    if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows) and len(rows) <= MAX_RESULT_ROWS:
+        body["results"] = {str(i): r for i, r in enumerate(rows)}
+    flat = pd.json_normalize(body, sep=".").iloc[0].to_dict()
     # wall times and the orbit cache's state depend on the machine, not the scenario
     return {k: v for k, v in flat.items()
             if not isinstance(v, (list, dict)) and not k.endswith(("wall_s", "orbit_cache_hit"))}
+
+
+def _y_columns(table: pd.DataFrame, ys: list) -> list:
+    """The columns of the kind's main quantities: top-level, or each row of its results list."""
+    pattern = re.compile(r"results\.\d+\.(%s)$" % "|".join(map(re.escape, ys))) if ys else None
+    return [c for c in table.columns if c in ys or (pattern is not None and pattern.fullmatch(c))]
 
 
 def _execute(todo: list[dict], out_dir: Path, workers: int, executor: str, scheduler: str | None,
@@ -204,7 +219,7 @@ def run_sweep(raw: dict, out_dir: Path, *, points: list[dict] | None = None, wor
     summary["provenance"] = provenance(yaml.safe_dump(raw, sort_keys=False), {}, started_utc)
     summary["provenance"]["inputs_sha256"] = {k: v for d in inputs.values() for k, v in sorted(d.items())}
     write_json(out_dir / "summary.json", summary)
-    shown = [c for c in table.columns if c in keys or c in kind.sweep_y]
+    shown = [c for c in table.columns if c in keys] + _y_columns(table, list(kind.sweep_y))
     return summary, f"{raw.get('name')}: sweep of {len(points)} points\n" + table[shown].to_string(index=False)
 
 
@@ -214,11 +229,11 @@ def sweep_figure(table: pd.DataFrame, x: str, keys: list[str], ys: list[str]):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ys = [y for y in ys if y in table.columns] or [c for c in table.columns if c not in keys and c != "point"
-                                                   and pd.api.types.is_numeric_dtype(table[c])][:1]
+    ys = _y_columns(table, ys) or [c for c in table.columns if c not in keys and c != "point"
+                                   and pd.api.types.is_numeric_dtype(table[c])][:1]
     others = [k for k in keys if k != x]
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    groups = table.groupby(others) if others else [((), table)]
+    groups = table.groupby(others, dropna=False) if others else [((), table)]
     for label, g in groups:
         g = g.sort_values(x)
         tag = ", ".join(f"{k}={v}" for k, v in zip(others, label if isinstance(label, tuple) else (label,)))

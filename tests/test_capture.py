@@ -140,7 +140,7 @@ def _stack(tmp_path, scene, shifts):
 def _run(tmp_path, body: str) -> dict:
     path = tmp_path / "s.yaml"
     path.write_text(body)
-    assert main(["-q", "run", str(path), "--out", str(tmp_path / "out")]) == 0
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 0
     return json.loads((tmp_path / "out" / "summary.json").read_text())
 
 
@@ -195,5 +195,5 @@ data: {{scenes: ["{one[0]}"]}}
 overlap: {{satellites: 2, patch: 256, source: revisits}}
 """
     (tmp_path / "s.yaml").write_text(body)
-    assert main(["-q", "run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "o")]) != 0
+    assert main(["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "o")]) != 0
     assert not (tmp_path / "o" / "summary.json").exists()

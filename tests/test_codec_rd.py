@@ -92,6 +92,12 @@ def test_codec_rd_scenario_end_to_end(tmp_path):
     jpeg = pd.read_csv(out / "jpeg_rd.csv")
     assert len(jpeg) == 6 and set(jpeg["chroma"]) == {"4:2:0", "4:4:4"}
     assert (out / "codec_rd.png").stat().st_size > 0
+    j2k = pd.read_csv(out / "jpeg2000_rd.csv")
+    assert len(j2k) == 2 * 11 and set(j2k["mct"]) == {True, False} and "beats_jpeg2000" in m
+    assert {r["codec"] for r in s["results"]} == {"bmshj2018-hyperprior", "jpeg", "jpeg2000"}
+    assert all({"codec", "bands", "bpp", "psnr"} <= set(r) for r in s["results"])
+    # one λ: no curve, so no Bjøntegaard delta rather than a made-up one
+    assert {(b["anchor"], b["bd_rate_pct"]) for b in s["bjontegaard"]} == {("jpeg", None), ("jpeg2000", None)}
 
 
 def test_ablation_scenario_fewer_rounds_merge_more(tmp_path):

@@ -148,3 +148,20 @@ def test_a_sweep_over_the_start_time_runs_its_points(tmp_path):
     starts = [p["scenario"].time.start.isoformat() for p in points]
     assert starts == ["2026-01-01T00:00:00+00:00", "2026-03-01T12:00:00+00:00"]
     assert len({p["id"] for p in points}) == 2
+
+
+def test_sweep_tables_carry_each_results_row():
+    """A kind whose summary is a list of result rows (rd) gets one column per row and key, and the
+    sweep's plot and printout find its main quantity there; a grid value of null is a line of its own."""
+    import pandas as pd
+
+    from edgespacecom.sweep import _flatten, _y_columns, sweep_figure
+
+    summary = {"name": "x", "results": [{"lambda": 0.01, "bpp_reduction": 0.4, "dlrc": {"psnr": 30.0}},
+                                        {"lambda": 0.02, "bpp_reduction": 0.3, "dlrc": {"psnr": 33.0}}]}
+    flat = _flatten(summary)
+    assert flat["results.0.bpp_reduction"] == 0.4 and flat["results.1.dlrc.psnr"] == 33.0
+    table = pd.DataFrame([{"k": k, "g": g, **flat} for k in (1, 2) for g in (None, 0.1)])
+    assert _y_columns(table, ["bpp_reduction"]) == ["results.0.bpp_reduction", "results.1.bpp_reduction"]
+    fig = sweep_figure(table, "k", ["k", "g"], ["bpp_reduction"])
+    assert len(fig.axes[0].lines) == 4  # 2 rows × (g = null, g = 0.1)

@@ -1,0 +1,93 @@
+"""JPEG 2000 (what Earth-observation satellites fly today) through OpenJPEG, with rate control.
+
+The binding is GDAL's JP2OpenJPEG driver as rasterio ships it (OpenJPEG 2.5 inside the rasterio
+wheel): it takes 1 to N bands of 8 or 16 bits and exposes OpenJPEG's rate allocation as a target
+size (``QUALITY``: the codestream's size in per cent of the raw samples), which imagecodecs'
+binding does not (its ``level`` is a PSNR target) and glymur needs a system libopenjp2 for. We
+write raw J2K codestreams (no JP2 boxes): the bytes counted are everything a decoder needs,
+main header included, and the ground decodes them through the same library.
+
+``mct``: the multi-component transform (the irreversible colour transform ICT, or RCT with
+``reversible``) over the first three components, as OpenJPEG applies it; only meaningful with
+three or more bands. ``reversible``: the 5/3 integer wavelet (lossless at full rate) instead of
+the 9/7.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+#: Bits a sample of each dtype the codec takes.
+SAMPLE_BITS = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}
+
+
+def _quiet():
+    import rasterio
+
+    ctx = warnings.catch_warnings()
+    ctx.__enter__()
+    warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+    return ctx
+
+
+def encode(image: np.ndarray, bpp: float, mct: bool = True, reversible: bool = False, resolutions: int = 6) -> bytes:
+    """A J2K codestream of ``image`` (H, W) or (H, W, B), uint8 or uint16, at about ``bpp`` bits per
+    pixel (all bands together) by OpenJPEG's rate allocation."""
+    from rasterio.io import MemoryFile
+
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.dtype not in SAMPLE_BITS:
+        raise ValueError(f"JPEG 2000 takes (H, W[, B]) uint8 or uint16, got {array.dtype} {array.shape}")
+    if not bpp > 0:
+        raise ValueError(f"JPEG 2000 target bpp must be > 0, got {bpp}")
+    h, w, bands = array.shape
+    raw_bpp = bands * SAMPLE_BITS[array.dtype]
+    quality = min(100.0, 100.0 * bpp / raw_bpp)
+    levels = max(1, min(resolutions, int(np.log2(max(1, min(h, w)))) - 1))
+    ctx = _quiet()
+    try:
+        with MemoryFile() as mem:
+            with mem.open(driver="JP2OpenJPEG", width=w, height=h, count=bands, dtype=array.dtype.name,
+                          CODEC="J2K", QUALITY=f"{quality:.6g}", REVERSIBLE="YES" if reversible else "NO",
+                          YCC="YES" if (mct and bands >= 3) else "NO", RESOLUTIONS=str(levels),
+                          NBITS=str(SAMPLE_BITS[array.dtype])) as dst:
+                dst.write(np.moveaxis(array, -1, 0))
+            return mem.read()
+    finally:
+        ctx.__exit__(None, None, None)
+
+
+def decode(data: bytes) -> np.ndarray:
+    """(H, W, B) samples of a J2K codestream, decoded by the same library."""
+    from rasterio.io import MemoryFile
+
+    ctx = _quiet()
+    try:
+        with MemoryFile(bytes(data)) as mem:
+            with mem.open(driver="JP2OpenJPEG") as src:
+                return np.moveaxis(src.read(), 0, -1)
+    finally:
+        ctx.__exit__(None, None, None)
+
+
+def psnr(reference: np.ndarray, decoded: np.ndarray, peak: float | None = None) -> float:
+    """PSNR [dB] over all bands, peak the dtype's maximum (255, 65535) unless given."""
+    ref = np.asarray(reference, dtype=np.float64)
+    dec = np.asarray(decoded, dtype=np.float64).reshape(ref.shape)
+    peak = peak if peak is not None else float(np.iinfo(np.asarray(reference).dtype).max)
+    mse = float(np.mean((ref - dec) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(peak**2 / mse)
+
+
+def rd_point(image: np.ndarray, bpp: float, mct: bool = True) -> dict:
+    """Code and decode ``image`` at target ``bpp``: the bpp actually spent (whole codestream), the
+    decoded samples and the PSNR against the input."""
+    data = encode(image, bpp, mct)
+    decoded = decode(data)
+    h, w = image.shape[:2]
+    return {"bpp": 8 * len(data) / (h * w), "bytes": len(data), "decoded": decoded.reshape(np.shape(image)),
+            "psnr": psnr(image, decoded)}

@@ -1,0 +1,65 @@
+"""JPEG 2000 through OpenJPEG: rate control, decoding from the counted bytes, 1 to 13 bands, 8 and 16 bits,
+and the Bjøntegaard deltas against curves whose answer is known."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dlrc_agents import jpeg2000
+from dlrc_agents.codec_rd import bjontegaard_rows, jpeg2000_point
+from dlrc_agents.data import read_rgb
+
+from .conftest import eo
+
+
+@pytest.fixture(scope="module")
+def rgb():
+    return read_rgb(eo("rgb/test/inria_bellingham9_1024.tif"))[:256, :256]
+
+
+def test_rate_control_hits_the_target_and_decodes_from_the_bytes(rgb):
+    for target in (0.1, 0.5, 1.0):
+        data = jpeg2000.encode(rgb, target)
+        assert data[:4] == b"\xff\x4f\xff\x51"  # a raw J2K codestream: SOC then SIZ, nothing around it
+        assert abs(8 * len(data) / rgb.shape[0] / rgb.shape[1] - target) / target < 0.1
+        decoded = jpeg2000.decode(data)
+        assert decoded.shape == rgb.shape and decoded.dtype == np.uint8
+    lo, hi = jpeg2000_point(rgb, 0.1, True), jpeg2000_point(rgb, 1.0, True)
+    assert lo["psnr"] < hi["psnr"] and lo["bpp"] < hi["bpp"]
+    # the multi-component transform decorrelates RGB: better at the same rate on a natural image
+    assert jpeg2000_point(rgb, 0.5, True)["psnr"] > jpeg2000_point(rgb, 0.5, False)["psnr"]
+
+
+@pytest.mark.parametrize("bands", [1, 4, 13])
+def test_many_bands_and_16_bits(bands):
+    rng = np.random.default_rng(bands)
+    yy, xx = np.mgrid[0:128, 0:128]
+    base = 3000 + 800 * np.sin(yy / 7.0) * np.cos(xx / 9.0)
+    image = np.stack([base * (1 + 0.05 * b) + rng.normal(0, 20, base.shape) for b in range(bands)], -1)
+    image = image.clip(0, 65535).astype(np.uint16)
+    point = jpeg2000.rd_point(image, 2.0 * bands)
+    assert point["decoded"].shape == image.shape and point["decoded"].dtype == np.uint16
+    assert point["psnr"] > 50  # 16-bit peak; a smooth image at 2 bits a band and pixel
+    lossless = jpeg2000.decode(jpeg2000.encode(image[..., 0], 16.0, reversible=True))
+    assert np.array_equal(lossless[..., 0], image[..., 0])  # the 5/3 wavelet at full rate is lossless
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(ValueError, match="uint8 or uint16"):
+        jpeg2000.encode(np.zeros((8, 8, 3), np.float32), 1.0)
+    with pytest.raises(ValueError, match="bpp must be > 0"):
+        jpeg2000.encode(np.zeros((8, 8, 3), np.uint8), 0.0)
+
+
+def test_bjontegaard_deltas_of_shifted_curves():
+    """A model curve 1 dB above the anchor's at every rate: BD-PSNR +1 dB; the same PSNR at 80 % of the
+    anchor's rate everywhere: BD-rate −20 %."""
+    rates = np.array([0.1, 0.2, 0.4, 0.8, 1.6])
+    psnr = 25 + 4 * np.log2(rates / 0.1)
+    anchor = pd.DataFrame({"scene": "s", "bpp": rates, "psnr": psnr})
+    up = pd.DataFrame({"architecture": "m", "scene": "s", "bpp": rates, "psnr": psnr + 1.0})
+    (row,) = bjontegaard_rows(up, anchor, "jpeg2000")
+    assert row["bd_psnr_db"] == pytest.approx(1.0, abs=1e-6) and row["anchor"] == "jpeg2000"
+    cheaper = pd.DataFrame({"architecture": "m", "scene": "s", "bpp": 0.8 * rates, "psnr": psnr})
+    (row,) = bjontegaard_rows(cheaper, anchor, "jpeg")
+    assert row["bd_rate_pct"] == pytest.approx(-20.0, abs=0.5)
