@@ -240,6 +240,19 @@ class LossConfig(Strict):
                         "and what they still hold is lost")
 
 
+class BaselineConfig(Strict):
+    """What the baseline world flies: the learned codec alone (default) or JPEG 2000."""
+
+    codec: Literal["learned", "jpeg2000"] = Field(
+        "learned", description="'learned': the scenario's codec alone; 'jpeg2000': JPEG 2000 (OpenJPEG), what "
+                               "Earth-observation satellites fly today, so G_down compares LIC + DLRC against it")
+    jpeg2000_bpp: float | None = Field(
+        None, gt=0.0, le=24.0, description="JPEG 2000 at this fixed rate [bpp]; default: per patch, the lowest rate "
+                                           "(bisection, ±1 %) at which it reaches the learned codec's PSNR on that "
+                                           "patch (equal quality)")
+    jpeg2000_mct: bool = Field(True, description="JPEG 2000's multi-component transform")
+
+
 class MissionConfig(Strict):
     capture: Literal["rounds", "continuous"] = Field(
         "rounds", description="'rounds': one capture every interval_s; 'continuous': capture again as soon as "
@@ -259,6 +272,7 @@ class MissionConfig(Strict):
                                   "lowers in_flight to what fits")
     compute: ComputeModelConfig = ComputeModelConfig()
     losses: LossConfig = LossConfig()
+    baseline: BaselineConfig = BaselineConfig()
 
 
 class MissionScenario(NetworkScenario):
@@ -291,6 +305,9 @@ class MissionScenario(NetworkScenario):
                              "with context_fill: prediction only. With 'representative' each satellite would also "
                              "need its higher-priority peers' ŷ vectors on board, an exchange the mission does not "
                              "model (the rd kind reports its size)")
+        if self.mission.baseline.codec == "jpeg2000" and self.mission.compute.profile == "titan_v":
+            raise ValueError("mission.compute.profile: 'titan_v' has no JPEG 2000 time; a JPEG 2000 baseline "
+                             "needs 'measured'")
         if context_model and self.mission.compute.profile == "titan_v":
             raise ValueError("mission.compute.profile: 'titan_v' is the paper's BMSHJ profile; "
                              f"{self.codec.architecture} needs 'measured'")

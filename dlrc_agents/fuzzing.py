@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .codecs import build_model, codec_from_model
-from .dlrc.alone import decode_alone, encode_alone
+from .dlrc.alone import decode_alone, decode_alone_jpeg2000, encode_alone, encode_alone_jpeg2000
 from .dlrc.bitstream import (FLAG_AUTHENTICATED, HEADER_FIELDS, BitstreamError, Container, pack_container,
                              split_container)
 from .dlrc.onboard import DLRCConfig, encode_group
@@ -64,7 +64,7 @@ class Target:
     codec: object
     streams: dict  # capture -> list of bytes
     reference: object = None  # the decode of capture 1's streams
-    alone: bool = False
+    alone: bool | str = False  # True: a learned codec alone; "jpeg2000": JPEG 2000 codestreams
 
 
 def _crops(scene: np.ndarray, offsets, size: int) -> dict:
@@ -76,7 +76,7 @@ def _crops(scene: np.ndarray, offsets, size: int) -> dict:
 def build_targets(scene: np.ndarray, key: bytes | None) -> list[Target]:
     """Small randomly initialised codecs (the decoder's parsing and entropy decoding paths are those
     of trained ones; random weights keep a case fast): bmshj2018-hyperprior with joint dense and
-    reference maps at 256², mbt2018 (autoregressive context) at 128², and the codec alone."""
+    reference maps at 256², mbt2018 (autoregressive context) at 128², the codec alone, and JPEG 2000."""
     torch.manual_seed(2)
     hyper = codec_from_model(build_model("bmshj2018-hyperprior", 32, 48), "bmshj2018-hyperprior", 32, 48)
     torch.manual_seed(3)
@@ -93,12 +93,22 @@ def build_targets(scene: np.ndarray, key: bytes | None) -> list[Target]:
     streams = {cap: [encode_alone(hyper, x, s, cap, (0, 1, 2)).to_bytes(key)
                      for s, x in _crops(scene, off, 256).items()] for cap, off in shots.items()}
     targets.append(Target("codec-alone", hyper, streams, alone=True))
+    # what satellites fly today: mutations that survive the container reach OpenJPEG's own parser
+    streams = {cap: [encode_alone_jpeg2000(_uint8(x), 1.0, s, cap, (0, 1, 2)).to_bytes(key)
+                     for s, x in _crops(scene, off, 256).items()] for cap, off in shots.items()}
+    targets.append(Target("jpeg2000-alone", None, streams, alone="jpeg2000"))
     for t in targets:
         t.reference = decode(t, t.streams[1], key)
     return targets
 
 
+def _uint8(x: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray((x[0] * 255).round().byte().permute(1, 2, 0).numpy())
+
+
 def decode(t: Target, streams: list, key: bytes | None):
+    if t.alone == "jpeg2000":
+        return [torch.from_numpy(decode_alone_jpeg2000(s, key, capture=1)) for s in streams]
     if t.alone:
         return [decode_alone(t.codec, s, key, capture=1) for s in streams]
     out = reconstruct(t.codec, streams, synthesize=False, key=key, capture=1)

@@ -61,14 +61,20 @@ def encode(image: np.ndarray, bpp: float, mct: bool = True, reversible: bool = F
         ctx.__exit__(None, None, None)
 
 
-def decode(data: bytes) -> np.ndarray:
-    """(H, W, B) samples of a J2K codestream, decoded by the same library."""
+def decode(data: bytes, expect: tuple[int, int, int] | None = None) -> np.ndarray:
+    """(H, W, B) samples of a J2K codestream, decoded by the same library. With ``expect`` (H, W, B),
+    a codestream whose main header says otherwise is refused before any sample is decoded (a
+    damaged header could otherwise ask for any amount of memory)."""
     from rasterio.io import MemoryFile
 
     ctx = _quiet()
     try:
         with MemoryFile(bytes(data)) as mem:
             with mem.open(driver="JP2OpenJPEG") as src:
+                found = (src.height, src.width, src.count)
+                if expect is not None and found != tuple(expect):
+                    raise ValueError(f"the codestream holds {found[0]}x{found[1]} px in {found[2]} band(s), "
+                                     f"expected {expect[0]}x{expect[1]} in {expect[2]}")
                 return np.moveaxis(src.read(), 0, -1)
     finally:
         ctx.__exit__(None, None, None)

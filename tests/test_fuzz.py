@@ -1,7 +1,7 @@
 """The seeded mutation fuzzer (:mod:`dlrc_agents.fuzzing`) in the normal run: thousands of corrupted
-streams of two captures (DLRC streams of a hyperprior and a context codec, codec-alone streams), most
-with their CRC-32 (and tag) recomputed so the mutations reach past them, with and without a mission
-key. Every case must end in the project's BitstreamError or a decode, never another exception,
+streams of two captures (DLRC streams of a hyperprior and a context codec, codec-alone streams of a
+learned codec and of JPEG 2000), most with their CRC-32 (and tag) recomputed so the mutations reach
+past them, with and without a mission key. Every case must end in the project's BitstreamError or a decode, never another exception,
 within a time and memory bound; with the key, never a wrong decode. The slow case runs 5000 more
 of each; scenarios follow."""
 

@@ -351,3 +351,52 @@ def test_a_mission_key_authenticates_both_worlds(tmp_path, checkpoint, monkeypat
 def test_a_mission_flies_the_hadamard_recognizer(tmp_path, checkpoint):
     s = _run(tmp_path, checkpoint, **{"dlrc.rotation": "hadamard"})
     assert s["decode_exact"] is True and s["retained_fraction"] < 0.8
+
+
+def test_jpeg2000_baseline_at_equal_quality(tmp_path, checkpoint):
+    """The baseline world flies JPEG 2000 at the rate that matches the learned codec's PSNR on each patch;
+    the ground decodes its codestreams from the bytes sent, through the library that wrote them."""
+    s = _run(tmp_path, checkpoint, **{"mission.baseline": {"codec": "jpeg2000"}, "mission.compute.profile": "measured"})
+    assert s["baseline_codec"]["codec"] == "jpeg2000" and s["baseline_codec"]["jpeg2000_bpp_mean"] > 0
+    assert s["decode_exact"] is True
+    # equal quality by construction: JPEG 2000 reaches at least the learned codec's PSNR, the DLRC world
+    # decodes the learned codec (ΔPSNR of DLRC itself is tiny)
+    assert s["psnr_baseline"] >= s["psnr_dlrc"] - 0.1
+    fixed = _run(tmp_path, checkpoint, **{"mission.baseline": {"codec": "jpeg2000", "jpeg2000_bpp": 2.0},
+                                          "mission.compute.profile": "measured"})
+    assert fixed["baseline_codec"]["jpeg2000_rate"] == "fixed"
+    assert abs(fixed["baseline_codec"]["jpeg2000_bpp_mean"] - 2.0) < 1e-9
+
+
+def test_jpeg2000_baseline_needs_measured_times(tmp_path, checkpoint, capsys):
+    path = _scenario(tmp_path, checkpoint, **{"mission.baseline": {"codec": "jpeg2000"}})
+    assert main(["validate", str(path)]) == 2
+    assert "no JPEG 2000 time" in capsys.readouterr().err
+
+
+def test_jpeg2000_containers_are_checked_like_the_others():
+    import numpy as np
+
+    from dlrc_agents.dlrc.alone import decode_alone, decode_alone_jpeg2000, encode_alone_jpeg2000
+    from dlrc_agents.dlrc.bitstream import BitstreamError
+    from dlrc_agents.codecs import codec_from_model
+
+    rng = np.random.default_rng(0)
+    image = (rng.random((64, 96, 3)) * 255).astype(np.uint8)
+    key = bytes(range(16))
+    data = encode_alone_jpeg2000(image, 4.0, satellite=2, capture=7, members=(1, 2)).to_bytes(key)
+    assert decode_alone_jpeg2000(data, key, capture=7).shape == (64, 96, 3)
+    with pytest.raises(BitstreamError, match="ground expects 6"):
+        decode_alone_jpeg2000(data, key, capture=6)
+    altered = bytearray(data)
+    altered[-40] ^= 1  # inside the codestream, under the tag
+    for k in (key, None):  # the CRC catches it before the tag is looked at
+        with pytest.raises(BitstreamError, match="checksum mismatch"):
+            decode_alone_jpeg2000(bytes(altered), k, capture=7)
+    with pytest.raises(BitstreamError, match="authentication failed"):  # signed under another key
+        decode_alone_jpeg2000(data, bytes(16), capture=7)
+    torch.manual_seed(0)
+    m = build_model("bmshj2018-hyperprior", 32, 48)
+    m.update(force=True)
+    with pytest.raises(BitstreamError, match="made by model jpeg2000"):
+        decode_alone(codec_from_model(m, "bmshj2018-hyperprior", 32, 48), data, key)

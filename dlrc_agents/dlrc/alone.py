@@ -8,6 +8,7 @@ both worlds count the same kind of bytes on the downlink.
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import torch
@@ -95,3 +96,49 @@ def check_against_model(codec, p: SatelliteBitstream) -> None:
         p.lmbda is not None and codec.lmbda is not None and math.isclose(p.lmbda, codec.lmbda, rel_tol=1e-6))
     if not same:
         raise BitstreamError(f"satellite {p.satellite}: stream made at λ={p.lmbda}, the model is λ={codec.lmbda}")
+
+
+# ---------------------------------------------------------------- JPEG 2000, the codec satellites fly today
+
+#: The fingerprint a JPEG 2000 container carries: the codec is the standard, not a set of weights.
+JPEG2000_FINGERPRINT = hashlib.sha256(b"ISO/IEC 15444-1 J2K codestream, OpenJPEG").hexdigest()[:16]
+
+
+def encode_alone_jpeg2000(image, bpp: float, satellite: int = 0, capture: int = 0, members: tuple = (),
+                          mct: bool = True) -> SatelliteBitstream:
+    """An 8-bit image (H, W, B) coded by JPEG 2000 at ``bpp``, as a codec-alone container (header,
+    capture, members, CRC and, with a key, HMAC as for the learned codecs; latent_c holds the band count)."""
+    from .. import jpeg2000
+
+    h, w = image.shape[:2]
+    bands = 1 if image.ndim == 2 else image.shape[2]
+    y_hw = (math.ceil(h / LATENT_STRIDE), math.ceil(w / LATENT_STRIDE))
+    z_hw = (math.ceil(h / HYPER_STRIDE), math.ceil(w / HYPER_STRIDE))
+    return SatelliteBitstream(
+        model="jpeg2000", fingerprint=JPEG2000_FINGERPRINT, lmbda=None, satellite=int(satellite), priority=0,
+        image_shape=(h, w), y_shape=(bands, *y_hw), z_shape=z_hw, offset=0, retained=y_hw[0] * y_hw[1],
+        z_string=b"", y_string=b"", capture=capture, members=tuple(members) or (int(satellite),),
+        codec_strings=(jpeg2000.encode(image, bpp, mct),))
+
+
+def decode_alone_jpeg2000(data: bytes, key: bytes | None = None, capture: int | None = None):
+    """The samples (H, W, B) of a JPEG 2000 codec-alone container, decoded from its codestream by the
+    library that wrote it, after the container's checks; the codestream must match the header."""
+    from .. import jpeg2000
+
+    try:
+        p = SatelliteBitstream.from_bytes(data, expect_fingerprint=JPEG2000_FINGERPRINT, key=key)
+    except BitstreamError as exc:
+        if str(exc).startswith("satellite "):
+            raise
+        raise BitstreamError(f"codec-alone stream: {exc}") from None
+    if not p.codec_alone or p.model != "jpeg2000":
+        raise BitstreamError(f"satellite {p.satellite}: expected a JPEG 2000 codec-alone stream, got {p.model}")
+    if capture is not None and p.capture != capture:
+        raise BitstreamError(f"satellite {p.satellite}: stream of capture {p.capture}, the ground expects {capture}")
+    if len(p.codec_strings) != 1:
+        raise BitstreamError(f"satellite {p.satellite}: {len(p.codec_strings)} strings, JPEG 2000 writes 1")
+    try:  # the codestream's own header must agree with the container's before anything is decoded
+        return jpeg2000.decode(p.codec_strings[0], expect=(*p.image_shape, p.y_shape[0]))
+    except Exception as exc:  # that, or OpenJPEG's own refusal of a damaged codestream
+        raise BitstreamError(f"satellite {p.satellite}: JPEG 2000 codestream refused ({exc})") from None

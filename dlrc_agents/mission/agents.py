@@ -12,7 +12,7 @@ import torch
 
 from edgespacecom.progress import progress
 
-from ..dlrc.alone import decode_alone
+from ..dlrc.alone import decode_alone, decode_alone_jpeg2000
 from ..dlrc.onboard import intended_from_references
 from ..dlrc.reconstructor import parse_round, reconstruct_parsed
 from ..rd import quality
@@ -514,7 +514,11 @@ class Mission:
                 msssim.append(m)
         else:
             for s in positions:
-                x_hat = decode_alone(self.codec, rr.baseline[s]["data"], self.work.key, capture=rr.index)
+                if "jpeg2000_bpp" in rr.baseline[s]:  # decoded by the library that wrote it, from the bytes sent
+                    samples = decode_alone_jpeg2000(rr.baseline[s]["data"], self.work.key, capture=rr.index)
+                    x_hat = torch.from_numpy(samples.transpose(2, 0, 1).copy()).float()[None] / 255.0
+                else:
+                    x_hat = decode_alone(self.codec, rr.baseline[s]["data"], self.work.key, capture=rr.index)
                 p, m = quality(rr.images[s], x_hat)
                 psnr.append(p)
                 msssim.append(m)

@@ -159,6 +159,12 @@ def run_mission(scenario, run) -> dict:
     summary["weights"] = codec.source
     # both worlds' containers carry an HMAC-SHA256 (32 bytes each, counted) when a mission key is set
     summary["authentication"] = "hmac-sha256" if key else "none"
+    bl = scenario.mission.baseline
+    rates = [b["jpeg2000_bpp"] for rr in work.by_index.values() for b in rr.baseline.values() if "jpeg2000_bpp" in b]
+    summary["baseline_codec"] = {"codec": bl.codec if bl.codec == "jpeg2000" else scenario.codec.architecture,
+                                 **({"jpeg2000_rate": "fixed" if bl.jpeg2000_bpp else "equal PSNR to the learned codec",
+                                     "jpeg2000_bpp_mean": float(np.mean(rates)) if rates else None,
+                                     "jpeg2000_mct": bl.jpeg2000_mct} if bl.codec == "jpeg2000" else {})}
     write_table(out_dir / "mission_rounds.csv", table)
     write_table(out_dir / "capture_rounds.csv", rounds_table)
     write_table(out_dir / "ground_rounds.csv", ground if len(ground) else pd.DataFrame(columns=["world", "round"]))
