@@ -422,8 +422,11 @@ def run_rd(scenario, run) -> dict:
     fig6, fig7 = rd_figures(reference, c.architecture)
     write_figure(out_dir / "fig6_rd.png", fig6)
     write_figure(out_dir / "fig7_bpp_breakdown.png", fig7)
-    for axis in dict.fromkeys(a for a, _, _ in conditions if a != "aligned"):
+    axes = list(dict.fromkeys(a for a, _, _ in conditions if a != "aligned"))
+    for axis in axes:
         write_figure(out_dir / f"misreg_{axis}.png", condition_figure(results, axis, c.architecture))
+    if axes:
+        write_figure(out_dir / "misreg_overview.png", overview_figure(results, c.architecture))
     if revisits:
         write_figure(out_dir / "revisit_by_gap.png", gap_figure(results, c.architecture))
     return run.finish(summary)
@@ -462,6 +465,41 @@ def condition_figure(results: list[dict], axis: str, model: str):
         ax.grid(alpha=0.3)
     a1.legend(fontsize=7)
     fig.suptitle(f"{model}: DLRC against {axis}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def overview_figure(results: list[dict], model: str):
+    """Every perturbation axis in one figure: the saving as captured and on the shared grid, against
+    the axis's level (the aligned captures at level 0). Redraw it from a run's summary with
+    ``overview_figure(json.load(open("summary.json"))["results"], model)``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axes_names = [a for a in dict.fromkeys(r.get("axis") for r in results) if a not in (None, "aligned")]
+    cols = min(4, len(axes_names))
+    nrows = -(-len(axes_names) // cols)
+    fig, grid = plt.subplots(nrows, cols, figsize=(3.4 * cols, 2.9 * nrows), squeeze=False, sharey=True)
+    for k, axis in enumerate(axes_names):
+        ax = grid[k // cols, k % cols]
+        rows = [r for r in results if r.get("axis") in (axis, "aligned")]
+        for (lmbda, o_exp, geo), rs in sorted(_series(rows).items()):
+            rs = sorted(rs, key=lambda r: r["level"])
+            ax.plot([r["level"] for r in rs], [100 * r["bpp_reduction"] for r in rs], "s-" if geo else "o--",
+                    color="tab:orange" if geo else "tab:blue", label="shared grid" if geo else "as captured")
+        ax.set_title(axis, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.set_xlabel("level (combined: setting no.)" if axis == "combined" else "level", fontsize=7)
+    for k in range(len(axes_names), nrows * cols):
+        grid[k // cols, k % cols].axis("off")
+    for row in grid:
+        row[0].set_ylabel("bpp saving [%]")
+    handles, labels = grid[0, 0].get_legend_handles_labels()
+    uniq = dict(zip(labels, handles))
+    grid[0, 0].legend(uniq.values(), uniq.keys(), fontsize=7)
+    fig.suptitle(f"{model}: DLRC saving off the ideal protocol, with and without the shared grid", fontsize=10)
     fig.tight_layout()
     return fig
 
