@@ -400,3 +400,12 @@ def test_jpeg2000_containers_are_checked_like_the_others():
     m.update(force=True)
     with pytest.raises(BitstreamError, match="made by model jpeg2000"):
         decode_alone(codec_from_model(m, "bmshj2018-hyperprior", 32, 48), data, key)
+
+
+def test_mission_with_misregistered_captures_and_the_shared_grid(tmp_path):
+    """Captures 0–15 px off the latent grid: as captured DLRC finds (almost) nothing to drop; on the
+    shared grid it drops again; the grid's resampling time is charged on board in both worlds."""
+    off = _run(tmp_path, None, **{"captures": {"perturbation": {"offset": 15}}})  # the shipped weights
+    grid = _run(tmp_path, None, **{"captures": {"perturbation": {"offset": 15}, "geo_grid": True}})
+    assert off["decode_exact"] is True and grid["decode_exact"] is True
+    assert off["bpp_reduction"] < 0.05 < 0.2 < grid["bpp_reduction"]
