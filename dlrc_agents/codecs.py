@@ -16,7 +16,8 @@ quality level. Weights come from, in order of precedence:
 
 Checkpoints are loaded with ``torch.load(..., weights_only=True)``. The project's
 format is a dict ``{"format": "dlrc-checkpoint", "version": 1, "architecture",
-"N", "M", "lambda", "steps", "seed", "data", "state_dict"}`` with floating-point
+"N", "M", "lambda", "steps", "seed", "data", "state_dict"}`` (N-band models add
+``in_channels``, ``band_offset`` and ``band_scale``: :class:`BandNormalisation`) with floating-point
 tensors stored in fp16; after loading, ``update(force=True)`` rebuilds the
 entropy coder's CDF tables from the loaded weights, so encoder and decoder
 always share identical tables.
@@ -104,15 +105,35 @@ def channels_for_quality(architecture: str, quality: int) -> tuple[int, int]:
     return (cfg[0], cfg[0]) if channels == "N" else tuple(cfg)
 
 
-def build_model(architecture: str, N: int, M: int) -> torch.nn.Module:
-    """A randomly initialised CompressAI model (call ``update()`` before coding)."""
+#: Architectures whose image side is one convolution in (g_a[0]) and one out (g_s[-1]), so that an
+#: N-band model is the same network with those two layers widened (the seed's multi-channel Cheng
+#: model needs its residual input and sub-pixel output blocks rebuilt: not done yet).
+BAND_FLEXIBLE = ("bmshj2018-hyperprior", "mbt2018-mean", "mbt2018")
+
+
+def build_model(architecture: str, N: int, M: int, in_channels: int = 3) -> torch.nn.Module:
+    """A randomly initialised CompressAI model for images of ``in_channels`` bands (call ``update()``
+    before coding). Other than 3 bands, the first analysis and last synthesis layers are rebuilt
+    with CompressAI's own shapes (5×5, stride 2) for that many bands."""
     channels = _spec(architecture)["channels"]
     constructor = zoo.model_architectures.get(architecture) or compressai_models[architecture]
     if channels == "N":
         if M != N:
             raise CodecError(f"{architecture}: the latent width M must equal N (got N={N}, M={M})")
-        return constructor(N)
-    return constructor(N=N, M=M)
+        model = constructor(N)
+    else:
+        model = constructor(N=N, M=M)
+    if in_channels == 3:
+        return model
+    if not 1 <= in_channels <= 64:
+        raise CodecError(f"{architecture}: in_channels must be 1..64, got {in_channels}")
+    if architecture not in BAND_FLEXIBLE:
+        raise CodecError(f"{architecture}: {in_channels}-band models are built for {', '.join(BAND_FLEXIBLE)} only")
+    from compressai.models.utils import conv, deconv
+
+    model.g_a[0] = conv(in_channels, N, kernel_size=5, stride=2)
+    model.g_s[-1] = deconv(N, in_channels, kernel_size=5, stride=2)
+    return model
 
 
 def lambda_tag(lmbda: float) -> str:
@@ -148,8 +169,10 @@ def local_checkpoint(architecture: str, lmbda: float) -> Path:
 
 
 def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, N: int, M: int, lmbda: float,
-                      steps: int, seed: int, data: list[str], extra: dict | None = None) -> Path:
+                      steps: int, seed: int, data: list[str], extra: dict | None = None,
+                      bands: "BandNormalisation | None" = None) -> Path:
     """Write a compact checkpoint with its metadata (atomic): parameters in fp16, buffers as they are.
+    An N-band model (``bands``) records its band count and per-band normalisation with it.
 
     Buffers stay in their own precision: they hold constants such as the likelihood lower
     bound (1e-9, which fp16 would flush to 0) and the scale table; they are a few kB.
@@ -170,6 +193,8 @@ def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, 
         "seed": int(seed),
         "data": [str(d) for d in data],
         **(extra or {}),
+        **({} if bands is None else {"in_channels": bands.channels, "band_offset": list(bands.offset),
+                                     "band_scale": list(bands.scale)}),
         "tensors_sha256": tensors_sha256(state),
         "state_dict": state,
     }
@@ -202,6 +227,54 @@ def tensors_sha256(state: dict) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class BandNormalisation:
+    """How raw samples of each band (8- or 16-bit) map to the model's [0, 1] input:
+    x = clip((raw − offset) / scale, 0, 1), per band; stored in the checkpoint so that every
+    satellite and the ground apply the model's own."""
+
+    offset: tuple
+    scale: tuple
+
+    def __post_init__(self):
+        if len(self.offset) != len(self.scale) or not self.offset:
+            raise CodecError("band normalisation: one offset and one scale a band")
+        if not all(float(s) > 0 for s in self.scale):
+            raise CodecError("band normalisation: every scale must be > 0")
+
+    @property
+    def channels(self) -> int:
+        return len(self.offset)
+
+    @classmethod
+    def eight_bit(cls, channels: int = 3) -> "BandNormalisation":
+        return cls((0.0,) * channels, (255.0,) * channels)
+
+    @classmethod
+    def from_samples(cls, samples, low: float = 0.1, high: float = 99.9) -> "BandNormalisation":
+        """Per-band percentiles of (n, B) or (H, W, B) training samples: offset the low one, scale the range."""
+        import numpy as np
+
+        flat = np.asarray(samples, dtype=np.float64).reshape(-1, np.shape(samples)[-1])
+        lo, hi = np.percentile(flat, [low, high], axis=0)
+        return cls(tuple(float(v) for v in lo), tuple(float(max(h - l, 1e-6)) for l, h in zip(lo, hi)))
+
+    def to_model(self, raw) -> torch.Tensor:
+        """(H, W, B) raw samples -> (1, B, H, W) float in [0, 1]."""
+        import numpy as np
+
+        x = (np.asarray(raw, dtype=np.float32) - np.asarray(self.offset, np.float32)) / np.asarray(self.scale, np.float32)
+        return torch.from_numpy(np.clip(x, 0.0, 1.0).transpose(2, 0, 1).copy())[None]
+
+    def to_raw(self, x: torch.Tensor, dtype="uint16"):
+        """(1, B, H, W) in [0, 1] -> (H, W, B) raw samples of ``dtype`` (rounded, clipped to its range)."""
+        import numpy as np
+
+        v = x[0].detach().cpu().numpy().transpose(1, 2, 0) * np.asarray(self.scale) + np.asarray(self.offset)
+        info = np.iinfo(dtype)
+        return np.clip(np.round(v), info.min, info.max).astype(dtype)
+
+
 @dataclass
 class Codec:
     """A loaded, ready-to-code model and where it came from."""
@@ -214,6 +287,11 @@ class Codec:
     source: str  # portable name (shipped:FILE, local:FILE, file:FILE, compressai-zoo:...)
     fingerprint: str  # sha256 prefix of the weights: bitstreams name the exact model
     path: Path | None = None  # the checkpoint file, when there is one
+    bands: BandNormalisation | None = None  # N-band models: band count and normalisation (None: 8-bit RGB)
+
+    @property
+    def in_channels(self) -> int:
+        return 3 if self.bands is None else self.bands.channels
 
     @property
     def means(self) -> bool:
@@ -233,11 +311,11 @@ def _fingerprint(model: torch.nn.Module) -> str:
 
 
 def codec_from_model(model: torch.nn.Module, architecture: str, N: int, M: int, lmbda: float | None = None,
-                     source: str = "in-memory") -> Codec:
+                     source: str = "in-memory", bands: BandNormalisation | None = None) -> Codec:
     """Wrap a model (e.g. freshly initialised, for tests) as a ready codec: update() then fingerprint."""
     model.update(force=True)
     model.eval()
-    return Codec(model, architecture, N, M, lmbda, source, _fingerprint(model))
+    return Codec(model, architecture, N, M, lmbda, source, _fingerprint(model), None, bands)
 
 
 def load_checkpoint(path: str | Path, architecture: str | None = None) -> Codec:
@@ -257,6 +335,16 @@ def load_checkpoint(path: str | Path, architecture: str | None = None) -> Codec:
         if architecture is not None and arch != architecture:
             raise CodecError(f"checkpoint {path} holds a {arch!r} model, not {architecture!r}")
         N, M, lmbda, state = payload["N"], payload["M"], payload["lambda"], payload["state_dict"]
+        bands = None
+        if "in_channels" in payload:
+            try:
+                bands = BandNormalisation(tuple(float(v) for v in payload["band_offset"]),
+                                          tuple(float(v) for v in payload["band_scale"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise CodecError(f"checkpoint {path}: band normalisation unreadable ({exc})") from None
+            if bands.channels != payload["in_channels"]:
+                raise CodecError(f"checkpoint {path}: {payload['in_channels']} bands but {bands.channels} "
+                                 "normalisation entries")
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise CodecError(f"checkpoint {path}: state_dict is not a mapping of tensors")
         shipped = path.resolve().parent == WEIGHTS_DIR.resolve()
@@ -269,7 +357,7 @@ def load_checkpoint(path: str | Path, architecture: str | None = None) -> Codec:
     elif isinstance(payload, dict) and all(isinstance(v, torch.Tensor) for v in payload.values()):
         if architecture is None:
             raise CodecError(f"checkpoint {path} is a bare state_dict: say which architecture it is")
-        arch, lmbda, state = architecture, None, payload
+        arch, lmbda, state, bands = architecture, None, payload, None
         N = state["g_a.0.weight"].shape[0] if "g_a.0.weight" in state else None
         M = state["g_a.6.weight"].shape[0] if "g_a.6.weight" in state else None
         if N is None or M is None:
@@ -280,7 +368,7 @@ def load_checkpoint(path: str | Path, architecture: str | None = None) -> Codec:
     if bad:  # NaN or inf weights would hang the rANS coder
         raise CodecError(f"checkpoint {path}: non-finite values in {', '.join(bad[:3])}"
                          + (f" and {len(bad) - 3} more tensors" if len(bad) > 3 else ""))
-    model = build_model(arch, N, M)
+    model = build_model(arch, N, M, 3 if bands is None else bands.channels)
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     try:
         model.load_state_dict(state)
@@ -288,7 +376,7 @@ def load_checkpoint(path: str | Path, architecture: str | None = None) -> Codec:
         raise CodecError(f"checkpoint {path} does not fit architecture {arch!r}: {str(exc)[:300]}") from None
     model.update(force=True)
     model.eval()
-    return Codec(model, arch, N, M, lmbda, portable_name(path), _fingerprint(model), path)
+    return Codec(model, arch, N, M, lmbda, portable_name(path), _fingerprint(model), path, bands)
 
 
 def load_codec(architecture: str, *, lmbda: float | None = None, quality: int = 3, checkpoint: str | Path | None = None,
