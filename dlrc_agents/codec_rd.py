@@ -24,13 +24,14 @@ import io
 
 import numpy as np
 import pandas as pd
+import torch
 from PIL import Image
 from edgespacecom.progress import progress
 
 from edgespacecom.outputs import write_figure, write_table
 
 from .codecs import load_codecs
-from .data import expand_scenes, read_rgb
+from .data import expand_scenes, read_band_set, read_rgb
 from .rd import baseline_codec_run, quality, to_tensor
 
 JPEG_CHROMA = {"4:2:0": 2, "4:4:4": 0}  # Pillow's ``subsampling`` codes
@@ -62,6 +63,66 @@ def jpeg2000_point(image: np.ndarray, bpp: float, mct: bool) -> dict:
     decoded = jpeg2000.decode(data)
     psnr, msssim = quality(to_tensor(image), to_tensor(decoded))
     return {"bpp": 8 * len(data) / (image.shape[0] * image.shape[1]), "psnr": psnr, "ms_ssim": msssim}
+
+
+def band_set_rows(name: str, raw: np.ndarray, j2k_cfg, codecs: list) -> list[dict]:
+    """R–D points of one band set (H, W, B) of raw samples: JPEG 2000 at every target in bits per
+    sample (with and without the multi-component transform where there are three or more bands), and
+    every learned codec with as many bands (its own normalisation; decoded samples rounded back to
+    the data's type). PSNR over all bands, peak the band set's largest sample (16-bit data rarely
+    uses its full range; the same peak for every codec)."""
+    from . import jpeg2000
+
+    h, w, bands = raw.shape
+    peak = float(max(int(raw.max()), 1))
+    bits = 8 * raw.dtype.itemsize
+    rows = []
+    for mct in sorted({m for m in j2k_cfg.mct if bands >= 3 or not m}):
+        for bps in j2k_cfg.bits_per_sample:
+            data = jpeg2000.encode(raw, bps * bands, mct)
+            decoded = jpeg2000.decode(data, expect=raw.shape)  # from the bytes counted
+            rows.append({"codec": "jpeg2000", "mct": mct, "target_bits_per_sample": bps, "scene": name,
+                         "bands": bands, "sample_bits": bits, "bpp": 8 * len(data) / (h * w),
+                         "bits_per_sample": 8 * len(data) / (h * w * bands),
+                         "psnr": jpeg2000.psnr(raw, decoded, peak)})
+    for codec in codecs:
+        if codec.bands is None or codec.in_channels != bands:
+            continue
+        with torch.no_grad():
+            out = codec.model.compress(codec.bands.to_model(raw))
+            x_hat = codec.model.decompress(out["strings"], out["shape"])["x_hat"].clamp(0, 1)
+        nbytes = sum(len(s[0]) for s in out["strings"])
+        rows.append({"codec": codec.architecture, "lambda": codec.lmbda, "weights": codec.source, "scene": name,
+                     "bands": bands, "sample_bits": bits, "bpp": 8 * nbytes / (h * w),
+                     "bits_per_sample": 8 * nbytes / (h * w * bands),
+                     "psnr": jpeg2000.psnr(raw, codec.bands.to_raw(x_hat, raw.dtype), peak)})
+    return rows
+
+
+def band_set_figure(rows: pd.DataFrame):
+    """PSNR against bits per sample, one panel a band set: JPEG 2000 with and without MCT, learned codecs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(rows["scene"]))
+    fig, axes = plt.subplots(1, len(names), figsize=(3.8 * len(names), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        r = rows[rows["scene"] == name]
+        for (codec, mct), g in r.groupby([r["codec"], r.get("mct", pd.Series(index=r.index, dtype=object)).fillna("")],
+                                         sort=True):
+            g = g.sort_values("bits_per_sample")
+            label = codec if codec != "jpeg2000" else f"JPEG 2000{' (MCT)' if mct is True else ''}"
+            ax.plot(g["bits_per_sample"], g["psnr"], "o-" if codec != "jpeg2000" else ".--", label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel("bits per sample")
+        ax.set_ylabel("PSNR [dB] (peak: largest sample)")
+        ax.set_title(f"{name}: {int(r['bands'].iloc[0])} band(s), {int(r['sample_bits'].iloc[0])} bit", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 def bjontegaard_rows(model_rows: pd.DataFrame, ref_rows: pd.DataFrame, anchor: str) -> list[dict]:
@@ -169,7 +230,7 @@ def codec_rd_figure(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame, columns: 
     ncols = min(columns, len(scenes))
     blocks = -(-len(scenes) // ncols)
     fig, axes = plt.subplots(2 * blocks, ncols, figsize=(3.6 * ncols, 3.2 * 2 * blocks), squeeze=False)
-    xmax = max(2.0, float(model_rows["bpp"].max()) * 1.2)
+    xmax = max(2.0, float(model_rows["bpp"].max()) * 1.2) if len(model_rows) else 2.0
     colours = {arch: f"C{i}" for i, arch in enumerate(sorted(model_rows["architecture"].unique()))}
     for k, scene in enumerate(scenes):
         j, m = jpeg_rows[jpeg_rows["scene"] == scene], model_rows[model_rows["scene"] == scene]
@@ -189,9 +250,8 @@ def codec_rd_figure(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame, columns: 
             for arch, g in m.groupby("architecture"):
                 g = g.sort_values("bpp")
                 ax.plot(g["bpp"], g[metric], "o-", color=colours[arch], label=arch)
-            in_range = j[j["bpp"] <= xmax][metric]
-            lo = min(float(in_range.min()), float(m[metric].min()))
-            hi = max(float(in_range.max()), float(m[metric].max()))
+            in_range = pd.concat([j[j["bpp"] <= xmax][metric], m[metric]])
+            lo, hi = float(in_range.min()), float(in_range.max())
             ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
             ax.set_xlim(0, xmax)
             ax.set_xlabel("bpp")
@@ -225,19 +285,31 @@ def run_codec_rd(scenario, run) -> dict:
     jpeg2000_rows = [{"scene": name, "mct": mct, "target_bpp": b, **jpeg2000_point(img, b, mct)}
                      for name, img in scenes.items() for mct in j2.mct for b in j2.bpp] if j2.enabled else []
     model_rows = []
-    for codec in progress(codecs, desc="models", unit="model"):
+    for codec in progress([c for c in codecs if c.in_channels == 3], desc="models", unit="model"):  # RGB scenes
         for name, img in scenes.items():
             r = baseline_codec_run(codec, to_tensor(img))
             model_rows.append({"architecture": codec.architecture, "lambda": codec.lmbda, "weights": codec.source,
                                "scene": name, "bpp": r["bpp_total"], "bpp_y": r["bpp_y"], "bpp_z": r["bpp_z"],
                                "psnr": r["psnr"], "ms_ssim": r["ms_ssim"]})
-    jpeg_table, model_table = pd.DataFrame(jpeg_rows), pd.DataFrame(model_rows)
+    jpeg_table = pd.DataFrame(jpeg_rows)
+    model_table = pd.DataFrame(model_rows, columns=["architecture", "lambda", "weights", "scene", "bpp", "bpp_y",
+                                                    "bpp_z", "psnr", "ms_ssim"])
     j2k_table = pd.DataFrame(jpeg2000_rows)
     write_table(out_dir / "jpeg_rd.csv", jpeg_table)
     write_table(out_dir / "model_rd.csv", model_table)
     if len(j2k_table):
         write_table(out_dir / "jpeg2000_rd.csv", j2k_table)
     write_figure(out_dir / "codec_rd.png", codec_rd_figure(model_table, jpeg_table, jpeg2000_rows=j2k_table))
+    band_rows = []
+    for band_set in progress(scenario.band_sets, desc="band sets", unit="band set"):
+        raw = read_band_set(band_set.files, band_set.bands)
+        if band_set.crop:
+            raw = raw[:band_set.crop, :band_set.crop]
+        band_rows += band_set_rows(band_set.name, crop_to_multiple(raw), scenario.jpeg2000, codecs)
+    band_table = pd.DataFrame(band_rows)
+    if len(band_table):
+        write_table(out_dir / "band_sets_rd.csv", band_table)
+        write_figure(out_dir / "band_sets_rd.png", band_set_figure(band_table))
     bd = bjontegaard_rows(model_table, jpeg_table, "jpeg")
     if len(j2k_table):
         bd += bjontegaard_rows(model_table, j2k_table, "jpeg2000")
@@ -249,7 +321,12 @@ def run_codec_rd(scenario, run) -> dict:
                + [{"codec": "jpeg", "chroma": r["chroma"], "quality": r["quality"], "bands": 3, "scene": r["scene"],
                    "bpp": r["bpp"], "psnr": r["psnr"], "ms_ssim": r["ms_ssim"]} for r in jpeg_rows]
                + [{"codec": "jpeg2000", "mct": r["mct"], "target_bpp": r["target_bpp"], "bands": 3, "scene": r["scene"],
-                   "bpp": r["bpp"], "psnr": r["psnr"], "ms_ssim": r["ms_ssim"]} for r in jpeg2000_rows]}
+                   "bpp": r["bpp"], "psnr": r["psnr"], "ms_ssim": r["ms_ssim"]} for r in jpeg2000_rows]
+               + band_rows}
+    if len(band_table) and (band_table["codec"] != "jpeg2000").any():
+        ref = band_table[band_table["codec"] == "jpeg2000"]
+        summary["bjontegaard"] += bjontegaard_rows(
+            band_table[band_table["codec"] != "jpeg2000"].rename(columns={"codec": "architecture"}), ref, "jpeg2000")
     return run.finish(summary)
 
 

@@ -368,8 +368,27 @@ class JPEG2000Config(Strict):
     bpp: list[float] = Field([0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0], min_length=2,
                              description="target bits per pixel (all bands together)")
     mct: list[bool] = Field([True, False], min_length=1, description="multi-component transform on / off")
+    bits_per_sample: list[float] = Field([0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2], min_length=2,
+                                         description="band sets: target bits per sample (bpp = this × bands)")
 
     _positive = field_validator("bpp")(classmethod(lambda cls, v: sorted(set(_all_positive(v, "JPEG 2000 bpp")))))
+    _positive_bps = field_validator("bits_per_sample")(
+        classmethod(lambda cls, v: sorted(set(_all_positive(v, "JPEG 2000 bits_per_sample")))))
+
+
+class BandSetConfig(Strict):
+    """Raw N-band data (8 or 16 bits) coded as it is: one multi-band raster, or single-band rasters
+    stacked in the order given (:func:`dlrc_agents.data.read_band_set`)."""
+
+    name: str = Field(..., min_length=1, description="the label in tables and figures")
+    files: list[str] = Field(..., min_length=1, description="registry names or paths (globs allowed)")
+    bands: list[int] | None = Field(None, min_length=1, description="1-based bands of the stack to keep")
+    crop: int | None = Field(None, ge=64, description="code the top-left crop of this many pixels a side")
+
+    @field_validator("files")
+    @classmethod
+    def _resolve(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        return [s if is_data_name(s) else str(resolve_relative(s, info)) for s in v]
 
 
 class CodecRDScenario(ScenarioBase):
@@ -380,3 +399,12 @@ class CodecRDScenario(ScenarioBase):
     data: DataConfig = DataConfig(scenes=["eo:rgb/test/*.tif"])
     jpeg: JPEGConfig = JPEGConfig()
     jpeg2000: JPEG2000Config = JPEG2000Config()
+    band_sets: list[BandSetConfig] = Field(
+        [], description="N-band data coded raw by JPEG 2000 and by every model with as many bands")
+
+    @model_validator(mode="after")
+    def _distinct_band_sets(self) -> "CodecRDScenario":
+        names = [b.name for b in self.band_sets]
+        if len(set(names)) < len(names):
+            raise ValueError("band_sets: two band sets have the same name")
+        return self

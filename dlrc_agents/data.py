@@ -213,3 +213,44 @@ class CropSampler:
         """(n, 3, size, size) float32 in [0, 1]."""
         crops = np.stack([self.crop() for _ in range(n)])
         return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+
+
+def read_band_set(patterns: str | list[str], bands: list[int] | None = None) -> np.ndarray:
+    """The raw samples (H, W, B) of a band set: registry names or path patterns matching either one
+    multi-band raster (all its bands) or several single-band rasters of one shape, stacked in the
+    order of the patterns and, within one, of the names (a Sentinel-2 chip's B02, B03, B04, B08). ``bands`` (1-based) picks of the stack. Signed
+    16-bit data (Sen1Floods11's int16 reflectance, no-data 0) is clipped at 0 and returned as uint16;
+    8- and 16-bit data keep their type."""
+    import rasterio
+
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+    pattern = " + ".join(patterns)
+    paths = [p for one in patterns for p in sorted(expand_scenes([one]), key=lambda p: p.name)]
+    if not paths:
+        raise DataError(f"{pattern}: matches no raster")
+    arrays = []
+    for path in paths:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                with rasterio.open(path) as src:
+                    if len(paths) > 1 and src.count != 1:
+                        raise DataError(f"{path}: a band set of several files takes single-band rasters, "
+                                        f"this one has {src.count}")
+                    arrays.append(np.moveaxis(src.read(), 0, -1))
+        except DataError:
+            raise
+        except Exception as exc:
+            raise DataError(f"{path}: cannot be read as a raster ({exc})") from None
+    if len({a.shape[:2] for a in arrays}) > 1:
+        raise DataError(f"{pattern}: the band files differ in size ({sorted({a.shape[:2] for a in arrays})})")
+    stack = np.concatenate(arrays, axis=-1)
+    if bands is not None:
+        if max(bands) > stack.shape[-1] or min(bands) < 1:
+            raise DataError(f"{pattern}: bands {bands} out of 1..{stack.shape[-1]}")
+        stack = stack[..., [b - 1 for b in bands]]
+    if stack.dtype.kind == "i":
+        stack = np.clip(stack, 0, np.iinfo(np.uint16).max).astype(np.uint16)
+    elif stack.dtype not in (np.uint8, np.uint16):
+        raise DataError(f"{pattern}: samples of type {stack.dtype}; band sets are 8- or 16-bit integers")
+    return np.ascontiguousarray(stack)

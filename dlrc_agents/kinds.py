@@ -38,7 +38,11 @@ def codec_scenario_inputs(scenario) -> dict[str, Path]:
 
 
 def codec_rd_inputs(scenario) -> dict[str, Path]:
+    from .data import scene_names
+
     inputs = _scenes(scenario)
+    for band_set in scenario.band_sets:
+        inputs.update(scene_names(band_set.files))
     for model in scenario.models:
         inputs.update(_codec_files(model))
     return inputs

@@ -63,3 +63,61 @@ def test_bjontegaard_deltas_of_shifted_curves():
     cheaper = pd.DataFrame({"architecture": "m", "scene": "s", "bpp": 0.8 * rates, "psnr": psnr})
     (row,) = bjontegaard_rows(cheaper, anchor, "jpeg")
     assert row["bd_rate_pct"] == pytest.approx(-20.0, abs=0.5)
+
+
+def _write(path, array):
+    import rasterio
+
+    with rasterio.open(path, "w", driver="GTiff", width=array.shape[1], height=array.shape[0], count=array.shape[2],
+                       dtype=array.dtype.name) as dst:
+        dst.write(np.moveaxis(array, -1, 0))
+    return path
+
+
+def test_band_sets_stack_single_band_files_in_the_order_given(tmp_path):
+    from dlrc_agents.data import DataError, read_band_set
+
+    rng = np.random.default_rng(0)
+    b = [rng.integers(0, 4000, (64, 64, 1)).astype(np.uint16) for _ in range(3)]
+    paths = [str(_write(tmp_path / f"{n}.tif", a)) for n, a in zip(("red", "green", "blue"), b)]
+    stack = read_band_set(paths)
+    assert stack.shape == (64, 64, 3) and np.array_equal(stack[..., 0], b[0][..., 0])  # red first, as given
+    assert np.array_equal(read_band_set(paths, bands=[3])[..., 0], b[2][..., 0])
+    signed = _write(tmp_path / "s.tif", np.array([[[-5, 7]]], dtype=np.int16))
+    assert read_band_set(str(signed)).tolist() == [[[0, 7]]]  # int16 reflectance: negatives clipped, uint16
+    _write(tmp_path / "two.tif", np.zeros((64, 64, 2), np.uint16))
+    with pytest.raises(DataError, match="single-band"):
+        read_band_set([paths[0], str(tmp_path / "two.tif")])
+
+
+def test_codec_rd_codes_band_sets_with_jpeg2000_and_matching_models(tmp_path):
+    import json
+
+    import torch
+    import yaml
+
+    from dlrc_agents.codecs import BandNormalisation, build_model, export_checkpoint
+    from edgespacecom.cli import main
+
+    yy, xx = np.mgrid[0:128, 0:128]
+    raw = np.stack([3000 + 900 * np.sin(yy / (7 + k)) * np.cos(xx / 9) for k in range(4)], -1).astype(np.uint16)
+    band_file = _write(tmp_path / "four.tif", raw)
+    torch.manual_seed(0)
+    model = build_model("bmshj2018-hyperprior", 32, 48, 4)
+    model.update(force=True)
+    ckpt = export_checkpoint(model, tmp_path / "m4.pt", architecture="bmshj2018-hyperprior", N=32, M=48, lmbda=0.01,
+                             steps=0, seed=0, data=[], bands=BandNormalisation.from_samples(raw))
+    scenario = {"name": "ms", "kind": "codec_rd",
+                "models": [{"architecture": "bmshj2018-hyperprior", "checkpoint": str(ckpt)}],
+                "data": {"scenes": [str(eo("rgb/test/inria_bellingham9_1024.tif"))]},
+                "jpeg": {"qualities": [20, 80]}, "jpeg2000": {"bpp": [0.2, 1.0], "bits_per_sample": [0.2, 1.0]},
+                "band_sets": [{"name": "four", "files": [str(band_file)]}]}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(scenario))
+    assert main(["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out")]) == 0
+    s = json.loads((tmp_path / "out" / "summary.json").read_text())
+    four = [r for r in s["results"] if r.get("scene") == "four"]
+    assert {(r["codec"], r.get("mct")) for r in four} == {("jpeg2000", True), ("jpeg2000", False),
+                                                          ("bmshj2018-hyperprior", None)}
+    assert all(r["bands"] == 4 and r["sample_bits"] == 16 and r["psnr"] > 0 for r in four)
+    assert not s["models"] or all(m["architecture"] == "bmshj2018-hyperprior" for m in s["models"])
+    assert (tmp_path / "out" / "band_sets_rd.png").stat().st_size > 0
