@@ -10,8 +10,8 @@ its main header); the learned codecs' bpp counts their y and z strings (the shap
 few bytes, travels in our container header).
 
 BD-rate and BD-PSNR (the ``bjontegaard`` package, Akima interpolation) compare each
-architecture's λ ladder with each reference's envelope per scene, averaged over scenes;
-they need two or more λ of the architecture and enough overlap of the curves, else None.
+architecture's λ ladder with each reference's envelope per scene, over the rates both
+curves cover, averaged over scenes; they need two or more λ of the architecture, else None.
 
 "Beats JPEG" is decided per scene: JPEG's PSNR is interpolated (linearly in bpp,
 along its Pareto front) at the bpp the model spends on that scene; the gain is the
@@ -140,9 +140,9 @@ def bjontegaard_rows(model_rows: pd.DataFrame, ref_rows: pd.DataFrame, anchor: s
                 per_scene[scene] = (None, None)
                 continue
             args = (front["bpp"].to_numpy(), front["psnr"].to_numpy(), m["bpp"].to_numpy(), m["psnr"].to_numpy())
-            try:
-                rate = float(bjontegaard.bd_rate(*args, method="akima", require_matching_points=False))
-                dist = float(bjontegaard.bd_psnr(*args, method="akima", require_matching_points=False))
+            try:  # over the span both curves cover (the references' envelopes span far wider than a λ ladder)
+                rate = float(bjontegaard.bd_rate(*args, method="akima", require_matching_points=False, min_overlap=0))
+                dist = float(bjontegaard.bd_psnr(*args, method="akima", require_matching_points=False, min_overlap=0))
             except Exception:  # the curves overlap too little: no honest number
                 rate, dist = None, None
             per_scene[scene] = (rate, dist)
