@@ -67,7 +67,7 @@ def jpeg2000_point(image: np.ndarray, bpp: float, mct: bool) -> dict:
 
 def band_set_rows(name: str, raw: np.ndarray, j2k_cfg, codecs: list) -> list[dict]:
     """R–D points of one band set (H, W, B) of raw samples: JPEG 2000 at every target in bits per
-    sample (with and without the multi-component transform where there are three or more bands), and
+    sample (with and without the multi-component transform where it applies: 3 or 4 bands), and
     every learned codec with as many bands (its own normalisation; decoded samples rounded back to
     the data's type). PSNR over all bands, peak the band set's largest sample (16-bit data rarely
     uses its full range; the same peak for every codec)."""
@@ -77,7 +77,7 @@ def band_set_rows(name: str, raw: np.ndarray, j2k_cfg, codecs: list) -> list[dic
     peak = float(max(int(raw.max()), 1))
     bits = 8 * raw.dtype.itemsize
     rows = []
-    for mct in sorted({m for m in j2k_cfg.mct if bands >= 3 or not m}):
+    for mct in sorted({m and bands in jpeg2000.MCT_BANDS for m in j2k_cfg.mct}):
         for bps in j2k_cfg.bits_per_sample:
             data = jpeg2000.encode(raw, bps * bands, mct)
             decoded = jpeg2000.decode(data, expect=raw.shape)  # from the bytes counted

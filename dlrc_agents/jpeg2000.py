@@ -8,8 +8,8 @@ write raw J2K codestreams (no JP2 boxes): the bytes counted are everything a dec
 main header included, and the ground decodes them through the same library.
 
 ``mct``: the multi-component transform (the irreversible colour transform ICT, or RCT with
-``reversible``) over the first three components, as OpenJPEG applies it; only meaningful with
-three or more bands. ``reversible``: the 5/3 integer wavelet (lossless at full rate) instead of
+``reversible``) over the first three components, as OpenJPEG applies it; GDAL's driver applies it
+to 3- and 4-band images only (:data:`MCT_BANDS`), and :func:`encode` refuses to claim it otherwise. ``reversible``: the 5/3 integer wavelet (lossless at full rate) instead of
 the 9/7.
 """
 
@@ -19,6 +19,9 @@ import warnings
 
 import numpy as np
 
+#: Band counts the multi-component transform applies to (GDAL's driver: the first three of 3 or 4 bands;
+#: with more it is not applied, so no row may claim it).
+MCT_BANDS = (3, 4)
 #: Bits a sample of each dtype the codec takes.
 SAMPLE_BITS = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}
 
@@ -44,6 +47,8 @@ def encode(image: np.ndarray, bpp: float, mct: bool = True, reversible: bool = F
         raise ValueError(f"JPEG 2000 takes (H, W[, B]) uint8 or uint16, got {array.dtype} {array.shape}")
     if not bpp > 0:
         raise ValueError(f"JPEG 2000 target bpp must be > 0, got {bpp}")
+    if mct and array.shape[2] not in MCT_BANDS:
+        mct = False  # nothing to decorrelate with one or two bands; GDAL ignores it beyond four
     h, w, bands = array.shape
     raw_bpp = bands * SAMPLE_BITS[array.dtype]
     quality = min(100.0, 100.0 * bpp / raw_bpp)
@@ -53,7 +58,7 @@ def encode(image: np.ndarray, bpp: float, mct: bool = True, reversible: bool = F
         with MemoryFile() as mem:
             with mem.open(driver="JP2OpenJPEG", width=w, height=h, count=bands, dtype=array.dtype.name,
                           CODEC="J2K", QUALITY=f"{quality:.6g}", REVERSIBLE="YES" if reversible else "NO",
-                          YCC="YES" if (mct and bands >= 3) else "NO", RESOLUTIONS=str(levels),
+                          YCC="YES" if (mct and bands in MCT_BANDS) else "NO", RESOLUTIONS=str(levels),
                           NBITS=str(SAMPLE_BITS[array.dtype])) as dst:
                 dst.write(np.moveaxis(array, -1, 0))
             return mem.read()

@@ -121,3 +121,15 @@ def test_codec_rd_codes_band_sets_with_jpeg2000_and_matching_models(tmp_path):
     assert all(r["bands"] == 4 and r["sample_bits"] == 16 and r["psnr"] > 0 for r in four)
     assert not s["models"] or all(m["architecture"] == "bmshj2018-hyperprior" for m in s["models"])
     assert (tmp_path / "out" / "band_sets_rd.png").stat().st_size > 0
+
+
+def test_mct_is_claimed_only_where_it_applies():
+    from types import SimpleNamespace
+
+    from dlrc_agents.codec_rd import band_set_rows
+
+    image = np.random.default_rng(0).integers(0, 4000, (64, 64, 13)).astype(np.uint16)
+    assert jpeg2000.encode(image, 4.0, mct=True) == jpeg2000.encode(image, 4.0, mct=False)
+    cfg = SimpleNamespace(mct=[True, False], bits_per_sample=[0.5, 1.0])
+    assert {r["mct"] for r in band_set_rows("s", image, cfg, [])} == {False}
+    assert {r["mct"] for r in band_set_rows("s", image[..., :4], cfg, [])} == {True, False}
