@@ -408,3 +408,37 @@ class CodecRDScenario(ScenarioBase):
         if len(set(names)) < len(names):
             raise ValueError("band_sets: two band sets have the same name")
         return self
+
+
+class IndexTaskConfig(Strict):
+    """A product computed from the bands without training (the seed's downstream question where data
+    is scarce): a normalised difference index thresholded into a mask, scored against a labelled mask."""
+
+    name: str = Field(..., min_length=1, description="the task's label in tables (e.g. water)")
+    band_set: BandSetConfig
+    label: str = Field(..., min_length=1, description="the labelled mask: a registry name or a file")
+    positive: int = Field(1, description="label value of the positive class")
+    ignore: int | None = Field(-1, description="label value that is not scored (no data)")
+    index_bands: tuple[int, int] = Field(..., description="1-based bands (a, b) of the band set: index (a − b)/(a + b)")
+    threshold: float = Field(0.0, ge=-1.0, le=1.0, description="index > threshold is the positive class")
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _resolve_label(cls, v, info: ValidationInfo):
+        return v if isinstance(v, str) and is_data_name(v) else str(resolve_relative(str(v), info))
+
+
+class DownstreamScenario(ScenarioBase):
+    """kind: downstream — what compression does to products made from the decoded bands."""
+
+    kind: Literal["downstream"]
+    models: list[CodecConfig] = Field([], description="learned codecs; each codes a task's bands when it has as many")
+    jpeg2000: JPEG2000Config = JPEG2000Config()
+    index_tasks: list[IndexTaskConfig] = Field(..., min_length=1)
+
+    @model_validator(mode="after")
+    def _bands_exist(self) -> "DownstreamScenario":
+        for t in self.index_tasks:
+            if min(t.index_bands) < 1:
+                raise ValueError(f"index_tasks.{t.name}.index_bands: band numbers start at 1")
+        return self

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edgespacecom.kinds import Command, ScenarioKind, register_command, register_kind
 
-from .config import CodecRDScenario, DLRCAblationScenario, MissionScenario, RDScenario
+from .config import CodecRDScenario, DLRCAblationScenario, DownstreamScenario, MissionScenario, RDScenario
 
 
 def _codec_files(codec_cfg) -> dict[str, Path]:
@@ -56,6 +56,22 @@ register_kind(ScenarioKind(
     name="codec_rd", schema=CodecRDScenario, runner="dlrc_agents.codec_rd:run_codec_rd",
     formatter="dlrc_agents.codec_rd:format_codec_rd_summary", inputs=codec_rd_inputs, sweep_y=("psnr",),
     description="learned codecs against JPEG on whole scenes"))
+def downstream_inputs(scenario) -> dict[str, Path]:
+    from .data import scene_names
+
+    inputs = {}
+    for model in scenario.models:
+        inputs.update(_codec_files(model))
+    for task in scenario.index_tasks:
+        inputs.update(scene_names(task.band_set.files))
+        inputs.update(scene_names([task.label]))
+    return inputs
+
+
+register_kind(ScenarioKind(
+    name="downstream", schema=DownstreamScenario, runner="dlrc_agents.downstream:run_downstream",
+    formatter="dlrc_agents.downstream:format_downstream_summary", inputs=downstream_inputs, sweep_y=("f1_pos",),
+    description="products of decoded bands against labels: an index threshold (NDWI water), per codec and rate"))
 register_kind(ScenarioKind(
     name="dlrc_ablation", schema=DLRCAblationScenario, runner="dlrc_agents.ablation:run_ablation",
     formatter="dlrc_agents.ablation:format_ablation_summary", inputs=codec_scenario_inputs,

@@ -1,0 +1,152 @@
+"""kind: downstream — what compression does to the products made from decoded bands.
+
+Index tasks (no training): a normalised difference index of two bands, (a − b)/(a + b), thresholded
+into a mask, e.g. McFeeters' NDWI = (green − NIR)/(green + NIR) > 0 for open water on Sentinel-2.
+The band set is coded by JPEG 2000 at every target in bits per sample (and by every learned codec
+with as many bands); the index is computed on the decoded samples and scored against a labelled
+mask: F1 of the positive class and macro F1 (the mean of both classes' F1), the seed's two
+measures, with the uncompressed bands as the reference row. Trained segmentation (the U-Net tasks of
+the seed) is not part of this kind yet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from edgespacecom.outputs import write_figure, write_table
+from edgespacecom.progress import progress, stage
+
+from . import jpeg2000
+from .codecs import load_codecs
+from .codec_rd import crop_to_multiple
+from .data import DataError, read_band_set, scene_names
+
+
+def index_mask(samples: np.ndarray, a: int, b: int, threshold: float) -> np.ndarray:
+    """(a − b)/(a + b) > threshold over (H, W, B) samples, bands 1-based; 0/0 is negative."""
+    x = samples[..., a - 1].astype(np.float64)
+    y = samples[..., b - 1].astype(np.float64)
+    total = x + y
+    index = np.divide(x - y, total, out=np.full(total.shape, -np.inf), where=total != 0)
+    return index > threshold
+
+
+def f1_scores(predicted: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
+    """(F1 of the positive class, macro F1 over both classes) on the valid pixels."""
+    p, t = predicted[valid], truth[valid]
+    def f1(pos_p, pos_t):
+        tp = np.sum(pos_p & pos_t)
+        denom = np.sum(pos_p) + np.sum(pos_t)
+        return 1.0 if denom == 0 else 2.0 * tp / denom
+    f_pos, f_neg = f1(p, t), f1(~p, ~t)
+    return float(f_pos), float((f_pos + f_neg) / 2)
+
+
+def read_label(name: str) -> np.ndarray:
+    import rasterio
+
+    path = next(iter(scene_names([name]).values()))
+    try:
+        with rasterio.open(path) as src:
+            return src.read(1)
+    except Exception as exc:
+        raise DataError(f"{path}: cannot be read as a label raster ({exc})") from None
+
+
+def task_rows(task, raw: np.ndarray, label: np.ndarray, j2k_cfg, codecs: list) -> list[dict]:
+    """The uncompressed reference, then every JPEG 2000 rate and learned codec, scored on the task."""
+    valid = label != task.ignore if task.ignore is not None else np.ones(label.shape, bool)
+    truth = label == task.positive
+    a, b = task.index_bands
+    h, w, bands = raw.shape
+    peak = float(max(int(raw.max()), 1))
+
+    def row(codec: str, decoded: np.ndarray, nbytes: int | None, **extra) -> dict:
+        f_pos, f_macro = f1_scores(index_mask(decoded, a, b, task.threshold), truth, valid)
+        return {"task": task.name, "backbone": f"index ({a}-{b})/({a}+{b}) > {task.threshold:g}", "codec": codec,
+                "bands": bands, "bpp": None if nbytes is None else 8 * nbytes / (h * w),
+                "bits_per_sample": None if nbytes is None else 8 * nbytes / (h * w * bands),
+                "psnr": float("inf") if nbytes is None else jpeg2000.psnr(raw, decoded, peak),
+                "f1_pos": f_pos, "f1_macro": f_macro, **extra}
+
+    rows = [row("uncompressed", raw, None)]
+    for mct in sorted({m and bands in jpeg2000.MCT_BANDS for m in j2k_cfg.mct}):
+        for bps in j2k_cfg.bits_per_sample:
+            data = jpeg2000.encode(raw, bps * bands, mct)
+            rows.append(row("jpeg2000", jpeg2000.decode(data, expect=raw.shape), len(data), mct=mct))
+    for codec in codecs:
+        if codec.bands is None or codec.in_channels != bands:
+            continue
+        with torch.no_grad():
+            out = codec.model.compress(codec.bands.to_model(raw))
+            x_hat = codec.model.decompress(out["strings"], out["shape"])["x_hat"].clamp(0, 1)
+        rows.append(row(codec.architecture, codec.bands.to_raw(x_hat, raw.dtype), sum(len(s[0]) for s in out["strings"]),
+                        **{"lambda": codec.lmbda}))
+    return rows
+
+
+def downstream_figure(table: pd.DataFrame):
+    """F1 of the positive class and macro F1 against bits per sample, a panel pair a task."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(table["task"]))
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(9, 3.4 * len(tasks)), squeeze=False)
+    for k, task in enumerate(tasks):
+        t = table[table["task"] == task]
+        ref = t[t["codec"] == "uncompressed"].iloc[0]
+        for col, metric in enumerate(("f1_pos", "f1_macro")):
+            ax = axes[k, col]
+            coded = t[t["codec"] != "uncompressed"]
+            for (codec, mct), g in coded.groupby([coded["codec"], coded.get("mct", pd.Series(index=coded.index,
+                                                                                                dtype=object)).fillna("")]):
+                g = g.sort_values("bits_per_sample")
+                ax.plot(g["bits_per_sample"], g[metric], "o-", label=f"{codec}{' (MCT)' if mct is True else ''}")
+            ax.axhline(ref[metric], color="k", ls=":", label="uncompressed")
+            ax.set_xscale("log")
+            ax.set_xlabel("bits per sample")
+            ax.set_ylabel(metric.replace("_", " "))
+            ax.set_title(f"{task}: {ref['backbone']}", fontsize=8)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def run_downstream(scenario, run) -> dict:
+    out_dir = run.out_dir
+    codecs = [codec for c in scenario.models for codec in load_codecs(c)]
+    tasks = []
+    for task in scenario.index_tasks:  # every file read and checked before anything is written
+        raw = crop_to_multiple(read_band_set(task.band_set.files, task.band_set.bands))
+        label = read_label(task.label)[:raw.shape[0], :raw.shape[1]]
+        if label.shape != raw.shape[:2]:
+            raise DataError(f"index_tasks.{task.name}: label {label.shape} smaller than the bands {raw.shape[:2]}")
+        if max(task.index_bands) > raw.shape[2]:
+            raise DataError(f"index_tasks.{task.name}.index_bands: the band set has {raw.shape[2]} bands")
+        tasks.append((task, raw, label))
+    run.begin()
+    stage(f"downstream: {len(tasks)} index task(s), JPEG 2000 at {len(scenario.jpeg2000.bits_per_sample)} rates, "
+          f"{len(codecs)} learned codec(s)")
+    rows = []
+    for task, raw, label in progress(tasks, desc="tasks", unit="task"):
+        rows += task_rows(task, raw, label, scenario.jpeg2000, codecs)
+    table = pd.DataFrame(rows)
+    write_table(out_dir / "downstream.csv", table)
+    write_figure(out_dir / "downstream.png", downstream_figure(table))
+    summary = {"kind": "downstream", "name": scenario.name, "results": rows,
+               "tasks": {t.name: {"pixels_scored": int(np.sum(label != t.ignore)) if t.ignore is not None else int(label.size),
+                                  "positive_fraction": float(np.mean(label[label != t.ignore] == t.positive))
+                                  if t.ignore is not None else float(np.mean(label == t.positive))}
+                         for t, _, label in tasks}}
+    return run.finish(summary)
+
+
+def format_downstream_summary(summary: dict) -> str:
+    t = pd.DataFrame(summary["results"])
+    cols = [c for c in ("task", "codec", "mct", "bits_per_sample", "bpp", "psnr", "f1_pos", "f1_macro") if c in t]
+    return f"{summary['name']}: downstream\n" + t[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")
