@@ -65,38 +65,39 @@ def jpeg2000_point(image: np.ndarray, bpp: float, mct: bool) -> dict:
     return {"bpp": 8 * len(data) / (image.shape[0] * image.shape[1]), "psnr": psnr, "ms_ssim": msssim}
 
 
-def band_set_rows(name: str, raw: np.ndarray, j2k_cfg, codecs: list) -> list[dict]:
-    """R–D points of one band set (H, W, B) of raw samples: JPEG 2000 at every target in bits per
-    sample (with and without the multi-component transform where it applies: 3 or 4 bands), and
-    every learned codec with as many bands (its own normalisation; decoded samples rounded back to
-    the data's type). PSNR over all bands, peak the band set's largest sample (16-bit data rarely
-    uses its full range; the same peak for every codec)."""
+def code_band_set(raw: np.ndarray, j2k_cfg, codecs: list):
+    """Every coding of a band set (H, W, B) of raw samples, as (codec, extra columns, decoded samples,
+    bytes): JPEG 2000 at every target in bits per sample, with and without the multi-component
+    transform where it applies (3 or 4 bands), decoded from the bytes counted; then every learned
+    codec with as many bands (its own normalisation; samples rounded back to the data's type)."""
     from . import jpeg2000
 
-    h, w, bands = raw.shape
-    peak = float(max(int(raw.max()), 1))
-    bits = 8 * raw.dtype.itemsize
-    rows = []
+    bands = raw.shape[2]
     for mct in sorted({m and bands in jpeg2000.MCT_BANDS for m in j2k_cfg.mct}):
         for bps in j2k_cfg.bits_per_sample:
             data = jpeg2000.encode(raw, bps * bands, mct)
-            decoded = jpeg2000.decode(data, expect=raw.shape)  # from the bytes counted
-            rows.append({"codec": "jpeg2000", "mct": mct, "target_bits_per_sample": bps, "scene": name,
-                         "bands": bands, "sample_bits": bits, "bpp": 8 * len(data) / (h * w),
-                         "bits_per_sample": 8 * len(data) / (h * w * bands),
-                         "psnr": jpeg2000.psnr(raw, decoded, peak)})
+            yield "jpeg2000", {"mct": mct, "target_bits_per_sample": bps}, jpeg2000.decode(data, expect=raw.shape), len(data)
     for codec in codecs:
         if codec.bands is None or codec.in_channels != bands:
             continue
         with torch.no_grad():
             out = codec.model.compress(codec.bands.to_model(raw))
             x_hat = codec.model.decompress(out["strings"], out["shape"])["x_hat"].clamp(0, 1)
-        nbytes = sum(len(s[0]) for s in out["strings"])
-        rows.append({"codec": codec.architecture, "lambda": codec.lmbda, "weights": codec.source, "scene": name,
-                     "bands": bands, "sample_bits": bits, "bpp": 8 * nbytes / (h * w),
-                     "bits_per_sample": 8 * nbytes / (h * w * bands),
-                     "psnr": jpeg2000.psnr(raw, codec.bands.to_raw(x_hat, raw.dtype), peak)})
-    return rows
+        yield (codec.architecture, {"lambda": codec.lmbda, "weights": codec.source},
+               codec.bands.to_raw(x_hat, raw.dtype), sum(len(s[0]) for s in out["strings"]))
+
+
+def band_set_rows(name: str, raw: np.ndarray, j2k_cfg, codecs: list) -> list[dict]:
+    """R–D points of one band set (:func:`code_band_set`). PSNR over all bands, peak the band set's
+    largest sample (16-bit data rarely uses its full range; the same peak for every codec)."""
+    from . import jpeg2000
+
+    h, w, bands = raw.shape
+    peak = float(max(int(raw.max()), 1))
+    return [{"codec": codec, **extra, "scene": name, "bands": bands, "sample_bits": 8 * raw.dtype.itemsize,
+             "bpp": 8 * nbytes / (h * w), "bits_per_sample": 8 * nbytes / (h * w * bands),
+             "psnr": jpeg2000.psnr(raw, decoded, peak)}
+            for codec, extra, decoded, nbytes in code_band_set(raw, j2k_cfg, codecs)]
 
 
 def band_set_figure(rows: pd.DataFrame):

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
 
 from edgespacecom.outputs import write_figure, write_table
 from edgespacecom.progress import progress, stage
 
 from . import jpeg2000
 from .codecs import load_codecs
-from .codec_rd import crop_to_multiple
+from .codec_rd import code_band_set, crop_to_multiple
 from .data import DataError, read_band_set, scene_names
 
 
@@ -72,18 +71,7 @@ def task_rows(task, raw: np.ndarray, label: np.ndarray, j2k_cfg, codecs: list) -
                 "f1_pos": f_pos, "f1_macro": f_macro, **extra}
 
     rows = [row("uncompressed", raw, None)]
-    for mct in sorted({m and bands in jpeg2000.MCT_BANDS for m in j2k_cfg.mct}):
-        for bps in j2k_cfg.bits_per_sample:
-            data = jpeg2000.encode(raw, bps * bands, mct)
-            rows.append(row("jpeg2000", jpeg2000.decode(data, expect=raw.shape), len(data), mct=mct))
-    for codec in codecs:
-        if codec.bands is None or codec.in_channels != bands:
-            continue
-        with torch.no_grad():
-            out = codec.model.compress(codec.bands.to_model(raw))
-            x_hat = codec.model.decompress(out["strings"], out["shape"])["x_hat"].clamp(0, 1)
-        rows.append(row(codec.architecture, codec.bands.to_raw(x_hat, raw.dtype), sum(len(s[0]) for s in out["strings"]),
-                        **{"lambda": codec.lmbda}))
+    rows += [row(codec, decoded, nbytes, **extra) for codec, extra, decoded, nbytes in code_band_set(raw, j2k_cfg, codecs)]
     return rows
 
 
