@@ -28,5 +28,5 @@ def test_kinds_are_found_through_the_registry_without_importing_torch():
             "print(json.dumps([sorted(kinds()), s.kind, 'torch' in sys.modules, 'dlrc_agents.rd' in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     names, kind, torch_loaded, runner_loaded = json.loads(out)
-    assert names == ["codec_rd", "dlrc_ablation", "mission", "rd", "sync"] and kind == "rd"
+    assert names == ["codec_rd", "dlrc_ablation", "downstream", "mission", "rd", "sync"] and kind == "rd"
     assert not torch_loaded and not runner_loaded
