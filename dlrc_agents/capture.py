@@ -199,11 +199,11 @@ def resampling_psnr(image: np.ndarray, geometry: CaptureGeometry, tile: GridTile
     """PSNR [dB] of the capture against itself sent through the grid and back (tile resampled to
     the capture's pixels), over the capture pixels whose ground the tile covers: what orthorectifying
     on board costs before any coding. Infinite for an integer shift (no interpolation)."""
+    if geometry.integer_translation() is not None:
+        return float("inf")
     patch = image.shape[0]
     ground = geometry.ground(pixel_grid(patch)) - np.asarray(tile.origin, float)[:, None]
     inside = np.all((ground >= 0) & (ground <= patch - 1), axis=0)
-    if geometry.integer_translation() is not None:
-        return float("inf")
     back = quantise(sample(tile.image, ground[:, inside]))
     err = (back.astype(np.float64) - image.reshape(-1, image.shape[2])[inside]) ** 2
     mse = float(err.mean()) if err.size else 0.0

@@ -9,6 +9,7 @@ their first three bands (NAIP: R, G, B). 16-bit scenes are scaled to 8 bits by t
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import glob
 import math
@@ -95,19 +96,27 @@ def years_between(a: dt.date, b: dt.date) -> float:
     return abs((a - b).days) / 365.25
 
 
+@contextlib.contextmanager
+def open_raster(path):
+    """``rasterio.open(path)`` with the warning about rasters without a geotransform silenced (aerial
+    crops, chips and in-memory codestreams are fine without one)."""
+    import rasterio
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(path) as src:
+            yield src
+
+
 def pixel_origins(paths: dict, grid_pixels: int = 1) -> dict[str, tuple[float, float]]:
     """Where each north-up GeoTIFF of a revisit stack sits on one ground grid: {name: (row, column)}
     of its pixel (0, 0) in pixels of a grid whose lines are multiples of ``grid_pixels`` pixel sizes
     in map coordinates (the grid is absolute, not any file's). Files must share CRS and pixel size;
     files without georeferencing sit at (0, 0)."""
-    import rasterio
-
     found = {}
     for name, path in paths.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                found[name] = (src.crs, src.transform)
+        with open_raster(path) as src:
+            found[name] = (src.crs, src.transform)
     if all(crs is None for crs, _ in found.values()):
         return {name: (0.0, 0.0) for name in paths}
     crss = {str(crs) for crs, _ in found.values()}
@@ -131,14 +140,10 @@ def read_rgb(path: str | Path, bands: list[int] | None = None) -> np.ndarray:
         raise DataError(f"{path}: no such image")
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
-            import rasterio
-
-            with warnings.catch_warnings():  # aerial crops without a geotransform are fine here
-                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-                with rasterio.open(path) as src:
-                    if bands is not None and max(bands) > src.count:
-                        raise DataError(f"{path}: data.bands names band {max(bands)}, the file has {src.count}")
-                    data = src.read(indexes=list(bands) if bands else list(range(1, min(3, src.count) + 1)))
+            with open_raster(path) as src:
+                if bands is not None and max(bands) > src.count:
+                    raise DataError(f"{path}: data.bands names band {max(bands)}, the file has {src.count}")
+                data = src.read(indexes=list(bands) if bands else list(range(1, min(3, src.count) + 1)))
             image = np.moveaxis(data, 0, -1)
         else:
             with Image.open(path) as im:
@@ -218,11 +223,9 @@ class CropSampler:
 def read_band_set(patterns: str | list[str], bands: list[int] | None = None) -> np.ndarray:
     """The raw samples (H, W, B) of a band set: registry names or path patterns matching either one
     multi-band raster (all its bands) or several single-band rasters of one shape, stacked in the
-    order of the patterns and, within one, of the names (a Sentinel-2 chip's B02, B03, B04, B08). ``bands`` (1-based) picks of the stack. Signed
-    16-bit data (Sen1Floods11's int16 reflectance, no-data 0) is clipped at 0 and returned as uint16;
-    8- and 16-bit data keep their type."""
-    import rasterio
-
+    order of the patterns and, within one, of the names (a Sentinel-2 chip's B02, B03, B04, B08).
+    ``bands`` (1-based) picks of the stack. Signed 16-bit data (Sen1Floods11's int16 reflectance,
+    no-data 0) is clipped at 0 and returned as uint16; 8- and 16-bit data keep their type."""
     patterns = [patterns] if isinstance(patterns, str) else list(patterns)
     pattern = " + ".join(patterns)
     paths = [p for one in patterns for p in sorted(expand_scenes([one]), key=lambda p: p.name)]
@@ -231,13 +234,11 @@ def read_band_set(patterns: str | list[str], bands: list[int] | None = None) -> 
     arrays = []
     for path in paths:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-                with rasterio.open(path) as src:
-                    if len(paths) > 1 and src.count != 1:
-                        raise DataError(f"{path}: a band set of several files takes single-band rasters, "
-                                        f"this one has {src.count}")
-                    arrays.append(np.moveaxis(src.read(), 0, -1))
+            with open_raster(path) as src:
+                if len(paths) > 1 and src.count != 1:
+                    raise DataError(f"{path}: a band set of several files takes single-band rasters, "
+                                    f"this one has {src.count}")
+                arrays.append(np.moveaxis(src.read(), 0, -1))
         except DataError:
             raise
         except Exception as exc:

@@ -20,7 +20,7 @@ from edgespacecom.progress import progress, stage
 from . import jpeg2000
 from .codecs import load_codecs
 from .codec_rd import code_band_set, crop_to_multiple
-from .data import DataError, read_band_set, scene_names
+from .data import DataError, open_raster, read_band_set, scene_names
 
 
 def index_mask(samples: np.ndarray, a: int, b: int, threshold: float) -> np.ndarray:
@@ -44,11 +44,9 @@ def f1_scores(predicted: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> tu
 
 
 def read_label(name: str) -> np.ndarray:
-    import rasterio
-
     path = next(iter(scene_names([name]).values()))
     try:
-        with rasterio.open(path) as src:
+        with open_raster(path) as src:
             return src.read(1)
     except Exception as exc:
         raise DataError(f"{path}: cannot be read as a label raster ({exc})") from None

@@ -41,6 +41,7 @@ from .dlrc.bitstream import (FLAG_AUTHENTICATED, HEADER_FIELDS, BitstreamError, 
                              split_container)
 from .dlrc.onboard import DLRCConfig, encode_group
 from .dlrc.reconstructor import reconstruct
+from .rd import patch_tensor, to_uint8
 
 CASE_LIMIT_S = 10.0
 CASE_LIMIT_BYTES = 1 << 30
@@ -68,8 +69,7 @@ class Target:
 
 
 def _crops(scene: np.ndarray, offsets, size: int) -> dict:
-    return {s: torch.from_numpy(scene[y:y + size, x:x + size].transpose(2, 0, 1).copy()).float()[None] / 255.0
-            for s, (y, x) in enumerate(offsets)}
+    return {s: patch_tensor(scene, y, x, size) for s, (y, x) in enumerate(offsets)}
 
 
 @torch.no_grad()
@@ -94,16 +94,12 @@ def build_targets(scene: np.ndarray, key: bytes | None) -> list[Target]:
                      for s, x in _crops(scene, off, 256).items()] for cap, off in shots.items()}
     targets.append(Target("codec-alone", hyper, streams, alone=True))
     # what satellites fly today: mutations that survive the container reach OpenJPEG's own parser
-    streams = {cap: [encode_alone_jpeg2000(_uint8(x), 1.0, s, cap, (0, 1, 2)).to_bytes(key)
+    streams = {cap: [encode_alone_jpeg2000(to_uint8(x), 1.0, s, cap, (0, 1, 2)).to_bytes(key)
                      for s, x in _crops(scene, off, 256).items()] for cap, off in shots.items()}
     targets.append(Target("jpeg2000-alone", None, streams, alone="jpeg2000"))
     for t in targets:
         t.reference = decode(t, t.streams[1], key)
     return targets
-
-
-def _uint8(x: torch.Tensor) -> np.ndarray:
-    return np.ascontiguousarray((x[0] * 255).round().byte().permute(1, 2, 0).numpy())
 
 
 def decode(t: Target, streams: list, key: bytes | None):

@@ -15,6 +15,7 @@ the 9/7.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -26,13 +27,14 @@ MCT_BANDS = (3, 4)
 SAMPLE_BITS = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}
 
 
+@contextlib.contextmanager
 def _quiet():
+    """Codestreams carry no georeferencing: GDAL's warning about it says nothing here."""
     import rasterio
 
-    ctx = warnings.catch_warnings()
-    ctx.__enter__()
-    warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-    return ctx
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        yield
 
 
 def encode(image: np.ndarray, bpp: float, mct: bool = True, reversible: bool = False, resolutions: int = 6) -> bytes:
@@ -53,17 +55,13 @@ def encode(image: np.ndarray, bpp: float, mct: bool = True, reversible: bool = F
     raw_bpp = bands * SAMPLE_BITS[array.dtype]
     quality = min(100.0, 100.0 * bpp / raw_bpp)
     levels = max(1, min(resolutions, int(np.log2(max(1, min(h, w)))) - 1))
-    ctx = _quiet()
-    try:
-        with MemoryFile() as mem:
-            with mem.open(driver="JP2OpenJPEG", width=w, height=h, count=bands, dtype=array.dtype.name,
-                          CODEC="J2K", QUALITY=f"{quality:.6g}", REVERSIBLE="YES" if reversible else "NO",
-                          YCC="YES" if (mct and bands in MCT_BANDS) else "NO", RESOLUTIONS=str(levels),
-                          NBITS=str(SAMPLE_BITS[array.dtype])) as dst:
-                dst.write(np.moveaxis(array, -1, 0))
-            return mem.read()
-    finally:
-        ctx.__exit__(None, None, None)
+    with _quiet(), MemoryFile() as mem:
+        with mem.open(driver="JP2OpenJPEG", width=w, height=h, count=bands, dtype=array.dtype.name,
+                      CODEC="J2K", QUALITY=f"{quality:.6g}", REVERSIBLE="YES" if reversible else "NO",
+                      YCC="YES" if mct else "NO", RESOLUTIONS=str(levels),
+                      NBITS=str(SAMPLE_BITS[array.dtype])) as dst:
+            dst.write(np.moveaxis(array, -1, 0))
+        return mem.read()
 
 
 def decode(data: bytes, expect: tuple[int, int, int] | None = None) -> np.ndarray:
@@ -72,17 +70,12 @@ def decode(data: bytes, expect: tuple[int, int, int] | None = None) -> np.ndarra
     damaged header could otherwise ask for any amount of memory)."""
     from rasterio.io import MemoryFile
 
-    ctx = _quiet()
-    try:
-        with MemoryFile(bytes(data)) as mem:
-            with mem.open(driver="JP2OpenJPEG") as src:
-                found = (src.height, src.width, src.count)
-                if expect is not None and found != tuple(expect):
-                    raise ValueError(f"the codestream holds {found[0]}x{found[1]} px in {found[2]} band(s), "
-                                     f"expected {expect[0]}x{expect[1]} in {expect[2]}")
-                return np.moveaxis(src.read(), 0, -1)
-    finally:
-        ctx.__exit__(None, None, None)
+    with _quiet(), MemoryFile(bytes(data)) as mem, mem.open(driver="JP2OpenJPEG") as src:
+        found = (src.height, src.width, src.count)
+        if expect is not None and found != tuple(expect):
+            raise ValueError(f"the codestream holds {found[0]}x{found[1]} px in {found[2]} band(s), "
+                             f"expected {expect[0]}x{expect[1]} in {expect[2]}")
+        return np.moveaxis(src.read(), 0, -1)
 
 
 def psnr(reference: np.ndarray, decoded: np.ndarray, peak: float | None = None) -> float:

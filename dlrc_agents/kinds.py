@@ -55,7 +55,9 @@ register_kind(ScenarioKind(
 register_kind(ScenarioKind(
     name="codec_rd", schema=CodecRDScenario, runner="dlrc_agents.codec_rd:run_codec_rd",
     formatter="dlrc_agents.codec_rd:format_codec_rd_summary", inputs=codec_rd_inputs, sweep_y=("psnr",),
-    description="learned codecs against JPEG on whole scenes"))
+    description="learned codecs against JPEG and JPEG 2000 on whole scenes and N-band data"))
+
+
 def downstream_inputs(scenario) -> dict[str, Path]:
     from .data import scene_names
 

@@ -73,6 +73,11 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(image.transpose(2, 0, 1).copy()).float()[None] / 255.0
 
 
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) in [0, 1] → (H, W, 3) uint8, as a sensor delivers it (the inverse of :func:`to_tensor`)."""
+    return np.ascontiguousarray((x[0].clamp(0, 1) * 255.0).round().byte().permute(1, 2, 0).numpy())
+
+
 def patch_tensor(scene: np.ndarray, y: int, x: int, size: int) -> torch.Tensor:
     return to_tensor(scene[y:y + size, x:x + size])
 

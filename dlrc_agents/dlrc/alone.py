@@ -64,17 +64,8 @@ def alone_stream(codec, out: dict, image_hw: tuple[int, int], satellite: int = 0
 def decode_alone(codec, data: bytes, key: bytes | None = None, capture: int | None = None) -> torch.Tensor:
     """x̂ (1, 3, H, W) of a codec-alone container, checked against ``codec`` (architecture,
     fingerprint, λ, channels), the ground's mission ``key`` and the ``capture`` it expects."""
-    try:
-        p = SatelliteBitstream.from_bytes(data, expect_fingerprint=codec.fingerprint, key=key)
-    except BitstreamError as exc:  # before its header is read, the stream is named by what it is
-        if str(exc).startswith("satellite "):
-            raise
-        raise BitstreamError(f"codec-alone stream: {exc}") from None
-    if not p.codec_alone:
-        raise BitstreamError(f"satellite {p.satellite}: a DLRC stream where the codec alone was expected")
+    p = read_alone(data, codec.fingerprint, key, capture)
     check_against_model(codec, p)
-    if capture is not None and p.capture != capture:
-        raise BitstreamError(f"satellite {p.satellite}: stream of capture {p.capture}, the ground expects {capture}")
     if len(p.codec_strings) != compressai_strings(codec):
         raise BitstreamError(f"satellite {p.satellite}: {len(p.codec_strings)} strings, {codec.architecture} "
                              f"writes {compressai_strings(codec)}")
@@ -84,6 +75,22 @@ def decode_alone(codec, data: bytes, key: bytes | None = None, capture: int | No
     symbols = p.y_shape[0] * p.y_shape[1] * p.y_shape[2] + z_channels * p.z_shape[0] * p.z_shape[1]
     x_hat = codec.model.decompress([[padded(s, symbols)] for s in p.codec_strings], shape)["x_hat"]
     return x_hat[..., :p.image_shape[0], :p.image_shape[1]].clamp_(0, 1)
+
+
+def read_alone(data: bytes, fingerprint: str, key: bytes | None, capture: int | None) -> SatelliteBitstream:
+    """A codec-alone container parsed and checked against the ``fingerprint`` of the codec that
+    decodes it, the mission ``key`` and the ``capture`` the ground expects (None: any)."""
+    try:
+        p = SatelliteBitstream.from_bytes(data, expect_fingerprint=fingerprint, key=key)
+    except BitstreamError as exc:  # before its header is read, the stream is named by what it is
+        if str(exc).startswith("satellite "):
+            raise
+        raise BitstreamError(f"codec-alone stream: {exc}") from None
+    if not p.codec_alone:
+        raise BitstreamError(f"satellite {p.satellite}: a DLRC stream where the codec alone was expected")
+    if capture is not None and p.capture != capture:
+        raise BitstreamError(f"satellite {p.satellite}: stream of capture {p.capture}, the ground expects {capture}")
+    return p
 
 
 def check_against_model(codec, p: SatelliteBitstream) -> None:
@@ -126,16 +133,9 @@ def decode_alone_jpeg2000(data: bytes, key: bytes | None = None, capture: int | 
     library that wrote it, after the container's checks; the codestream must match the header."""
     from .. import jpeg2000
 
-    try:
-        p = SatelliteBitstream.from_bytes(data, expect_fingerprint=JPEG2000_FINGERPRINT, key=key)
-    except BitstreamError as exc:
-        if str(exc).startswith("satellite "):
-            raise
-        raise BitstreamError(f"codec-alone stream: {exc}") from None
-    if not p.codec_alone or p.model != "jpeg2000":
+    p = read_alone(data, JPEG2000_FINGERPRINT, key, capture)
+    if p.model != "jpeg2000":  # the fingerprint already says so; the label must agree
         raise BitstreamError(f"satellite {p.satellite}: expected a JPEG 2000 codec-alone stream, got {p.model}")
-    if capture is not None and p.capture != capture:
-        raise BitstreamError(f"satellite {p.satellite}: stream of capture {p.capture}, the ground expects {capture}")
     if len(p.codec_strings) != 1:
         raise BitstreamError(f"satellite {p.satellite}: {len(p.codec_strings)} strings, JPEG 2000 writes 1")
     try:  # the codestream's own header must agree with the container's before anything is decoded

@@ -15,7 +15,7 @@ from edgespacecom.progress import progress
 from ..dlrc.alone import decode_alone, decode_alone_jpeg2000
 from ..dlrc.onboard import intended_from_references
 from ..dlrc.reconstructor import parse_round, reconstruct_parsed
-from ..rd import quality
+from ..rd import quality, to_tensor
 from .compute import ComputeModel
 from .onboard import OnboardWork, RealRound
 
@@ -514,9 +514,8 @@ class Mission:
                 msssim.append(m)
         else:
             for s in positions:
-                if "jpeg2000_bpp" in rr.baseline[s]:  # decoded by the library that wrote it, from the bytes sent
-                    samples = decode_alone_jpeg2000(rr.baseline[s]["data"], self.work.key, capture=rr.index)
-                    x_hat = torch.from_numpy(samples.transpose(2, 0, 1).copy()).float()[None] / 255.0
+                if self.work.sc.mission.baseline.codec == "jpeg2000":  # decoded by the library that wrote it
+                    x_hat = to_tensor(decode_alone_jpeg2000(rr.baseline[s]["data"], self.work.key, capture=rr.index))
                 else:
                     x_hat = decode_alone(self.codec, rr.baseline[s]["data"], self.work.key, capture=rr.index)
                 p, m = quality(rr.images[s], x_hat)

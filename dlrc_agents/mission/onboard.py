@@ -13,14 +13,9 @@ from ..dlrc.context import decode_order
 from ..dlrc.onboard import (DLRCConfig, analyse, code_context, finish, model_entropy, parse_signature_payload,
                             recognizer_for, signature_payload, timed)
 from ..overlap import draw_observation, window_for_overlap
-from ..rd import capture_group
+from ..rd import capture_group, to_uint8
 
 # ---------------------------------------------------------------- real on-board work
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(1, 3, H, W) in [0, 1] -> (H, W, 3) uint8, as a sensor delivers it."""
-    return np.ascontiguousarray((x[0].clamp(0, 1) * 255.0).round().byte().permute(1, 2, 0).numpy())
 
 
 @torch.no_grad()
