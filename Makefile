@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO ?= scenarios/quickstart.yaml
 
-.PHONY: install demo test test-fast bench data models models-context clean
+.PHONY: install demo test test-fast bench data models models-context models-multispectral clean
 
 $(STAMP): setup.cfg constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,34 @@ models-context: $(STAMP)
 	    --init dlrc_agents/weights/mbt2018-mean_lambda0.0067.pt
 	$(TRAIN) --arch cheng2020-anchor --lambda 0.0067 --steps 800 --out runs/cheng2020-anchor_lambda0.0067
 	$(TRAIN) --arch elic2022-official --lambda 0.0067 --steps 800 --out runs/elic2022-official_lambda0.0067
+
+# Train the N-band models of the second study (docs/multispectral.md) into $$EDGESPACECOM_WEIGHTS:
+# bmshj2018-hyperprior at λ 0.0067 and 0.0483 for 1 band (SpaceNet panchromatic, rows 0-511;
+# validation rows 512-703, test 704-895), 4 bands (On Cloud N Sentinel-2 B02 B03 B04 B08, chips
+# 1-3; validation chip 4, test chip 5) and 13 bands (Sen1Floods11, rows 0-255; validation 256-383,
+# test 384-511), each warm-started from the shipped RGB model of its λ (every layer but the first
+# and last, whose band count differs); the validation split picks the step. And the seed's model,
+# Cheng 2020 with a K = 3 Gaussian mixture (cheng2020-gmm, N = 64 for the CPU budget), from scratch
+# on the 4-band split. Needs `edgespacecom data fetch "eo:multispectral/*" "eo:segmentation/*"`.
+# About 45 min on 2 cores with `make -j2 models-multispectral`; resumable.
+PAN := eo:segmentation/spacenet_pan_buildings/sample_geotiff.tif
+OCN := eo:segmentation/sentinel2_oncloudn_cloud
+S2H := eo:multispectral/sentinel2_sen1floods11/Spain_7370579_S2Hand.tif
+BAND_TRAIN := $(TRAIN) --arch bmshj2018-hyperprior --steps 500 --val-every 50
+BAND_MODELS := $(foreach b,1 4 13,$(foreach l,0.0067 0.025 0.0483,models-$(b)band-$(l))) models-4band-gmm
+models-multispectral: $(BAND_MODELS)
+models-4band-gmm: $(STAMP)
+	$(TRAIN) --arch cheng2020-gmm --channels 64 64 --lambda 0.0067 --steps 600 --val-every 50 --out runs/cheng2020-gmm_4band_lambda0.0067 \
+	    --band-set "$(OCN)/chip_1/B0*.tif" "$(OCN)/chip_2/B0*.tif" "$(OCN)/chip_3/B0*.tif" --val-band-set "$(OCN)/chip_4/B0*.tif"
+models-1band-%: $(STAMP)
+	$(BAND_TRAIN) --lambda $* --out runs/bmshj2018-hyperprior_1band_lambda$* --init $(W)/bmshj2018-hyperprior_lambda$*.pt \
+	    --band-set "$(PAN)@0:512" --val-band-set "$(PAN)@512:704"
+models-4band-%: $(STAMP)
+	$(BAND_TRAIN) --lambda $* --out runs/bmshj2018-hyperprior_4band_lambda$* --init $(W)/bmshj2018-hyperprior_lambda$*.pt \
+	    --band-set "$(OCN)/chip_1/B0*.tif" "$(OCN)/chip_2/B0*.tif" "$(OCN)/chip_3/B0*.tif" --val-band-set "$(OCN)/chip_4/B0*.tif"
+models-13band-%: $(STAMP)
+	$(BAND_TRAIN) --lambda $* --out runs/bmshj2018-hyperprior_13band_lambda$* --init $(W)/bmshj2018-hyperprior_lambda$*.pt \
+	    --band-set "$(S2H)@0:256" --val-band-set "$(S2H)@256:384"
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

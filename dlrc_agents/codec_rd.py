@@ -303,7 +303,7 @@ def run_codec_rd(scenario, run) -> dict:
     write_figure(out_dir / "codec_rd.png", codec_rd_figure(model_table, jpeg_table, jpeg2000_rows=j2k_table))
     band_rows = []
     for band_set in progress(scenario.band_sets, desc="band sets", unit="band set"):
-        raw = read_band_set(band_set.files, band_set.bands)
+        raw = read_band_set(band_set.files, band_set.bands, band_set.rows)
         if band_set.crop:
             raw = raw[:band_set.crop, :band_set.crop]
         band_rows += band_set_rows(band_set.name, crop_to_multiple(raw), scenario.jpeg2000, codecs)

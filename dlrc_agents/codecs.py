@@ -51,6 +51,8 @@ WEIGHTS_DIR = Path(str(resources.files("dlrc_agents") / "weights"))
 LOG = logging.getLogger(__name__)
 #: How to train the models that are not shipped (too large for the repository's 60 MB weights budget).
 TRAIN_UNSHIPPED = "make models-context"
+#: How to train the N-band models (1, 4 and 13 bands; never shipped, the weights budget is spent on RGB).
+TRAIN_MULTISPECTRAL = "make models-multispectral"
 CHECKPOINT_FORMAT = "dlrc-checkpoint"
 CHECKPOINT_VERSION = 1
 
@@ -75,7 +77,13 @@ ARCHITECTURES = {
     "cheng2020-attn": {"family": "autoregressive", "means": True, "channels": "N", "shipped": False},
     "elic2022-official": {"family": "checkerboard", "means": True, "channels": (192, 320), "shipped": False},
     "elic2022-chandelier": {"family": "checkerboard", "means": True, "channels": (192, 320), "shipped": False},
+    # The second study's model (dlrc_agents.gmm): a Gaussian mixture per latent, which DLRC's single
+    # Gaussian per position cannot code; the codec comparison (codec_rd, downstream) only.
+    "cheng2020-gmm": {"family": "mixture", "means": True, "channels": "N", "shipped": False, "zoo": "cheng2020-attn"},
 }
+
+#: The families DLRC drives (:mod:`dlrc_agents.dlrc.context`); ``mixture`` codecs are compared, not deduplicated.
+DLRC_FAMILIES = ("hyperprior", "autoregressive", "checkerboard")
 
 
 class CodecError(ValueError):
@@ -99,16 +107,16 @@ def channels_for_quality(architecture: str, quality: int) -> tuple[int, int]:
     if isinstance(channels, tuple):
         return channels
     try:
-        cfg = zoo.cfgs[architecture][quality]
+        cfg = zoo.cfgs[_spec(architecture).get("zoo", architecture)][quality]
     except KeyError:
         raise CodecError(f"no CompressAI configuration for {architecture!r} at quality {quality}") from None
     return (cfg[0], cfg[0]) if channels == "N" else tuple(cfg)
 
 
 #: Architectures whose image side is one convolution in (g_a[0]) and one out (g_s[-1]), so that an
-#: N-band model is the same network with those two layers widened (the seed's multi-channel Cheng
-#: model needs its residual input and sub-pixel output blocks rebuilt: not done yet).
-BAND_FLEXIBLE = ("bmshj2018-hyperprior", "mbt2018-mean", "mbt2018")
+#: N-band model is the same network with those two layers widened; cheng2020-gmm builds its own
+#: residual input and sub-pixel output blocks for N bands.
+BAND_FLEXIBLE = ("bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-gmm")
 
 
 def build_model(architecture: str, N: int, M: int, in_channels: int = 3) -> torch.nn.Module:
@@ -116,6 +124,12 @@ def build_model(architecture: str, N: int, M: int, in_channels: int = 3) -> torc
     before coding). Other than 3 bands, the first analysis and last synthesis layers are rebuilt
     with CompressAI's own shapes (5×5, stride 2) for that many bands."""
     channels = _spec(architecture)["channels"]
+    if architecture == "cheng2020-gmm":
+        from .gmm import Cheng2020GMM
+
+        if M != N:
+            raise CodecError(f"{architecture}: the latent width M must equal N (got N={N}, M={M})")
+        return Cheng2020GMM(N=N, in_channels=in_channels)
     constructor = zoo.model_architectures.get(architecture) or compressai_models[architecture]
     if channels == "N":
         if M != N:
@@ -141,12 +155,13 @@ def lambda_tag(lmbda: float) -> str:
     return f"{lmbda:g}"
 
 
-def checkpoint_name(architecture: str, lmbda: float) -> str:
-    return f"{architecture}_lambda{lambda_tag(lmbda)}.pt"
+def checkpoint_name(architecture: str, lmbda: float, bands: int = 3) -> str:
+    """``ARCH_lambdaΛ.pt`` for RGB models, ``ARCH_Bband_lambdaΛ.pt`` for B-band ones."""
+    return f"{architecture}{'' if bands == 3 else f'_{bands}band'}_lambda{lambda_tag(lmbda)}.pt"
 
 
-def shipped_checkpoint(architecture: str, lmbda: float) -> Path:
-    return WEIGHTS_DIR / checkpoint_name(architecture, lmbda)
+def shipped_checkpoint(architecture: str, lmbda: float, bands: int = 3) -> Path:
+    return WEIGHTS_DIR / checkpoint_name(architecture, lmbda, bands)
 
 
 def local_weights_dir() -> Path:
@@ -164,8 +179,8 @@ def portable_name(path: Path) -> str:
     return f"file:{path.parent.name}/{path.name}"
 
 
-def local_checkpoint(architecture: str, lmbda: float) -> Path:
-    return local_weights_dir() / checkpoint_name(architecture, lmbda)
+def local_checkpoint(architecture: str, lmbda: float, bands: int = 3) -> Path:
+    return local_weights_dir() / checkpoint_name(architecture, lmbda, bands)
 
 
 def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, N: int, M: int, lmbda: float,
@@ -380,13 +395,16 @@ def load_checkpoint(path: str | Path, architecture: str | None = None) -> Codec:
 
 
 def load_codec(architecture: str, *, lmbda: float | None = None, quality: int = 3, checkpoint: str | Path | None = None,
-               pretrained: bool = False) -> Codec:
-    """Resolve and load a codec: user checkpoint, CompressAI zoo, or the shipped weights."""
+               pretrained: bool = False, bands: int = 3) -> Codec:
+    """Resolve and load a codec: user checkpoint, CompressAI zoo, or the shipped (or locally trained)
+    weights of ``bands`` bands (3: RGB; others are trained locally, ``make models-multispectral``)."""
     if architecture not in ARCHITECTURES:
         raise CodecError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
     if checkpoint is not None:
         return load_checkpoint(checkpoint, architecture)
     if pretrained:
+        if bands != 3:
+            raise CodecError(f"CompressAI's zoo has RGB models only, not {bands}-band {architecture}")
         if architecture not in zoo.model_urls:
             raise CodecError(f"CompressAI's zoo has no pretrained weights for {architecture}; "
                              "train them (`edgespacecom train`) or give a checkpoint")
@@ -403,12 +421,19 @@ def load_codec(architecture: str, *, lmbda: float | None = None, quality: int = 
         return Codec(model, architecture, N, M, None, f"compressai-zoo:{architecture}:q{quality}", _fingerprint(model))
     if lmbda is None:
         raise CodecError(f"codec {architecture!r}: give lambda (shipped weights), a checkpoint, or pretrained: true")
-    for path in (shipped_checkpoint(architecture, lmbda), local_checkpoint(architecture, lmbda)):
+    for path in (shipped_checkpoint(architecture, lmbda, bands), local_checkpoint(architecture, lmbda, bands)):
         if path.is_file():
-            return load_checkpoint(path, architecture)
+            codec = load_checkpoint(path, architecture)
+            if codec.in_channels != bands:
+                raise CodecError(f"checkpoint {path}: a {codec.in_channels}-band model, not {bands}")
+            return codec
+    where = (f"neither shipped ({shipped_checkpoint(architecture, lmbda, bands)}) nor trained locally "
+             f"({local_checkpoint(architecture, lmbda, bands)})")
+    if bands != 3:
+        raise CodecError(f"no weights for the {bands}-band {architecture} at λ={lambda_tag(lmbda)}: {where}. "
+                         f"Train the band models with `{TRAIN_MULTISPECTRAL}` (see README, Training)")
     raise CodecError(
-        f"no weights for {architecture} at λ={lambda_tag(lmbda)}: neither shipped ({shipped_checkpoint(architecture, lmbda)}) "
-        f"nor trained locally ({local_checkpoint(architecture, lmbda)}). "
+        f"no weights for {architecture} at λ={lambda_tag(lmbda)}: {where}. "
         + ("Train it with " if _spec(architecture)["shipped"] else
            f"This model is not shipped (too large); train it with `{TRAIN_UNSHIPPED}` (see README, Training), or ")
         + f"`edgespacecom train --arch {architecture} --lambda {lambda_tag(lmbda)} --export {local_checkpoint(architecture, lmbda)}`"
@@ -426,10 +451,10 @@ def checkpoint_files(cfg) -> dict[str, Path]:
         return {portable_name(cfg.checkpoint): Path(cfg.checkpoint)}
     out = {}
     for lmbda in cfg.model_lambdas:
-        path = next((p for p in (shipped_checkpoint(cfg.architecture, lmbda), local_checkpoint(cfg.architecture, lmbda))
-                     if p.is_file()), None)
+        path = next((p for p in (shipped_checkpoint(cfg.architecture, lmbda, cfg.bands),
+                                 local_checkpoint(cfg.architecture, lmbda, cfg.bands)) if p.is_file()), None)
         if path is None:
-            load_codec(cfg.architecture, lmbda=lmbda)  # raises the error that says how to train it
+            load_codec(cfg.architecture, lmbda=lmbda, bands=cfg.bands)  # raises the error that says how to train it
         out[portable_name(path)] = path
     return out
 
@@ -438,4 +463,4 @@ def load_codecs(cfg) -> list[Codec]:
     """Every codec a scenario's ``codec`` section names: the checkpoint or the zoo model when
     given, else the shipped weights of each λ in ``lambdas``."""
     return [load_codec(cfg.architecture, lmbda=l, quality=cfg.quality, checkpoint=cfg.checkpoint,
-                       pretrained=cfg.pretrained) for l in cfg.model_lambdas]
+                       pretrained=cfg.pretrained, bands=cfg.bands) for l in cfg.model_lambdas]

@@ -31,11 +31,13 @@ class CodecConfig(Strict):
     """Which learned codec, and where its weights come from (see dlrc_agents.codecs)."""
 
     architecture: Literal["bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "cheng2020-attn",
-                          "elic2022-official", "elic2022-chandelier"] = "bmshj2018-hyperprior"
+                          "elic2022-official", "elic2022-chandelier", "cheng2020-gmm"] = "bmshj2018-hyperprior"
     lambdas: list[float] = Field([0.0067, 0.013, 0.025, 0.0483], min_length=1, description="λ of each model")
     checkpoint: ScenarioFile | None = Field(None, description="a checkpoint to use instead of the shipped weights (one λ)")
     pretrained: bool = Field(False, description="CompressAI's zoo weights (needs internet)")
     quality: int = Field(3, ge=1, le=8, description="CompressAI quality level (pretrained only)")
+    bands: int = Field(3, ge=1, le=64, description="the model's band count: 3 (RGB, shipped) or an N-band model "
+                                                   "trained locally (make models-multispectral)")
 
     _positive_lambdas = field_validator("lambdas")(classmethod(lambda cls, v: _all_positive(v, "λ")))
 
@@ -43,6 +45,25 @@ class CodecConfig(Strict):
     def model_lambdas(self) -> list:
         """The λ of each model this section names: one None for a checkpoint or the zoo."""
         return [None] if (self.checkpoint or self.pretrained) else list(self.lambdas)
+
+
+#: Architectures DLRC cannot drive (a Gaussian mixture per latent; :data:`dlrc_agents.codecs.DLRC_FAMILIES`
+#: says the same from the registry's side, and a test keeps the two in step). Named here so that
+#: validating a scenario does not import torch.
+NOT_DLRC_ARCHITECTURES = ("cheng2020-gmm",)
+
+
+class DLRCCodecConfig(CodecConfig):
+    """A codec that DLRC drives: RGB, and one Gaussian per latent (not the mixture model)."""
+
+    @model_validator(mode="after")
+    def _dlrc_can_drive(self) -> "DLRCCodecConfig":
+        if self.architecture in NOT_DLRC_ARCHITECTURES:
+            raise ValueError(f"architecture: DLRC cannot drive {self.architecture} (a Gaussian mixture per latent; "
+                             "it is for codec_rd and downstream)")
+        if self.bands != 3:
+            raise ValueError(f"bands: this kind codes RGB scenes; {self.bands}-band models are for codec_rd and downstream")
+        return self
 
 
 class DataConfig(Strict):
@@ -198,7 +219,7 @@ class RDScenario(ScenarioBase):
     """kind: rd — rate–distortion of a codec with and without DLRC on overlapping patches."""
 
     kind: Literal["rd"]
-    codec: CodecConfig = CodecConfig()
+    codec: DLRCCodecConfig = DLRCCodecConfig()
     data: DataConfig = DataConfig()
     overlap: OverlapConfig = OverlapConfig()
     dlrc: DLRCSettings = DLRCSettings()
@@ -279,7 +300,7 @@ class MissionScenario(NetworkScenario):
     """kind: mission — SimPy agents run real DLRC over the simulated network and downlink to the ground."""
 
     kind: Literal["mission"]
-    codec: CodecConfig = CodecConfig(lambdas=[0.0067])
+    codec: DLRCCodecConfig = DLRCCodecConfig(lambdas=[0.0067])
     data: DataConfig = DataConfig(scenes=[SAMPLE_SCENE])
     overlap: OverlapConfig = OverlapConfig(o_exp=[2.0])
     dlrc: MissionDLRCSettings = MissionDLRCSettings()
@@ -332,7 +353,7 @@ class DLRCAblationScenario(ScenarioBase):
     """kind: dlrc_ablation — DLRC's R–D and on-board time against k and the representative strategy."""
 
     kind: Literal["dlrc_ablation"]
-    codec: CodecConfig = CodecConfig(lambdas=[0.0067])
+    codec: DLRCCodecConfig = DLRCCodecConfig(lambdas=[0.0067])
     data: DataConfig = DataConfig()
     overlap: OverlapConfig = OverlapConfig(o_exp=[2.0])
     dlrc: DLRCSettings = DLRCSettings()
@@ -376,6 +397,12 @@ class JPEG2000Config(Strict):
         classmethod(lambda cls, v: sorted(set(_all_positive(v, "JPEG 2000 bits_per_sample")))))
 
 
+def _row_window(v):
+    if v is not None and not 0 <= v[0] < v[1]:
+        raise ValueError("rows: [first, end) with 0 <= first < end")
+    return v
+
+
 class BandSetConfig(Strict):
     """Raw N-band data (8 or 16 bits) coded as it is: one multi-band raster, or single-band rasters
     stacked in the order given (:func:`dlrc_agents.data.read_band_set`)."""
@@ -384,6 +411,10 @@ class BandSetConfig(Strict):
     files: list[str] = Field(..., min_length=1, description="registry names or paths (globs allowed)")
     bands: list[int] | None = Field(None, min_length=1, description="1-based bands of the stack to keep")
     crop: int | None = Field(None, ge=64, description="code the top-left crop of this many pixels a side")
+    rows: tuple[int, int] | None = Field(None, description="keep rows [first, end) only: the held-out part of a "
+                                                           "lone chip whose other rows trained a model")
+
+    _rows = field_validator("rows")(classmethod(lambda cls, v: _row_window(v)))
 
     @field_validator("files")
     @classmethod
@@ -428,17 +459,96 @@ class IndexTaskConfig(Strict):
         return v if isinstance(v, str) and is_data_name(v) else str(resolve_relative(str(v), info))
 
 
+class ChipConfig(Strict):
+    """One labelled piece of a segmentation task: a band set, its mask, optionally a row window."""
+
+    files: list[str] = Field(..., min_length=1, description="registry names or paths (globs allowed) of the bands")
+    label: str = Field(..., min_length=1, description="the mask: a registry name or a file")
+    rows: tuple[int, int] | None = Field(None, description="rows [first, end) only (a spatial split of one chip)")
+
+    _rows = field_validator("rows")(classmethod(lambda cls, v: _row_window(v)))
+
+    @field_validator("files")
+    @classmethod
+    def _resolve(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        return [s if is_data_name(s) else str(resolve_relative(s, info)) for s in v]
+
+    @field_validator("label")
+    @classmethod
+    def _resolve_label(cls, v: str, info: ValidationInfo) -> str:
+        return v if is_data_name(v) else str(resolve_relative(v, info))
+
+
+class SegmentationTaskConfig(Strict):
+    """A labelled binary segmentation task (the seed's U-Net tasks) with its three disjoint splits:
+    the U-Net trains on ``train``, stops early on ``validation`` and is scored on ``test`` only."""
+
+    name: str = Field(..., min_length=1, description="the task's label in tables (cloud_s2, water_s2, ...)")
+    positive: int = Field(1, description="label value of the positive class")
+    ignore: int | None = Field(None, description="label value that is neither trained on nor scored (no data)")
+    train: list[ChipConfig] = Field(..., min_length=1)
+    validation: list[ChipConfig] = Field(..., min_length=1)
+    test: list[ChipConfig] = Field(..., min_length=1)
+
+
+class JointTrainingConfig(Strict):
+    """The seed's joint training (its Equation 1): L = λ·255²·MSE + R + γ·BCE, with three Adam optimisers
+    (codec transforms, the entropy bottleneck's quantiles, the U-Net), starting from the standalone
+    codec of ``lmbda``; compared with standalone codec + U-Net at equal bpp."""
+
+    task: str = Field(..., description="the segmentation task it runs on")
+    lmbda: float = Field(..., gt=0, description="λ: the start codec (models with the task's bands) and the loss")
+    gamma: float = Field(..., gt=0, description="γ: the weight of the segmentation loss")
+    steps: int = Field(300, ge=1, description="joint steps (codec + U-Net together)")
+    codec_lr: float = Field(1e-4, gt=0)
+    aux_lr: float = Field(1e-3, gt=0)
+
+
+class SegmentationConfig(Strict):
+    """How the U-Nets are trained (segmentation-models-pytorch, random initialisation: no downloaded
+    weights): BCE, Adam, random crops with flips, early stopping on the validation split's loss."""
+
+    backbones: list[Literal["mobilenet_v2", "resnet34"]] = Field(["mobilenet_v2", "resnet34"], min_length=1)
+    curve_backbone: Literal["mobilenet_v2", "resnet34"] = Field(
+        "mobilenet_v2", description="the backbone trained on decoded data at every codec and rate (F1 against bpp)")
+    bits_per_sample: list[float] = Field([0.05, 0.2, 0.8], min_length=1,
+                                         description="JPEG 2000 targets for the F1–bpp curves")
+    mct: bool = Field(True, description="JPEG 2000's multi-component transform where it applies (3 or 4 bands)")
+    steps: int = Field(300, ge=1, description="most U-Net steps (early stopping may end sooner)")
+    batch: int = Field(8, ge=1)
+    crop: int = Field(128, ge=32, multiple_of=32, description="training crop [px]")
+    lr: float = Field(1e-3, gt=0)
+    eval_every: int = Field(25, ge=1, description="validation loss every this many steps")
+    patience: int = Field(4, ge=1, description="stop after this many evaluations without a better validation loss")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (default torch's)")
+    joint: list[JointTrainingConfig] = Field([], description="joint codec + segmentation training runs")
+
+    _positive_bps = field_validator("bits_per_sample")(
+        classmethod(lambda cls, v: sorted(set(_all_positive(v, "segmentation.bits_per_sample")))))
+
+
 class DownstreamScenario(ScenarioBase):
     """kind: downstream — what compression does to products made from the decoded bands."""
 
     kind: Literal["downstream"]
     models: list[CodecConfig] = Field([], description="learned codecs; each codes a task's bands when it has as many")
     jpeg2000: JPEG2000Config = JPEG2000Config()
-    index_tasks: list[IndexTaskConfig] = Field(..., min_length=1)
+    index_tasks: list[IndexTaskConfig] = Field([], description="index products (no training)")
+    segmentation_tasks: list[SegmentationTaskConfig] = Field([], description="U-Net tasks (trained per codec and rate)")
+    segmentation: SegmentationConfig = SegmentationConfig()
 
     @model_validator(mode="after")
     def _bands_exist(self) -> "DownstreamScenario":
+        if not self.index_tasks and not self.segmentation_tasks:
+            raise ValueError("index_tasks, segmentation_tasks: give at least one task")
         for t in self.index_tasks:
             if min(t.index_bands) < 1:
                 raise ValueError(f"index_tasks.{t.name}.index_bands: band numbers start at 1")
+        names = [t.name for t in self.index_tasks] + [t.name for t in self.segmentation_tasks]
+        if len(set(names)) < len(names):
+            raise ValueError("index_tasks, segmentation_tasks: two tasks have the same name")
+        seg = {t.name for t in self.segmentation_tasks}
+        for j in self.segmentation.joint:
+            if j.task not in seg:
+                raise ValueError(f"segmentation.joint.task: {j.task!r} is not a segmentation task ({', '.join(sorted(seg))})")
         return self

@@ -220,12 +220,15 @@ class CropSampler:
         return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
 
 
-def read_band_set(patterns: str | list[str], bands: list[int] | None = None) -> np.ndarray:
+def read_band_set(patterns: str | list[str], bands: list[int] | None = None,
+                  rows: tuple[int, int] | None = None) -> np.ndarray:
     """The raw samples (H, W, B) of a band set: registry names or path patterns matching either one
     multi-band raster (all its bands) or several single-band rasters of one shape, stacked in the
     order of the patterns and, within one, of the names (a Sentinel-2 chip's B02, B03, B04, B08).
     ``bands`` (1-based) picks of the stack. Signed 16-bit data (Sen1Floods11's int16 reflectance,
-    no-data 0) is clipped at 0 and returned as uint16; 8- and 16-bit data keep their type."""
+    no-data 0) is clipped at 0 and returned as uint16; 8- and 16-bit data keep their type.
+    ``rows`` = (first, end) keeps those rows only: a spatial split of a scene that is the only one of
+    its kind (the training, validation and test parts of one Sentinel-2 chip)."""
     patterns = [patterns] if isinstance(patterns, str) else list(patterns)
     pattern = " + ".join(patterns)
     paths = [p for one in patterns for p in sorted(expand_scenes([one]), key=lambda p: p.name)]
@@ -250,8 +253,41 @@ def read_band_set(patterns: str | list[str], bands: list[int] | None = None) -> 
         if max(bands) > stack.shape[-1] or min(bands) < 1:
             raise DataError(f"{pattern}: bands {bands} out of 1..{stack.shape[-1]}")
         stack = stack[..., [b - 1 for b in bands]]
+    if rows is not None:
+        first, end = rows
+        if not 0 <= first < end <= stack.shape[0]:
+            raise DataError(f"{pattern}: rows {first}:{end} out of 0:{stack.shape[0]}")
+        stack = stack[first:end]
     if stack.dtype.kind == "i":
         stack = np.clip(stack, 0, np.iinfo(np.uint16).max).astype(np.uint16)
     elif stack.dtype not in (np.uint8, np.uint16):
         raise DataError(f"{pattern}: samples of type {stack.dtype}; band sets are 8- or 16-bit integers")
     return np.ascontiguousarray(stack)
+
+
+def parse_band_set_spec(spec: str) -> tuple[list[str], tuple[int, int] | None]:
+    """``PATTERN[,PATTERN...][@FIRST:END]`` (the command line's band sets) -> (patterns, rows):
+    ``eo:segmentation/sentinel2_oncloudn_cloud/chip_1/B0*.tif`` or
+    ``eo:multispectral/sentinel2_sen1floods11/*_S2Hand.tif@0:256`` (rows 0–255 only)."""
+    body, _, window = spec.partition("@")
+    patterns = [p for p in body.split(",") if p]
+    if not patterns:
+        raise DataError(f"band set {spec!r}: no file pattern")
+    if not window:
+        return patterns, None
+    match = re.fullmatch(r"(\d+):(\d+)", window)
+    if not match or int(match[1]) >= int(match[2]):
+        raise DataError(f"band set {spec!r}: rows must read @FIRST:END with FIRST < END")
+    return patterns, (int(match[1]), int(match[2]))
+
+
+class BandCropSampler(CropSampler):
+    """:class:`CropSampler` over raw N-band samples (8 or 16 bits), normalised per band by
+    ``normalise`` ((n, H, W, B) raw -> float32 (n, B, H, W) in [0, 1]); no resampling."""
+
+    def __init__(self, scenes: list[np.ndarray], size: int, seed: int, normalise, max_nodata: float = 0.1):
+        super().__init__(scenes, size, seed, max_nodata=max_nodata)
+        self.normalise = normalise
+
+    def batch(self, n: int) -> np.ndarray:
+        return self.normalise(np.stack([self.crop() for _ in range(n)]))

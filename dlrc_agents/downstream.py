@@ -5,11 +5,17 @@ into a mask, e.g. McFeeters' NDWI = (green − NIR)/(green + NIR) > 0 for open w
 The band set is coded by JPEG 2000 at every target in bits per sample (and by every learned codec
 with as many bands); the index is computed on the decoded samples and scored against a labelled
 mask: F1 of the positive class and macro F1 (the mean of both classes' F1), the seed's two
-measures, with the uncompressed bands as the reference row. Trained segmentation (the U-Net tasks of
-the seed) is not part of this kind yet.
+measures, with the uncompressed bands as the reference row.
+
+Segmentation tasks (the seed's U-Nets, :mod:`dlrc_agents.segmentation`): a U-Net per backbone on the
+uncompressed bands (``segmentation.csv``, the Table 1 analog), one on the data of every codec and
+rate (the Figure 2 analog, ``segmentation.png``), and joint codec + U-Net training against the
+standalone pair at equal bpp (``segmentation_joint.csv``).
 """
 
 from __future__ import annotations
+
+import importlib.util
 
 import numpy as np
 import pandas as pd
@@ -104,27 +110,44 @@ def downstream_figure(table: pd.DataFrame):
 
 
 def run_downstream(scenario, run) -> dict:
+    from . import segmentation
+
     out_dir = run.out_dir
     codecs = [codec for c in scenario.models for codec in load_codecs(c)]
+    seg_tasks = [(task, segmentation.read_task(task)) for task in scenario.segmentation_tasks]
+    if seg_tasks and importlib.util.find_spec("segmentation_models_pytorch") is None:
+        raise DataError("segmentation_tasks: need the segmentation-models-pytorch package (in this project's "
+                        "requirements: pip install -e .)")
     tasks = []
     for task in scenario.index_tasks:  # every file read and checked before anything is written
-        raw = crop_to_multiple(read_band_set(task.band_set.files, task.band_set.bands))
-        label = read_label(task.label)[:raw.shape[0], :raw.shape[1]]
+        rows = task.band_set.rows
+        raw = crop_to_multiple(read_band_set(task.band_set.files, task.band_set.bands, rows))
+        label = read_label(task.label)
+        label = (label if rows is None else label[rows[0]:rows[1]])[:raw.shape[0], :raw.shape[1]]
         if label.shape != raw.shape[:2]:
             raise DataError(f"index_tasks.{task.name}: label {label.shape} smaller than the bands {raw.shape[:2]}")
         if max(task.index_bands) > raw.shape[2]:
             raise DataError(f"index_tasks.{task.name}.index_bands: the band set has {raw.shape[2]} bands")
         tasks.append((task, raw, label))
     run.begin()
-    stage(f"downstream: {len(tasks)} index task(s), JPEG 2000 at {len(scenario.jpeg2000.bits_per_sample)} rates, "
+    stage(f"downstream: {len(tasks)} index task(s), {len(seg_tasks)} segmentation task(s), "
           f"{len(codecs)} learned codec(s)")
     rows = []
-    for task, raw, label in progress(tasks, desc="tasks", unit="task"):
+    for task, raw, label in progress(tasks, desc="index tasks", unit="task"):
         rows += task_rows(task, raw, label, scenario.jpeg2000, codecs)
-    table = pd.DataFrame(rows)
-    write_table(out_dir / "downstream.csv", table)
-    write_figure(out_dir / "downstream.png", downstream_figure(table))
-    summary = {"kind": "downstream", "name": scenario.name, "results": rows,
+    if rows:
+        table = pd.DataFrame(rows)
+        write_table(out_dir / "downstream.csv", table)
+        write_figure(out_dir / "downstream.png", downstream_figure(table))
+    seg_rows, joint_rows, seg_facts = segmentation.run_segmentation(scenario, seg_tasks, codecs) if seg_tasks else ([], [], {})
+    if seg_rows:
+        seg_table = pd.DataFrame(seg_rows + joint_rows)
+        write_table(out_dir / "segmentation.csv", pd.DataFrame(seg_rows))
+        if joint_rows:
+            write_table(out_dir / "segmentation_joint.csv", pd.DataFrame(joint_rows))
+        write_figure(out_dir / "segmentation.png", segmentation.segmentation_figure(seg_table))
+    summary = {"kind": "downstream", "name": scenario.name, "results": rows + seg_rows + joint_rows,
+               "segmentation_data": seg_facts,
                "tasks": {t.name: {"pixels_scored": int(np.sum(label != t.ignore)) if t.ignore is not None else int(label.size),
                                   "positive_fraction": float(np.mean(label[label != t.ignore] == t.positive))
                                   if t.ignore is not None else float(np.mean(label == t.positive))}
@@ -134,5 +157,6 @@ def run_downstream(scenario, run) -> dict:
 
 def format_downstream_summary(summary: dict) -> str:
     t = pd.DataFrame(summary["results"])
-    cols = [c for c in ("task", "codec", "mct", "bits_per_sample", "bpp", "psnr", "f1_pos", "f1_macro") if c in t]
+    cols = [c for c in ("task", "backbone", "codec", "training", "lambda", "mct", "bits_per_sample", "bpp", "psnr",
+                        "f1_pos", "f1_macro") if c in t]
     return f"{summary['name']}: downstream\n" + t[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")

@@ -67,13 +67,18 @@ def downstream_inputs(scenario) -> dict[str, Path]:
     for task in scenario.index_tasks:
         inputs.update(scene_names(task.band_set.files))
         inputs.update(scene_names([task.label]))
+    for task in scenario.segmentation_tasks:
+        for chip in task.train + task.validation + task.test:
+            inputs.update(scene_names(chip.files))
+            inputs.update(scene_names([chip.label]))
     return inputs
 
 
 register_kind(ScenarioKind(
     name="downstream", schema=DownstreamScenario, runner="dlrc_agents.downstream:run_downstream",
     formatter="dlrc_agents.downstream:format_downstream_summary", inputs=downstream_inputs, sweep_y=("f1_pos",),
-    description="products of decoded bands against labels: an index threshold (NDWI water), per codec and rate"))
+    description="products of decoded bands against labels: index thresholds (NDWI water) and U-Nets "
+                "trained on decoded data (clouds, water, buildings), per codec and rate; joint training"))
 register_kind(ScenarioKind(
     name="dlrc_ablation", schema=DLRCAblationScenario, runner="dlrc_agents.ablation:run_ablation",
     formatter="dlrc_agents.ablation:format_ablation_summary", inputs=codec_scenario_inputs,
@@ -84,6 +89,22 @@ register_kind(ScenarioKind(
     sweep_y=("g_down_analytic", "g_down_analytic_paper", "g_down_simulated"),
     sweep_figures="dlrc_agents.mission:sweep_figures",
     description="SimPy agents, real DLRC, routed signature flows, ground segment, G_down"))
+
+
+def joint_train_command(args, out: Path) -> int:
+    from .segmentation import joint_command
+
+    scenario, sep, task = args.joint_task.rpartition(":")
+    if not sep or not scenario or not task:
+        raise ValueError("--joint-task: expected SCENARIO.yaml:TASK")
+    if args.gamma <= 0:
+        raise ValueError("--gamma: must be > 0")
+    summary = joint_command(Path(scenario), task, args.gamma, args.steps, out, architecture=args.arch,
+                            lmbda=args.lmbda, init=args.init, seed=args.seed, codec_lr=args.lr)
+    s, j = summary["standalone"], summary["joint"]
+    print(f"{task}: standalone {s['bpp']:.4f} bpp, F1+ {s['f1_pos']:.3f}; joint (γ={args.gamma:g}) "
+          f"{j['bpp']:.4f} bpp, F1+ {j['f1_pos']:.3f}; written to {out}")
+    return 0
 
 
 def train_arguments(parser) -> None:
@@ -115,6 +136,15 @@ def train_arguments(parser) -> None:
                     help="bf16: transforms in bfloat16 autocast (faster on CPUs with AVX-512 BF16); entropy models stay fp32")
     parser.add_argument("--device", default="auto",
                     help="auto (a CUDA GPU if torch sees one, else the CPU), cpu, cuda or cuda:I")
+    parser.add_argument("--band-set", dest="band_sets", nargs="+", default=None, metavar="SPEC",
+                        help="train an N-band model on raw band sets: PATTERN[,PATTERN][@FIRST:END] (rows), "
+                             "e.g. 'eo:segmentation/sentinel2_oncloudn_cloud/chip_1/B0*.tif'")
+    parser.add_argument("--val-band-set", dest="val_band_sets", nargs="+", default=None, metavar="SPEC",
+                        help="the N-band model's validation split (same form as --band-set)")
+    parser.add_argument("--joint-task", default=None, metavar="SCENARIO.yaml:TASK",
+                        help="joint codec + U-Net training (the seed's Equation 1) on a downstream scenario's "
+                             "segmentation task, from the --init checkpoint (or the --arch/--lambda band model)")
+    parser.add_argument("--gamma", type=float, default=0.1, help="--joint-task: γ, the segmentation loss's weight")
     parser.add_argument("--init", type=Path, default=None,
                     help="warm start a new run from a checkpoint or run state (another λ or a related architecture)")
 
@@ -124,11 +154,13 @@ def train_command(args) -> int:
     from .train import train
 
     out = args.out or Path("runs") / f"{args.arch}_lambda{lambda_tag(args.lmbda)}"
+    if args.joint_task:
+        return joint_train_command(args, out)
     path = train(args.arch, args.lmbda, out, steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr,
                  quality=args.quality, channels=args.channels, seed=args.seed, data=args.data, val=args.val,
                  val_every=args.val_every, threads=args.threads, checkpoint_every=args.checkpoint_every,
                  export=args.export, init=args.init, max_downscale=args.downscale, precision=args.precision,
-                 device=args.device)
+                 device=args.device, band_sets=args.band_sets, val_band_sets=args.val_band_sets)
     print(f"checkpoint written to {path}")
     return 0
 

@@ -24,9 +24,10 @@ from edgespacecom.outputs import write_json
 from edgespacecom.progress import progress as progress_bar
 from edgespacecom.progress import stage
 
-from .codecs import (ARCHITECTURES, atomic_torch_save, build_model, channels_for_quality, local_checkpoint,
-                     export_checkpoint)
-from .data import TRAIN_GLOBS, VALIDATION_GLOBS, CropSampler, nodata_fraction, read_rgb, scene_names
+from .codecs import (ARCHITECTURES, BandNormalisation, atomic_torch_save, build_model, channels_for_quality,
+                     local_checkpoint, export_checkpoint)
+from .data import (TRAIN_GLOBS, VALIDATION_GLOBS, BandCropSampler, CropSampler, DataError, nodata_fraction,
+                   parse_band_set_spec, read_band_set, read_rgb, scene_names)
 
 
 #: Sub-networks that run in bfloat16 under ``precision="bf16"``: the convolutional
@@ -87,15 +88,52 @@ def rate_distortion_loss(output: dict, target: torch.Tensor, lmbda: float) -> di
     return {"loss": lmbda * 255.0**2 * mse + bpp, "mse": mse, "bpp": bpp}
 
 
-def validation_tiles(images, size: int = 256) -> torch.Tensor:
-    """(n, 3, size, size) in [0, 1]: every whole, mostly-data ``size``² tile of the validation
-    scenes, in raster order (fixed: the same tiles at every evaluation)."""
+def validation_tiles(images, size: int = 256, normalise=None) -> torch.Tensor:
+    """(n, B, size, size) in [0, 1]: every whole, mostly-data ``size``² tile of the validation
+    scenes, in raster order (fixed: the same tiles at every evaluation). ``normalise`` maps
+    (n, size, size, B) raw samples to the model's input (default: 8-bit samples / 255)."""
     tiles = [img[y:y + size, x:x + size] for img in images
              for y in range(0, img.shape[0] - size + 1, size) for x in range(0, img.shape[1] - size + 1, size)
              if nodata_fraction(img[y:y + size, x:x + size]) <= 0.1]
     if not tiles:
         raise ValueError(f"--val: no validation scene holds a {size}x{size} tile of data")
+    if normalise is not None:
+        return torch.from_numpy(normalise(np.stack(tiles)))
     return torch.from_numpy(np.stack(tiles).transpose(0, 3, 1, 2).copy()).float() / 255.0
+
+
+def read_band_sets(specs: list[str], flag: str) -> tuple[list[np.ndarray], list[str]]:
+    """The raw samples of ``PATTERN[,PATTERN][@FIRST:END]`` band sets (:func:`parse_band_set_spec`),
+    all with one band count; (arrays, portable names)."""
+    arrays, names = [], []
+    for spec in specs:
+        patterns, rows = parse_band_set_spec(spec)
+        arrays.append(read_band_set(patterns, rows=rows))
+        names.append(spec)
+    if len({a.shape[2] for a in arrays}) > 1:
+        raise DataError(f"{flag}: the band sets have different band counts ({sorted({a.shape[2] for a in arrays})})")
+    return arrays, names
+
+
+def batch_normaliser(bands: BandNormalisation):
+    """(n, H, W, B) raw samples -> float32 (n, B, H, W) in [0, 1] by ``bands``' per-band offset and scale."""
+    offset = np.asarray(bands.offset, np.float32)
+    scale = np.asarray(bands.scale, np.float32)
+
+    def normalise(raw: np.ndarray) -> np.ndarray:
+        x = np.clip((raw.astype(np.float32) - offset) / scale, 0.0, 1.0)
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    return normalise
+
+
+def training_normalisation(arrays: list[np.ndarray], max_samples: int = 2_000_000, seed: int = 0) -> BandNormalisation:
+    """Per-band 0.1/99.9 percentiles of the training samples' data pixels (no-data, 0 in every band,
+    left out), from at most ``max_samples`` pixels drawn with ``seed``."""
+    pixels = np.concatenate([a.reshape(-1, a.shape[2]) for a in arrays])
+    pixels = pixels[np.any(pixels != 0, axis=1)]
+    if len(pixels) > max_samples:
+        pixels = pixels[np.random.default_rng(seed).choice(len(pixels), max_samples, replace=False)]
+    return BandNormalisation.from_samples(pixels)
 
 
 @torch.no_grad()
@@ -165,6 +203,8 @@ def train(
     max_downscale: float = 1.0,
     precision: str = "fp32",
     device: str = "auto",
+    band_sets: list[str] | None = None,
+    val_band_sets: list[str] | None = None,
 ) -> Path:
     """Train (or resume) and export an fp16 checkpoint; returns its path.
 
@@ -186,6 +226,13 @@ def train(
     fixed tiles goes to ``OUT/val_log.csv``, the best model so far is kept
     (``OUT/best.pt``), and that one is exported, with the step it was taken at.
     The export goes to ``export``, else ``$EDGESPACECOM_WEIGHTS`` (never into the package).
+
+    ``band_sets`` trains an N-band model on raw 8- or 16-bit band sets instead of the RGB scenes
+    (``PATTERN[,PATTERN][@FIRST:END]``, :func:`~dlrc_agents.data.parse_band_set_spec`; rows give a
+    spatial split of a lone chip), with ``val_band_sets`` as its validation split (required). The
+    per-band normalisation (:class:`~dlrc_agents.codecs.BandNormalisation`) is fitted on the
+    training samples and stored in the checkpoint; ``init`` copies the RGB model's inner layers
+    (every tensor but the first analysis and last synthesis convolutions, whose band count differs).
     """
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"--precision: expected fp32 or bf16, got {precision!r}")
@@ -199,16 +246,37 @@ def train(
     torch.manual_seed(seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = scene_names(data or list(TRAIN_GLOBS))
-    paths = list(names.values())
-    val_names = scene_names(val or list(VALIDATION_GLOBS))
-    if set(val_names.values()) & set(paths):
-        raise ValueError("--val: the validation scenes must not be training scenes")
-    val_tiles = validation_tiles([read_rgb(p) for p in val_names.values()], min(256, crop * 2))
+    bands = None
+    if band_sets:
+        if not val_band_sets:
+            raise ValueError("--band-set: give the validation split too (--val-band-set)")
+        if max_downscale != 1.0:
+            raise ValueError("--downscale: not for band sets (raw samples are coded at their own sampling)")
+        if set(band_sets) & set(val_band_sets):
+            raise ValueError("--val-band-set: the validation band sets must not be training band sets")
+        arrays, data_names = read_band_sets(band_sets, "--band-set")
+        val_arrays, val_data_names = read_band_sets(val_band_sets, "--val-band-set")
+        if val_arrays[0].shape[2] != arrays[0].shape[2]:
+            raise ValueError(f"--val-band-set: {val_arrays[0].shape[2]} bands, the training sets have {arrays[0].shape[2]}")
+        bands = training_normalisation(arrays, seed=seed)
+        normalise = batch_normaliser(bands)
+        side = min(min(a.shape[:2]) for a in val_arrays) // 64 * 64
+        val_tiles = validation_tiles(val_arrays, min(256, crop * 2, max(side, 64)), normalise)
+        sampler = BandCropSampler(arrays, crop, seed, normalise)
+        in_channels = bands.channels
+    else:
+        names = scene_names(data or list(TRAIN_GLOBS))
+        paths = list(names.values())
+        val_names = scene_names(val or list(VALIDATION_GLOBS))
+        if set(val_names.values()) & set(paths):
+            raise ValueError("--val: the validation scenes must not be training scenes")
+        data_names, val_data_names = list(names), list(val_names)
+        val_tiles = validation_tiles([read_rgb(p) for p in val_names.values()], min(256, crop * 2))
+        sampler = CropSampler([read_rgb(p) for p in paths], crop, seed, max_downscale=max_downscale)
+        in_channels = 3
     val_every = val_every or checkpoint_every
-    sampler = CropSampler([read_rgb(p) for p in paths], crop, seed, max_downscale=max_downscale)
     N, M = tuple(channels) if channels else channels_for_quality(architecture, quality)
-    model = build_model(architecture, N, M).to(dev)
+    model = build_model(architecture, N, M, in_channels).to(dev)
     if precision == "bf16":
         use_bf16_transforms(model, dev.type)
     opt, aux_opt = _optimisers(model, lr, aux_lr)
@@ -216,7 +284,8 @@ def train(
     state_path = out_dir / "state.pt"
     if state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if state["architecture"] != architecture or state["lambda"] != lmbda:
+        if (state["architecture"] != architecture or state["lambda"] != lmbda
+                or state.get("in_channels", 3) != in_channels):
             raise ValueError(f"{state_path} belongs to {state['architecture']} λ={state['lambda']}; use another --out")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
@@ -238,7 +307,8 @@ def train(
         atomic_torch_save(
             state_path,
             {
-                "architecture": architecture, "lambda": lmbda, "step": step, "model": model.state_dict(),
+                "architecture": architecture, "lambda": lmbda, "in_channels": in_channels, "step": step,
+                "model": model.state_dict(),
                 "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                 "sampler_rng": sampler.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
@@ -295,16 +365,17 @@ def train(
         model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True)["model"])
         stage(f"validation chose step {best['step']} of {step} (loss {best['loss']:.4f})")
     model.update(force=True)
-    target = Path(export) if export else local_checkpoint(architecture, lmbda)
+    target = Path(export) if export else local_checkpoint(architecture, lmbda, in_channels)
     export_checkpoint(model, target, architecture=architecture, N=N, M=M, lmbda=lmbda,
                       steps=best["step"] if best else step, seed=seed,
-                      data=list(names),
+                      data=data_names, bands=bands,
                       extra={"crop": crop, "batch_size": batch_size, "lr": lr, "quality": quality,
                              "init": str(init) if init is not None else None,
                              "max_downscale": max_downscale, "precision": precision,
-                             "validation": list(val_names), "selected_step": best["step"] if best else step,
+                             "validation": val_data_names, "selected_step": best["step"] if best else step,
                              "validation_loss": best})
     write_json(out_dir / "train_summary.json", {"architecture": architecture, "lambda": lmbda, "steps": step,
+                                                 "in_channels": in_channels,
                                                  "wall_s_this_session": time.perf_counter() - started,
                                                  "device": str(dev), "precision": precision,
                                                  "selected_step": best["step"] if best else step,
