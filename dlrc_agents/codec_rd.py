@@ -306,7 +306,8 @@ def run_codec_rd(scenario, run) -> dict:
         raw = read_band_set(band_set.files, band_set.bands, band_set.rows)
         if band_set.crop:
             raw = raw[:band_set.crop, :band_set.crop]
-        band_rows += band_set_rows(band_set.name, crop_to_multiple(raw), scenario.jpeg2000, codecs)
+        band_rows += band_set_rows(band_set.name, crop_to_multiple(raw), scenario.jpeg2000,
+                                   codecs if band_set.learned else [])
     band_table = pd.DataFrame(band_rows)
     if len(band_table):
         write_table(out_dir / "band_sets_rd.csv", band_table)

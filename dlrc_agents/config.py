@@ -413,6 +413,8 @@ class BandSetConfig(Strict):
     crop: int | None = Field(None, ge=64, description="code the top-left crop of this many pixels a side")
     rows: tuple[int, int] | None = Field(None, description="keep rows [first, end) only: the held-out part of a "
                                                            "lone chip whose other rows trained a model")
+    learned: bool = Field(True, description="also code it with the learned models of as many bands (false: a "
+                                            "sensor none of them was trained on, JPEG 2000 only)")
 
     _rows = field_validator("rows")(classmethod(lambda cls, v: _row_window(v)))
 
@@ -486,6 +488,8 @@ class SegmentationTaskConfig(Strict):
     name: str = Field(..., min_length=1, description="the task's label in tables (cloud_s2, water_s2, ...)")
     positive: int = Field(1, description="label value of the positive class")
     ignore: int | None = Field(None, description="label value that is neither trained on nor scored (no data)")
+    learned: bool = Field(True, description="also through the learned models of as many bands (false: a sensor "
+                                            "none of them was trained on, JPEG 2000 only)")
     train: list[ChipConfig] = Field(..., min_length=1)
     validation: list[ChipConfig] = Field(..., min_length=1)
     test: list[ChipConfig] = Field(..., min_length=1)
@@ -497,6 +501,7 @@ class JointTrainingConfig(Strict):
     codec of ``lmbda``; compared with standalone codec + U-Net at equal bpp."""
 
     task: str = Field(..., description="the segmentation task it runs on")
+    architecture: str = Field("bmshj2018-hyperprior", description="the start codec's architecture")
     lmbda: float = Field(..., gt=0, description="λ: the start codec (models with the task's bands) and the loss")
     gamma: float = Field(..., gt=0, description="γ: the weight of the segmentation loss")
     steps: int = Field(300, ge=1, description="joint steps (codec + U-Net together)")

@@ -134,7 +134,7 @@ def run_downstream(scenario, run) -> dict:
           f"{len(codecs)} learned codec(s)")
     rows = []
     for task, raw, label in progress(tasks, desc="index tasks", unit="task"):
-        rows += task_rows(task, raw, label, scenario.jpeg2000, codecs)
+        rows += task_rows(task, raw, label, scenario.jpeg2000, codecs if task.band_set.learned else [])
     if rows:
         table = pd.DataFrame(rows)
         write_table(out_dir / "downstream.csv", table)

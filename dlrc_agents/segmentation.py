@@ -246,7 +246,7 @@ def task_condition_rows(task, splits, norm, scenario, codecs, seed: int) -> tupl
                          "psnr": psnr, "f1_pos": f_pos, "f1_macro": f_macro, "training": "standalone",
                          **info, "train_s": time.perf_counter() - started})
             if codec != "uncompressed" and codec != "jpeg2000":
-                unets[extra["lambda"]] = model
+                unets[(codec, extra["lambda"])] = model
     return rows, unets
 
 
@@ -394,7 +394,8 @@ def run_segmentation(scenario, tasks: list[tuple], codecs: list) -> tuple[list[d
         norm = training_normalisation([c.raw for c in splits["train"]], seed=scenario.seed)
         stage(f"segmentation {task.name}: {splits['test'][0].raw.shape[2]} bands, "
               + ", ".join(f"{s} {sum(c.pixels for c in chips)} px" for s, chips in splits.items()))
-        task_rows, unets = task_condition_rows(task, splits, norm, scenario, codecs, scenario.seed)
+        task_rows, unets = task_condition_rows(task, splits, norm, scenario, codecs if task.learned else [],
+                                              scenario.seed)
         rows += task_rows
         facts[task.name] = {s: {"chips": len(chips), "pixels": sum(c.pixels for c in chips),
                                 "labelled_pixels": int(sum(c.valid.sum() for c in chips)),
@@ -404,11 +405,12 @@ def run_segmentation(scenario, tasks: list[tuple], codecs: list) -> tuple[list[d
         facts[task.name]["normalisation"] = {"offset": list(norm.offset), "scale": list(norm.scale)}
         for joint in [j for j in cfg.joint if j.task == task.name]:
             codec = next((c for c in codecs if c.bands is not None and c.in_channels == splits["test"][0].raw.shape[2]
-                          and c.lmbda == joint.lmbda), None)
-            if codec is None or joint.lmbda not in unets:
-                raise DataError(f"segmentation.joint: no {splits['test'][0].raw.shape[2]}-band model at "
+                          and c.lmbda == joint.lmbda and c.architecture == joint.architecture), None)
+            if codec is None or (joint.architecture, joint.lmbda) not in unets:
+                raise DataError(f"segmentation.joint: no {splits['test'][0].raw.shape[2]}-band {joint.architecture} at "
                                 f"λ={joint.lmbda:g} among the scenario's models")
-            row, _, _ = joint_row(joint, task, splits, norm, codec, unets[joint.lmbda], cfg, scenario.seed)
+            row, _, _ = joint_row(joint, task, splits, norm, codec, unets[(joint.architecture, joint.lmbda)], cfg,
+                                  scenario.seed)
             row.update(equal_bpp_comparison(row, task_rows))
             joint_rows.append(row)
     return rows, joint_rows, facts
