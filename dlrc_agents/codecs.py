@@ -274,12 +274,18 @@ class BandNormalisation:
         lo, hi = np.percentile(flat, [low, high], axis=0)
         return cls(tuple(float(v) for v in lo), tuple(float(max(h - l, 1e-6)) for l, h in zip(lo, hi)))
 
+    def to_batch(self, raw):
+        """(n, H, W, B) raw samples -> float32 array (n, B, H, W) in [0, 1]."""
+        import numpy as np
+
+        x = (np.asarray(raw, dtype=np.float32) - np.asarray(self.offset, np.float32)) / np.asarray(self.scale, np.float32)
+        return np.ascontiguousarray(np.clip(x, 0.0, 1.0).transpose(0, 3, 1, 2))
+
     def to_model(self, raw) -> torch.Tensor:
         """(H, W, B) raw samples -> (1, B, H, W) float in [0, 1]."""
         import numpy as np
 
-        x = (np.asarray(raw, dtype=np.float32) - np.asarray(self.offset, np.float32)) / np.asarray(self.scale, np.float32)
-        return torch.from_numpy(np.clip(x, 0.0, 1.0).transpose(2, 0, 1).copy())[None]
+        return torch.from_numpy(self.to_batch(np.asarray(raw)[None]))
 
     def to_raw(self, x: torch.Tensor, dtype="uint16"):
         """(1, B, H, W) in [0, 1] -> (H, W, B) raw samples of ``dtype`` (rounded, clipped to its range)."""

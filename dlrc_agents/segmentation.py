@@ -29,7 +29,7 @@ from edgespacecom.progress import progress, stage
 from .codec_rd import code_band_set, crop_to_multiple
 from .data import DataError, open_raster, read_band_set, scene_names
 from .downstream import f1_scores
-from .train import batch_normaliser, rate_distortion_loss, training_normalisation
+from .train import rate_distortion_loss, training_normalisation
 
 #: segmentation-models-pytorch's encoder names for the seed's two backbones.
 BACKBONES = {"mobilenet_v2": "mobilenet_v2", "resnet34": "resnet34"}
@@ -198,7 +198,7 @@ def train_unet(backbone: str, train_x: list[np.ndarray], train_chips: list[Chip]
     return model, {"steps_trained": step, "best_step": best["step"], "val_loss": best["loss"]}
 
 
-def coded_mse(chips: list[Chip], decoded: list[np.ndarray]) -> tuple[float, float]:
+def split_psnr(chips: list[Chip], decoded: list[np.ndarray]) -> tuple[float, float]:
     """(PSNR [dB] over every sample of the split, peak its largest raw sample; bits are counted elsewhere)."""
     peak = float(max(int(c.raw.max()) for c in chips) or 1)
     err = sum(float(np.sum((c.raw.astype(np.float64) - d.astype(np.float64)) ** 2)) for c, d in zip(chips, decoded))
@@ -223,7 +223,7 @@ def task_condition_rows(task, splits, norm, scenario, codecs, seed: int) -> tupl
     the curve backbone on the data of every codec and rate (Figure 2). Also returns the curve
     backbone's U-Net of each learned codec (the joint training's starting point)."""
     cfg = scenario.segmentation
-    normalise = batch_normaliser(norm)
+    normalise = norm.to_batch
     j2k = scenario.jpeg2000.model_copy(update={"bits_per_sample": cfg.bits_per_sample, "mct": [cfg.mct]})
     test_chips = splits["test"]
     pixels = sum(c.pixels for c in test_chips)
@@ -231,7 +231,7 @@ def task_condition_rows(task, splits, norm, scenario, codecs, seed: int) -> tupl
     rows, unets = [], {}
     for codec, extra, decoded, nbytes in conditions(splits, j2k, codecs):
         inputs = {s: [normalise(d[None])[0] for d in decoded[s]] for s in decoded}
-        psnr, _ = coded_mse(test_chips, decoded["test"])
+        psnr, _ = split_psnr(test_chips, decoded["test"])
         backbones = cfg.backbones if codec == "uncompressed" else [cfg.curve_backbone]
         for backbone in backbones:
             started = time.perf_counter()
@@ -268,7 +268,7 @@ def joint_train(joint, task, splits, norm, codec, unet, cfg, seed: int):
     aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     opts = (torch.optim.Adam(main, lr=joint.codec_lr), torch.optim.Adam(aux, lr=joint.aux_lr),
             torch.optim.Adam(unet.parameters(), lr=cfg.lr))
-    codec_in = batch_normaliser(codec.bands)
+    codec_in = codec.bands.to_batch
     c_off = torch.tensor(codec.bands.offset, dtype=torch.float32)[None, :, None, None]
     c_scale = torch.tensor(codec.bands.scale, dtype=torch.float32)[None, :, None, None]
     t_off = torch.tensor(norm.offset, dtype=torch.float32)[None, :, None, None]
@@ -349,13 +349,13 @@ def joint_row(joint, task, splits, norm, codec, unet, cfg, seed: int) -> tuple[d
         dec, n = code_learned(tuned, chip.raw)
         decoded.append(dec)
         nbytes += n
-    normalise = batch_normaliser(norm)
+    normalise = norm.to_batch
     f_pos, f_macro = scores([predict(unet, normalise(d[None])[0]) for d in decoded], splits["test"])
     pixels = sum(c.pixels for c in splits["test"])
     bands = splits["test"][0].raw.shape[2]
     return {"task": task.name, "backbone": cfg.curve_backbone, "codec": codec.architecture, "lambda": joint.lmbda,
             "gamma": joint.gamma, "bands": bands, "bpp": 8 * nbytes / pixels,
-            "bits_per_sample": 8 * nbytes / (pixels * bands), "psnr": coded_mse(splits["test"], decoded)[0],
+            "bits_per_sample": 8 * nbytes / (pixels * bands), "psnr": split_psnr(splits["test"], decoded)[0],
             "f1_pos": f_pos, "f1_macro": f_macro, "training": "joint", **info}, tuned, unet
 
 
@@ -489,7 +489,7 @@ def joint_command(scenario_path, task_name: str, gamma: float, steps: int, out_d
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     norm = training_normalisation([c.raw for c in splits["train"]], seed=seed)
-    normalise = batch_normaliser(norm)
+    normalise = norm.to_batch
     decoded = {s: [code_learned(codec, c.raw)[0] for c in chips] for s, chips in splits.items()}
     inputs = {s: [normalise(d[None])[0] for d in decoded[s]] for s in decoded}
     stage(f"standalone U-Net ({cfg.curve_backbone}) on {codec.architecture}'s decoded {task_name}")
@@ -498,7 +498,7 @@ def joint_command(scenario_path, task_name: str, gamma: float, steps: int, out_d
     test_bytes = sum(code_learned(codec, c.raw)[1] for c in splits["test"])
     pixels = sum(c.pixels for c in splits["test"])
     f_pos, f_macro = scores([predict(unet, x) for x in inputs["test"]], splits["test"])
-    standalone = {"bpp": 8 * test_bytes / pixels, "psnr": coded_mse(splits["test"], decoded["test"])[0],
+    standalone = {"bpp": 8 * test_bytes / pixels, "psnr": split_psnr(splits["test"], decoded["test"])[0],
                   "f1_pos": f_pos, "f1_macro": f_macro}
     joint = JointTrainingConfig(task=task_name, lmbda=codec.lmbda, gamma=gamma, steps=steps, codec_lr=codec_lr,
                                 aux_lr=aux_lr)

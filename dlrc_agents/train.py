@@ -115,17 +115,6 @@ def read_band_sets(specs: list[str], flag: str) -> tuple[list[np.ndarray], list[
     return arrays, names
 
 
-def batch_normaliser(bands: BandNormalisation):
-    """(n, H, W, B) raw samples -> float32 (n, B, H, W) in [0, 1] by ``bands``' per-band offset and scale."""
-    offset = np.asarray(bands.offset, np.float32)
-    scale = np.asarray(bands.scale, np.float32)
-
-    def normalise(raw: np.ndarray) -> np.ndarray:
-        x = np.clip((raw.astype(np.float32) - offset) / scale, 0.0, 1.0)
-        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-    return normalise
-
-
 def training_normalisation(arrays: list[np.ndarray], max_samples: int = 2_000_000, seed: int = 0) -> BandNormalisation:
     """Per-band 0.1/99.9 percentiles of the training samples' data pixels (no-data, 0 in every band,
     left out), from at most ``max_samples`` pixels drawn with ``seed``."""
@@ -259,7 +248,7 @@ def train(
         if val_arrays[0].shape[2] != arrays[0].shape[2]:
             raise ValueError(f"--val-band-set: {val_arrays[0].shape[2]} bands, the training sets have {arrays[0].shape[2]}")
         bands = training_normalisation(arrays, seed=seed)
-        normalise = batch_normaliser(bands)
+        normalise = bands.to_batch
         side = min(min(a.shape[:2]) for a in val_arrays) // 64 * 64
         val_tiles = validation_tiles(val_arrays, min(256, crop * 2, max(side, 64)), normalise)
         sampler = BandCropSampler(arrays, crop, seed, normalise)
