@@ -215,6 +215,17 @@ def _fixed_priority_only(dlrc: DLRCSettings, kind: str) -> None:
                          "kind codes independent groups with the fixed order")
 
 
+class RDJPEG2000Config(Strict):
+    """JPEG 2000 (OpenJPEG) on the same patches, each coded alone: what satellites fly today, the
+    anchor of BD-rate and BD-PSNR for the codec alone and the codec + DLRC (every byte sent)."""
+
+    enabled: bool = False
+    bpp: list[float] = Field([0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0], min_length=2, description="target bits per pixel")
+    mct: list[bool] = Field([True, False], min_length=1, description="multi-component transform on / off")
+
+    _positive = field_validator("bpp")(classmethod(lambda cls, v: sorted(set(_all_positive(v, "JPEG 2000 bpp")))))
+
+
 class RDScenario(ScenarioBase):
     """kind: rd — rate–distortion of a codec with and without DLRC on overlapping patches."""
 
@@ -224,6 +235,7 @@ class RDScenario(ScenarioBase):
     overlap: OverlapConfig = OverlapConfig()
     dlrc: DLRCSettings = DLRCSettings()
     captures: CapturesConfig = CapturesConfig()
+    jpeg2000: RDJPEG2000Config = RDJPEG2000Config()
 
     @model_validator(mode="after")
     def _fixed(self) -> "RDScenario":

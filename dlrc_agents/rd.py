@@ -245,8 +245,40 @@ def _relate_conditions(results: list[dict]) -> None:
                                     if raw is not None else None)
 
 
-def rd_figures(results: list[dict], model: str):
-    """Figure 6 (R–D, PSNR and MS-SSIM, baseline vs DLRC) and Figure 7 (bpp breakdown)."""
+def jpeg2000_reference(patches: list[tuple], cfg) -> pd.DataFrame:
+    """JPEG 2000 (OpenJPEG, each patch coded alone, decoded from its codestream) at every target and
+    MCT setting: one row a patch and setting, bpp from the whole codestream."""
+    from .codec_rd import jpeg2000_point
+
+    return pd.DataFrame([{"o_exp": o, "scene": scene, "draw": k, "satellite": sat, "mct": mct, "target_bpp": b,
+                          **jpeg2000_point(image, b, mct)}
+                         for o, scene, k, sat, image in progress(patches, desc="JPEG 2000 patches", unit="patch")
+                         for mct in cfg.mct for b in cfg.bpp])
+
+
+def jpeg2000_comparison(table: pd.DataFrame, j2k: pd.DataFrame) -> list[dict]:
+    """Per o_exp: JPEG 2000's mean R–D points on the same patches, and BD-rate / BD-PSNR of the codec
+    alone and of codec + DLRC (their λ ladders, every byte sent: strings, maps and containers)
+    against JPEG 2000's stronger MCT setting (negative BD-rate: fewer bits than JPEG 2000)."""
+    from .codec_rd import strongest_anchor
+
+    out = []
+    for o, g in table.groupby("o_exp", sort=True):
+        points = (j2k[j2k["o_exp"] == o].groupby(["mct", "target_bpp"], as_index=False)[["bpp", "psnr", "ms_ssim"]].mean())
+        ladder = g.groupby("lambda", as_index=False)[["baseline_bpp_sent", "dlrc_bpp_sent", "baseline_psnr",
+                                                      "dlrc_psnr"]].mean()
+        row = {"o_exp": float(o), "points": points.to_dict("records"), "patches": int(len(g.drop_duplicates(
+            ["scene", "draw", "satellite"])))}
+        for world in ("baseline", "dlrc"):
+            rate, dist, mct = strongest_anchor(points, ladder[f"{world}_bpp_sent"], ladder[f"{world}_psnr"])
+            row[f"{world}_bd_rate_pct"], row[f"{world}_bd_psnr_db"], row[f"{world}_anchor_mct"] = rate, dist, mct
+        out.append(row)
+    return out
+
+
+def rd_figures(results: list[dict], model: str, jpeg2000: pd.DataFrame | None = None):
+    """Figure 6 (R–D, PSNR and MS-SSIM, baseline vs DLRC; JPEG 2000's mean points on the same patches
+    when given) and Figure 7 (bpp breakdown)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -260,7 +292,13 @@ def rd_figures(results: list[dict], model: str):
             ax = axes[row, col]
             ax.plot([r["baseline"]["bpp_total"] for r in rs], [r["baseline"][metric] for r in rs], "o-", label=model)
             ax.plot([r["dlrc"]["bpp_total"] for r in rs], [r["dlrc"][metric] for r in rs], "s-", label=f"{model} + DLRC")
-            ax.set_xlabel("bpp (total, LZMA map included)")
+            if jpeg2000 is not None and len(jpeg2000[jpeg2000["o_exp"] == o]):
+                for mct, g in jpeg2000[jpeg2000["o_exp"] == o].groupby("mct"):
+                    m = g.groupby("target_bpp")[["bpp", metric]].mean()
+                    ax.plot(m["bpp"], m[metric], "^:", ms=4, label=f"JPEG 2000{' (MCT)' if mct else ''}")
+                ax.set_xlim(right=1.15 * max(r["baseline"]["bpp_total"] for r in rs))
+            ax.set_xlabel("bpp (total, LZMA map included)" if jpeg2000 is None
+                          else "bpp (learned: y, z, map; JPEG 2000: its whole codestream)")
             ax.set_ylabel(label)
             ax.set_title(f"o_exp = {o:g}", fontsize=10)
             ax.grid(alpha=0.3)
@@ -385,6 +423,7 @@ def run_rd(scenario, run) -> dict:
           + f", o_exp {ov.o_exp}, {ov.draws} draws, {len(conditions)} capture condition(s) × geo_grid {geo_values}")
     cfg = DLRCConfig(**d.core())
     rows = []
+    j2k_patches = []  # (o_exp, scene, draw, satellite, uint8 patch): the aligned captures of the first λ
     jobs = [(l, o, s, k) for l in codecs for o in ov.o_exp for s in draw_scenes for k in range(ov.draws)]
     for l, o, s, k in progress(jobs, desc="rd draws", unit="draw"):
         obs = seeded_draw(scenario.seed, ov, draw_scenes, o, s, k)
@@ -400,6 +439,8 @@ def run_rd(scenario, run) -> dict:
                 # the same perturbations with and without the grid: a paired comparison
                 rng = np.random.default_rng([scenario.seed, int(o * 1000), k, sorted(draw_scenes).index(s), ci])
                 group = capture_group(views, obs, levels, geo, ov.grid, rng)
+                if scenario.jpeg2000.enabled and l == next(iter(codecs)) and ci == 0 and geo == geo_values[0]:
+                    j2k_patches += [(o, scene_label(s), k, sat, to_uint8(x)) for sat, x in group.images.items()]
                 for r in evaluate_images(codecs[l], group.images, cfg):
                     sat = r["satellite"]
                     r.update(geometric_bound=obs.geometric_bound(), o_exp_actual=obs.o_exp, axis=axis, level=level,
@@ -424,7 +465,14 @@ def run_rd(scenario, run) -> dict:
         summary["dates"] = {scene_label(n): dt.isoformat() for n, dt in dates.items()}
     reference = [r for r in (summary.get("results_all_gaps") or results)
                  if r.get("axis", "aligned") == conditions[0][0] and not r.get("geo_grid", False)] or results
-    fig6, fig7 = rd_figures(reference, c.architecture)
+    j2k = None
+    if j2k_patches:
+        stage(f"JPEG 2000 on the same {len(j2k_patches)} patches")
+        j2k = jpeg2000_reference(j2k_patches, scenario.jpeg2000)
+        write_table(out_dir / "jpeg2000_patches.csv", j2k)
+        aligned = table if "axis" not in table.columns else table[(table["axis"] == conditions[0][0]) & ~table["geo_grid"]]
+        summary["jpeg2000"] = jpeg2000_comparison(aligned, j2k)
+    fig6, fig7 = rd_figures(reference, c.architecture, j2k)
     write_figure(out_dir / "fig6_rd.png", fig6)
     write_figure(out_dir / "fig7_bpp_breakdown.png", fig7)
     axes = list(dict.fromkeys(a for a, _, _ in conditions if a != "aligned"))
@@ -548,4 +596,10 @@ def format_rd_summary(summary: dict) -> str:
             "bound": f"{100 * r['geometric_bound']:.1f} %", "ΔPSNR [dB]": f"{r['delta_psnr']:+.3f}",
             "ΔMS-SSIM": f"{r['delta_ms_ssim']:+.4f}", "exact": r["decode_exact"]})
         rows.append(row)
-    return f"{summary['name']}: {summary['model']}\n" + pd.DataFrame(rows).to_string(index=False)
+    text = f"{summary['name']}: {summary['model']}\n" + pd.DataFrame(rows).to_string(index=False)
+    for j in summary.get("jpeg2000", []):
+        fmt = lambda v, unit: "n/a" if v is None else f"{v:+.2f}{unit}"  # noqa: E731
+        text += (f"\nagainst JPEG 2000 on the same {j['patches']} patches, o_exp {j['o_exp']:g} (every byte sent): "
+                 f"codec alone BD-rate {fmt(j['baseline_bd_rate_pct'], ' %')}, BD-PSNR {fmt(j['baseline_bd_psnr_db'], ' dB')}; "
+                 f"+ DLRC BD-rate {fmt(j['dlrc_bd_rate_pct'], ' %')}, BD-PSNR {fmt(j['dlrc_bd_psnr_db'], ' dB')}")
+    return text
