@@ -376,5 +376,5 @@ def format_codec_rd_summary(summary: dict) -> str:
            "BD-rate": "n/a" if b["bd_rate_pct"] is None else f"{b['bd_rate_pct']:+.1f} %",
            "BD-PSNR": "n/a" if b["bd_psnr_db"] is None else f"{b['bd_psnr_db']:+.2f} dB", "scenes": b["scenes"]}
           for b in summary.get("bjontegaard", [])]
-    return text + ("\n\nBjøntegaard deltas (model's λ ladder against the anchor's envelope, mean over scenes)\n"
+    return text + ("\n\nBjøntegaard deltas (model's λ ladder against the anchor's strongest setting, mean over scenes)\n"
                    + pd.DataFrame(bd).to_string(index=False) if bd else "")
