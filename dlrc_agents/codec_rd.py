@@ -10,8 +10,9 @@ its main header); the learned codecs' bpp counts their y and z strings (the shap
 few bytes, travels in our container header).
 
 BD-rate and BD-PSNR (the ``bjontegaard`` package, Akima interpolation) compare each
-architecture's λ ladder with each reference's envelope per scene, over the rates both
-curves cover, averaged over scenes; they need two or more λ of the architecture, else None.
+architecture's λ ladder with each reference's strongest setting per scene (its 4:2:0 or
+4:4:4 curve, with or without MCT: :func:`strongest_anchor`), over the rates both curves
+cover, averaged over scenes; they need two or more λ of the architecture, else None.
 
 "Beats JPEG" is decided per scene: JPEG's PSNR is interpolated (linearly in bpp,
 along its Pareto front) at the bpp the model spends on that scene; the gain is the
