@@ -519,6 +519,8 @@ class JointTrainingConfig(Strict):
     steps: int = Field(300, ge=1, description="joint steps (codec + U-Net together)")
     codec_lr: float = Field(1e-4, gt=0)
     aux_lr: float = Field(1e-3, gt=0)
+    unet_lr: float = Field(1e-4, gt=0, description="the U-Net's learning rate (it starts trained)")
+    patience: int = Field(6, ge=1, description="stop after this many evaluations without a better validation loss")
 
 
 class SegmentationConfig(Strict):
@@ -537,6 +539,9 @@ class SegmentationConfig(Strict):
     lr: float = Field(1e-3, gt=0)
     eval_every: int = Field(25, ge=1, description="validation loss every this many steps")
     patience: int = Field(4, ge=1, description="stop after this many evaluations without a better validation loss")
+    pos_weight: float | Literal["balanced"] | None = Field(
+        None, description="BCE weight of the positive class: none (plain BCE, the seed's), a number, or balanced "
+                          "(negatives / positives of the training split: rare classes such as buildings)")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default torch's)")
     joint: list[JointTrainingConfig] = Field([], description="joint codec + segmentation training runs")
 

@@ -95,9 +95,10 @@ def pad_to(x: torch.Tensor, multiple: int = 32) -> tuple[torch.Tensor, int, int]
     return (F.pad(x, (0, pw, 0, ph), mode="reflect") if ph or pw else x), h, w
 
 
-def masked_bce(logits: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Mean binary cross-entropy over the valid pixels."""
-    loss = F.binary_cross_entropy_with_logits(logits, truth, reduction="none")
+def masked_bce(logits: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor, pos_weight: float = 1.0) -> torch.Tensor:
+    """Mean binary cross-entropy over the valid pixels, positives weighted by ``pos_weight``."""
+    loss = F.binary_cross_entropy_with_logits(logits, truth, reduction="none",
+                                              pos_weight=torch.tensor(float(pos_weight)))
     return (loss * valid).sum() / valid.sum().clamp(min=1.0)
 
 
@@ -144,7 +145,7 @@ def predict(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def split_loss(model: torch.nn.Module, inputs: list[np.ndarray], chips: list[Chip]) -> float:
+def split_loss(model: torch.nn.Module, inputs: list[np.ndarray], chips: list[Chip], pos_weight: float = 1.0) -> float:
     """Pixel-weighted masked BCE of ``model`` over a split's whole chips."""
     model.eval()
     total, weight = 0.0, 0.0
@@ -152,7 +153,8 @@ def split_loss(model: torch.nn.Module, inputs: list[np.ndarray], chips: list[Chi
         padded, h, w = pad_to(torch.from_numpy(x)[None])
         logits = model(padded)[:, :, :h, :w]
         valid = torch.from_numpy(chip.valid).float()[None, None]
-        total += float(masked_bce(logits, torch.from_numpy(chip.truth).float()[None, None], valid)) * float(valid.sum())
+        total += float(masked_bce(logits, torch.from_numpy(chip.truth).float()[None, None], valid, pos_weight)) \
+            * float(valid.sum())
         weight += float(valid.sum())
     return total / max(weight, 1.0)
 
@@ -164,8 +166,8 @@ def scores(masks: list[np.ndarray], chips: list[Chip]) -> tuple[float, float]:
 
 
 def train_unet(backbone: str, train_x: list[np.ndarray], train_chips: list[Chip], val_x: list[np.ndarray],
-               val_chips: list[Chip], cfg, seed: int, desc: str, model: torch.nn.Module | None = None
-               ) -> tuple[torch.nn.Module, dict]:
+               val_chips: list[Chip], cfg, seed: int, desc: str, model: torch.nn.Module | None = None,
+               pos_weight: float = 1.0) -> tuple[torch.nn.Module, dict]:
     """Train a U-Net (BCE, Adam) with early stopping on the validation loss; the best model and its history."""
     torch.manual_seed(seed)
     model = model or build_unet(backbone, train_x[0].shape[0])
@@ -178,13 +180,13 @@ def train_unet(backbone: str, train_x: list[np.ndarray], train_chips: list[Chip]
         model.train()
         x, t, v = crops.batch(cfg.batch)
         opt.zero_grad()
-        loss = masked_bce(model(x), t, v)
+        loss = masked_bce(model(x), t, v, pos_weight)
         loss.backward()
         opt.step()
         step += 1
         bar.update(1)
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            val = split_loss(model, val_x, val_chips)
+            val = split_loss(model, val_x, val_chips, pos_weight)
             bar.set_postfix(train=f"{loss.item():.3f}", val=f"{val:.3f}")
             if val < best["loss"]:
                 best = {"loss": val, "step": step, "state": copy.deepcopy(model.state_dict())}
@@ -218,7 +220,8 @@ def conditions(splits: dict[str, list[Chip]], j2k_cfg, codecs: list):
         yield codec, extra, decoded, sum(per_chip[k][3] for per_chip in coded["test"])
 
 
-def task_condition_rows(task, splits, norm, scenario, codecs, seed: int) -> tuple[list[dict], dict]:
+def task_condition_rows(task, splits, norm, scenario, codecs, seed: int, pos_weight: float = 1.0
+                        ) -> tuple[list[dict], dict]:
     """Train and score U-Nets for one task: every backbone on the uncompressed bands (Table 1), and
     the curve backbone on the data of every codec and rate (Figure 2). Also returns the curve
     backbone's U-Net of each learned codec (the joint training's starting point)."""
@@ -238,7 +241,7 @@ def task_condition_rows(task, splits, norm, scenario, codecs, seed: int) -> tupl
             label = f"{task.name} {backbone} {codec}" + (f" {extra.get('target_bits_per_sample', extra.get('lambda'))}"
                                                            if extra else "")
             model, info = train_unet(backbone, inputs["train"], splits["train"], inputs["validation"],
-                                     splits["validation"], cfg, seed, label)
+                                     splits["validation"], cfg, seed, label, pos_weight=pos_weight)
             f_pos, f_macro = scores([predict(model, x) for x in inputs["test"]], test_chips)
             rows.append({"task": task.name, "backbone": backbone, "codec": codec, **extra, "bands": bands,
                          "bpp": None if nbytes is None else 8 * nbytes / pixels,
@@ -256,7 +259,19 @@ def code_learned(codec, raw: np.ndarray) -> tuple[np.ndarray, int]:
     return decoded, nbytes
 
 
-def joint_train(joint, task, splits, norm, codec, unet, cfg, seed: int):
+def positive_weight(setting, chips: list[Chip]) -> float:
+    """BCE weight of the positive class: 1 (plain BCE, the seed's), a number, or ``balanced``:
+    negatives over positives among the training split's labelled pixels (rare buildings)."""
+    if setting is None:
+        return 1.0
+    if setting == "balanced":
+        pos = sum(int((c.truth & c.valid).sum()) for c in chips)
+        neg = sum(int((~c.truth & c.valid).sum()) for c in chips)
+        return neg / max(pos, 1)
+    return float(setting)
+
+
+def joint_train(joint, task, splits, norm, codec, unet, cfg, seed: int, pos_weight: float = 1.0):
     """Fine-tune ``codec`` and ``unet`` together on the seed's Equation 1, L = λ·255²·MSE + R + γ·BCE,
     three Adam optimisers (codec transforms, bottleneck quantiles, U-Net), early stopping on the
     validation split's L. Returns (the tuned codec, ready to code; the U-Net; history)."""
@@ -267,7 +282,7 @@ def joint_train(joint, task, splits, norm, codec, unet, cfg, seed: int):
     main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     opts = (torch.optim.Adam(main, lr=joint.codec_lr), torch.optim.Adam(aux, lr=joint.aux_lr),
-            torch.optim.Adam(unet.parameters(), lr=cfg.lr))
+            torch.optim.Adam(unet.parameters(), lr=joint.unet_lr))
     codec_in = codec.bands.to_batch
     c_off = torch.tensor(codec.bands.offset, dtype=torch.float32)[None, :, None, None]
     c_scale = torch.tensor(codec.bands.scale, dtype=torch.float32)[None, :, None, None]
@@ -280,7 +295,7 @@ def joint_train(joint, task, splits, norm, codec, unet, cfg, seed: int):
     def loss_of(x, t, v):
         out = model(x)
         rd = rate_distortion_loss(out, x, joint.lmbda)
-        bce = masked_bce(unet(to_unet(out["x_hat"])), t, v)
+        bce = masked_bce(unet(to_unet(out["x_hat"])), t, v, pos_weight)
         return rd["loss"] + joint.gamma * bce, rd, bce
 
     crops = Crops([codec_in(c.raw[None])[0] for c in splits["train"]], splits["train"], cfg.crop, seed)
@@ -327,7 +342,7 @@ def joint_train(joint, task, splits, norm, codec, unet, cfg, seed: int):
                 since_best = 0
             else:
                 since_best += 1
-                if since_best >= cfg.patience:
+                if since_best >= joint.patience:
                     break
     bar.close()
     model.load_state_dict(best["codec"])
@@ -340,10 +355,11 @@ def joint_train(joint, task, splits, norm, codec, unet, cfg, seed: int):
     return tuned, unet, {"steps_trained": step, "best_step": best["step"], "val_loss": best["loss"]}
 
 
-def joint_row(joint, task, splits, norm, codec, unet, cfg, seed: int) -> tuple[dict, object, torch.nn.Module]:
+def joint_row(joint, task, splits, norm, codec, unet, cfg, seed: int, pos_weight: float = 1.0
+              ) -> tuple[dict, object, torch.nn.Module]:
     """:func:`joint_train`, then the test split coded with real bitstreams by the tuned codec: bpp from
     the bytes, PSNR, and the tuned U-Net's F1 on the decoded chips. (row, tuned codec, U-Net)."""
-    tuned, unet, info = joint_train(joint, task, splits, norm, codec, unet, cfg, seed)
+    tuned, unet, info = joint_train(joint, task, splits, norm, codec, unet, cfg, seed, pos_weight)
     decoded, nbytes = [], 0
     for chip in splits["test"]:
         dec, n = code_learned(tuned, chip.raw)
@@ -394,8 +410,9 @@ def run_segmentation(scenario, tasks: list[tuple], codecs: list) -> tuple[list[d
         norm = training_normalisation([c.raw for c in splits["train"]], seed=scenario.seed)
         stage(f"segmentation {task.name}: {splits['test'][0].raw.shape[2]} bands, "
               + ", ".join(f"{s} {sum(c.pixels for c in chips)} px" for s, chips in splits.items()))
+        pos_weight = positive_weight(cfg.pos_weight, splits["train"])
         task_rows, unets = task_condition_rows(task, splits, norm, scenario, codecs if task.learned else [],
-                                              scenario.seed)
+                                              scenario.seed, pos_weight)
         rows += task_rows
         facts[task.name] = {s: {"chips": len(chips), "pixels": sum(c.pixels for c in chips),
                                 "labelled_pixels": int(sum(c.valid.sum() for c in chips)),
@@ -403,6 +420,7 @@ def run_segmentation(scenario, tasks: list[tuple], codecs: list) -> tuple[list[d
                                                            / max(sum(c.valid.sum() for c in chips), 1))}
                             for s, chips in splits.items()}
         facts[task.name]["normalisation"] = {"offset": list(norm.offset), "scale": list(norm.scale)}
+        facts[task.name]["bce_positive_weight"] = pos_weight
         for joint in [j for j in cfg.joint if j.task == task.name]:
             codec = next((c for c in codecs if c.bands is not None and c.in_channels == splits["test"][0].raw.shape[2]
                           and c.lmbda == joint.lmbda and c.architecture == joint.architecture), None)
@@ -410,7 +428,7 @@ def run_segmentation(scenario, tasks: list[tuple], codecs: list) -> tuple[list[d
                 raise DataError(f"segmentation.joint: no {splits['test'][0].raw.shape[2]}-band {joint.architecture} at "
                                 f"λ={joint.lmbda:g} among the scenario's models")
             row, _, _ = joint_row(joint, task, splits, norm, codec, unets[(joint.architecture, joint.lmbda)], cfg,
-                                  scenario.seed)
+                                  scenario.seed, pos_weight)
             row.update(equal_bpp_comparison(row, task_rows))
             joint_rows.append(row)
     return rows, joint_rows, facts
@@ -493,8 +511,9 @@ def joint_command(scenario_path, task_name: str, gamma: float, steps: int, out_d
     decoded = {s: [code_learned(codec, c.raw)[0] for c in chips] for s, chips in splits.items()}
     inputs = {s: [normalise(d[None])[0] for d in decoded[s]] for s in decoded}
     stage(f"standalone U-Net ({cfg.curve_backbone}) on {codec.architecture}'s decoded {task_name}")
+    pos_weight = positive_weight(cfg.pos_weight, splits["train"])
     unet, _ = train_unet(cfg.curve_backbone, inputs["train"], splits["train"], inputs["validation"],
-                         splits["validation"], cfg, seed, f"{task_name} standalone U-Net")
+                         splits["validation"], cfg, seed, f"{task_name} standalone U-Net", pos_weight=pos_weight)
     test_bytes = sum(code_learned(codec, c.raw)[1] for c in splits["test"])
     pixels = sum(c.pixels for c in splits["test"])
     f_pos, f_macro = scores([predict(unet, x) for x in inputs["test"]], splits["test"])
@@ -502,7 +521,7 @@ def joint_command(scenario_path, task_name: str, gamma: float, steps: int, out_d
                   "f1_pos": f_pos, "f1_macro": f_macro}
     joint = JointTrainingConfig(task=task_name, lmbda=codec.lmbda, gamma=gamma, steps=steps, codec_lr=codec_lr,
                                 aux_lr=aux_lr)
-    row, tuned, unet = joint_row(joint, task, splits, norm, codec, unet, cfg, seed)
+    row, tuned, unet = joint_row(joint, task, splits, norm, codec, unet, cfg, seed, pos_weight)
     out_dir = Path(out_dir)
     export_checkpoint(tuned.model, out_dir / "codec.pt", architecture=codec.architecture, N=codec.N, M=codec.M,
                       lmbda=codec.lmbda, steps=row["best_step"], seed=seed, data=[str(scenario_path) + ":" + task_name],

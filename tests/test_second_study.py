@@ -173,3 +173,14 @@ def test_downstream_segmentation_end_to_end(tmp_path, capsys):
     assert main(["train", "--arch", "bmshj2018-hyperprior", "--lambda", "0.01", "--joint-task", f"{tmp_path / 's.yaml'}:nope",
                  "--init", str(ckpt), "--out", str(out)]) != 0
     assert "no segmentation task 'nope'" in capsys.readouterr().err
+
+
+def test_balanced_positive_weight_is_negatives_over_positives():
+    from dlrc_agents.segmentation import Chip, positive_weight
+
+    label = np.zeros((8, 8), np.int16)
+    label[:2, :2] = 1  # 4 positives
+    label[7, :] = -1  # 8 unlabelled
+    chip = Chip(np.zeros((8, 8, 1), np.uint16), label, positive=1, ignore=-1)
+    assert positive_weight("balanced", [chip]) == pytest.approx((64 - 8 - 4) / 4)
+    assert positive_weight(None, [chip]) == 1.0 and positive_weight(2.5, [chip]) == 2.5
