@@ -200,13 +200,13 @@ def train_unet(backbone: str, train_x: list[np.ndarray], train_chips: list[Chip]
     return model, {"steps_trained": step, "best_step": best["step"], "val_loss": best["loss"]}
 
 
-def split_psnr(chips: list[Chip], decoded: list[np.ndarray]) -> tuple[float, float]:
-    """(PSNR [dB] over every sample of the split, peak its largest raw sample; bits are counted elsewhere)."""
+def split_psnr(chips: list[Chip], decoded: list[np.ndarray]) -> float:
+    """PSNR [dB] over every sample of the split, the peak its largest raw sample (as band_sets_rd.csv)."""
     peak = float(max(int(c.raw.max()) for c in chips) or 1)
     err = sum(float(np.sum((c.raw.astype(np.float64) - d.astype(np.float64)) ** 2)) for c, d in zip(chips, decoded))
     n = sum(c.raw.size for c in chips)
     mse = err / n
-    return (math.inf if mse == 0 else 10 * math.log10(peak ** 2 / mse)), peak
+    return math.inf if mse == 0 else 10 * math.log10(peak ** 2 / mse)
 
 
 def conditions(splits: dict[str, list[Chip]], j2k_cfg, codecs: list):
@@ -234,7 +234,7 @@ def task_condition_rows(task, splits, norm, scenario, codecs, seed: int, pos_wei
     rows, unets = [], {}
     for codec, extra, decoded, nbytes in conditions(splits, j2k, codecs):
         inputs = {s: [normalise(d[None])[0] for d in decoded[s]] for s in decoded}
-        psnr, _ = split_psnr(test_chips, decoded["test"])
+        psnr = split_psnr(test_chips, decoded["test"])
         backbones = cfg.backbones if codec == "uncompressed" else [cfg.curve_backbone]
         for backbone in backbones:
             started = time.perf_counter()
@@ -371,7 +371,7 @@ def joint_row(joint, task, splits, norm, codec, unet, cfg, seed: int, pos_weight
     bands = splits["test"][0].raw.shape[2]
     return {"task": task.name, "backbone": cfg.curve_backbone, "codec": codec.architecture, "lambda": joint.lmbda,
             "gamma": joint.gamma, "bands": bands, "bpp": 8 * nbytes / pixels,
-            "bits_per_sample": 8 * nbytes / (pixels * bands), "psnr": split_psnr(splits["test"], decoded)[0],
+            "bits_per_sample": 8 * nbytes / (pixels * bands), "psnr": split_psnr(splits["test"], decoded),
             "f1_pos": f_pos, "f1_macro": f_macro, "training": "joint", **info}, tuned, unet
 
 
@@ -517,7 +517,7 @@ def joint_command(scenario_path, task_name: str, gamma: float, steps: int, out_d
     test_bytes = sum(code_learned(codec, c.raw)[1] for c in splits["test"])
     pixels = sum(c.pixels for c in splits["test"])
     f_pos, f_macro = scores([predict(unet, x) for x in inputs["test"]], splits["test"])
-    standalone = {"bpp": 8 * test_bytes / pixels, "psnr": split_psnr(splits["test"], decoded["test"])[0],
+    standalone = {"bpp": 8 * test_bytes / pixels, "psnr": split_psnr(splits["test"], decoded["test"]),
                   "f1_pos": f_pos, "f1_macro": f_macro}
     joint = JointTrainingConfig(task=task_name, lmbda=codec.lmbda, gamma=gamma, steps=steps, codec_lr=codec_lr,
                                 aux_lr=aux_lr)
