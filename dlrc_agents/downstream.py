@@ -79,6 +79,16 @@ def task_rows(task, raw: np.ndarray, label: np.ndarray, j2k_cfg, codecs: list) -
     return rows
 
 
+def f1_axes(ax, metric: str, title: str, xlabel: str = "bits per sample") -> None:
+    """The F1-against-rate panel's axes: log rate, the metric's name, a small title, grid and legend."""
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title(title, fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
 def downstream_figure(table: pd.DataFrame):
     """F1 of the positive class and macro F1 against bits per sample, a panel pair a task."""
     import matplotlib
@@ -99,12 +109,7 @@ def downstream_figure(table: pd.DataFrame):
                 g = g.sort_values("bits_per_sample")
                 ax.plot(g["bits_per_sample"], g[metric], "o-", label=f"{codec}{' (MCT)' if mct is True else ''}")
             ax.axhline(ref[metric], color="k", ls=":", label="uncompressed")
-            ax.set_xscale("log")
-            ax.set_xlabel("bits per sample")
-            ax.set_ylabel(metric.replace("_", " "))
-            ax.set_title(f"{task}: {ref['backbone']}", fontsize=8)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+            f1_axes(ax, metric, f"{task}: {ref['backbone']}")
     fig.tight_layout()
     return fig
 

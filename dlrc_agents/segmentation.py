@@ -28,7 +28,7 @@ from edgespacecom.progress import progress, stage
 
 from .codec_rd import code_band_set, crop_to_multiple
 from .data import DataError, open_raster, read_band_set, scene_names
-from .downstream import f1_scores
+from .downstream import f1_axes, f1_scores
 from .train import rate_distortion_loss, training_normalisation
 
 #: segmentation-models-pytorch's encoder names for the seed's two backbones.
@@ -165,6 +165,29 @@ def scores(masks: list[np.ndarray], chips: list[Chip]) -> tuple[float, float]:
                      np.concatenate([c.valid.ravel() for c in chips]))
 
 
+class EarlyStopping:
+    """Keeps the modules' state at their best validation loss; says when ``patience`` evaluations
+    in a row brought no better one."""
+
+    def __init__(self, modules: dict[str, torch.nn.Module], patience: int, loss: float = math.inf):
+        self.modules, self.patience = modules, patience
+        self.loss, self.step, self.since = loss, 0, 0
+        self.states = {k: copy.deepcopy(m.state_dict()) for k, m in modules.items()}
+
+    def stop(self, loss: float, step: int) -> bool:
+        """Record an evaluation; True when training should end."""
+        if loss < self.loss:
+            self.loss, self.step, self.since = loss, step, 0
+            self.states = {k: copy.deepcopy(m.state_dict()) for k, m in self.modules.items()}
+            return False
+        self.since += 1
+        return self.since >= self.patience
+
+    def restore(self) -> None:
+        for k, m in self.modules.items():
+            m.load_state_dict(self.states[k])
+
+
 def train_unet(backbone: str, train_x: list[np.ndarray], train_chips: list[Chip], val_x: list[np.ndarray],
                val_chips: list[Chip], cfg, seed: int, desc: str, model: torch.nn.Module | None = None,
                pos_weight: float = 1.0) -> tuple[torch.nn.Module, dict]:
@@ -173,8 +196,8 @@ def train_unet(backbone: str, train_x: list[np.ndarray], train_chips: list[Chip]
     model = model or build_unet(backbone, train_x[0].shape[0])
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     crops = Crops(train_x, train_chips, cfg.crop, seed)
-    best = {"loss": math.inf, "step": 0, "state": copy.deepcopy(model.state_dict())}
-    since_best, step = 0, 0
+    best = EarlyStopping({"unet": model}, cfg.patience)
+    step = 0
     bar = progress(total=cfg.steps, desc=desc, unit="step", leave=False)
     while step < cfg.steps:
         model.train()
@@ -188,16 +211,11 @@ def train_unet(backbone: str, train_x: list[np.ndarray], train_chips: list[Chip]
         if step % cfg.eval_every == 0 or step == cfg.steps:
             val = split_loss(model, val_x, val_chips, pos_weight)
             bar.set_postfix(train=f"{loss.item():.3f}", val=f"{val:.3f}")
-            if val < best["loss"]:
-                best = {"loss": val, "step": step, "state": copy.deepcopy(model.state_dict())}
-                since_best = 0
-            else:
-                since_best += 1
-                if since_best >= cfg.patience:
-                    break
+            if best.stop(val, step):
+                break
     bar.close()
-    model.load_state_dict(best["state"])
-    return model, {"steps_trained": step, "best_step": best["step"], "val_loss": best["loss"]}
+    best.restore()
+    return model, {"steps_trained": step, "best_step": best.step, "val_loss": best.loss}
 
 
 def split_psnr(chips: list[Chip], decoded: list[np.ndarray]) -> float:
@@ -314,9 +332,8 @@ def joint_train(joint, task, splits, norm, codec, unet, cfg, seed: int, pos_weig
         unet.train()
         return total / len(val_x)
 
-    best = {"loss": val_loss(), "step": 0, "codec": copy.deepcopy(model.state_dict()),
-            "unet": copy.deepcopy(unet.state_dict())}
-    since_best, step = 0, 0
+    best = EarlyStopping({"codec": model, "unet": unet}, joint.patience, val_loss())
+    step = 0
     bar = progress(total=joint.steps, desc=f"joint {task.name} λ={joint.lmbda:g} γ={joint.gamma:g}", unit="step",
                    leave=False)
     unet.train()
@@ -336,23 +353,16 @@ def joint_train(joint, task, splits, norm, codec, unet, cfg, seed: int, pos_weig
         if step % cfg.eval_every == 0 or step == joint.steps:
             val = val_loss()
             bar.set_postfix(bpp=f"{rd['bpp'].item():.3f}", bce=f"{bce.item():.3f}", val=f"{val:.3f}")
-            if val < best["loss"]:
-                best = {"loss": val, "step": step, "codec": copy.deepcopy(model.state_dict()),
-                        "unet": copy.deepcopy(unet.state_dict())}
-                since_best = 0
-            else:
-                since_best += 1
-                if since_best >= joint.patience:
-                    break
+            if best.stop(val, step):
+                break
     bar.close()
-    model.load_state_dict(best["codec"])
-    unet.load_state_dict(best["unet"])
+    best.restore()
     model.update(force=True)
     model.eval()
     tuned = copy.copy(codec)
     tuned.model = model
     tuned.source = f"joint({codec.source}, gamma={joint.gamma:g})"
-    return tuned, unet, {"steps_trained": step, "best_step": best["step"], "val_loss": best["loss"]}
+    return tuned, unet, {"steps_trained": step, "best_step": best.step, "val_loss": best.loss}
 
 
 def joint_row(joint, task, splits, norm, codec, unet, cfg, seed: int, pos_weight: float = 1.0
@@ -461,12 +471,8 @@ def segmentation_figure(table):
                 ax.plot(joint["bits_per_sample"], joint[metric], "*", ms=12, label="joint (Eq. 1)")
             if len(ref):
                 ax.axhline(ref[metric].iloc[0], color="k", ls=":", label="uncompressed")
-            ax.set_xscale("log")
-            ax.set_xlabel("bits per sample (test split)")
-            ax.set_ylabel(metric.replace("_", " "))
-            ax.set_title(f"{task} ({int(t['bands'].iloc[0])} bands), U-Net {curve_backbone}", fontsize=8)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+            f1_axes(ax, metric, f"{task} ({int(t['bands'].iloc[0])} bands), U-Net {curve_backbone}",
+                    "bits per sample (test split)")
     fig.tight_layout()
     return fig
 
