@@ -528,8 +528,9 @@ class SegmentationConfig(Strict):
     weights): BCE, Adam, random crops with flips, early stopping on the validation split's loss."""
 
     backbones: list[Literal["mobilenet_v2", "resnet34"]] = Field(["mobilenet_v2", "resnet34"], min_length=1)
-    curve_backbone: Literal["mobilenet_v2", "resnet34"] = Field(
-        "mobilenet_v2", description="the backbone trained on decoded data at every codec and rate (F1 against bpp)")
+    curve_backbone: Literal["mobilenet_v2", "resnet34", "best"] = Field(
+        "best", description="the backbone trained on decoded data at every codec and rate (F1 against bpp); best: "
+                            "per task, the one with the lower validation loss on the uncompressed bands")
     bits_per_sample: list[float] = Field([0.05, 0.2, 0.8], min_length=1,
                                          description="JPEG 2000 targets for the F1–bpp curves")
     mct: bool = Field(True, description="JPEG 2000's multi-component transform where it applies (3 or 4 bands)")

@@ -250,10 +250,13 @@ def task_condition_rows(task, splits, norm, scenario, codecs, seed: int, pos_wei
     pixels = sum(c.pixels for c in test_chips)
     bands = test_chips[0].raw.shape[2]
     rows, unets = [], {}
+    curve_backbone = cfg.curve_backbone
     for codec, extra, decoded, nbytes in conditions(splits, j2k, codecs):
         inputs = {s: [normalise(d[None])[0] for d in decoded[s]] for s in decoded}
         psnr = split_psnr(test_chips, decoded["test"])
-        backbones = cfg.backbones if codec == "uncompressed" else [cfg.curve_backbone]
+        if codec != "uncompressed" and curve_backbone == "best":  # chosen on the validation split, never the test
+            curve_backbone = min((r for r in rows if r["codec"] == "uncompressed"), key=lambda r: r["val_loss"])["backbone"]
+        backbones = cfg.backbones if codec == "uncompressed" else [curve_backbone]
         for backbone in backbones:
             started = time.perf_counter()
             label = f"{task.name} {backbone} {codec}" + (f" {extra.get('target_bits_per_sample', extra.get('lambda'))}"
@@ -332,7 +335,8 @@ def joint_train(joint, task, splits, norm, codec, unet, cfg, seed: int, pos_weig
         unet.train()
         return total / len(val_x)
 
-    best = EarlyStopping({"codec": model, "unet": unet}, joint.patience, val_loss())
+    start_loss = val_loss()
+    best = EarlyStopping({"codec": model, "unet": unet}, joint.patience, start_loss)
     step = 0
     bar = progress(total=joint.steps, desc=f"joint {task.name} λ={joint.lmbda:g} γ={joint.gamma:g}", unit="step",
                    leave=False)
@@ -362,10 +366,11 @@ def joint_train(joint, task, splits, norm, codec, unet, cfg, seed: int, pos_weig
     tuned = copy.copy(codec)
     tuned.model = model
     tuned.source = f"joint({codec.source}, gamma={joint.gamma:g})"
-    return tuned, unet, {"steps_trained": step, "best_step": best.step, "val_loss": best.loss}
+    return tuned, unet, {"steps_trained": step, "best_step": best.step, "val_loss": best.loss,
+                         "val_loss_start": start_loss}
 
 
-def joint_row(joint, task, splits, norm, codec, unet, cfg, seed: int, pos_weight: float = 1.0
+def joint_row(joint, task, splits, norm, codec, unet, backbone: str, cfg, seed: int, pos_weight: float = 1.0
               ) -> tuple[dict, object, torch.nn.Module]:
     """:func:`joint_train`, then the test split coded with real bitstreams by the tuned codec: bpp from
     the bytes, PSNR, and the tuned U-Net's F1 on the decoded chips. (row, tuned codec, U-Net)."""
@@ -379,7 +384,7 @@ def joint_row(joint, task, splits, norm, codec, unet, cfg, seed: int, pos_weight
     f_pos, f_macro = scores([predict(unet, normalise(d[None])[0]) for d in decoded], splits["test"])
     pixels = sum(c.pixels for c in splits["test"])
     bands = splits["test"][0].raw.shape[2]
-    return {"task": task.name, "backbone": cfg.curve_backbone, "codec": codec.architecture, "lambda": joint.lmbda,
+    return {"task": task.name, "backbone": backbone, "codec": codec.architecture, "lambda": joint.lmbda,
             "gamma": joint.gamma, "bands": bands, "bpp": 8 * nbytes / pixels,
             "bits_per_sample": 8 * nbytes / (pixels * bands), "psnr": split_psnr(splits["test"], decoded),
             "f1_pos": f_pos, "f1_macro": f_macro, "training": "joint", **info}, tuned, unet
@@ -437,8 +442,10 @@ def run_segmentation(scenario, tasks: list[tuple], codecs: list) -> tuple[list[d
             if codec is None or (joint.architecture, joint.lmbda) not in unets:
                 raise DataError(f"segmentation.joint: no {splits['test'][0].raw.shape[2]}-band {joint.architecture} at "
                                 f"λ={joint.lmbda:g} among the scenario's models")
-            row, _, _ = joint_row(joint, task, splits, norm, codec, unets[(joint.architecture, joint.lmbda)], cfg,
-                                  scenario.seed, pos_weight)
+            backbone = next(r["backbone"] for r in task_rows
+                            if r["codec"] == joint.architecture and r.get("lambda") == joint.lmbda)
+            row, _, _ = joint_row(joint, task, splits, norm, codec, unets[(joint.architecture, joint.lmbda)], backbone,
+                                  cfg, scenario.seed, pos_weight)
             row.update(equal_bpp_comparison(row, task_rows))
             joint_rows.append(row)
     return rows, joint_rows, facts
@@ -516,10 +523,15 @@ def joint_command(scenario_path, task_name: str, gamma: float, steps: int, out_d
     normalise = norm.to_batch
     decoded = {s: [code_learned(codec, c.raw)[0] for c in chips] for s, chips in splits.items()}
     inputs = {s: [normalise(d[None])[0] for d in decoded[s]] for s in decoded}
-    stage(f"standalone U-Net ({cfg.curve_backbone}) on {codec.architecture}'s decoded {task_name}")
     pos_weight = positive_weight(cfg.pos_weight, splits["train"])
-    unet, _ = train_unet(cfg.curve_backbone, inputs["train"], splits["train"], inputs["validation"],
-                         splits["validation"], cfg, seed, f"{task_name} standalone U-Net", pos_weight=pos_weight)
+    candidates = cfg.backbones if cfg.curve_backbone == "best" else [cfg.curve_backbone]
+    trained = []
+    for backbone in candidates:  # "best": the lower validation loss, as the downstream kind chooses
+        stage(f"standalone U-Net ({backbone}) on {codec.architecture}'s decoded {task_name}")
+        trained.append((backbone, *train_unet(backbone, inputs["train"], splits["train"], inputs["validation"],
+                                              splits["validation"], cfg, seed, f"{task_name} standalone U-Net",
+                                              pos_weight=pos_weight)))
+    backbone, unet, _ = min(trained, key=lambda t: t[2]["val_loss"])
     test_bytes = sum(code_learned(codec, c.raw)[1] for c in splits["test"])
     pixels = sum(c.pixels for c in splits["test"])
     f_pos, f_macro = scores([predict(unet, x) for x in inputs["test"]], splits["test"])
@@ -527,12 +539,12 @@ def joint_command(scenario_path, task_name: str, gamma: float, steps: int, out_d
                   "f1_pos": f_pos, "f1_macro": f_macro}
     joint = JointTrainingConfig(task=task_name, lmbda=codec.lmbda, gamma=gamma, steps=steps, codec_lr=codec_lr,
                                 aux_lr=aux_lr)
-    row, tuned, unet = joint_row(joint, task, splits, norm, codec, unet, cfg, seed, pos_weight)
+    row, tuned, unet = joint_row(joint, task, splits, norm, codec, unet, backbone, cfg, seed, pos_weight)
     out_dir = Path(out_dir)
     export_checkpoint(tuned.model, out_dir / "codec.pt", architecture=codec.architecture, N=codec.N, M=codec.M,
                       lmbda=codec.lmbda, steps=row["best_step"], seed=seed, data=[str(scenario_path) + ":" + task_name],
                       bands=codec.bands, extra={"joint": {"gamma": gamma, "start": codec.source}})
-    atomic_torch_save(out_dir / "unet.pt", {"backbone": cfg.curve_backbone, "in_channels": bands,
+    atomic_torch_save(out_dir / "unet.pt", {"backbone": backbone, "in_channels": bands,
                                             "state_dict": unet.state_dict()})
     summary = {"task": task_name, "start": codec.source, "standalone": standalone, "joint": row}
     write_json(out_dir / "joint_summary.json", summary)
