@@ -515,7 +515,9 @@ class JointTrainingConfig(Strict):
     task: str = Field(..., description="the segmentation task it runs on")
     architecture: str = Field("bmshj2018-hyperprior", description="the start codec's architecture")
     lmbda: float = Field(..., gt=0, description="λ: the start codec (models with the task's bands) and the loss")
-    gamma: float = Field(..., gt=0, description="γ: the weight of the segmentation loss")
+    gamma: float = Field(..., ge=0, description="γ: the weight of the segmentation loss; 0 is the control: the "
+                                                "same steps with the U-Net trained on the codec's output but no "
+                                                "gradient from it into the codec (separate optimisation)")
     steps: int = Field(300, ge=1, description="joint steps (codec + U-Net together)")
     codec_lr: float = Field(1e-4, gt=0)
     aux_lr: float = Field(1e-3, gt=0)

@@ -97,8 +97,8 @@ def joint_train_command(args, out: Path) -> int:
     scenario, sep, task = args.joint_task.rpartition(":")
     if not sep or not scenario or not task:
         raise ValueError("--joint-task: expected SCENARIO.yaml:TASK")
-    if args.gamma <= 0:
-        raise ValueError("--gamma: must be > 0")
+    if args.gamma < 0:
+        raise ValueError("--gamma: must be >= 0 (0: the separate-training control)")
     summary = joint_command(Path(scenario), task, args.gamma, args.steps, out, architecture=args.arch,
                             lmbda=args.lmbda, init=args.init, seed=args.seed, codec_lr=args.lr)
     s, j = summary["standalone"], summary["joint"]

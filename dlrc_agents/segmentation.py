@@ -316,7 +316,10 @@ def joint_train(joint, task, splits, norm, codec, unet, cfg, seed: int, pos_weig
     def loss_of(x, t, v):
         out = model(x)
         rd = rate_distortion_loss(out, x, joint.lmbda)
-        bce = masked_bce(unet(to_unet(out["x_hat"])), t, v, pos_weight)
+        x_hat = out["x_hat"] if joint.gamma > 0 else out["x_hat"].detach()  # γ = 0: the separate-training control
+        bce = masked_bce(unet(to_unet(x_hat)), t, v, pos_weight)
+        if joint.gamma == 0:
+            return rd["loss"] + bce, rd, bce
         return rd["loss"] + joint.gamma * bce, rd, bce
 
     crops = Crops([codec_in(c.raw[None])[0] for c in splits["train"]], splits["train"], cfg.crop, seed)
@@ -537,8 +540,12 @@ def joint_command(scenario_path, task_name: str, gamma: float, steps: int, out_d
     f_pos, f_macro = scores([predict(unet, x) for x in inputs["test"]], splits["test"])
     standalone = {"bpp": 8 * test_bytes / pixels, "psnr": split_psnr(splits["test"], decoded["test"]),
                   "f1_pos": f_pos, "f1_macro": f_macro}
-    joint = JointTrainingConfig(task=task_name, lmbda=codec.lmbda, gamma=gamma, steps=steps, codec_lr=codec_lr,
-                                aux_lr=aux_lr)
+    # the scenario's own joint entry for this task, codec and λ sets the rest (patience, U-Net rate)
+    like = next((j for j in cfg.joint if j.task == task_name and j.lmbda == codec.lmbda
+                 and j.architecture == codec.architecture), None)
+    joint = JointTrainingConfig(**{**(like.model_dump() if like else {}), "task": task_name, "lmbda": codec.lmbda,
+                                   "architecture": codec.architecture, "gamma": gamma, "steps": steps,
+                                   "codec_lr": codec_lr, "aux_lr": aux_lr})
     row, tuned, unet = joint_row(joint, task, splits, norm, codec, unet, backbone, cfg, seed, pos_weight)
     out_dir = Path(out_dir)
     export_checkpoint(tuned.model, out_dir / "codec.pt", architecture=codec.architecture, N=codec.N, M=codec.M,
