@@ -79,9 +79,17 @@ def task_rows(task, raw: np.ndarray, label: np.ndarray, j2k_cfg, codecs: list) -
     return rows
 
 
+#: One colour per codec in every F1 panel.
+CODEC_COLOURS = {"jpeg2000": "tab:green", "bmshj2018-hyperprior": "tab:blue", "cheng2020-gmm": "tab:orange",
+                 "mbt2018-mean": "tab:purple", "mbt2018": "tab:brown"}
+
+
 def f1_axes(ax, metric: str, title: str, xlabel: str = "bits per sample") -> None:
     """The F1-against-rate panel's axes: log rate, the metric's name, a small title, grid and legend."""
+    from matplotlib.ticker import NullFormatter
+
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only: the minor ones overlap
     ax.set_xlabel(xlabel)
     ax.set_ylabel(metric.replace("_", " "))
     ax.set_title(title, fontsize=8)
@@ -107,7 +115,8 @@ def downstream_figure(table: pd.DataFrame):
             for (codec, mct), g in coded.groupby([coded["codec"], coded.get("mct", pd.Series(index=coded.index,
                                                                                                 dtype=object)).fillna("")]):
                 g = g.sort_values("bits_per_sample")
-                ax.plot(g["bits_per_sample"], g[metric], "o-", label=f"{codec}{' (MCT)' if mct is True else ''}")
+                ax.plot(g["bits_per_sample"], g[metric], "o-" if mct is not False else "s--",
+                        color=CODEC_COLOURS.get(codec), label=f"{codec}{' (MCT)' if mct is True else ''}")
             ax.axhline(ref[metric], color="k", ls=":", label="uncompressed")
             f1_axes(ax, metric, f"{task}: {ref['backbone']}")
     fig.tight_layout()

@@ -28,7 +28,7 @@ from edgespacecom.progress import progress, stage
 
 from .codec_rd import code_band_set, crop_to_multiple
 from .data import DataError, open_raster, read_band_set, scene_names
-from .downstream import f1_axes, f1_scores
+from .downstream import CODEC_COLOURS, f1_axes, f1_scores
 from .train import rate_distortion_loss, training_normalisation
 
 #: segmentation-models-pytorch's encoder names for the seed's two backbones.
@@ -475,10 +475,10 @@ def segmentation_figure(table):
             coded = t[(t["codec"] != "uncompressed") & (t["training"] == "standalone")]
             for codec, g in coded.groupby("codec"):
                 g = g.sort_values("bits_per_sample")
-                ax.plot(g["bits_per_sample"], g[metric], "o-", label=codec)
+                ax.plot(g["bits_per_sample"], g[metric], "o-", color=CODEC_COLOURS.get(codec), label=codec)
             joint = t[t["training"] == "joint"]
             if len(joint):
-                ax.plot(joint["bits_per_sample"], joint[metric], "*", ms=12, label="joint (Eq. 1)")
+                ax.plot(joint["bits_per_sample"], joint[metric], "*", ms=12, color="tab:red", label="joint (Eq. 1)")
             if len(ref):
                 ax.axhline(ref[metric].iloc[0], color="k", ls=":", label="uncompressed")
             f1_axes(ax, metric, f"{task} ({int(t['bands'].iloc[0])} bands), U-Net {curve_backbone}",
