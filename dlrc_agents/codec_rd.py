@@ -81,11 +81,16 @@ def code_band_set(raw: np.ndarray, j2k_cfg, codecs: list):
     for codec in codecs:
         if codec.bands is None or codec.in_channels != bands:
             continue
-        with torch.no_grad():
-            out = codec.model.compress(codec.bands.to_model(raw))
-            x_hat = codec.model.decompress(out["strings"], out["shape"])["x_hat"].clamp(0, 1)
-        yield (codec.architecture, {"lambda": codec.lmbda, "weights": codec.source},
-               codec.bands.to_raw(x_hat, raw.dtype), sum(len(s[0]) for s in out["strings"]))
+        yield (codec.architecture, {"lambda": codec.lmbda, "weights": codec.source}, *code_learned(codec, raw))
+
+
+def code_learned(codec, raw: np.ndarray) -> tuple[np.ndarray, int]:
+    """(decoded samples, bytes) of an N-band learned codec on raw samples (H, W, B): its own
+    normalisation, real bitstreams decoded from them, samples rounded back to the data's type."""
+    with torch.no_grad():
+        out = codec.model.compress(codec.bands.to_model(raw))
+        x_hat = codec.model.decompress(out["strings"], out["shape"])["x_hat"].clamp(0, 1)
+    return codec.bands.to_raw(x_hat, raw.dtype), sum(len(s[0]) for s in out["strings"])
 
 
 def band_set_rows(name: str, raw: np.ndarray, j2k_cfg, codecs: list) -> list[dict]:
@@ -99,10 +104,11 @@ def band_set_rows(name: str, raw: np.ndarray, j2k_cfg, codecs: list) -> list[dic
              "bpp": 8 * nbytes / (h * w), "bits_per_sample": 8 * nbytes / (h * w * bands),
              "psnr": jpeg2000.psnr(raw, decoded, peak)}
             for codec, extra, decoded, nbytes in code_band_set(raw, j2k_cfg, codecs)]
-    front = pareto_front(pd.DataFrame([r for r in rows if r["codec"] == "jpeg2000"] or [{"bpp": 0.0, "psnr": 0.0}]))
+    j2k = [r for r in rows if r["codec"] == "jpeg2000"]
+    front = pareto_front(pd.DataFrame(j2k)) if j2k else None
     for r in rows:  # the learned codec's PSNR against JPEG 2000's best at the same rate (linear along its front)
         if r["codec"] != "jpeg2000":
-            at = interpolate_at(front, r["bpp"])
+            at = None if front is None else interpolate_at(front, r["bpp"])
             r["psnr_gain_vs_jpeg2000_db"] = None if at is None else r["psnr"] - at
     return rows
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -26,9 +25,10 @@ import torch.nn.functional as F
 
 from edgespacecom.progress import progress, stage
 
-from .codec_rd import code_band_set, crop_to_multiple
-from .data import DataError, open_raster, read_band_set, scene_names
-from .downstream import CODEC_COLOURS, f1_axes, f1_scores
+from . import jpeg2000
+from .codec_rd import code_band_set, code_learned, crop_to_multiple
+from .data import DataError, read_band_set
+from .downstream import CODEC_COLOURS, f1_axes, f1_scores, read_label
 from .train import rate_distortion_loss, training_normalisation
 
 #: segmentation-models-pytorch's encoder names for the seed's two backbones.
@@ -51,12 +51,7 @@ class Chip:
 def read_chip(chip, positive: int, ignore: int | None, where: str) -> Chip:
     """Read and check one chip section (bands, label, row window), cropped to multiples of 64."""
     raw = read_band_set(chip.files, rows=chip.rows)
-    path = next(iter(scene_names([chip.label]).values()))
-    try:
-        with open_raster(path) as src:
-            label = src.read(1)
-    except Exception as exc:
-        raise DataError(f"{where}.label: {path} cannot be read as a raster ({exc})") from None
+    label = read_label(chip.label)
     if chip.rows is not None:
         if chip.rows[1] > label.shape[0]:
             raise DataError(f"{where}.rows: {chip.rows} beyond the label's {label.shape[0]} rows")
@@ -221,10 +216,8 @@ def train_unet(backbone: str, train_x: list[np.ndarray], train_chips: list[Chip]
 def split_psnr(chips: list[Chip], decoded: list[np.ndarray]) -> float:
     """PSNR [dB] over every sample of the split, the peak its largest raw sample (as band_sets_rd.csv)."""
     peak = float(max(int(c.raw.max()) for c in chips) or 1)
-    err = sum(float(np.sum((c.raw.astype(np.float64) - d.astype(np.float64)) ** 2)) for c, d in zip(chips, decoded))
-    n = sum(c.raw.size for c in chips)
-    mse = err / n
-    return math.inf if mse == 0 else 10 * math.log10(peak ** 2 / mse)
+    return jpeg2000.psnr(np.concatenate([c.raw.ravel() for c in chips]), np.concatenate([d.ravel() for d in decoded]),
+                         peak)
 
 
 def conditions(splits: dict[str, list[Chip]], j2k_cfg, codecs: list):
@@ -272,12 +265,6 @@ def task_condition_rows(task, splits, norm, scenario, codecs, seed: int, pos_wei
             if codec != "uncompressed" and codec != "jpeg2000":
                 unets[(codec, extra["lambda"])] = model
     return rows, unets
-
-
-def code_learned(codec, raw: np.ndarray) -> tuple[np.ndarray, int]:
-    """(decoded samples, bytes) of a learned N-band codec on one chip: real bitstreams, decoded from them."""
-    (_, _, decoded, nbytes), = code_band_set(raw, SimpleNamespace(mct=[], bits_per_sample=[]), [codec])
-    return decoded, nbytes
 
 
 def positive_weight(setting, chips: list[Chip]) -> float:
@@ -524,7 +511,8 @@ def joint_command(scenario_path, task_name: str, gamma: float, steps: int, out_d
         torch.set_num_threads(cfg.threads)
     norm = training_normalisation([c.raw for c in splits["train"]], seed=seed)
     normalise = norm.to_batch
-    decoded = {s: [code_learned(codec, c.raw)[0] for c in chips] for s, chips in splits.items()}
+    coded = {s: [code_learned(codec, c.raw) for c in chips] for s, chips in splits.items()}
+    decoded = {s: [d for d, _ in coded[s]] for s in coded}
     inputs = {s: [normalise(d[None])[0] for d in decoded[s]] for s in decoded}
     pos_weight = positive_weight(cfg.pos_weight, splits["train"])
     candidates = cfg.backbones if cfg.curve_backbone == "best" else [cfg.curve_backbone]
@@ -535,7 +523,7 @@ def joint_command(scenario_path, task_name: str, gamma: float, steps: int, out_d
                                               splits["validation"], cfg, seed, f"{task_name} standalone U-Net",
                                               pos_weight=pos_weight)))
     backbone, unet, _ = min(trained, key=lambda t: t[2]["val_loss"])
-    test_bytes = sum(code_learned(codec, c.raw)[1] for c in splits["test"])
+    test_bytes = sum(n for _, n in coded["test"])
     pixels = sum(c.pixels for c in splits["test"])
     f_pos, f_macro = scores([predict(unet, x) for x in inputs["test"]], splits["test"])
     standalone = {"bpp": 8 * test_bytes / pixels, "psnr": split_psnr(splits["test"], decoded["test"]),

@@ -102,17 +102,16 @@ def validation_tiles(images, size: int = 256, normalise=None) -> torch.Tensor:
     return torch.from_numpy(np.stack(tiles).transpose(0, 3, 1, 2).copy()).float() / 255.0
 
 
-def read_band_sets(specs: list[str], flag: str) -> tuple[list[np.ndarray], list[str]]:
+def read_band_sets(specs: list[str], flag: str) -> list[np.ndarray]:
     """The raw samples of ``PATTERN[,PATTERN][@FIRST:END]`` band sets (:func:`parse_band_set_spec`),
-    all with one band count; (arrays, portable names)."""
-    arrays, names = [], []
+    all with one band count."""
+    arrays = []
     for spec in specs:
         patterns, rows = parse_band_set_spec(spec)
         arrays.append(read_band_set(patterns, rows=rows))
-        names.append(spec)
     if len({a.shape[2] for a in arrays}) > 1:
         raise DataError(f"{flag}: the band sets have different band counts ({sorted({a.shape[2] for a in arrays})})")
-    return arrays, names
+    return arrays
 
 
 def training_normalisation(arrays: list[np.ndarray], max_samples: int = 2_000_000, seed: int = 0) -> BandNormalisation:
@@ -243,8 +242,8 @@ def train(
             raise ValueError("--downscale: not for band sets (raw samples are coded at their own sampling)")
         if set(band_sets) & set(val_band_sets):
             raise ValueError("--val-band-set: the validation band sets must not be training band sets")
-        arrays, data_names = read_band_sets(band_sets, "--band-set")
-        val_arrays, val_data_names = read_band_sets(val_band_sets, "--val-band-set")
+        arrays, data_names = read_band_sets(band_sets, "--band-set"), list(band_sets)
+        val_arrays, val_data_names = read_band_sets(val_band_sets, "--val-band-set"), list(val_band_sets)
         if val_arrays[0].shape[2] != arrays[0].shape[2]:
             raise ValueError(f"--val-band-set: {val_arrays[0].shape[2]} bands, the training sets have {arrays[0].shape[2]}")
         bands = training_normalisation(arrays, seed=seed)
