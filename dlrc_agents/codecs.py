@@ -37,6 +37,8 @@ import torch
 from compressai.registry import MODELS as compressai_models
 from compressai.zoo import image as zoo
 
+from .gmm import Cheng2020GMM
+
 from edgespacecom.cache import user_cache
 from edgespacecom.outputs import atomic_write_bytes
 
@@ -79,7 +81,8 @@ ARCHITECTURES = {
     "elic2022-chandelier": {"family": "checkerboard", "means": True, "channels": (192, 320), "shipped": False},
     # The second study's model (dlrc_agents.gmm): a Gaussian mixture per latent, which DLRC's single
     # Gaussian per position cannot code; the codec comparison (codec_rd, downstream) only.
-    "cheng2020-gmm": {"family": "mixture", "means": True, "channels": "N", "shipped": False, "zoo": "cheng2020-attn"},
+    "cheng2020-gmm": {"family": "mixture", "means": True, "channels": "N", "shipped": False, "zoo": "cheng2020-attn",
+                      "constructor": Cheng2020GMM, "builds_bands": True},
 }
 
 #: The families DLRC drives (:mod:`dlrc_agents.dlrc.context`); ``mixture`` codecs are compared, not deduplicated.
@@ -122,21 +125,16 @@ BAND_FLEXIBLE = ("bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-g
 def build_model(architecture: str, N: int, M: int, in_channels: int = 3) -> torch.nn.Module:
     """A randomly initialised CompressAI model for images of ``in_channels`` bands (call ``update()``
     before coding). Other than 3 bands, the first analysis and last synthesis layers are rebuilt
-    with CompressAI's own shapes (5×5, stride 2) for that many bands."""
-    channels = _spec(architecture)["channels"]
-    if architecture == "cheng2020-gmm":
-        from .gmm import Cheng2020GMM
-
-        if M != N:
-            raise CodecError(f"{architecture}: the latent width M must equal N (got N={N}, M={M})")
-        return Cheng2020GMM(N=N, in_channels=in_channels)
-    constructor = zoo.model_architectures.get(architecture) or compressai_models[architecture]
-    if channels == "N":
-        if M != N:
-            raise CodecError(f"{architecture}: the latent width M must equal N (got N={N}, M={M})")
-        model = constructor(N)
-    else:
-        model = constructor(N=N, M=M)
+    with CompressAI's own shapes (5×5, stride 2) for that many bands, except for architectures
+    whose ``constructor`` builds its own band blocks (``builds_bands``: cheng2020-gmm)."""
+    spec = _spec(architecture)
+    channels = spec["channels"]
+    constructor = spec.get("constructor") or zoo.model_architectures.get(architecture) or compressai_models[architecture]
+    if channels == "N" and M != N:
+        raise CodecError(f"{architecture}: the latent width M must equal N (got N={N}, M={M})")
+    if spec.get("builds_bands"):  # its own input and output blocks for any band count
+        return constructor(N=N, in_channels=in_channels)
+    model = constructor(N) if channels == "N" else constructor(N=N, M=M)
     if in_channels == 3:
         return model
     if not 1 <= in_channels <= 64:

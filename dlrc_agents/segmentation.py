@@ -29,7 +29,7 @@ from . import jpeg2000
 from .codec_rd import code_band_set, code_learned, crop_to_multiple
 from .data import DataError, read_band_set
 from .downstream import CODEC_COLOURS, f1_axes, f1_scores, read_label
-from .train import rate_distortion_loss, training_normalisation
+from .train import codec_optimisers, rate_distortion_loss, training_normalisation
 
 #: segmentation-models-pytorch's encoder names for the seed's two backbones.
 BACKBONES = {"mobilenet_v2": "mobilenet_v2", "resnet34": "resnet34"}
@@ -287,10 +287,8 @@ def joint_train(joint, task, splits, norm, codec, unet, cfg, seed: int, pos_weig
     model = copy.deepcopy(codec.model)
     unet = copy.deepcopy(unet)
     model.train()
-    main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
-    aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
-    opts = (torch.optim.Adam(main, lr=joint.codec_lr), torch.optim.Adam(aux, lr=joint.aux_lr),
-            torch.optim.Adam(unet.parameters(), lr=joint.unet_lr))
+    opts = (*codec_optimisers(model, joint.codec_lr, joint.aux_lr), torch.optim.Adam(unet.parameters(), lr=joint.unet_lr))
+    main = opts[0].param_groups[0]["params"]
     codec_in = codec.bands.to_batch
     c_off = torch.tensor(codec.bands.offset, dtype=torch.float32)[None, :, None, None]
     c_scale = torch.tensor(codec.bands.scale, dtype=torch.float32)[None, :, None, None]

@@ -161,7 +161,8 @@ def warm_start(model: torch.nn.Module, checkpoint: Path) -> tuple[int, int]:
     return len(matched), len(parameters)
 
 
-def _optimisers(model: torch.nn.Module, lr: float, aux_lr: float):
+def codec_optimisers(model: torch.nn.Module, lr: float, aux_lr: float):
+    """Adam on the codec's parameters, and Adam on the entropy bottleneck's quantiles (its auxiliary loss)."""
     main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
     aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles") and p.requires_grad]
     return torch.optim.Adam(main, lr=lr), torch.optim.Adam(aux, lr=aux_lr)
@@ -267,7 +268,7 @@ def train(
     model = build_model(architecture, N, M, in_channels).to(dev)
     if precision == "bf16":
         use_bf16_transforms(model, dev.type)
-    opt, aux_opt = _optimisers(model, lr, aux_lr)
+    opt, aux_opt = codec_optimisers(model, lr, aux_lr)
     step = 0
     state_path = out_dir / "state.pt"
     if state_path.is_file():
