@@ -153,6 +153,42 @@ def test_arbiter_priority_dense_map_and_consistency():
             np.testing.assert_array_equal(again.assignment[sat], arb.assignment[sat])
 
 
+def _arbitrate_by_definition(sigs: dict, order: list, decoding) -> tuple:
+    """The Arbiter's decisions position by position: a signature belongs to the first satellite (in
+    priority order) and position (in decoding order) that holds it; dense numbers count owners."""
+    owner, retained, assignment = {}, {}, {}
+    for sat in order:
+        steps = range(len(sigs[sat])) if decoding is None else decoding
+        retained[sat], assignment[sat] = [], np.zeros(len(sigs[sat]), dtype=np.int64)
+        for p in steps:
+            s = int(sigs[sat][p])
+            if s not in owner:
+                owner[s] = len(owner)
+                retained[sat].append(p)
+            assignment[sat][p] = owner[s]
+    return retained, assignment, len(owner)
+
+
+def test_arbiter_matches_its_definition_on_random_groups():
+    rng = np.random.default_rng(11)
+    for trial in range(150):
+        n = int(rng.integers(1, 40))
+        sigs = {int(s): rng.integers(0, int(rng.integers(1, 60)), n).astype(np.uint64)
+                for s in rng.permutation(20)[:int(rng.integers(1, 9))]}
+        priority = {s: int(rng.integers(0, 5)) for s in sigs} if trial % 2 else None
+        decoding = rng.permutation(n) if trial % 3 == 0 else None
+        arb = arbitrate(sigs, priority, decoding)
+        want_order = sorted(sigs, key=(lambda s: (priority[s], s)) if priority else None)
+        retained, assignment, total = _arbitrate_by_definition(sigs, want_order, decoding)
+        assert arb.order == want_order and arb.total == total
+        offset = 0
+        for sat in want_order:
+            np.testing.assert_array_equal(arb.retained[sat], retained[sat])
+            np.testing.assert_array_equal(arb.assignment[sat], assignment[sat])
+            assert arb.offsets[sat] == offset
+            offset += len(retained[sat])
+
+
 # ------------------------------------------------------------ exact ground decoding
 
 
