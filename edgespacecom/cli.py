@@ -46,8 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=None, help="output folder (default results/<name>/)")
     run.add_argument("--workers", type=int, default=None,
                      help="worker processes: sweep points in parallel, or compute.workers for one run")
-    run.add_argument("--executor", choices=("local", "dask"), default="local", help="where sweep points run")
-    run.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a local Dask cluster)")
+    run.add_argument("--executor", choices=("local", "dask"), default="local",
+                     help="where sweep points, or one sync run's time chunks, run")
+    run.add_argument("--scheduler", default=None,
+                     help="Dask scheduler address, tcp://HOST:PORT (default: a local Dask cluster of --workers)")
 
     val = sub.add_parser("validate", help="check a scenario and the files it names; print the resolved config")
     scenario_args(val)
@@ -146,7 +148,15 @@ def _scenario_command(args) -> int:
     is_sweep = isinstance(raw, dict) and raw.get("sweep") is not None
     if not is_sweep and getattr(args, "workers", None) is not None:
         raw = apply_overrides(raw, [f"compute.workers={args.workers}"])
+    executor = getattr(args, "executor", "local")
+    if not is_sweep and (executor != "local" or getattr(args, "scheduler", None)):
+        # one run: its time chunks go to the executor (sync scenarios; other kinds refuse it below)
+        raw = apply_overrides(raw, [f"compute.executor={executor}"]
+                              + ([f"compute.scheduler={args.scheduler}"] if args.scheduler else []))
     scenario = validate_scenario(raw, source=str(args.scenario), base_dir=base_dir)
+    if not is_sweep and scenario.kind != "sync" and getattr(getattr(scenario, "compute", None), "executor", "local") != "local":
+        raise ValueError(f"compute.executor: {scenario.kind} scenarios run in this process; "
+                         "only sync scenarios run their time chunks on Dask")
     points = []
     if is_sweep:
         from .sweep import expand

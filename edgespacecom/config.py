@@ -367,6 +367,20 @@ class ComputeConfig(Strict):
 
     workers: int = Field(0, ge=0, description="processes for the per-sample network computation (0: one per CPU core)")
     cache_dir: ScenarioPath | None = Field(None, description="position cache; default $EDGESPACECOM_CACHE or ~/.cache/edgespacecom")
+    chunk_samples: int | None = Field(
+        None, ge=1, description="sync: samples per time chunk, each propagated, routed and written on its own "
+                                "(memory bounded by the chunk); None: the whole window if its positions fit in "
+                                "256 MiB, else as many samples as do")
+    executor: Literal["local", "dask"] = Field(
+        "local", description="sync: where the chunks run: 'local' (this process, or a process pool of `workers`) "
+                             "or 'dask' (a local Dask cluster of `workers` processes, or the one at `scheduler`)")
+    scheduler: str | None = Field(None, description="sync, executor dask: an existing cluster's scheduler address "
+                                                    "(tcp://HOST:PORT); None: a local cluster")
+    cache_positions: Literal["auto", "always", "never"] = Field(
+        "auto", description="sync: cache propagated positions per chunk; 'auto': when the window's positions "
+                            "take at most 1 GiB (a 10,000-satellite day at 1 s would take 20 GB)")
+    tables: Literal["csv", "parquet"] = Field(
+        "csv", description="sync: format of the per-round, per-satellite and topology tables (flows are Parquet)")
 
 
 # ------------------------------------------------------------------------- scenarios

@@ -133,11 +133,22 @@ def constellation_satellites(cfg: ConstellationConfig, epoch: dt.datetime) -> li
     ]
 
 
-def sample_times(time_cfg: TimeConfig):
-    """Skyfield ``Time`` array of the sampling instants t_k = start + k·step."""
+def _sample_indices(time_cfg: TimeConfig, samples: range | None) -> np.ndarray:
+    """The sample numbers k asked for (all of the window when None)."""
+    if samples is None:
+        return np.arange(time_cfg.samples)
+    if isinstance(samples, np.ndarray):  # propagate_itrs' one instant, twice
+        return samples
+    if samples.start < 0 or samples.stop > time_cfg.samples or samples.step != 1 or not len(samples):
+        raise ValueError(f"samples {samples} outside the window's {time_cfg.samples}")
+    return np.arange(samples.start, samples.stop)
+
+
+def sample_times(time_cfg: TimeConfig, samples: range | None = None):
+    """Skyfield ``Time`` array of the sampling instants t_k = start + k·step (k in ``samples``: all)."""
     ts = timescale()
     s = time_cfg.start
-    seconds = s.second + s.microsecond * 1e-6 + np.arange(time_cfg.samples) * time_cfg.step_s
+    seconds = s.second + s.microsecond * 1e-6 + _sample_indices(time_cfg, samples) * time_cfg.step_s
     return ts.utc(s.year, s.month, s.day, s.hour, s.minute, seconds)
 
 
@@ -150,28 +161,36 @@ def teme_to_itrs_matrices(times) -> np.ndarray:
     return np.einsum("ijk,ljk->kil", r_itrs, r_teme)  # R_itrs · R_teme^T
 
 
-def utc_julian_dates(time_cfg: TimeConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(whole, fraction) UTC Julian dates of the sampling instants, as SGP4 takes them."""
+def utc_julian_dates(time_cfg: TimeConfig, samples: range | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(whole, fraction) UTC Julian dates of the sampling instants (k in ``samples``: all), as SGP4
+    takes them."""
     s = time_cfg.start
     jd0, fr0 = jday(s.year, s.month, s.day, s.hour, s.minute, s.second + s.microsecond * 1e-6)
-    fr = fr0 + np.arange(time_cfg.samples) * time_cfg.step_s / 86400.0
+    fr = fr0 + _sample_indices(time_cfg, samples) * time_cfg.step_s / 86400.0
     whole = np.floor(fr)
     return jd0 + whole, fr - whole
 
 
-def propagate_itrs(satellites: list[EarthSatellite], time_cfg: TimeConfig) -> np.ndarray:
-    """Positions (K samples, N satellites, 3) in km, Earth-fixed ITRS, all at once.
+def propagate_itrs(satellites: list[EarthSatellite], time_cfg: TimeConfig, samples: range | None = None,
+                   array: SatrecArray | None = None) -> np.ndarray:
+    """Positions (K samples, N satellites, 3) in km, Earth-fixed ITRS, all at once (``samples``: a
+    contiguous range of the window's samples, for a time chunk; None: the whole window).
 
-    SGP4 (``SatrecArray``, vectorised in C) gives TEME positions at the UTC
-    instants; Skyfield's TEME and ITRS frames give the rotation to ITRS.
+    SGP4 (``SatrecArray``, vectorised in C; pass ``array`` to reuse one) gives TEME positions at the
+    UTC instants; Skyfield's TEME and ITRS frames give the rotation to ITRS. A sample's position does
+    not depend on which chunk computes it: the instants are the same numbers either way.
     """
-    array = SatrecArray([s.model for s in satellites])
-    jd, fr = utc_julian_dates(time_cfg)
+    if samples is not None and len(samples) == 1:
+        # one instant takes other code paths in Skyfield's frame rotations (a 1-element Time), whose
+        # last bits differ; two copies of it take the array path every other chunk takes
+        return propagate_itrs(satellites, time_cfg, np.array([samples.start] * 2), array)[:1]
+    array = SatrecArray([s.model for s in satellites]) if array is None else array
+    jd, fr = utc_julian_dates(time_cfg, samples)
     err, r_teme, _ = array.sgp4(jd, fr)
     # a satellite SGP4 cannot propagate at some sample (decayed, stale elements) is NaN throughout
     failed = np.any(err != 0, axis=1) | ~np.isfinite(r_teme).all(axis=(1, 2))
     r_teme = np.where(failed[:, None, None], np.nan, r_teme)
-    rot = teme_to_itrs_matrices(sample_times(time_cfg))  # (K, 3, 3)
+    rot = teme_to_itrs_matrices(sample_times(time_cfg, samples))  # (K, 3, 3)
     return np.einsum("kij,nkj->kni", rot, r_teme)
 
 

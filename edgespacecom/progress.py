@@ -57,7 +57,7 @@ class _LineProgress:
 
     def __init__(self, total: float, desc: str, unit: str, initial: float = 0, step_percent: float = 10.0):
         self.total, self.desc, self.unit = float(total or 0), desc, unit
-        self.n = float(initial)
+        self.n = self._initial = float(initial)
         self.step = step_percent
         self._next = (int(self._percent() // step_percent) + 1) * step_percent
         self._started = time.perf_counter()
@@ -69,7 +69,9 @@ class _LineProgress:
         self.n += n
         if self._percent() >= self._next or self.n >= self.total:
             elapsed = time.perf_counter() - self._started
-            LOG.info(f"{self.desc}: {self._percent():3.0f}% ({self.n:g}/{self.total:g} {self.unit}, {elapsed:.0f} s)")
+            done = self.n - self._initial
+            eta = f", ETA {elapsed * (self.total - self.n) / done:.0f} s" if 0 < done and self.n < self.total else ""
+            LOG.info(f"{self.desc}: {self._percent():3.0f}% ({self.n:g}/{self.total:g} {self.unit}, {elapsed:.0f} s{eta})")
             self._next = (int(self._percent() // self.step) + 1) * self.step
 
     def set_postfix(self, **values) -> None:  # tqdm's API: shown with the next line

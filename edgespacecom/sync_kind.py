@@ -24,85 +24,172 @@ def payload_label(payload_kib: float) -> str:
 
 
 def run_sync(scenario: SyncScenario, run) -> dict:  # run: edgespacecom.runner.RunContext
-    """kind: sync — propagate, select participants, route, sync rounds; write tables, plots, summary."""
+    """kind: sync — propagate, select participants, route, sync rounds, in time chunks (see
+    :mod:`edgespacecom.stream`); append tables per chunk, then plots and the summary."""
+    import functools
+
     from . import plots  # matplotlib and the routing stack: only when a sync scenario runs
-    from .orbits import load_ephemeris
     from .outputs import write_figure, write_table
     from .participants import select_participants
-    from .progress import stage
-    from .sync import compute_sync_rounds, flows_table, per_round_table, per_satellite_table, topology_overhead
+    from .progress import progress, stage
+    from .stream import (TableAppender, chunk_bounds, chunk_positions, constellation_size, default_chunk_samples,
+                         propagating_satellites, run_chunks, usable_cache, write_in_order)
 
     out_dir = run.out_dir
-    run.begin()
-
-    eph = load_ephemeris(scenario.constellation, scenario.time, scenario.compute.cache_dir)
-    stage(
-        f"orbits: {eph.satellites} satellites x {eph.samples} samples "
-        f"({'from cache' if eph.from_cache else 'propagated with SGP4'})"
-    )
-    if scenario.participants.count > eph.satellites:
+    compute = scenario.compute
+    n_sat = constellation_size(scenario)
+    samples = scenario.time.samples
+    if scenario.participants.count > n_sat:
         raise ValueError(
-            f"participants.count: {scenario.participants.count} exceeds the {eph.satellites} satellites of the constellation"
+            f"participants.count: {scenario.participants.count} exceeds the {n_sat} satellites of the constellation"
         )
+    run.begin()
+    chunk = compute.chunk_samples or default_chunk_samples(n_sat, samples)
+    chunks = chunk_bounds(samples, chunk)
+    window_bytes = n_sat * samples * 3 * 8
+    cache = {"always": compute.cache_dir, "never": False}.get(
+        compute.cache_positions, compute.cache_dir if window_bytes <= 2**30 else False)
+    cache = usable_cache(cache)
+    keep = propagating_satellites(scenario, chunks)
+    dropped = _dropped(scenario, keep, n_sat)
     reg, part_cfg = scenario.region, scenario.participants
-    participants = select_participants(eph.positions_km, reg.lat_deg, reg.lon_deg, part_cfg.count, part_cfg.selection)
-    stage(f"participants: {part_cfg.count} per sample ({part_cfg.selection}) over ({reg.lat_deg}, {reg.lon_deg})")
-
+    fixed = None
+    if part_cfg.selection == "fixed_slots":  # the paper's model: the nearest at the window's first sample
+        first = chunk_positions(scenario, 0, 1, cache)
+        first = first if keep is None else first[:, keep]
+        fixed = select_participants(first, reg.lat_deg, reg.lon_deg, part_cfg.count, "nearest")[0]
     payloads = scenario.sync.payloads_kib
-    workers = run.workers(scenario.compute.workers)
-    stage(f"routing: {len(payloads)} payloads, {workers} worker(s)")
-    rounds = compute_sync_rounds(
-        eph.positions_km, participants, payloads, scenario.isl, scenario.link, scenario.network, workers=workers,
-        constellation=scenario.constellation,
-    )
+    workers = run.workers(compute.workers) if compute.executor == "local" or compute.scheduler is None else 1
+    workers = min(workers, len(chunks))
+    stage(f"sync: {n_sat - len(dropped)} satellites x {samples} samples in {len(chunks)} chunk(s) of {chunk}, "
+          f"{part_cfg.count} participants ({part_cfg.selection}) over ({reg.lat_deg}, {reg.lon_deg}), "
+          f"{len(payloads)} payloads, executor {compute.executor}"
+          + (f" at {compute.scheduler}" if compute.scheduler else f", {workers} worker(s)"))
+    task = functools.partial(_chunk_task, scenario, fixed_participants=fixed, cache_dir=cache, keep=keep)
+    ext = compute.tables
+    appenders = {"per_round": TableAppender(out_dir / f"sync_rounds.{ext}"),
+                 "per_satellite": TableAppender(out_dir / f"sync_satellites.{ext}"),
+                 "flows": TableAppender(out_dir / "flows.parquet")}
+    figure_rows, totals = [], _Totals(len(payloads))
+    bar = progress(total=samples, desc="sync chunks", unit="sample")
 
-    stage("writing tables and plots")
-    per_round = per_round_table(rounds, eph.times_utc, payloads, scenario.network)
-    per_sat = per_satellite_table(rounds, eph.times_utc, eph.names, payloads)
-    topo = per_round[per_round["payload_kib"] == payloads[0]][
-        [
-            "time_utc", "sample", "isl_links", "link_setups", "link_teardowns", "omega_topo_s",
-            "participant_link_setups", "participant_link_teardowns", "omega_topo_participants_s",
-        ]
-    ]
-    write_table(out_dir / "sync_rounds.csv", per_round)
-    write_table(out_dir / "sync_satellites.csv", per_sat)
-    write_table(out_dir / "topology.csv", topo)
-    write_table(out_dir / "flows.parquet", flows_table(rounds, payloads))
+    def collect(result) -> None:
+        per_round = result.tables["per_round"]
+        figure_rows.append(per_round[FIGURE_COLUMNS])
+        totals.add(result.sums)
+        bar.update(result.stop - result.start)
+
+    with bar:
+        write_in_order(run_chunks(task, chunks, executor=compute.executor, workers=workers,
+                                  scheduler=compute.scheduler), appenders, collect)
+
+    stage("writing the topology table and plots")
+    per_round = pd.concat(figure_rows, ignore_index=True)
+    topo = per_round[per_round["payload_kib"] == payloads[0]][TOPOLOGY_COLUMNS]
+    write_table(out_dir / f"topology.{ext}", topo)
     write_figure(out_dir / "fig10_sync_time.png", plots.sync_time_figure(per_round, title=scenario.name))
     write_figure(out_dir / "link_budget.png", plots.link_budget_figure(scenario.link, scenario.isl.d_max_km))
     write_figure(out_dir / "topology_events.png", plots.topology_figure(topo))
 
-    t_round = rounds.t_round_s  # (K, P)
-    t_sync = rounds.t_sync_s  # (K, P, n)
-    omega = topology_overhead(rounds, scenario.network)
-    omega_local = topology_overhead(rounds, scenario.network, scope="participants")
     summary = {
         "kind": "sync",
         "name": scenario.name,
-        "satellites": eph.satellites,
-        "satellites_dropped": list(eph.dropped),  # SGP4 could not propagate them over the window
-        "samples": eph.samples,
+        "satellites": n_sat - len(dropped),
+        "satellites_dropped": dropped,  # SGP4 could not propagate them over the window
+        "samples": samples,
+        "chunks": len(chunks),
+        "chunk_samples": chunk,
+        "executor": compute.executor,
         "participants": part_cfg.count,
         "noise_model": scenario.link.noise_model,
+        "isl_pattern": scenario.isl.pattern,
         "routing_objective": scenario.network.routing_objective,
-        "sync_round_s": {
-            payload_label(p): {"mean": float(np.mean(t_round[:, i])), "max": float(np.max(t_round[:, i]))}
-            for i, p in enumerate(payloads)
-        },
-        "sync_satellite_s": {
-            payload_label(p): {"mean": float(np.mean(t_sync[:, i])), "max": float(np.max(t_sync[:, i]))}
-            for i, p in enumerate(payloads)
-        },
-        "hops_max": int(rounds.hops.max()),
-        "unreachable_flows": int(np.sum(~np.isfinite(rounds.t_flow_s))),
-        "isl_links_mean": float(rounds.n_links.mean()),
-        "omega_topo_s": _stats(omega),
-        "omega_topo_participants_s": _stats(omega_local),
-        "routing_nodes_mean": float(rounds.routing_nodes.mean()),
-        "orbit_cache_hit": eph.from_cache,
+        **totals.summary(payloads),
+        "orbit_cache": "off" if cache is False else "per chunk",
     }
     return run.finish(summary)
+
+
+#: per-round columns the figures and the topology table need (kept in memory; the rest is on disk)
+TOPOLOGY_COLUMNS = ["time_utc", "sample", "isl_links", "link_setups", "link_teardowns", "omega_topo_s",
+                    "participant_link_setups", "participant_link_teardowns", "omega_topo_participants_s"]
+FIGURE_COLUMNS = TOPOLOGY_COLUMNS + ["payload_kib", "t_sync_mean_s", "t_sync_max_s"]
+
+
+def _chunk_task(scenario, start: int, stop: int, **options):
+    from .stream import sync_chunk
+
+    return sync_chunk(scenario, start, stop, **options)
+
+
+def _dropped(scenario, keep, n_sat: int) -> list[str]:
+    """Names of the satellites left out (SGP4 fails on them in the window), or the error that refuses
+    them (``constellation.on_propagation_error: fail``, or none left)."""
+    if keep is None:
+        return []
+    from .stream import _names
+
+    names = _names(scenario)
+    bad = [names[i] for i in sorted(set(range(n_sat)) - set(int(i) for i in keep))]
+    shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+    if scenario.constellation.on_propagation_error == "fail" or not len(keep):
+        raise ValueError(f"constellation: SGP4 cannot propagate {len(bad)} of {n_sat} satellite(s) over "
+                         f"the window ({shown}: decayed or stale elements)"
+                         + ("" if not len(keep) else "; on_propagation_error: drop leaves them out"))
+    from .progress import LOG
+
+    LOG.warning(f"orbits: {len(bad)} of {n_sat} satellites cannot be propagated over the window and are left out "
+                f"({shown})")
+    return bad
+
+
+class _Totals:
+    """The summary's statistics, accumulated chunk by chunk from each chunk's partial sums."""
+
+    def __init__(self, payloads: int):
+        self.samples = 0
+        self.t_round_sum = np.zeros(payloads)
+        self.t_round_max = np.full(payloads, -np.inf)
+        self.t_sync_sum = np.zeros(payloads)
+        self.t_sync_max = np.full(payloads, -np.inf)
+        self.t_sync_count = 0
+        self.hops_max = 0
+        self.unreachable = self.links = self.routing_nodes = 0
+        self.omega = [0.0, -np.inf, 0]
+        self.omega_local = [0.0, -np.inf, 0]
+
+    def add(self, s: dict) -> None:
+        self.samples += s["samples"]
+        self.t_round_sum += s["t_round_sum"]
+        self.t_round_max = np.maximum(self.t_round_max, s["t_round_max"])
+        self.t_sync_sum += s["t_sync_sum"]
+        self.t_sync_max = np.maximum(self.t_sync_max, s["t_sync_max"])
+        self.t_sync_count += s["t_sync_count"]
+        self.hops_max = max(self.hops_max, s["hops_max"])
+        self.unreachable += s["unreachable"]
+        self.links += s["links_sum"]
+        self.routing_nodes += s["routing_nodes_sum"]
+        for acc, part in ((self.omega, s["omega"]), (self.omega_local, s["omega_local"])):
+            acc[0] += part[0]
+            acc[1] = max(acc[1], part[1])
+            acc[2] += part[2]
+
+    def summary(self, payloads) -> dict:
+        def stats(acc):
+            return None if not acc[2] else {"mean": acc[0] / acc[2], "max": acc[1]}
+
+        return {
+            "sync_round_s": {payload_label(p): {"mean": float(self.t_round_sum[i] / self.samples),
+                                                "max": float(self.t_round_max[i])} for i, p in enumerate(payloads)},
+            "sync_satellite_s": {payload_label(p): {"mean": float(self.t_sync_sum[i] / self.t_sync_count),
+                                                    "max": float(self.t_sync_max[i])} for i, p in enumerate(payloads)},
+            "hops_max": int(self.hops_max),
+            "unreachable_flows": int(self.unreachable),
+            "isl_links_mean": self.links / self.samples,
+            "omega_topo_s": stats(self.omega),
+            "omega_topo_participants_s": stats(self.omega_local),
+            "routing_nodes_mean": self.routing_nodes / self.samples,
+        }
 
 
 def _stats(values: np.ndarray) -> dict | None:
