@@ -1,7 +1,8 @@
 """Benchmark: a 10,000-satellite +Grid shell, streamed in time chunks, against the all-in-memory path.
 
     python benchmarks/bench_scale.py [--scenario scenarios/scale_10k_grid.yaml] [--workers 2]
-                                     [--paths streamed dask in_memory] [--out results/benchmarks]
+                                     [--paths streamed dask in_memory] [--reference-hours H]
+                                     [--out results/benchmarks]
 
 Every path runs as a fresh process on the same scenario (default: ``scale_10k_grid``, 10,000
 satellites, +Grid, 8 participants, 1 h at 1 s = 3600 samples, no position cache), and a monitor
@@ -15,7 +16,10 @@ samples the resident memory of the process and all its children every 0.1 s:
 
 Reported per path: wall time, the peak summed RSS of the process tree, the peak RSS of its largest
 process, and the ratios to the in-memory baseline. The streamed and Dask tables are compared byte
-for byte, and with the in-memory tables row for row. Results: ``results/benchmarks/scale.{json,md}``.
+for byte, and with the in-memory tables row for row. A window too long to run twice (the day:
+``--scenario scenarios/scale_10k_day.yaml --paths dask --reference-hours 2``) is compared with one
+process over its first hours instead: the same chunks, so the same rows. Results:
+``results/benchmarks/scale.{json,md}`` (``scale_<scenario>.*`` for another scenario).
 """
 
 from __future__ import annotations
@@ -98,10 +102,18 @@ def main() -> None:
     parser.add_argument("--paths", nargs="+", choices=["streamed", "dask", "in_memory"],
                         default=["streamed", "dask", "in_memory"])
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks")
+    parser.add_argument("--reference-hours", type=float, default=None,
+                        help="also run the first H hours in one process (same chunks) and compare its rows with "
+                             "each path's (for windows too long to run twice)")
     parser.add_argument("--in-memory-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.in_memory_child:
-        in_memory_run(*args.in_memory_child, args.workers)
+        from threadpoolctl import threadpool_limits
+
+        # one BLAS thread, as every streamed chunk runs (edgespacecom.stream.sync_chunk), so the
+        # tables can be compared row for row
+        with threadpool_limits(limits=1, user_api="blas"):
+            in_memory_run(*args.in_memory_child, args.workers)
         return
 
     import pandas as pd
@@ -119,7 +131,12 @@ def main() -> None:
             "in_memory": [sys.executable, str(Path(__file__).resolve()), "--workers", str(args.workers),
                           "--in-memory-child", str(args.scenario), str(tmp / "in_memory")],
         }
-        for path in args.paths:
+        if args.reference_hours:
+            hours = args.reference_hours
+            commands["reference"] = [sys.executable, "-m", "edgespacecom", "-q", "run", str(args.scenario),
+                                     "--out", str(tmp / "reference"), "--executor", "local", "--workers", "1",
+                                     "--set", f"time.duration_h={hours:g}"]
+        for path in args.paths + (["reference"] if args.reference_hours else []):
             print(f"{path}: running ...", flush=True)
             rows[path] = monitored(commands[path])
             print(f"{path}: {rows[path]['wall_s']:.1f} s, peak RSS {rows[path]['peak_rss_sum_bytes'] / 2**30:.2f} GiB "
@@ -133,6 +150,15 @@ def main() -> None:
             checks["in_memory_rows_equal"] = all(
                 pd.read_parquet(tmp / "streamed" / t).equals(pd.read_parquet(tmp / "in_memory" / t))
                 for t in ("sync_rounds.parquet", "sync_satellites.parquet", "flows.parquet"))
+        if args.reference_hours:
+            ref = {t: pd.read_parquet(tmp / "reference" / f"{t}.parquet") for t in ("sync_rounds", "sync_satellites", "flows")}
+            last = int(ref["sync_rounds"]["sample"].max())
+            for path in args.paths:
+                if path == "in_memory":
+                    continue
+                checks[f"{path}_first_{hours:g}_h_equal_one_process"] = all(
+                    pd.read_parquet(tmp / path / f"{t}.parquet", filters=[("sample", "<=", last)])
+                    .reset_index(drop=True).equals(frame) for t, frame in ref.items())
     base = rows.get("in_memory")
     for row in rows.values():
         if base:
