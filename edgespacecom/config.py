@@ -260,6 +260,31 @@ class RegionConfig(Strict):
     lon_deg: float = Field(114.3, ge=-180.0, le=360.0)
 
 
+class NamedRegionConfig(RegionConfig):
+    """One of several regions observed at once (``regions:``)."""
+
+    name: str | None = Field(None, description="label in the tables (default: lat_lon)")
+
+
+class RegionGridConfig(Strict):
+    """A grid of target points, optionally only those over land (a 0.5° land mask from GLOBE ships
+    with the package)."""
+
+    lat_deg: tuple[float, float] = Field((-60.0, 70.0), description="[first, last] latitude of the grid rows")
+    lon_deg: tuple[float, float] = Field((-180.0, 180.0), description="[first, last) longitude of the columns")
+    step_deg: float = Field(10.0, gt=0.0, le=90.0, description="grid spacing in latitude and longitude")
+    land_only: bool = Field(True, description="keep only points over land")
+    count: int | None = Field(None, ge=1, description="keep this many of the points, evenly spread through the "
+                                                      "grid's order (rows from the south); None: all")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "RegionGridConfig":
+        for key, (a, b), limit in (("lat_deg", self.lat_deg, 90.0), ("lon_deg", self.lon_deg, 360.0)):
+            if not (-limit <= a <= b <= limit):
+                raise ValueError(f"{key}: give [first, last] with first <= last, within ±{limit:g}")
+        return self
+
+
 class ParticipantsConfig(Strict):
     """How the N satellites taking part in a sync round are chosen at each sample.
 
@@ -453,6 +478,18 @@ class SyncScenario(NetworkScenario):
 
     kind: Literal["sync"]
     sync: SyncConfig = SyncConfig()
+    regions: list[NamedRegionConfig] | RegionGridConfig | None = Field(
+        None, description="many regions observed at once, each with its own participants, their flows sharing "
+                          "ISL capacity (edgespacecom.contention): a list of points, or a grid (over land); "
+                          "None: the one `region`")
+
+    @model_validator(mode="after")
+    def _one_kind_of_region(self) -> "SyncScenario":
+        if self.regions is not None and "region" in self.model_fields_set:
+            raise ValueError("regions: give `region` (one) or `regions` (many), not both")
+        if isinstance(self.regions, list) and not self.regions:
+            raise ValueError("regions: give at least one region")
+        return self
 
     @model_validator(mode="after")
     def _fixed_group(self) -> "SyncScenario":

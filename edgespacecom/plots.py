@@ -71,12 +71,41 @@ def topology_figure(topology: pd.DataFrame):
     ax1.legend(fontsize=8)
     ax1.grid(alpha=0.3)
     ax2.plot(t, topology["omega_topo_s"], lw=0.8, color="tab:purple", label="all ISLs")
-    ax2.plot(t, topology["omega_topo_participants_s"], lw=0.8, color="tab:green", label="participants' links")
+    if "omega_topo_participants_s" in topology:  # one region (many regions: all ISLs only)
+        ax2.plot(t, topology["omega_topo_participants_s"], lw=0.8, color="tab:green", label="participants' links")
     ax2.set_yscale("symlog", linthresh=1e-3)
     ax2.set_ylabel("Ω_topo [s]")
     ax2.legend(fontsize=8)
     ax2.set_xlabel("time [UTC]")
     ax2.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def regions_figure(per_region: pd.DataFrame, payloads):
+    """Each region's mean slowdown (its T_round with the others sharing the ISLs over its T_round
+    alone) on a map, for the largest payload, and against the smallest payload's."""
+    big, small = f"{max(payloads):g}", f"{min(payloads):g}"
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})
+    sc = ax1.scatter(per_region["lon_deg"], per_region["lat_deg"], c=per_region[f"slowdown_mean_{big}"], cmap="viridis",
+                     s=18)
+    fig.colorbar(sc, ax=ax1, label=f"mean T_round / T_round alone ({big} KiB)")
+    ax1.set_xlim(-180, 180)
+    ax1.set_ylim(-90, 90)
+    ax1.set_xlabel("longitude [deg]")
+    ax1.set_ylabel("latitude [deg]")
+    ax1.grid(alpha=0.3)
+    ax2.scatter(per_region[f"t_round_alone_mean_s_{big}"] * 1e3, per_region[f"t_round_mean_s_{big}"] * 1e3, s=12,
+                label=f"{big} KiB")
+    if small != big:
+        ax2.scatter(per_region[f"t_round_alone_mean_s_{small}"] * 1e3, per_region[f"t_round_mean_s_{small}"] * 1e3, s=12,
+                    label=f"{small} KiB")
+    lim = [0, float(np.nanmax(per_region[f"t_round_mean_s_{big}"])) * 1.05e3]
+    ax2.plot(lim, lim, color="grey", lw=0.8, ls=":")
+    ax2.set_xlabel("mean T_round alone [ms]")
+    ax2.set_ylabel("mean T_round, shared ISLs [ms]")
+    ax2.legend(fontsize=8)
     ax2.grid(alpha=0.3)
     fig.tight_layout()
     return fig

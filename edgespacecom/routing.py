@@ -85,12 +85,14 @@ def _dijkstra_flows(g: nx.Graph, participants: np.ndarray, n_payloads: int, net:
 
 
 def csgraph_flows(i: np.ndarray, j: np.ndarray, weights: np.ndarray, nodes: np.ndarray, participants: np.ndarray,
-                  n_satellites: int, limits: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  n_satellites: int, limits: np.ndarray | None = None, paths: list | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Dijkstra from every participant for every payload on the graph of ``nodes`` and the links
     (i, j) with ``weights`` (E, P), with SciPy's compiled csgraph; returns (D, hops) arrays (P, n, n).
     ``limits`` (P,): upper bounds on every participant pair's distance, where the search may stop.
 
-    Hop counts follow the predecessor chain of the path Dijkstra chose (all chains at once)."""
+    Hop counts follow the predecessor chain of the path Dijkstra chose (all chains at once). When
+    ``paths`` is a list, each payload's paths are appended to it (see :func:`path_edges`)."""
     n = len(participants)
     local = np.full(n_satellites, -1, dtype=np.int64)
     local[nodes] = np.arange(len(nodes))
@@ -117,7 +119,37 @@ def csgraph_flows(i: np.ndarray, j: np.ndarray, weights: np.ndarray, nodes: np.n
             count[walking] += 1
             walking &= cur != src[:, None]
         hops[p] = np.where(np.isfinite(dist[p]), count, -1)
+        if paths is not None:
+            paths.append(path_edges(pred, src, np.isfinite(dist[p]), nodes))
     return dist, hops
+
+
+def path_edges(pred: np.ndarray, src: np.ndarray, reachable: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """Every hop of every participant pair's path, as rows (a, b, hop, u, v): pair a→b (participant
+    indices), hop number from 0 at the source, and the satellites u→v it joins (global indices),
+    from Dijkstra's predecessors ``pred`` (sources × local nodes) walked back from each destination."""
+    n = len(src)
+    a_idx, b_idx = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    walking = reachable & (a_idx != b_idx)
+    a, b = a_idx[walking], b_idx[walking]
+    cur = src[b].copy()
+    steps = []
+    while len(a):
+        prev = pred[a, cur]
+        steps.append(np.stack([a, b, prev, cur]))
+        go = prev != src[a]
+        a, b, cur = a[go], b[go], prev[go]
+    if not steps:
+        return np.zeros((0, 5), dtype=np.int64)
+    rows = np.concatenate(steps, axis=1).T  # walked from the destinations: hop numbers come last
+    order = np.lexsort((np.arange(len(rows)), rows[:, 1], rows[:, 0]))  # by pair, then walk order
+    rows = rows[order]
+    pair = rows[:, 0] * n + rows[:, 1]
+    first = np.r_[True, pair[1:] != pair[:-1]]
+    start = np.maximum.accumulate(np.where(first, np.arange(len(rows)), 0))
+    length = np.bincount(np.cumsum(first) - 1)
+    hop = (length[np.cumsum(first) - 1] - 1) - (np.arange(len(rows)) - start)
+    return np.column_stack([rows[:, 0], rows[:, 1], hop, nodes[rows[:, 2]], nodes[rows[:, 3]]])
 
 
 def _flow_table(dist: np.ndarray, hops: np.ndarray, net: NetworkConfig, routing_nodes: int) -> FlowTable:
@@ -169,9 +201,12 @@ def _whole_when_large(inside: np.ndarray) -> None:
 
 
 def route_participants(
-    positions_km: np.ndarray, links: LinkSet, participants: np.ndarray, payloads_kib, link: LinkConfig, net: NetworkConfig
+    positions_km: np.ndarray, links: LinkSet, participants: np.ndarray, payloads_kib, link: LinkConfig, net: NetworkConfig,
+    paths: list | None = None,
 ) -> FlowTable:
-    """Minimum-delay flows among the participants, exact, on the smallest graph that proves it."""
+    """Minimum-delay flows among the participants, exact, on the smallest graph that proves it.
+
+    ``paths``: a list that receives each payload's path hops (:func:`path_edges`) of the final search."""
     n_sat = len(positions_km)
     c_km_s = net.speed_of_light_m_s / 1e3
     weights = np.full((len(links), len(payloads_kib)), np.nan)  # computed for the links a graph uses
@@ -184,8 +219,9 @@ def route_participants(
         keep = inside[links.i] & inside[links.j]
         todo = keep & np.isnan(weights[:, 0])
         weights[todo] = edge_weights(links.distance_km[todo], payloads_kib, link, net)
+        found = [] if paths is not None else None
         dist, hops = csgraph_flows(links.i[keep], links.j[keep], weights[keep], np.nonzero(inside)[0], participants,
-                                   n_sat, limits)
+                                   n_sat, limits, found)
         if not np.all(np.isfinite(dist[:, off_diag])):
             if inside.all():
                 break  # some participants are disconnected in the full graph
@@ -207,4 +243,6 @@ def route_participants(
             break
         inside |= needed
         limits = dist[:, off_diag].max(axis=1)
+    if paths is not None:
+        paths.extend(found)
     return _flow_table(dist, hops, net, int(inside.sum()))

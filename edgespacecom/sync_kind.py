@@ -35,6 +35,8 @@ def run_sync(scenario: SyncScenario, run) -> dict:  # run: edgespacecom.runner.R
     from .stream import (TableAppender, chunk_bounds, chunk_positions, constellation_size, default_chunk_samples,
                          propagating_satellites, run_chunks, usable_cache, write_in_order)
 
+    if scenario.regions is not None:
+        return run_regions(scenario, run)
     out_dir = run.out_dir
     compute = scenario.compute
     n_sat = constellation_size(scenario)
@@ -108,6 +110,127 @@ def run_sync(scenario: SyncScenario, run) -> dict:  # run: edgespacecom.runner.R
         "orbit_cache": "off" if cache is False else "per chunk",
     }
     return run.finish(summary)
+
+
+def run_regions(scenario: SyncScenario, run) -> dict:
+    """kind: sync with ``regions:`` — every region's rounds on ISLs they share (edgespacecom.regions),
+    in time chunks; per-region rounds, flows, link load and topology appended per chunk."""
+    import functools
+
+    from . import plots
+    from .outputs import write_figure, write_table
+    from .participants import select_participants
+    from .progress import progress, stage
+    from .regions import region_targets
+    from .stream import (TableAppender, chunk_bounds, chunk_positions, constellation_size, default_chunk_samples,
+                         propagating_satellites, run_chunks, usable_cache, write_in_order)
+
+    out_dir, compute = run.out_dir, scenario.compute
+    targets = region_targets(scenario.regions)
+    n_sat = constellation_size(scenario)
+    part_cfg = scenario.participants
+    if part_cfg.count > n_sat:
+        raise ValueError(f"participants.count: {part_cfg.count} exceeds the {n_sat} satellites of the constellation")
+    run.begin()
+    samples = scenario.time.samples
+    chunk = compute.chunk_samples or default_chunk_samples(n_sat, samples)
+    chunks = chunk_bounds(samples, chunk)
+    cache = {"always": compute.cache_dir, "never": False}.get(
+        compute.cache_positions, compute.cache_dir if n_sat * samples * 24 <= 2**30 else False)
+    cache = usable_cache(cache)
+    keep = propagating_satellites(scenario, chunks)
+    dropped = _dropped(scenario, keep, n_sat)
+    fixed = None
+    if part_cfg.selection == "fixed_slots":
+        first = chunk_positions(scenario, 0, 1, cache)
+        first = first if keep is None else first[:, keep]
+        fixed = [select_participants(first, t.lat_deg, t.lon_deg, part_cfg.count, "nearest")[0] for t in targets]
+    payloads = scenario.sync.payloads_kib
+    workers = run.workers(compute.workers) if compute.executor == "local" or compute.scheduler is None else 1
+    workers = min(workers, len(chunks))
+    stage(f"sync: {len(targets)} regions x {part_cfg.count} participants ({part_cfg.selection}) sharing the ISLs of "
+          f"{n_sat - len(dropped)} satellites, {samples} samples in {len(chunks)} chunk(s) of {chunk}, "
+          f"executor {compute.executor}")
+    task = functools.partial(_regions_task, scenario, targets=targets, participants_fixed=fixed, cache_dir=cache,
+                             keep=keep)
+    ext = compute.tables
+    appenders = {"region_rounds": TableAppender(out_dir / f"region_rounds.{ext}"),
+                 "topology": TableAppender(out_dir / f"topology.{ext}"),
+                 "region_flows": TableAppender(out_dir / "region_flows.parquet"),
+                 "link_load": TableAppender(out_dir / "link_load.parquet")}
+    totals: dict = {}
+    figure_rows = []
+    bar = progress(total=samples, desc="sync chunks", unit="sample")
+
+    def collect(result) -> None:
+        _add_region_sums(totals, result.sums)
+        figure_rows.append(result.tables["topology"])
+        bar.update(result.stop - result.start)
+
+    with bar:
+        write_in_order(run_chunks(task, chunks, executor=compute.executor, workers=workers,
+                                  scheduler=compute.scheduler), appenders, collect)
+    per_region = pd.DataFrame({"region": [t.name for t in targets], "lat_deg": [t.lat_deg for t in targets],
+                               "lon_deg": [t.lon_deg for t in targets]})
+    for p, payload in enumerate(payloads):
+        label = payload_label(payload)
+        per_region[f"t_round_mean_s_{label}"] = totals["round"][:, p] / samples
+        per_region[f"t_round_alone_mean_s_{label}"] = totals["alone"][:, p] / samples
+        per_region[f"t_round_max_s_{label}"] = totals["round_max"][:, p]
+        per_region[f"slowdown_mean_{label}"] = totals["round"][:, p] / totals["alone"][:, p]
+    write_table(out_dir / "regions.csv", per_region)
+    topo = pd.concat(figure_rows, ignore_index=True)
+    write_figure(out_dir / "regions_slowdown.png", plots.regions_figure(per_region, payloads))
+    write_figure(out_dir / "topology_events.png", plots.topology_figure(topo))
+    summary = {
+        "kind": "sync", "name": scenario.name, "regions": len(targets),
+        "satellites": n_sat - len(dropped), "satellites_dropped": dropped, "samples": samples,
+        "chunks": len(chunks), "chunk_samples": chunk, "executor": compute.executor,
+        "participants": part_cfg.count, "noise_model": scenario.link.noise_model, "isl_pattern": scenario.isl.pattern,
+        "sharing": "max-min fair per link direction among regions (edgespacecom.contention)",
+        "sync_round_s": {payload_label(q): {"mean": float(totals["round"][:, p].sum() / (samples * len(targets))),
+                                            "max": float(totals["round_max"][:, p].max())}
+                         for p, q in enumerate(payloads)},
+        "sync_round_alone_s": {payload_label(q): {"mean": float(totals["alone"][:, p].sum() / (samples * len(targets)))}
+                               for p, q in enumerate(payloads)},
+        "slowdown": {payload_label(q): {"mean": float(totals["round"][:, p].sum() / totals["alone"][:, p].sum()),
+                                        "max": float(totals["slowdown_max"][p])} for p, q in enumerate(payloads)},
+        "flows_on_shared_links_share": totals["flows_shared"] / max(1, totals["flows"]),
+        "unreachable_flows": int(totals["unreachable"]),
+        "link_directions_shared_share": totals["links_shared"] / max(1, totals["links_used"]),
+        "peak_sessions_on_a_link": int(totals["peak_sessions"]),
+        "omega_topo_s": None if not totals["omega"][2] else {"mean": totals["omega"][0] / totals["omega"][2],
+                                                             "max": totals["omega"][1]},
+        "orbit_cache": "off" if cache is False else "per chunk",
+    }
+    return run.finish(summary)
+
+
+def _regions_task(scenario, start: int, stop: int, **options):
+    from threadpoolctl import threadpool_limits
+
+    from .regions import regions_chunk
+
+    with threadpool_limits(limits=1, user_api="blas"):  # see edgespacecom.stream.sync_chunk
+        return regions_chunk(scenario, start, stop, **options)
+
+
+def _add_region_sums(totals: dict, s: dict) -> None:
+    if not totals:
+        totals.update({k: (np.array(v, dtype=float) if isinstance(v, np.ndarray) else v) for k, v in s.items()})
+        totals["omega"] = list(s["omega"])
+        return
+    totals["samples"] += s["samples"]
+    totals["round"] += s["round"]
+    totals["alone"] += s["alone"]
+    totals["round_max"] = np.maximum(totals["round_max"], s["round_max"])
+    totals["slowdown_max"] = np.maximum(totals["slowdown_max"], s["slowdown_max"])
+    for key in ("flows", "flows_shared", "unreachable", "links_shared", "links_used"):
+        totals[key] += s[key]
+    totals["peak_sessions"] = max(totals["peak_sessions"], s["peak_sessions"])
+    totals["omega"][0] += s["omega"][0]
+    totals["omega"][1] = max(totals["omega"][1], s["omega"][1])
+    totals["omega"][2] += s["omega"][2]
 
 
 #: per-round columns the figures and the topology table need (kept in memory; the rest is on disk)
@@ -208,14 +331,25 @@ def format_sync_summary(summary: dict) -> str:
         }
         for key, v in summary["sync_round_s"].items()
     ]
+    regions = summary.get("regions")
+    if regions:
+        for row, key in zip(rows, summary["sync_round_s"]):
+            row["T_round alone mean [ms]"] = f"{summary['sync_round_alone_s'][key]['mean'] * 1e3:.2f}"
+            row["slowdown mean"] = f"{summary['slowdown'][key]['mean']:.3f}"
+            row["slowdown max"] = f"{summary['slowdown'][key]['max']:.3f}"
     head = (
         f"{summary['name']}: {summary['satellites']} satellites, {summary['samples']} samples, "
-        f"{summary['participants']} participants, noise model {summary['noise_model']}"
+        + (f"{regions} regions of " if regions else "")
+        + f"{summary['participants']} participants, noise model {summary['noise_model']}"
     )
     omega, local = summary.get("omega_topo_s"), summary.get("omega_topo_participants_s")
     tail = ""
+    if regions:
+        tail += (f"flows crossing a link another region uses: {summary['flows_on_shared_links_share']:.1%}; "
+                 f"at most {summary['peak_sessions_on_a_link']} regions on one link at once; ")
     if omega:
         tail += f"Ω_topo (all ISLs) mean {omega['mean']:.3f} s, max {omega['max']:.3f} s; "
+    if local:
         tail += f"Ω_topo (participants' links) mean {local['mean'] * 1e3:.1f} ms, max {local['max'] * 1e3:.1f} ms; "
     tail += f"wall time {summary['wall_s']:.1f} s"
     return "\n".join([head, pd.DataFrame(rows).to_string(index=False), tail])
