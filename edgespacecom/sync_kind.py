@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -30,40 +32,19 @@ def run_sync(scenario: SyncScenario, run) -> dict:  # run: edgespacecom.runner.R
 
     from . import plots  # matplotlib and the routing stack: only when a sync scenario runs
     from .outputs import write_figure, write_table
-    from .participants import select_participants
     from .progress import progress, stage
-    from .stream import (TableAppender, chunk_bounds, chunk_positions, constellation_size, default_chunk_samples,
-                         propagating_satellites, run_chunks, usable_cache, write_in_order)
+    from .stream import TableAppender, run_chunks, write_in_order
 
     if scenario.regions is not None:
         return run_regions(scenario, run)
-    out_dir = run.out_dir
-    compute = scenario.compute
-    n_sat = constellation_size(scenario)
-    samples = scenario.time.samples
-    if scenario.participants.count > n_sat:
-        raise ValueError(
-            f"participants.count: {scenario.participants.count} exceeds the {n_sat} satellites of the constellation"
-        )
-    run.begin()
-    chunk = compute.chunk_samples or default_chunk_samples(n_sat, samples)
-    chunks = chunk_bounds(samples, chunk)
-    window_bytes = n_sat * samples * 3 * 8
-    cache = {"always": compute.cache_dir, "never": False}.get(
-        compute.cache_positions, compute.cache_dir if window_bytes <= 2**30 else False)
-    cache = usable_cache(cache)
-    keep = propagating_satellites(scenario, chunks)
-    dropped = _dropped(scenario, keep, n_sat)
+    out_dir, compute = run.out_dir, scenario.compute
     reg, part_cfg = scenario.region, scenario.participants
-    fixed = None
-    if part_cfg.selection == "fixed_slots":  # the paper's model: the nearest at the window's first sample
-        first = chunk_positions(scenario, 0, 1, cache)
-        first = first if keep is None else first[:, keep]
-        fixed = select_participants(first, reg.lat_deg, reg.lon_deg, part_cfg.count, "nearest")[0]
+    plan = _plan(scenario, run, [(reg.lat_deg, reg.lon_deg)])
+    samples, chunk, chunks, cache, keep, dropped, workers = (plan.samples, plan.chunk, plan.chunks, plan.cache,
+                                                              plan.keep, plan.dropped, plan.workers)
+    fixed = None if plan.fixed is None else plan.fixed[0]
     payloads = scenario.sync.payloads_kib
-    workers = run.workers(compute.workers) if compute.executor == "local" or compute.scheduler is None else 1
-    workers = min(workers, len(chunks))
-    stage(f"sync: {n_sat - len(dropped)} satellites x {samples} samples in {len(chunks)} chunk(s) of {chunk}, "
+    stage(f"sync: {plan.satellites} satellites x {samples} samples in {len(chunks)} chunk(s) of {chunk}, "
           f"{part_cfg.count} participants ({part_cfg.selection}) over ({reg.lat_deg}, {reg.lon_deg}), "
           f"{len(payloads)} payloads, executor {compute.executor}"
           + (f" at {compute.scheduler}" if compute.scheduler else f", {workers} worker(s)"))
@@ -96,7 +77,7 @@ def run_sync(scenario: SyncScenario, run) -> dict:  # run: edgespacecom.runner.R
     summary = {
         "kind": "sync",
         "name": scenario.name,
-        "satellites": n_sat - len(dropped),
+        "satellites": plan.satellites,
         "satellites_dropped": dropped,  # SGP4 could not propagate them over the window
         "samples": samples,
         "chunks": len(chunks),
@@ -119,37 +100,19 @@ def run_regions(scenario: SyncScenario, run) -> dict:
 
     from . import plots
     from .outputs import write_figure, write_table
-    from .participants import select_participants
     from .progress import progress, stage
     from .regions import region_targets
-    from .stream import (TableAppender, chunk_bounds, chunk_positions, constellation_size, default_chunk_samples,
-                         propagating_satellites, run_chunks, usable_cache, write_in_order)
+    from .stream import TableAppender, run_chunks, write_in_order
 
     out_dir, compute = run.out_dir, scenario.compute
     targets = region_targets(scenario.regions)
-    n_sat = constellation_size(scenario)
     part_cfg = scenario.participants
-    if part_cfg.count > n_sat:
-        raise ValueError(f"participants.count: {part_cfg.count} exceeds the {n_sat} satellites of the constellation")
-    run.begin()
-    samples = scenario.time.samples
-    chunk = compute.chunk_samples or default_chunk_samples(n_sat, samples)
-    chunks = chunk_bounds(samples, chunk)
-    cache = {"always": compute.cache_dir, "never": False}.get(
-        compute.cache_positions, compute.cache_dir if n_sat * samples * 24 <= 2**30 else False)
-    cache = usable_cache(cache)
-    keep = propagating_satellites(scenario, chunks)
-    dropped = _dropped(scenario, keep, n_sat)
-    fixed = None
-    if part_cfg.selection == "fixed_slots":
-        first = chunk_positions(scenario, 0, 1, cache)
-        first = first if keep is None else first[:, keep]
-        fixed = [select_participants(first, t.lat_deg, t.lon_deg, part_cfg.count, "nearest")[0] for t in targets]
+    plan = _plan(scenario, run, [(t.lat_deg, t.lon_deg) for t in targets])
+    samples, chunk, chunks, cache, keep, fixed, workers = (plan.samples, plan.chunk, plan.chunks, plan.cache,
+                                                            plan.keep, plan.fixed, plan.workers)
     payloads = scenario.sync.payloads_kib
-    workers = run.workers(compute.workers) if compute.executor == "local" or compute.scheduler is None else 1
-    workers = min(workers, len(chunks))
     stage(f"sync: {len(targets)} regions x {part_cfg.count} participants ({part_cfg.selection}) sharing the ISLs of "
-          f"{n_sat - len(dropped)} satellites, {samples} samples in {len(chunks)} chunk(s) of {chunk}, "
+          f"{plan.satellites} satellites, {samples} samples in {len(chunks)} chunk(s) of {chunk}, "
           f"executor {compute.executor}")
     task = functools.partial(_regions_task, scenario, targets=targets, participants_fixed=fixed, cache_dir=cache,
                              keep=keep)
@@ -184,7 +147,7 @@ def run_regions(scenario: SyncScenario, run) -> dict:
     write_figure(out_dir / "topology_events.png", plots.topology_figure(topo))
     summary = {
         "kind": "sync", "name": scenario.name, "regions": len(targets),
-        "satellites": n_sat - len(dropped), "satellites_dropped": dropped, "samples": samples,
+        "satellites": plan.satellites, "satellites_dropped": plan.dropped, "samples": samples,
         "chunks": len(chunks), "chunk_samples": chunk, "executor": compute.executor,
         "participants": part_cfg.count, "noise_model": scenario.link.noise_model, "isl_pattern": scenario.isl.pattern,
         "sharing": "max-min fair per link direction among regions (edgespacecom.contention)",
@@ -237,6 +200,51 @@ def _add_region_sums(totals: dict, s: dict) -> None:
 TOPOLOGY_COLUMNS = ["time_utc", "sample", "isl_links", "link_setups", "link_teardowns", "omega_topo_s",
                     "participant_link_setups", "participant_link_teardowns", "omega_topo_participants_s"]
 FIGURE_COLUMNS = TOPOLOGY_COLUMNS + ["payload_kib", "t_sync_mean_s", "t_sync_max_s"]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a sync run settles before any chunk runs."""
+
+    satellites: int  # propagated over the whole window
+    samples: int
+    chunk: int
+    chunks: list
+    cache: object  # the position cache folder, None (the default one) or False (none)
+    keep: np.ndarray | None  # satellites kept (None: all)
+    dropped: list  # names of those left out
+    fixed: list | None  # fixed_slots: each region's participants at the first sample
+    workers: int
+
+
+def _plan(scenario, run, points: list[tuple[float, float]]) -> _Plan:
+    """Check the group size, start the run, and settle the chunks, the cache, the satellites SGP4
+    propagates, fixed participants (``fixed_slots``: the nearest at the window's first sample, one set
+    per region point) and the worker count."""
+    from .participants import select_participants
+    from .stream import (chunk_bounds, chunk_positions, constellation_size, default_chunk_samples,
+                         propagating_satellites, usable_cache)
+
+    compute, part_cfg = scenario.compute, scenario.participants
+    n_sat = constellation_size(scenario)
+    if part_cfg.count > n_sat:
+        raise ValueError(f"participants.count: {part_cfg.count} exceeds the {n_sat} satellites of the constellation")
+    run.begin()
+    samples = scenario.time.samples
+    chunk = compute.chunk_samples or default_chunk_samples(n_sat, samples)
+    chunks = chunk_bounds(samples, chunk)
+    cache = {"always": compute.cache_dir, "never": False}.get(
+        compute.cache_positions, compute.cache_dir if n_sat * samples * 3 * 8 <= 2**30 else False)
+    cache = usable_cache(cache)
+    keep = propagating_satellites(scenario, chunks)
+    dropped = _dropped(scenario, keep, n_sat)
+    fixed = None
+    if part_cfg.selection == "fixed_slots":
+        first = chunk_positions(scenario, 0, 1, cache)
+        first = first if keep is None else first[:, keep]
+        fixed = [select_participants(first, lat, lon, part_cfg.count, "nearest")[0] for lat, lon in points]
+    workers = run.workers(compute.workers) if compute.executor == "local" or compute.scheduler is None else 1
+    return _Plan(n_sat - len(dropped), samples, chunk, chunks, cache, keep, dropped, fixed, min(workers, len(chunks)))
 
 
 def _chunk_task(scenario, start: int, stop: int, **options):
