@@ -54,12 +54,15 @@ def run_sync(scenario: SyncScenario, run) -> dict:  # run: edgespacecom.runner.R
                  "per_satellite": TableAppender(out_dir / f"sync_satellites.{ext}"),
                  "flows": TableAppender(out_dir / "flows.parquet")}
     figure_rows, totals = [], _Totals(len(payloads))
-    bar = progress(total=samples, desc="sync chunks", unit="sample")
+    bar = progress(total=samples, desc="sync", unit="sample")
+    done_chunks: list = []
 
     def collect(result) -> None:
         per_round = result.tables["per_round"]
         figure_rows.append(per_round[FIGURE_COLUMNS])
         totals.add(result.sums)
+        done_chunks.append(result.start)
+        bar.set_postfix(chunks=f"{len(done_chunks)}/{len(chunks)}")
         bar.update(result.stop - result.start)
 
     with bar:
@@ -123,11 +126,14 @@ def run_regions(scenario: SyncScenario, run) -> dict:
                  "link_load": TableAppender(out_dir / "link_load.parquet")}
     totals: dict = {}
     figure_rows = []
-    bar = progress(total=samples, desc="sync chunks", unit="sample")
+    bar = progress(total=samples, desc="sync", unit="sample")
+    done_chunks: list = []
 
     def collect(result) -> None:
         _add_region_sums(totals, result.sums)
         figure_rows.append(result.tables["topology"])
+        done_chunks.append(result.start)
+        bar.set_postfix(chunks=f"{len(done_chunks)}/{len(chunks)}")
         bar.update(result.stop - result.start)
 
     with bar:
