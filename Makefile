@@ -30,6 +30,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_sync.py
 	$(PY) benchmarks/bench_dlrc_overhead.py
 	$(PY) benchmarks/bench_table2.py
+	$(PY) benchmarks/bench_scale.py
+	$(PY) benchmarks/bench_regions.py
 
 # Training needs the EO training and validation splits in the data cache:
 #   make data                      (from the public sources)

@@ -19,7 +19,7 @@ process, and the ratios to the in-memory baseline. The streamed and Dask tables 
 for byte, and with the in-memory tables row for row. A window too long to run twice (the day:
 ``--scenario scenarios/scale_10k_day.yaml --paths dask --reference-hours 2``) is compared with one
 process over its first hours instead: the same chunks, so the same rows. Results:
-``results/benchmarks/scale.{json,md}`` (``scale_<scenario>.*`` for another scenario).
+``results/benchmarks/scale.{json,md}`` (``<scenario>.{json,md}`` for another scenario).
 """
 
 from __future__ import annotations
@@ -175,12 +175,12 @@ def main() -> None:
              "| path | wall [s] | peak RSS, all processes [GiB] | peak RSS, largest process [GiB] | wall / in-memory | RSS / in-memory |",
              "|---|---|---|---|---|---|"]
     for name, row in rows.items():
+        ratios = [f"{row[k]:.2f}" if k in row else "–" for k in ("wall_over_in_memory", "rss_over_in_memory")]
         lines.append(f"| {name} | {row['wall_s']:.1f} | {row['peak_rss_sum_bytes'] / 2**30:.2f} | "
-                     f"{row['peak_rss_largest_bytes'] / 2**30:.2f} | {row.get('wall_over_in_memory', float('nan')):.2f} | "
-                     f"{row.get('rss_over_in_memory', float('nan')):.2f} |")
+                     f"{row['peak_rss_largest_bytes'] / 2**30:.2f} | {ratios[0]} | {ratios[1]} |")
     lines += ["", "Checks: " + ", ".join(f"{k} = {v}" for k, v in checks.items())]
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "scale" if args.scenario == SCENARIO else f"scale_{args.scenario.stem}"
+    stem = "scale" if args.scenario == SCENARIO else args.scenario.stem
     write_json(args.out / f"{stem}.json", result)
     atomic_write_text(args.out / f"{stem}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
