@@ -32,8 +32,8 @@ def run_sync(scenario: SyncScenario, run) -> dict:  # run: edgespacecom.runner.R
 
     from . import plots  # matplotlib and the routing stack: only when a sync scenario runs
     from .outputs import write_figure, write_table
-    from .progress import progress, stage
-    from .stream import TableAppender, run_chunks, write_in_order
+    from .progress import stage
+    from .stream import TableAppender
 
     if scenario.regions is not None:
         return run_regions(scenario, run)
@@ -54,20 +54,12 @@ def run_sync(scenario: SyncScenario, run) -> dict:  # run: edgespacecom.runner.R
                  "per_satellite": TableAppender(out_dir / f"sync_satellites.{ext}"),
                  "flows": TableAppender(out_dir / "flows.parquet")}
     figure_rows, totals = [], _Totals(len(payloads))
-    bar = progress(total=samples, desc="sync", unit="sample")
-    done_chunks: list = []
 
     def collect(result) -> None:
-        per_round = result.tables["per_round"]
-        figure_rows.append(per_round[FIGURE_COLUMNS])
+        figure_rows.append(result.tables["per_round"][FIGURE_COLUMNS])
         totals.add(result.sums)
-        done_chunks.append(result.start)
-        bar.set_postfix(chunks=f"{len(done_chunks)}/{len(chunks)}")
-        bar.update(result.stop - result.start)
 
-    with bar:
-        write_in_order(run_chunks(task, chunks, executor=compute.executor, workers=workers,
-                                  scheduler=compute.scheduler), appenders, collect)
+    _stream(task, plan, compute, appenders, collect)
 
     stage("writing the topology table and plots")
     per_round = pd.concat(figure_rows, ignore_index=True)
@@ -103,16 +95,16 @@ def run_regions(scenario: SyncScenario, run) -> dict:
 
     from . import plots
     from .outputs import write_figure, write_table
-    from .progress import progress, stage
+    from .progress import stage
     from .regions import region_targets
-    from .stream import TableAppender, run_chunks, write_in_order
+    from .stream import TableAppender
 
     out_dir, compute = run.out_dir, scenario.compute
     targets = region_targets(scenario.regions)
     part_cfg = scenario.participants
     plan = _plan(scenario, run, [(t.lat_deg, t.lon_deg) for t in targets])
-    samples, chunk, chunks, cache, keep, fixed, workers = (plan.samples, plan.chunk, plan.chunks, plan.cache,
-                                                            plan.keep, plan.fixed, plan.workers)
+    samples, chunk, chunks, cache, keep, fixed = (plan.samples, plan.chunk, plan.chunks, plan.cache, plan.keep,
+                                                   plan.fixed)
     payloads = scenario.sync.payloads_kib
     stage(f"sync: {len(targets)} regions x {part_cfg.count} participants ({part_cfg.selection}) sharing the ISLs of "
           f"{plan.satellites} satellites, {samples} samples in {len(chunks)} chunk(s) of {chunk}, "
@@ -126,19 +118,12 @@ def run_regions(scenario: SyncScenario, run) -> dict:
                  "link_load": TableAppender(out_dir / "link_load.parquet")}
     totals: dict = {}
     figure_rows = []
-    bar = progress(total=samples, desc="sync", unit="sample")
-    done_chunks: list = []
 
     def collect(result) -> None:
         _add_region_sums(totals, result.sums)
         figure_rows.append(result.tables["topology"])
-        done_chunks.append(result.start)
-        bar.set_postfix(chunks=f"{len(done_chunks)}/{len(chunks)}")
-        bar.update(result.stop - result.start)
 
-    with bar:
-        write_in_order(run_chunks(task, chunks, executor=compute.executor, workers=workers,
-                                  scheduler=compute.scheduler), appenders, collect)
+    _stream(task, plan, compute, appenders, collect)
     per_region = pd.DataFrame({"region": [t.name for t in targets], "lat_deg": [t.lat_deg for t in targets],
                                "lon_deg": [t.lon_deg for t in targets]})
     for p, payload in enumerate(payloads):
@@ -251,6 +236,26 @@ def _plan(scenario, run, points: list[tuple[float, float]]) -> _Plan:
         fixed = [select_participants(first, lat, lon, part_cfg.count, "nearest")[0] for lat, lon in points]
     workers = run.workers(compute.workers) if compute.executor == "local" or compute.scheduler is None else 1
     return _Plan(n_sat - len(dropped), samples, chunk, chunks, cache, keep, dropped, fixed, min(workers, len(chunks)))
+
+
+def _stream(task, plan: _Plan, compute, appenders: dict, collect) -> None:
+    """Run the chunks on the scenario's executor, append their tables in order, hand each result to
+    ``collect``, and show samples and chunks done with an ETA."""
+    from .progress import progress
+    from .stream import run_chunks, write_in_order
+
+    bar = progress(total=plan.samples, desc="sync", unit="sample")
+    done = [0]
+
+    def on_result(result) -> None:
+        collect(result)
+        done[0] += 1
+        bar.set_postfix(chunks=f"{done[0]}/{len(plan.chunks)}")
+        bar.update(result.stop - result.start)
+
+    with bar:
+        write_in_order(run_chunks(task, plan.chunks, executor=compute.executor, workers=plan.workers,
+                                  scheduler=compute.scheduler), appenders, on_result)
 
 
 def _chunk_task(scenario, start: int, stop: int, **options):
