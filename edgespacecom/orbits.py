@@ -133,7 +133,7 @@ def constellation_satellites(cfg: ConstellationConfig, epoch: dt.datetime) -> li
     ]
 
 
-def _sample_indices(time_cfg: TimeConfig, samples: range | None) -> np.ndarray:
+def _sample_indices(time_cfg: TimeConfig, samples: range | np.ndarray | None) -> np.ndarray:
     """The sample numbers k asked for (all of the window when None)."""
     if samples is None:
         return np.arange(time_cfg.samples)
@@ -181,8 +181,9 @@ def propagate_itrs(satellites: list[EarthSatellite], time_cfg: TimeConfig, sampl
     not depend on which chunk computes it: the instants are the same numbers either way.
     """
     if samples is not None and len(samples) == 1:
-        # one instant takes other code paths in Skyfield's frame rotations (a 1-element Time), whose
-        # last bits differ; two copies of it take the array path every other chunk takes
+        # one instant alone (a 1-element Time) gives rotations whose last bits differ from the same
+        # instant computed among others (measured: Skyfield's series then take other numpy and BLAS
+        # paths); two copies of it take the path every longer chunk takes
         return propagate_itrs(satellites, time_cfg, np.array([samples.start] * 2), array)[:1]
     array = SatrecArray([s.model for s in satellites]) if array is None else array
     jd, fr = utc_julian_dates(time_cfg, samples)
