@@ -77,15 +77,16 @@ def simulate(tx: Transmissions, relay_s: float, alone_s: np.ndarray) -> SharedRo
     flows = tx.flow[keep]
     resource, work, prop = tx.resource[keep].tolist(), tx.work_s[keep].tolist(), tx.propagation_s[keep].tolist()
     region = tx.region.tolist()
-    starts = np.flatnonzero(np.r_[True, flows[1:] != flows[:-1]])
-    ends = np.r_[starts[1:], len(flows)].tolist()
+    new_flow = flows[1:] != flows[:-1]
+    starts = np.flatnonzero(np.r_[True, new_flow])  # each flow's first hop
+    last_hop = np.r_[new_flow, True].tolist()
     flow_of = flows.tolist()
 
-    # per resource: virtual clock, its real time, sessions (region -> active count), n, heap of ends
+    # per resource: virtual clock, its real time, sessions (region -> active transmissions; their number
+    # is the split n), heap of ends
     clock: dict = {}
     stamp: dict = {}
     sessions: dict = {}
-    n_active: dict = {}
     ends_heap: dict = {}
     version: dict = {}
     busy: dict = {}
@@ -93,7 +94,7 @@ def simulate(tx: Transmissions, relay_s: float, alone_s: np.ndarray) -> SharedRo
     events: list = []  # (time, kind, key, version): kind 0 = a hop starts (key: hop), 1 = a resource's next end
 
     def advance(r: int, t: float) -> None:
-        n = n_active.get(r, 0)
+        n = len(sessions[r])
         if n:
             clock[r] += (t - stamp[r]) / n
             busy[r] += t - stamp[r]
@@ -102,29 +103,21 @@ def simulate(tx: Transmissions, relay_s: float, alone_s: np.ndarray) -> SharedRo
     def schedule(r: int) -> None:
         version[r] = version.get(r, 0) + 1
         if ends_heap[r]:
-            finish = stamp[r] + (ends_heap[r][0][0] - clock[r]) * n_active[r]
+            finish = stamp[r] + (ends_heap[r][0][0] - clock[r]) * len(sessions[r])
             heapq.heappush(events, (finish, 1, r, version[r]))
 
     for s in starts.tolist():
         heapq.heappush(events, (0.0, 0, s, 0))
-    last = {s: e - 1 for s, e in zip(starts.tolist(), ends)}
-    first_of = {}
-    for s, e in zip(starts.tolist(), ends):
-        for h in range(s, e):
-            first_of[h] = s
     while events:
         t, kind, key, ver = heapq.heappop(events)
         if kind == 0:  # hop `key` starts transmitting
             r, g = resource[key], region[flow_of[key]]
             if r not in clock:
-                clock[r], stamp[r], sessions[r], n_active[r], ends_heap[r], busy[r], peak[r] = 0.0, t, {}, 0, [], 0.0, 0
+                clock[r], stamp[r], sessions[r], ends_heap[r], busy[r], peak[r] = 0.0, t, {}, [], 0.0, 0
             advance(r, t)
             heapq.heappush(ends_heap[r], (clock[r] + work[key], key))
-            count = sessions[r].get(g, 0)
-            sessions[r][g] = count + 1
-            if count == 0:
-                n_active[r] += 1
-                peak[r] = max(peak[r], n_active[r])
+            sessions[r][g] = sessions[r].get(g, 0) + 1
+            peak[r] = max(peak[r], len(sessions[r]))
             schedule(r)
             continue
         r = key
@@ -136,10 +129,9 @@ def simulate(tx: Transmissions, relay_s: float, alone_s: np.ndarray) -> SharedRo
         sessions[r][g] -= 1
         if sessions[r][g] == 0:
             del sessions[r][g]
-            n_active[r] -= 1
         schedule(r)
         f = flow_of[hop]
-        if hop == last[first_of[hop]]:
+        if last_hop[hop]:
             done[f] = t + prop[hop]
         else:
             heapq.heappush(events, (t + prop[hop] + relay_s, 0, hop + 1, 0))

@@ -242,6 +242,11 @@ class Ephemeris:
         return self.positions_km.shape[1]
 
 
+def satellite_names(satellites: list[EarthSatellite]) -> list[str]:
+    """Each satellite's name, or ``SAT-<index>`` where it has none."""
+    return [s.name or f"SAT-{i:04d}" for i, s in enumerate(satellites)]
+
+
 def sample_datetimes(time_cfg: TimeConfig) -> np.ndarray:
     start = np.datetime64(time_cfg.start.replace(tzinfo=None), "ms")
     step = np.timedelta64(int(round(time_cfg.step_s * 1000)), "ms")
@@ -251,7 +256,7 @@ def sample_datetimes(time_cfg: TimeConfig) -> np.ndarray:
 def load_ephemeris(cfg: ConstellationConfig, time_cfg: TimeConfig, cache_dir: Path | None = None) -> Ephemeris:
     """Propagate the whole window (or load it from the on-disk cache keyed by the orbital config)."""
     sats = constellation_satellites(cfg, time_cfg.start)
-    names = [s.name or f"SAT-{i:04d}" for i, s in enumerate(sats)]
+    names = satellite_names(sats)
     path = _cache_root(cache_dir) / f"positions-{orbit_cache_key(cfg, time_cfg)}.npy"
     times = sample_datetimes(time_cfg)
     pos = _read_cache(path, (time_cfg.samples, len(sats), 3))

@@ -83,8 +83,8 @@ def regions_chunk(scenario, start: int, stop: int, targets: list[Target], partic
     from .orbits import sample_datetimes
     from .participants import select_participants
     from .routing import route_participants
-    from .stream import ChunkResult, chunk_positions, _partial
-    from .sync import SyncRounds
+    from .stream import ChunkResult, Stat, chunk_positions
+    from .sync import sync_times
     from .topology import IslRule, link_events, topology_overhead_s
 
     first = max(start - 1, 0)
@@ -104,12 +104,14 @@ def regions_chunk(scenario, start: int, stop: int, targets: list[Target], partic
     times = sample_datetimes(scenario.time)
     n = part_cfg.count
     off = ~np.eye(n, dtype=bool)
+    src_slot, dst_slot = np.nonzero(off)
+    flow_region = np.repeat(np.arange(len(targets)), n * n)
     rounds_rows, flow_rows, load_rows, topo_rows = [], [], [], []
     previous = rule.links(pos[start - first - 1]) if start > 0 else None
     sums = {"samples": stop - start, "round": np.zeros((len(targets), len(payloads))),
             "alone": np.zeros((len(targets), len(payloads))), "round_max": np.full((len(targets), len(payloads)), -np.inf),
             "slowdown_max": np.zeros(len(payloads)), "flows": 0, "flows_shared": 0, "unreachable": 0,
-            "peak_sessions": 0, "links_shared": 0, "links_used": 0}
+            "peak_sessions_max": 0, "links_shared": 0, "links_used": 0}
     omega_all = []
     for k in range(start, stop):
         row = k - first
@@ -139,28 +141,22 @@ def regions_chunk(scenario, start: int, stop: int, targets: list[Target], partic
             tx = Transmissions(flow=e[:, 0], resource=e[:, 2] * n_sat + e[:, 3],
                                work_s=payload_bits(payload) / link_rate_bps(d, link),
                                propagation_s=propagation_delay_s(d, net.speed_of_light_m_s),
-                               region=np.repeat(np.arange(len(targets)), n * n))
+                               region=flow_region)
             alone = np.stack([t.t_flow_s[p] for t in tables])  # (R, n, n)
             shared = simulate(tx, net.relay_s, alone.reshape(-1))
             t_flow = shared.done_s.reshape(len(targets), n, n)
-            # the paper's round formulas (T_send, T_recv, T_sync, T_round) for each region
-            ones = np.ones((len(targets), 1, n, n), dtype=np.int64)
-            z = np.zeros(len(targets), dtype=np.int64)
-            rounds = SyncRounds(np.stack([g[row] for g in groups]), t_flow[:, None], t_flow[:, None], ones, z, z, z, z,
-                                z, z, control_s=net.control_s)
-            alone_rounds = SyncRounds(rounds.participants, alone[:, None], alone[:, None], ones, z, z, z, z, z, z,
-                                      control_s=net.control_s)
-            t_round, t_alone = rounds.t_round_s[:, 0], alone_rounds.t_round_s[:, 0]
+            t_sync = sync_times(t_flow, net.control_s)  # (R, n), the paper's round formulas
+            t_round, t_alone = t_sync.max(axis=-1), sync_times(alone, net.control_s).max(axis=-1)
             simulated = shared.simulated.reshape(len(targets), n, n)
             hops = np.stack([t.hops[p] for t in tables])
             for r, target in enumerate(targets):
                 rounds_rows.append((times[k], k, float(payload), target.name, t_round[r], t_alone[r],
-                                    rounds.t_sync_s[r, 0].max(), int(hops[r].max()), int(simulated[r][off].sum())))
+                                    t_sync[r].max(), int(hops[r].max()), int(simulated[r][off].sum())))
             flow_rows.append(pd.DataFrame({
                 "sample": k, "payload_kib": float(payload),
                 "region": np.repeat(np.arange(len(targets)), off.sum()),
-                "source": np.concatenate([g[row][np.nonzero(off)[0]] for g in groups]),
-                "destination": np.concatenate([g[row][np.nonzero(off)[1]] for g in groups]),
+                "source": np.concatenate([g[row][src_slot] for g in groups]),
+                "destination": np.concatenate([g[row][dst_slot] for g in groups]),
                 "hops": hops[:, off].ravel(),
                 "t_flow_alone_s": alone[:, off].ravel(), "t_flow_s": t_flow[:, off].ravel()}))
             load_rows.append(_link_load(k, payload, tx, shared, n_sat, float(np.max(t_round[np.isfinite(t_round)],
@@ -174,10 +170,10 @@ def regions_chunk(scenario, start: int, stop: int, targets: list[Target], partic
             sums["flows"] += int(off.sum() * len(targets))
             sums["flows_shared"] += int(simulated[:, off].sum())
             sums["unreachable"] += int(np.sum(~np.isfinite(t_flow[:, off])))
-            sums["peak_sessions"] = max(sums["peak_sessions"], max(shared.peak_sessions.values(), default=1))
+            sums["peak_sessions_max"] = max(sums["peak_sessions_max"], max(shared.peak_sessions.values(), default=1))
             sums["links_shared"] += int(np.sum(load_rows[-1]["regions"] > 1))
             sums["links_used"] += len(load_rows[-1])
-    sums["omega"] = _partial(np.array(omega_all))
+    sums["omega"] = Stat.of(np.array(omega_all))
     region_rounds = pd.DataFrame(rounds_rows, columns=["time_utc", "sample", "payload_kib", "region", "t_round_s",
                                                        "t_round_alone_s", "t_sync_max_s", "hops_max", "flows_shared"])
     topology = pd.DataFrame(topo_rows, columns=["time_utc", "sample", "isl_links", "link_setups", "link_teardowns",

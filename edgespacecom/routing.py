@@ -133,23 +133,19 @@ def path_edges(pred: np.ndarray, src: np.ndarray, reachable: np.ndarray, nodes: 
     walking = reachable & (a_idx != b_idx)
     a, b = a_idx[walking], b_idx[walking]
     cur = src[b].copy()
-    steps = []
+    steps = []  # per step back from the destinations: (a, b, step, u, v)
     while len(a):
         prev = pred[a, cur]
-        steps.append(np.stack([a, b, prev, cur]))
+        steps.append(np.stack([a, b, np.full_like(a, len(steps)), prev, cur]))
         go = prev != src[a]
         a, b, cur = a[go], b[go], prev[go]
     if not steps:
         return np.zeros((0, 5), dtype=np.int64)
-    rows = np.concatenate(steps, axis=1).T  # walked from the destinations: hop numbers come last
-    order = np.lexsort((np.arange(len(rows)), rows[:, 1], rows[:, 0]))  # by pair, then walk order
-    rows = rows[order]
+    rows = np.concatenate(steps, axis=1).T
     pair = rows[:, 0] * n + rows[:, 1]
-    first = np.r_[True, pair[1:] != pair[:-1]]
-    start = np.maximum.accumulate(np.where(first, np.arange(len(rows)), 0))
-    length = np.bincount(np.cumsum(first) - 1)
-    hop = (length[np.cumsum(first) - 1] - 1) - (np.arange(len(rows)) - start)
-    return np.column_stack([rows[:, 0], rows[:, 1], hop, nodes[rows[:, 2]], nodes[rows[:, 3]]])
+    rows[:, 2] = np.bincount(pair, minlength=n * n)[pair] - 1 - rows[:, 2]  # steps back -> hop from the source
+    rows = rows[np.lexsort((rows[:, 2], pair))]
+    return np.column_stack([rows[:, :3], nodes[rows[:, 3]], nodes[rows[:, 4]]])
 
 
 def _flow_table(dist: np.ndarray, hops: np.ndarray, net: NetworkConfig, routing_nodes: int) -> FlowTable:

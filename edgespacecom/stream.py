@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -61,24 +62,23 @@ def default_chunk_samples(satellites: int, samples: int) -> int:
 
 
 @functools.lru_cache(maxsize=2)
-def _satellites(constellation_json: str, epoch_iso: str):
-    """The constellation's satellites and their SGP4 array, built once per process (a 10,000-satellite
-    Walker shell takes about a second to build)."""
+def _built(constellation_json: str, epoch_iso: str):
     import datetime as dt
 
     from sgp4.api import SatrecArray
 
     from .config import ConstellationConfig
-    from .orbits import constellation_satellites
+    from .orbits import constellation_satellites, satellite_names
 
     cfg = ConstellationConfig.model_validate_json(constellation_json)
     sats = constellation_satellites(cfg, dt.datetime.fromisoformat(epoch_iso))
-    return sats, SatrecArray([s.model for s in sats])
+    return sats, SatrecArray([s.model for s in sats]), satellite_names(sats)
 
 
-def constellation_size(scenario) -> int:
-    """Number of satellites of the scenario's constellation (built once per process)."""
-    return len(_satellites(scenario.constellation.model_dump_json(), scenario.time.start.isoformat())[0])
+def constellation(scenario):
+    """(satellites, their SGP4 array, their names) of the scenario's constellation, built once per
+    process (a 10,000-satellite Walker shell takes about a second to build)."""
+    return _built(scenario.constellation.model_dump_json(), scenario.time.start.isoformat())
 
 
 def chunk_positions(scenario, start: int, stop: int, cache_dir: Path | None) -> np.ndarray:
@@ -86,7 +86,7 @@ def chunk_positions(scenario, start: int, stop: int, cache_dir: Path | None) -> 
     when it holds them."""
     from .orbits import _cache_root, _read_cache, _write_cache, orbit_cache_key, propagate_itrs
 
-    sats, array = _satellites(scenario.constellation.model_dump_json(), scenario.time.start.isoformat())
+    sats, array, _ = constellation(scenario)
     path = None
     if cache_dir is not False:
         key = orbit_cache_key(scenario.constellation, scenario.time)
@@ -137,20 +137,7 @@ def sync_chunk(scenario, start: int, stop: int, fixed_participants: np.ndarray |
     for the link events at ``start``), tabulated as the single-pass run tabulates them.
 
     ``keep``: the satellites that propagate over the whole window (None: all); ``cache_dir``: the
-    position cache (None: the default one; False: none).
-
-    BLAS runs on one thread here, on every executor: a threaded BLAS splits a product (Skyfield's
-    nutation series, the participants' projection) by the thread count, and the last bits of the
-    sums, and now and then a near-tie between two routes, then depend on where the chunk ran (a
-    Dask worker has one BLAS thread, a pool worker as many as cores; measured: one flow sample in
-    3600 of the 10,000-satellite hour differed)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _sync_chunk(scenario, start, stop, fixed_participants, cache_dir, keep)
-
-
-def _sync_chunk(scenario, start: int, stop: int, fixed_participants, cache_dir, keep) -> ChunkResult:
+    position cache (None: the default one; False: none)."""
     from .orbits import sample_datetimes
     from .participants import select_participants
     from .sync import SyncRounds, _rounds_chunk, flows_table, per_round_table, per_satellite_table, topology_overhead
@@ -172,7 +159,7 @@ def _sync_chunk(scenario, start: int, stop: int, fixed_participants, cache_dir, 
                          stop - first, False, False))
     rounds = SyncRounds(participants=participants[local_start:], control_s=scenario.network.control_s, **out)
     times = sample_datetimes(scenario.time)[start:stop]
-    names = _names(scenario)
+    names = constellation(scenario)[2]
     if keep is not None:
         names = [names[i] for i in keep]
     per_round = per_round_table(rounds, times, payloads, scenario.network)
@@ -189,39 +176,57 @@ def _sync_chunk(scenario, start: int, stop: int, fixed_participants, cache_dir, 
         "t_sync_sum": t_sync.sum(axis=(0, 2)), "t_sync_max": t_sync.max(axis=(0, 2)), "t_sync_count": t_sync[:, 0].size,
         "hops_max": int(rounds.hops.max()), "unreachable": int(np.sum(~np.isfinite(rounds.t_flow_s))),
         "links_sum": int(rounds.n_links.sum()), "routing_nodes_sum": int(rounds.routing_nodes.sum()),
-        "omega": _partial(omega), "omega_local": _partial(omega_local),
+        "omega": Stat.of(omega), "omega_local": Stat.of(omega_local),
     }
     return ChunkResult(start, stop, {"per_round": per_round, "per_satellite": per_sat, "flows": flows}, sums)
 
 
-@functools.lru_cache(maxsize=2)
-def _names_cached(constellation_json: str, epoch_iso: str) -> tuple[str, ...]:
-    sats, _ = _satellites(constellation_json, epoch_iso)
-    return tuple(s.name or f"SAT-{i:04d}" for i, s in enumerate(sats))
+class Stat(NamedTuple):
+    """(sum, max, count) of the defined entries of a quantity, merged across chunks."""
+
+    sum: float
+    max: float
+    count: int
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> "Stat":
+        ok = np.isfinite(values)
+        return cls(float(values[ok].sum()), float(values[ok].max()) if ok.any() else -math.inf, int(ok.sum()))
+
+    def merge(self, other: "Stat") -> "Stat":
+        return Stat(self.sum + other.sum, max(self.max, other.max), self.count + other.count)
+
+    def summary(self) -> dict | None:
+        """Mean and max, or None when nothing was defined."""
+        return None if not self.count else {"mean": self.sum / self.count, "max": self.max}
 
 
-def _names(scenario) -> list[str]:
-    return list(_names_cached(scenario.constellation.model_dump_json(), scenario.time.start.isoformat()))
+def merge_sums(total: dict | None, part: dict) -> dict:
+    """Two chunks' partial sums as one: a :class:`Stat` merges, a key ending in ``_max`` takes the
+    larger (elementwise), anything else adds."""
+    if total is None:
+        return dict(part)
+    out = {}
+    for key, value in part.items():
+        if isinstance(value, Stat):
+            out[key] = total[key].merge(value)
+        elif key.endswith("_max"):
+            out[key] = np.maximum(total[key], value)
+        else:
+            out[key] = total[key] + value
+    return out
 
 
-def _partial(values: np.ndarray) -> tuple[float, float, int]:
-    """(sum, max, count) of the defined entries of ``values`` (−inf max when none)."""
-    ok = np.isfinite(values)
-    return float(values[ok].sum()), float(values[ok].max()) if ok.any() else -math.inf, int(ok.sum())
-
-
-def propagating_satellites(scenario, chunks: list[tuple[int, int]]) -> np.ndarray | None:
+def propagating_satellites(scenario, chunks: list[tuple[int, int]], cache_dir=None) -> np.ndarray | None:
     """Indices of the satellites SGP4 propagates over the whole window, chunk by chunk (a TLE
-    catalogue's decayed or stale sets fail at some instants); None when all do. A Walker shell has
-    no drag and never fails, so it is not propagated twice."""
+    catalogue's decayed or stale sets fail at some instants); None when all do. Each chunk's
+    positions are the ones its task reads (the sample before it included), so with a position cache
+    the tasks do not propagate them again. A Walker shell has no drag and never fails: not checked."""
     if scenario.constellation.tle_file is None:
         return None
-    sats, array = _satellites(scenario.constellation.model_dump_json(), scenario.time.start.isoformat())
-    ok = np.ones(len(sats), dtype=bool)
-    from .orbits import propagate_itrs
-
+    ok = np.ones(len(constellation(scenario)[0]), dtype=bool)
     for start, stop in chunks:
-        ok &= np.isfinite(propagate_itrs(sats, scenario.time, range(start, stop), array)).all(axis=(0, 2))
+        ok &= np.isfinite(chunk_positions(scenario, max(start - 1, 0), stop, cache_dir)).all(axis=(0, 2))
     return None if ok.all() else np.nonzero(ok)[0]
 
 
@@ -236,6 +241,7 @@ def run_chunks(task: Callable, chunks: list[tuple[int, int]], *, executor: str =
     in flight; results that arrive early wait for the ones before them."""
     if executor not in ("local", "dask"):
         raise ValueError(f"executor {executor!r}: one of local, dask")
+    task = functools.partial(_one_blas_thread, task)
     if executor == "local" and workers <= 1:
         for start, stop in chunks:
             yield task(start, stop)
@@ -248,6 +254,18 @@ def run_chunks(task: Callable, chunks: list[tuple[int, int]], *, executor: str =
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
         yield from _in_order(lambda c: pool.submit(task, *c), chunks, 2 * workers,
                              lambda pending: wait(pending, return_when=FIRST_COMPLETED)[0])
+
+
+def _one_blas_thread(task: Callable, start: int, stop: int):
+    """``task(start, stop)`` with BLAS on one thread, whichever executor runs it. A threaded BLAS
+    splits a product (Skyfield's nutation series, the participants' projection) by its thread
+    count, so the last bits of the sums, and now and then a near-tie between two routes, would
+    depend on where a chunk ran: a Dask worker has one BLAS thread, a pool worker as many as cores
+    (measured: one sample in 3600 of the 10,000-satellite hour differed)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return task(start, stop)
 
 
 def _in_order(submit: Callable, chunks: list, window: int, finished: Callable) -> Iterator:

@@ -59,12 +59,18 @@ class SyncRounds:
     @property
     def t_sync_s(self) -> np.ndarray:
         """(K, P, n): T_sync = max(T_send, T_recv) + t_ctrl."""
-        return np.maximum(self.t_send_s, self.t_recv_s) + self.control_s
+        return sync_times(self.t_flow_s, self.control_s)
 
     @property
     def t_round_s(self) -> np.ndarray:
         """(K, P): T_round = max over participants of T_sync."""
         return self.t_sync_s.max(axis=-1)
+
+
+def sync_times(t_flow_s: np.ndarray, control_s: float) -> np.ndarray:
+    """T_sync (..., n) of each participant from flow times (..., n, n), [s, d] = s→d:
+    max(slowest outgoing, slowest incoming) + t_ctrl; T_round is its max over the last axis."""
+    return np.maximum(_max_off_diagonal(t_flow_s, axis=-1), _max_off_diagonal(t_flow_s, axis=-2)) + control_s
 
 
 def _max_off_diagonal(a: np.ndarray, axis: int) -> np.ndarray:

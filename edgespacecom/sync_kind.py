@@ -33,33 +33,30 @@ def run_sync(scenario: SyncScenario, run) -> dict:  # run: edgespacecom.runner.R
     from . import plots  # matplotlib and the routing stack: only when a sync scenario runs
     from .outputs import write_figure, write_table
     from .progress import stage
-    from .stream import TableAppender
+    from .stream import TableAppender, sync_chunk
 
     if scenario.regions is not None:
         return run_regions(scenario, run)
     out_dir, compute = run.out_dir, scenario.compute
     reg, part_cfg = scenario.region, scenario.participants
     plan = _plan(scenario, run, [(reg.lat_deg, reg.lon_deg)])
-    samples, chunk, chunks, cache, keep, dropped, workers = (plan.samples, plan.chunk, plan.chunks, plan.cache,
-                                                              plan.keep, plan.dropped, plan.workers)
-    fixed = None if plan.fixed is None else plan.fixed[0]
     payloads = scenario.sync.payloads_kib
-    stage(f"sync: {plan.satellites} satellites x {samples} samples in {len(chunks)} chunk(s) of {chunk}, "
+    stage(f"sync: {plan.satellites} satellites x {plan.samples} samples in {len(plan.chunks)} chunk(s) of {plan.chunk}, "
           f"{part_cfg.count} participants ({part_cfg.selection}) over ({reg.lat_deg}, {reg.lon_deg}), "
           f"{len(payloads)} payloads, executor {compute.executor}"
-          + (f" at {compute.scheduler}" if compute.scheduler else f", {workers} worker(s)"))
-    task = functools.partial(_chunk_task, scenario, fixed_participants=fixed, cache_dir=cache, keep=keep)
+          + (f" at {compute.scheduler}" if compute.scheduler else f", {plan.workers} worker(s)"))
+    task = functools.partial(sync_chunk, scenario, fixed_participants=None if plan.fixed is None else plan.fixed[0],
+                             cache_dir=plan.cache, keep=plan.keep)
     ext = compute.tables
     appenders = {"per_round": TableAppender(out_dir / f"sync_rounds.{ext}"),
                  "per_satellite": TableAppender(out_dir / f"sync_satellites.{ext}"),
                  "flows": TableAppender(out_dir / "flows.parquet")}
-    figure_rows, totals = [], _Totals(len(payloads))
+    figure_rows = []
 
-    def collect(result) -> None:
+    def keep_figure_rows(result) -> None:
         figure_rows.append(result.tables["per_round"][FIGURE_COLUMNS])
-        totals.add(result.sums)
 
-    _stream(task, plan, compute, appenders, collect)
+    totals = _stream(task, plan, compute, appenders, keep_figure_rows)
 
     stage("writing the topology table and plots")
     per_round = pd.concat(figure_rows, ignore_index=True)
@@ -73,17 +70,17 @@ def run_sync(scenario: SyncScenario, run) -> dict:  # run: edgespacecom.runner.R
         "kind": "sync",
         "name": scenario.name,
         "satellites": plan.satellites,
-        "satellites_dropped": dropped,  # SGP4 could not propagate them over the window
-        "samples": samples,
-        "chunks": len(chunks),
-        "chunk_samples": chunk,
+        "satellites_dropped": plan.dropped,  # SGP4 could not propagate them over the window
+        "samples": plan.samples,
+        "chunks": len(plan.chunks),
+        "chunk_samples": plan.chunk,
         "executor": compute.executor,
         "participants": part_cfg.count,
         "noise_model": scenario.link.noise_model,
         "isl_pattern": scenario.isl.pattern,
         "routing_objective": scenario.network.routing_objective,
-        **totals.summary(payloads),
-        "orbit_cache": "off" if cache is False else "per chunk",
+        **_sync_summary(totals, payloads),
+        "orbit_cache": "off" if plan.cache is False else "per chunk",
     }
     return run.finish(summary)
 
@@ -96,34 +93,27 @@ def run_regions(scenario: SyncScenario, run) -> dict:
     from . import plots
     from .outputs import write_figure, write_table
     from .progress import stage
-    from .regions import region_targets
+    from .regions import region_targets, regions_chunk
     from .stream import TableAppender
 
     out_dir, compute = run.out_dir, scenario.compute
     targets = region_targets(scenario.regions)
     part_cfg = scenario.participants
     plan = _plan(scenario, run, [(t.lat_deg, t.lon_deg) for t in targets])
-    samples, chunk, chunks, cache, keep, fixed = (plan.samples, plan.chunk, plan.chunks, plan.cache, plan.keep,
-                                                   plan.fixed)
+    samples = plan.samples
     payloads = scenario.sync.payloads_kib
     stage(f"sync: {len(targets)} regions x {part_cfg.count} participants ({part_cfg.selection}) sharing the ISLs of "
-          f"{plan.satellites} satellites, {samples} samples in {len(chunks)} chunk(s) of {chunk}, "
+          f"{plan.satellites} satellites, {samples} samples in {len(plan.chunks)} chunk(s) of {plan.chunk}, "
           f"executor {compute.executor}")
-    task = functools.partial(_regions_task, scenario, targets=targets, participants_fixed=fixed, cache_dir=cache,
-                             keep=keep)
+    task = functools.partial(regions_chunk, scenario, targets=targets, participants_fixed=plan.fixed,
+                             cache_dir=plan.cache, keep=plan.keep)
     ext = compute.tables
     appenders = {"region_rounds": TableAppender(out_dir / f"region_rounds.{ext}"),
                  "topology": TableAppender(out_dir / f"topology.{ext}"),
                  "region_flows": TableAppender(out_dir / "region_flows.parquet"),
                  "link_load": TableAppender(out_dir / "link_load.parquet")}
-    totals: dict = {}
     figure_rows = []
-
-    def collect(result) -> None:
-        _add_region_sums(totals, result.sums)
-        figure_rows.append(result.tables["topology"])
-
-    _stream(task, plan, compute, appenders, collect)
+    totals = _stream(task, plan, compute, appenders, lambda result: figure_rows.append(result.tables["topology"]))
     per_region = pd.DataFrame({"region": [t.name for t in targets], "lat_deg": [t.lat_deg for t in targets],
                                "lon_deg": [t.lon_deg for t in targets]})
     for p, payload in enumerate(payloads):
@@ -139,7 +129,7 @@ def run_regions(scenario: SyncScenario, run) -> dict:
     summary = {
         "kind": "sync", "name": scenario.name, "regions": len(targets),
         "satellites": plan.satellites, "satellites_dropped": plan.dropped, "samples": samples,
-        "chunks": len(chunks), "chunk_samples": chunk, "executor": compute.executor,
+        "chunks": len(plan.chunks), "chunk_samples": plan.chunk, "executor": compute.executor,
         "participants": part_cfg.count, "noise_model": scenario.link.noise_model, "isl_pattern": scenario.isl.pattern,
         "sharing": "max-min fair per link direction among regions (edgespacecom.contention)",
         "sync_round_s": {payload_label(q): {"mean": float(totals["round"][:, p].sum() / (samples * len(targets))),
@@ -152,39 +142,11 @@ def run_regions(scenario: SyncScenario, run) -> dict:
         "flows_on_shared_links_share": totals["flows_shared"] / max(1, totals["flows"]),
         "unreachable_flows": int(totals["unreachable"]),
         "link_directions_shared_share": totals["links_shared"] / max(1, totals["links_used"]),
-        "peak_sessions_on_a_link": int(totals["peak_sessions"]),
-        "omega_topo_s": None if not totals["omega"][2] else {"mean": totals["omega"][0] / totals["omega"][2],
-                                                             "max": totals["omega"][1]},
-        "orbit_cache": "off" if cache is False else "per chunk",
+        "peak_sessions_on_a_link": int(totals["peak_sessions_max"]),
+        "omega_topo_s": totals["omega"].summary(),
+        "orbit_cache": "off" if plan.cache is False else "per chunk",
     }
     return run.finish(summary)
-
-
-def _regions_task(scenario, start: int, stop: int, **options):
-    from threadpoolctl import threadpool_limits
-
-    from .regions import regions_chunk
-
-    with threadpool_limits(limits=1, user_api="blas"):  # see edgespacecom.stream.sync_chunk
-        return regions_chunk(scenario, start, stop, **options)
-
-
-def _add_region_sums(totals: dict, s: dict) -> None:
-    if not totals:
-        totals.update({k: (np.array(v, dtype=float) if isinstance(v, np.ndarray) else v) for k, v in s.items()})
-        totals["omega"] = list(s["omega"])
-        return
-    totals["samples"] += s["samples"]
-    totals["round"] += s["round"]
-    totals["alone"] += s["alone"]
-    totals["round_max"] = np.maximum(totals["round_max"], s["round_max"])
-    totals["slowdown_max"] = np.maximum(totals["slowdown_max"], s["slowdown_max"])
-    for key in ("flows", "flows_shared", "unreachable", "links_shared", "links_used"):
-        totals[key] += s[key]
-    totals["peak_sessions"] = max(totals["peak_sessions"], s["peak_sessions"])
-    totals["omega"][0] += s["omega"][0]
-    totals["omega"][1] = max(totals["omega"][1], s["omega"][1])
-    totals["omega"][2] += s["omega"][2]
 
 
 #: per-round columns the figures and the topology table need (kept in memory; the rest is on disk)
@@ -213,11 +175,10 @@ def _plan(scenario, run, points: list[tuple[float, float]]) -> _Plan:
     propagates, fixed participants (``fixed_slots``: the nearest at the window's first sample, one set
     per region point) and the worker count."""
     from .participants import select_participants
-    from .stream import (chunk_bounds, chunk_positions, constellation_size, default_chunk_samples,
-                         propagating_satellites, usable_cache)
+    from .stream import chunk_bounds, chunk_positions, constellation, default_chunk_samples, propagating_satellites, usable_cache
 
     compute, part_cfg = scenario.compute, scenario.participants
-    n_sat = constellation_size(scenario)
+    n_sat = len(constellation(scenario)[0])
     if part_cfg.count > n_sat:
         raise ValueError(f"participants.count: {part_cfg.count} exceeds the {n_sat} satellites of the constellation")
     run.begin()
@@ -227,7 +188,7 @@ def _plan(scenario, run, points: list[tuple[float, float]]) -> _Plan:
     cache = {"always": compute.cache_dir, "never": False}.get(
         compute.cache_positions, compute.cache_dir if n_sat * samples * 3 * 8 <= 2**30 else False)
     cache = usable_cache(cache)
-    keep = propagating_satellites(scenario, chunks)
+    keep = propagating_satellites(scenario, chunks, cache)
     dropped = _dropped(scenario, keep, n_sat)
     fixed = None
     if part_cfg.selection == "fixed_slots":
@@ -238,30 +199,26 @@ def _plan(scenario, run, points: list[tuple[float, float]]) -> _Plan:
     return _Plan(n_sat - len(dropped), samples, chunk, chunks, cache, keep, dropped, fixed, min(workers, len(chunks)))
 
 
-def _stream(task, plan: _Plan, compute, appenders: dict, collect) -> None:
+def _stream(task, plan: _Plan, compute, appenders: dict, collect) -> dict:
     """Run the chunks on the scenario's executor, append their tables in order, hand each result to
-    ``collect``, and show samples and chunks done with an ETA."""
+    ``collect``, show samples and chunks done with an ETA; return the chunks' merged partial sums."""
     from .progress import progress
-    from .stream import run_chunks, write_in_order
+    from .stream import merge_sums, run_chunks, write_in_order
 
     bar = progress(total=plan.samples, desc="sync", unit="sample")
-    done = [0]
+    state = {"done": 0, "totals": None}
 
     def on_result(result) -> None:
         collect(result)
-        done[0] += 1
-        bar.set_postfix(chunks=f"{done[0]}/{len(plan.chunks)}")
+        state["totals"] = merge_sums(state["totals"], result.sums)
+        state["done"] += 1
+        bar.set_postfix(chunks=f"{state['done']}/{len(plan.chunks)}")
         bar.update(result.stop - result.start)
 
     with bar:
         write_in_order(run_chunks(task, plan.chunks, executor=compute.executor, workers=plan.workers,
                                   scheduler=compute.scheduler), appenders, on_result)
-
-
-def _chunk_task(scenario, start: int, stop: int, **options):
-    from .stream import sync_chunk
-
-    return sync_chunk(scenario, start, stop, **options)
+    return state["totals"]
 
 
 def _dropped(scenario, keep, n_sat: int) -> list[str]:
@@ -269,9 +226,9 @@ def _dropped(scenario, keep, n_sat: int) -> list[str]:
     them (``constellation.on_propagation_error: fail``, or none left)."""
     if keep is None:
         return []
-    from .stream import _names
+    from .stream import constellation
 
-    names = _names(scenario)
+    names = constellation(scenario)[2]
     bad = [names[i] for i in sorted(set(range(n_sat)) - set(int(i) for i in keep))]
     shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
     if scenario.constellation.on_propagation_error == "fail" or not len(keep):
@@ -285,60 +242,20 @@ def _dropped(scenario, keep, n_sat: int) -> list[str]:
     return bad
 
 
-class _Totals:
-    """The summary's statistics, accumulated chunk by chunk from each chunk's partial sums."""
-
-    def __init__(self, payloads: int):
-        self.samples = 0
-        self.t_round_sum = np.zeros(payloads)
-        self.t_round_max = np.full(payloads, -np.inf)
-        self.t_sync_sum = np.zeros(payloads)
-        self.t_sync_max = np.full(payloads, -np.inf)
-        self.t_sync_count = 0
-        self.hops_max = 0
-        self.unreachable = self.links = self.routing_nodes = 0
-        self.omega = [0.0, -np.inf, 0]
-        self.omega_local = [0.0, -np.inf, 0]
-
-    def add(self, s: dict) -> None:
-        self.samples += s["samples"]
-        self.t_round_sum += s["t_round_sum"]
-        self.t_round_max = np.maximum(self.t_round_max, s["t_round_max"])
-        self.t_sync_sum += s["t_sync_sum"]
-        self.t_sync_max = np.maximum(self.t_sync_max, s["t_sync_max"])
-        self.t_sync_count += s["t_sync_count"]
-        self.hops_max = max(self.hops_max, s["hops_max"])
-        self.unreachable += s["unreachable"]
-        self.links += s["links_sum"]
-        self.routing_nodes += s["routing_nodes_sum"]
-        for acc, part in ((self.omega, s["omega"]), (self.omega_local, s["omega_local"])):
-            acc[0] += part[0]
-            acc[1] = max(acc[1], part[1])
-            acc[2] += part[2]
-
-    def summary(self, payloads) -> dict:
-        def stats(acc):
-            return None if not acc[2] else {"mean": acc[0] / acc[2], "max": acc[1]}
-
-        return {
-            "sync_round_s": {payload_label(p): {"mean": float(self.t_round_sum[i] / self.samples),
-                                                "max": float(self.t_round_max[i])} for i, p in enumerate(payloads)},
-            "sync_satellite_s": {payload_label(p): {"mean": float(self.t_sync_sum[i] / self.t_sync_count),
-                                                    "max": float(self.t_sync_max[i])} for i, p in enumerate(payloads)},
-            "hops_max": int(self.hops_max),
-            "unreachable_flows": int(self.unreachable),
-            "isl_links_mean": self.links / self.samples,
-            "omega_topo_s": stats(self.omega),
-            "omega_topo_participants_s": stats(self.omega_local),
-            "routing_nodes_mean": self.routing_nodes / self.samples,
-        }
-
-
-def _stats(values: np.ndarray) -> dict | None:
-    """Mean and max over the defined (non-NaN) samples; None if there are none."""
-    if not np.isfinite(values).any():
-        return None
-    return {"mean": float(np.nanmean(values)), "max": float(np.nanmax(values))}
+def _sync_summary(t: dict, payloads) -> dict:
+    """The summary's statistics from the chunks' merged partial sums (see stream.sync_chunk)."""
+    return {
+        "sync_round_s": {payload_label(p): {"mean": float(t["t_round_sum"][i] / t["samples"]),
+                                            "max": float(t["t_round_max"][i])} for i, p in enumerate(payloads)},
+        "sync_satellite_s": {payload_label(p): {"mean": float(t["t_sync_sum"][i] / t["t_sync_count"]),
+                                                "max": float(t["t_sync_max"][i])} for i, p in enumerate(payloads)},
+        "hops_max": int(t["hops_max"]),
+        "unreachable_flows": int(t["unreachable"]),
+        "isl_links_mean": t["links_sum"] / t["samples"],
+        "omega_topo_s": t["omega"].summary(),
+        "omega_topo_participants_s": t["omega_local"].summary(),
+        "routing_nodes_mean": t["routing_nodes_sum"] / t["samples"],
+    }
 
 
 def format_sync_summary(summary: dict) -> str:

@@ -113,7 +113,7 @@ def sign_diagonals(dimension: int, rounds: int, applications: int, seed: int) ->
 ROTATIONS = ("dense", "hadamard")
 #: projections per block of positions (all k rounds of a block at once), measured best on a
 #: 2-core x86-64 from 256² to 2048²: a block's projections stay within a core's L2 cache
-BLOCK_FLOATS = {"dense": 1 << 19, "hadamard": 1 << 19}
+BLOCK_FLOATS = 1 << 19
 
 
 def signed_argmax(projections: np.ndarray) -> np.ndarray:
@@ -221,7 +221,7 @@ class Recognizer:
         v = torch.as_tensor(np.ascontiguousarray(columns, dtype=np.float32))
         n = v.shape[1]
         out = np.empty((n, self.rounds), dtype=np.int64)
-        cols = max(1, BLOCK_FLOATS[self.rotation] // (self.rounds * self.dimension))
+        cols = max(1, BLOCK_FLOATS // (self.rounds * self.dimension))
         with torch.no_grad():
             if self.rotation == "dense":
                 rows = v.T.contiguous()  # (n, C)
