@@ -197,9 +197,29 @@ class DLRCSettings(Strict):
                              "'rotate': round-robin by capture step; 'backlog': the satellite with the fewest "
                              "queued bits (sent with its signatures, so all agree without a coordinator)")
 
+    mode: Literal["copy", "predict"] | list[Literal["copy", "predict"]] = Field(
+        "copy", description="'copy': the paper's DLRC (a vector a higher-priority satellite holds is dropped and "
+                            "copied back on the ground); 'predict': every vector is coded, those a higher-priority "
+                            "satellite also holds as a residual against its ŷ, so the reconstruction equals the "
+                            "codec alone's (hyperprior codecs). The rd kind takes a list to run modes side by side")
+
+    def modes(self) -> list[str]:
+        """The modes to run, in order, each once."""
+        return list(dict.fromkeys([self.mode] if isinstance(self.mode, str) else self.mode))
+
+    @field_validator("mode")
+    @classmethod
+    def _some_mode(cls, v):
+        if isinstance(v, list) and not v:
+            raise ValueError("give at least one mode (copy, predict)")
+        return v
+
     def core(self) -> dict:
-        """The settings of :class:`~dlrc_agents.dlrc.onboard.DLRCConfig` (the priority policy is the mission's)."""
-        return self.model_dump(exclude={"priority"})
+        """The settings of :class:`~dlrc_agents.dlrc.onboard.DLRCConfig` (the priority policy is the mission's;
+        the mode is set per run from :meth:`modes`)."""
+        out = self.model_dump(exclude={"priority", "mode"})
+        out["mode"] = self.modes()[0]
+        return out
 
 
 class MissionDLRCSettings(DLRCSettings):
@@ -213,6 +233,15 @@ def _fixed_priority_only(dlrc: DLRCSettings, kind: str) -> None:
     if dlrc.priority != "fixed":
         raise ValueError(f"dlrc.priority: {dlrc.priority!r} orders satellites over a mission's rounds; the {kind} "
                          "kind codes independent groups with the fixed order")
+
+
+def _predict_needs_hyperprior(dlrc: DLRCSettings, architecture: str) -> None:
+    from .codecs import family
+
+    if "predict" in dlrc.modes() and family(architecture) != "hyperprior":
+        raise ValueError(f"dlrc.mode: predict codes the hyperprior family (bmshj2018-hyperprior, mbt2018-mean); "
+                         f"{architecture} is a context model, whose parameters at a position depend on the "
+                         "positions decoded before it, so a residual against a peer is not implemented for it")
 
 
 class RDJPEG2000Config(Strict):
@@ -240,6 +269,7 @@ class RDScenario(ScenarioBase):
     @model_validator(mode="after")
     def _fixed(self) -> "RDScenario":
         _fixed_priority_only(self.dlrc, "rd")
+        _predict_needs_hyperprior(self.dlrc, self.codec.architecture)
         self.captures.conditions()
         return self
 
@@ -329,6 +359,9 @@ class MissionScenario(NetworkScenario):
         if self.overlap.satellites != self.participants.count:
             raise ValueError(f"overlap.satellites ({self.overlap.satellites}) must equal participants.count "
                              f"({self.participants.count}): each participant captures one patch")
+        if self.dlrc.modes() != ["copy"]:
+            raise ValueError("dlrc.mode: a mission flies the paper's copy mode; predict is measured by the rd kind "
+                             "(scenarios/misregistration_predict.yaml), its ISL schedule is not simulated yet")
         if self.dlrc.map_transport != "references":
             raise ValueError("dlrc.map_transport: a mission needs 'references' (a peer that times out leaves "
                              "satellites with different views; dense maps would not decode)")

@@ -9,7 +9,7 @@ images quantised to 0–255, decode exactness and the geometric bound of the dra
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -57,7 +57,8 @@ def baseline_codec_run(codec, x: torch.Tensor, satellite: int = 0, members: tupl
     psnr, msssim = quality(x, x_hat)
     return {"bpp_y": 8 * y_bytes / pixels, "bpp_z": 8 * len(z_str) / pixels,
             "bpp_total": 8 * (y_bytes + len(z_str)) / pixels,
-            "bpp_header": 8 * (container - y_bytes - len(z_str)) / pixels, "psnr": psnr, "ms_ssim": msssim}
+            "bpp_header": 8 * (container - y_bytes - len(z_str)) / pixels, "psnr": psnr, "ms_ssim": msssim,
+            "x_hat": x_hat}
 
 
 def seeded_draw(seed: int, overlap, scenes: dict, o_exp: float, scene: str, draw: int):
@@ -115,18 +116,26 @@ def copy_counts(arb, latents: dict, intended: dict, sat) -> tuple[float, float]:
 
 
 @torch.no_grad()
-def evaluate_images(codec, images: dict, cfg: DLRCConfig, baselines: dict | None = None) -> list[dict]:
-    """Rows (one per satellite) for one group {sat: image (1, 3, P, P)}: baseline and DLRC side by side."""
-    group = encode_group(codec, images, cfg)
+def evaluate_images(codec, images: dict, cfg: DLRCConfig, baselines: dict | None = None,
+                    origins: dict | None = None) -> list[dict]:
+    """Rows (one per satellite) for one group {sat: image (1, 3, P, P)}: baseline and DLRC side by side.
+
+    ``origins`` ({sat: tile origin on the shared grid [px]}) gives predict mode its references (else the
+    Arbiter's matches). ``identical_to_codec_alone``: the ground's decoded image equals, pixel for pixel,
+    what CompressAI's own decompress() makes of the codec-alone strings of the same capture."""
+    group = encode_group(codec, images, cfg, origins=origins if cfg.mode == "predict" else None)
     times = per_satellite_times(group.timings_s, len(images))
     parsed = {p.satellite: p for p in parse_round(codec, list(group.streams.values()))}
     decoded = reconstruct_parsed(codec, list(parsed.values()))
     patch = next(iter(images.values())).shape[-1]
     pixels = patch**2
     n = len(images)
-    map_lzma_bits = 8 * len(pack_maps(group.arbitration.assignment))  # all maps together, as the paper sends them
     map_sent_bits = 8 * sum(len(p.map_section()) for p in parsed.values())  # what the streams carry
-    map_raw_bits = group.arbitration.map_bits_raw()
+    if cfg.mode == "predict":  # no assignment maps: each stream's reference map, as sent, is the only form
+        map_lzma_bits = map_raw_bits = map_sent_bits
+    else:
+        map_lzma_bits = 8 * len(pack_maps(group.arbitration.assignment))  # all maps together, as the paper sends them
+        map_raw_bits = group.arbitration.map_bits_raw()
     rows = []
     for sat, x in images.items():
         if baselines is not None and sat in baselines:
@@ -137,16 +146,22 @@ def evaluate_images(codec, images: dict, cfg: DLRCConfig, baselines: dict | None
                 baselines[sat] = base
         psnr, msssim = quality(x, decoded[sat]["x_hat"])
         p = parsed[sat]
-        copied, inexact = copy_counts(group.arbitration, group.latents, group.intended, sat)
+        if cfg.mode == "predict":  # nothing is copied: the positions coded as a residual instead
+            pc = group.predictions[sat]
+            copied, inexact = float(pc.predicted.mean()), 0.0
+        else:
+            copied, inexact = copy_counts(group.arbitration, group.latents, group.intended, sat)
         rows.append({
-            "satellite": sat, "priority": p.priority,
+            "mode": cfg.mode, "satellite": sat, "priority": p.priority,
             "baseline_bpp_y": base["bpp_y"], "baseline_bpp_z": base["bpp_z"], "baseline_bpp_total": base["bpp_total"],
             "baseline_psnr": base["psnr"], "baseline_ms_ssim": base["ms_ssim"],
-            "dlrc_bpp_y": 8 * len(p.y_string) / pixels, "dlrc_bpp_z": 8 * len(p.z_string) / pixels,
+            # predict mode: y holds the side string too (β, the flags' frequency, the rANS flags)
+            "dlrc_bpp_y": 8 * (len(p.y_string) + len(p.side_string or b"")) / pixels,
+            "dlrc_bpp_z": 8 * len(p.z_string) / pixels,
             # header, member and map lists, CRC: the container around the strings and maps
             "baseline_bpp_header": base["bpp_header"],
-            "dlrc_bpp_header": 8 * (len(group.streams[sat]) - len(p.y_string) - len(p.z_string)
-                                    - len(p.map_section())) / pixels,
+            "dlrc_bpp_header": 8 * (len(group.streams[sat]) - len(p.y_string) - len(p.side_string or b"")
+                                    - len(p.z_string) - len(p.map_section())) / pixels,
             # the map cost is shared: all maps together, split evenly over the satellites
             "dlrc_bpp_map_raw": map_raw_bits / n / pixels, "dlrc_bpp_map_lzma": map_lzma_bits / n / pixels,
             "dlrc_bpp_map_sent": map_sent_bits / n / pixels,
@@ -154,8 +169,14 @@ def evaluate_images(codec, images: dict, cfg: DLRCConfig, baselines: dict | None
             "retained_fraction": p.retained / (p.y_shape[1] * p.y_shape[2]),
             "copied_fraction": copied, "copied_inexact_fraction": inexact,
             "decode_exact": bool(torch.equal(decoded[sat]["y_tilde"], group.intended[sat])),
-            # context codecs: higher-priority ŷ vectors this satellite needs on board (ISL, not downlink)
-            "exchange_bytes": group.exchange_bytes.get(sat, 0), **times,
+            "identical_to_codec_alone": bool(torch.equal(decoded[sat]["x_hat"], base["x_hat"])),
+            # bytes the satellite receives over the ISLs to code on board (not the downlink): the peers'
+            # signatures (8 bytes a position each) where it arbitrates, or their tile origins (two u16)
+            # on the shared grid; plus, for context codecs, the higher-priority ŷ vectors its context
+            # needs, and in predict mode the higher-priority streams it decodes
+            "exchange_bytes": ((4 if cfg.mode == "predict" and origins is not None else 8 * p.y_shape[1] * p.y_shape[2])
+                               * (n - 1) + group.exchange_bytes.get(sat, 0)),
+            "predict_beta_index": group.predictions[sat].beta_index if group.predictions else -1, **times,
         })
     for r in rows:
         r["dlrc_bpp_total"] = r["dlrc_bpp_y"] + r["dlrc_bpp_z"] + r["dlrc_bpp_map_sent"]
@@ -168,6 +189,8 @@ def evaluate_images(codec, images: dict, cfg: DLRCConfig, baselines: dict | None
 
 #: Columns that name a condition of the captures (dlrc_agents.capture) and, for revisits, the date gap.
 CONDITION_KEYS = ("axis", "level", "geo_grid")
+#: Run-setting keys a table may hold beside the conditions: the DLRC mode (copy / predict).
+SETTING_KEYS = ("mode",)
 
 
 def _finite_mean(values: pd.Series) -> float | None:
@@ -178,7 +201,7 @@ def _finite_mean(values: pd.Series) -> float | None:
 def summarise(table: pd.DataFrame, satellites: int) -> list[dict]:
     """Averages per (λ, o_exp) and, where the table has them, per capture condition and date gap,
     over all satellites and draws, plus the lowest-priority satellite."""
-    keys = ["lambda", "o_exp"] + [k for k in (*CONDITION_KEYS, "date_gap_years") if k in table.columns]
+    keys = ["lambda", "o_exp"] + [k for k in (*SETTING_KEYS, *CONDITION_KEYS, "date_gap_years") if k in table.columns]
     results = []
     for values, g in table.groupby(keys, sort=True):
         def block(d: pd.DataFrame) -> dict:
@@ -205,6 +228,7 @@ def summarise(table: pd.DataFrame, satellites: int) -> list[dict]:
         row = {"lambda": float(key["lambda"]), "o_exp": float(key["o_exp"]), **block(g),
                "geometric_bound": float(g.drop_duplicates(["scene", "draw"])["geometric_bound"].mean()),
                "decode_exact": bool(g["decode_exact"].all()),
+               "identical_to_codec_alone": bool(g["identical_to_codec_alone"].all()),
                "exchange_bytes_per_satellite": float(g["exchange_bytes"].mean()),
                "lowest_priority": block(g[g["priority"] == satellites - 1]),
                "patches": int(len(g))}
@@ -218,6 +242,8 @@ def summarise(table: pd.DataFrame, satellites: int) -> list[dict]:
                        geo_grid_cost=float(g["geo_grid_time_s"].sum() / g["encode_time_s"].sum()))
         if "date_gap_years" in key:
             row["date_gap_years"] = float(key["date_gap_years"])
+        if "mode" in key:
+            row["mode"] = key["mode"]
         results.append(row)
     _relate_conditions(results)
     return results
@@ -228,7 +254,8 @@ def _relate_conditions(results: list[dict]) -> None:
     aligned captures' saving without the grid, same λ, o_exp and date gap) and, for grid rows,
     ``resample_bpp_change`` (codec-alone bpp on the grid tiles over that on the raw captures)."""
     def at(r, **kw):
-        want = {"lambda": r["lambda"], "o_exp": r["o_exp"], "date_gap_years": r.get("date_gap_years"), **kw}
+        want = {"lambda": r["lambda"], "o_exp": r["o_exp"], "date_gap_years": r.get("date_gap_years"),
+                "mode": r.get("mode"), **kw}
         for q in results:
             if all(q.get(k) == v for k, v in want.items()):
                 return q
@@ -263,12 +290,16 @@ def jpeg2000_comparison(table: pd.DataFrame, j2k: pd.DataFrame) -> list[dict]:
     from .codec_rd import strongest_anchor
 
     out = []
-    for o, g in table.groupby("o_exp", sort=True):
+    by = ["o_exp", "mode"] if "mode" in table.columns else ["o_exp"]
+    for key, g in table.groupby(by, sort=False):
+        o = key[0]
         points = (j2k[j2k["o_exp"] == o].groupby(["mct", "target_bpp"], as_index=False)[["bpp", "psnr", "ms_ssim"]].mean())
         ladder = g.groupby("lambda", as_index=False)[["baseline_bpp_sent", "dlrc_bpp_sent", "baseline_psnr",
                                                       "dlrc_psnr"]].mean()
         row = {"o_exp": float(o), "points": points.to_dict("records"), "patches": int(len(g.drop_duplicates(
             ["scene", "draw", "satellite"])))}
+        if len(by) > 1:
+            row["mode"] = key[1]
         for world in ("baseline", "dlrc"):
             rate, dist, mct = strongest_anchor(points, ladder[f"{world}_bpp_sent"], ladder[f"{world}_psnr"])
             row[f"{world}_bd_rate_pct"], row[f"{world}_bd_psnr_db"], row[f"{world}_anchor_mct"] = rate, dist, mct
@@ -287,11 +318,16 @@ def rd_figures(results: list[dict], model: str, jpeg2000: pd.DataFrame | None = 
     overlaps = sorted({r["o_exp"] for r in results}, reverse=True)
     fig6, axes = plt.subplots(2, len(overlaps), figsize=(4.6 * len(overlaps), 7), squeeze=False)
     for col, o in enumerate(overlaps):
-        rs = sorted([r for r in results if r["o_exp"] == o], key=lambda r: r["lambda"])
+        at_o = [r for r in results if r["o_exp"] == o]
+        modes = list(dict.fromkeys(r.get("mode", "copy") for r in at_o))
+        rs = sorted([r for r in at_o if r.get("mode", "copy") == modes[0]], key=lambda r: r["lambda"])
         for row, (metric, label) in enumerate((("psnr", "PSNR [dB]"), ("ms_ssim", "MS-SSIM"))):
             ax = axes[row, col]
             ax.plot([r["baseline"]["bpp_total"] for r in rs], [r["baseline"][metric] for r in rs], "o-", label=model)
-            ax.plot([r["dlrc"]["bpp_total"] for r in rs], [r["dlrc"][metric] for r in rs], "s-", label=f"{model} + DLRC")
+            for mode in modes:
+                rm = sorted([r for r in at_o if r.get("mode", "copy") == mode], key=lambda r: r["lambda"])
+                ax.plot([r["dlrc"]["bpp_total"] for r in rm], [r["dlrc"][metric] for r in rm], "s-",
+                        label=f"{model} + DLRC" + (f" ({mode})" if len(modes) > 1 else ""))
             if jpeg2000 is not None and len(jpeg2000[jpeg2000["o_exp"] == o]):
                 for mct, g in jpeg2000[jpeg2000["o_exp"] == o].groupby("mct"):
                     m = g.groupby("target_bpp")[["bpp", metric]].mean()
@@ -307,7 +343,8 @@ def rd_figures(results: list[dict], model: str, jpeg2000: pd.DataFrame | None = 
 
     fig7, axes = plt.subplots(1, len(overlaps), figsize=(4.6 * len(overlaps), 4), squeeze=False)
     for col, o in enumerate(overlaps):
-        rs = sorted([r for r in results if r["o_exp"] == o], key=lambda r: r["lambda"])
+        first = results[0].get("mode", "copy") if results else "copy"  # the breakdown of the first mode
+        rs = sorted([r for r in results if r["o_exp"] == o and r.get("mode", "copy") == first], key=lambda r: r["lambda"])
         ax = axes[0, col]
         xs = np.arange(len(rs))
         w = 0.2
@@ -338,6 +375,10 @@ class CapturedGroup:
     fill: dict = field(default_factory=dict)
     resample_psnr: dict = field(default_factory=dict)
     grid_time_s: dict = field(default_factory=dict)
+    # sat -> (row, column) [px] of its tile's pixel (0, 0) on the ground grid: the shared grid's snapped
+    # origin, or as captured the origin the satellite meant to image (its pointing; the capture's own
+    # misregistration is unknown to it)
+    origins: dict = field(default_factory=dict)
 
 
 def capture_group(views: dict, obs, levels: dict, geo_grid: bool, stride: int,
@@ -355,12 +396,14 @@ def capture_group(views: dict, obs, levels: dict, geo_grid: bool, stride: int,
         image, geometry = capture(scene, origin, obs.patch, perturbation, rng)
         geometry = geometry.moved(at)  # the scene's own pixels -> the ground grid
         out.perturbations[sat] = perturbation
+        out.origins[sat] = (int(round(origin[0] + at[0])), int(round(origin[1] + at[1])))
         if geo_grid:
             t0 = time.perf_counter()
             tile = to_geo_grid(image, geometry, stride)
             out.grid_time_s[sat] = time.perf_counter() - t0
             out.fill[sat], out.resample_psnr[sat] = tile.fill_fraction, resampling_psnr(image, geometry, tile)
             image = tile.image
+            out.origins[sat] = tuple(int(v) for v in tile.origin)
         out.images[sat] = to_tensor(image)
     return out
 
@@ -421,7 +464,7 @@ def run_rd(scenario, run) -> dict:
     stage(f"rd: {c.architecture}, {len(codecs)} model(s), "
           + (f"a revisit stack of {len(scenes)} dates" if revisits else f"{len(scenes)} scene(s)")
           + f", o_exp {ov.o_exp}, {ov.draws} draws, {len(conditions)} capture condition(s) × geo_grid {geo_values}")
-    cfg = DLRCConfig(**d.core())
+    cfgs = [replace(DLRCConfig(**d.core()), mode=m) for m in d.modes()]
     rows = []
     j2k_patches = []  # (o_exp, scene, draw, satellite, uint8 patch): the aligned captures of the first λ
     jobs = [(l, o, s, k) for l in codecs for o in ov.o_exp for s in draw_scenes for k in range(ov.draws)]
@@ -441,7 +484,9 @@ def run_rd(scenario, run) -> dict:
                 group = capture_group(views, obs, levels, geo, ov.grid, rng)
                 if scenario.jpeg2000.enabled and l == next(iter(codecs)) and ci == 0 and geo == geo_values[0]:
                     j2k_patches += [(o, scene_label(s), k, sat, to_uint8(x)) for sat, x in group.images.items()]
-                for r in evaluate_images(codecs[l], group.images, cfg):
+                baselines: dict = {}  # the codec alone once per capture group, shared by the modes
+                for r in (r for cfg in cfgs
+                          for r in evaluate_images(codecs[l], group.images, cfg, baselines, group.origins)):
                     sat = r["satellite"]
                     r.update(geometric_bound=obs.geometric_bound(), o_exp_actual=obs.o_exp, axis=axis, level=level,
                              geo_grid=geo, perturbation=describe_levels(levels),
@@ -486,11 +531,19 @@ def run_rd(scenario, run) -> dict:
 
 
 def _series(results: list[dict]) -> dict:
-    """Results grouped into plot lines: (λ, o_exp, geo_grid) -> rows."""
+    """Results grouped into plot lines: (λ, o_exp, geo_grid, mode) -> rows."""
     lines: dict = {}
     for r in results:
-        lines.setdefault((r["lambda"], r["o_exp"], r.get("geo_grid", False)), []).append(r)
+        lines.setdefault((r["lambda"], r["o_exp"], r.get("geo_grid", False), r.get("mode", "copy")), []).append(r)
     return lines
+
+
+def _mode_label(mode: str, modes: set) -> str:
+    return f", {mode}" if len(modes) > 1 else ""
+
+
+#: Line colours of the DLRC modes (copy: the paper's; predict: predictive coding).
+MODE_COLOURS = {"copy": "tab:blue", "predict": "tab:green"}
 
 
 def condition_figure(results: list[dict], axis: str, model: str):
@@ -503,11 +556,12 @@ def condition_figure(results: list[dict], axis: str, model: str):
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     rows = [r for r in results if r.get("axis") in (axis, "aligned")]
-    for (lmbda, o_exp, geo), rs in sorted(_series(rows).items()):
+    modes = {r.get("mode", "copy") for r in rows}
+    for (lmbda, o_exp, geo, mode), rs in sorted(_series(rows).items()):
         rs = sorted(rs, key=lambda r: r["level"])
         xs = [r["level"] for r in rs]
         style = "s-" if geo else "o--"
-        label = f"λ={lmbda:g}, o_exp={o_exp:g}, {'shared grid' if geo else 'as captured'}"
+        label = f"λ={lmbda:g}, o_exp={o_exp:g}, {'shared grid' if geo else 'as captured'}{_mode_label(mode, modes)}"
         a1.plot(xs, [100 * r["bpp_reduction"] for r in rs], style, label=label)
         a2.plot(xs, [r["delta_psnr"] for r in rs], style, label=label)
     a1.set_ylabel("bpp saving [%]")
@@ -538,10 +592,12 @@ def overview_figure(results: list[dict], model: str):
     for k, axis in enumerate(axes_names):
         ax = grid[k // cols, k % cols]
         rows = [r for r in results if r.get("axis") in (axis, "aligned")]
-        for (lmbda, o_exp, geo), rs in sorted(_series(rows).items()):
+        modes = {r.get("mode", "copy") for r in results}
+        for (lmbda, o_exp, geo, mode), rs in sorted(_series(rows).items()):
             rs = sorted(rs, key=lambda r: r["level"])
+            colour = MODE_COLOURS.get(mode, "tab:gray") if len(modes) > 1 else ("tab:orange" if geo else "tab:blue")
             ax.plot([r["level"] for r in rs], [100 * r["bpp_reduction"] for r in rs], "s-" if geo else "o--",
-                    color="tab:orange" if geo else "tab:blue", label="shared grid" if geo else "as captured")
+                    color=colour, label=("shared grid" if geo else "as captured") + _mode_label(mode, modes))
         ax.set_title(axis, fontsize=9)
         ax.grid(alpha=0.3)
         ax.set_xlabel("level (combined: setting no.)" if axis == "combined" else "level", fontsize=7)
@@ -552,7 +608,9 @@ def overview_figure(results: list[dict], model: str):
     handles, labels = grid[0, 0].get_legend_handles_labels()
     uniq = dict(zip(labels, handles))
     grid[0, 0].legend(uniq.values(), uniq.keys(), fontsize=7)
-    fig.suptitle(f"{model}: DLRC saving off the ideal protocol, with and without the shared grid", fontsize=10)
+    fig.suptitle(f"{model}: DLRC saving off the ideal protocol, with and without the shared grid"
+                 + (" (copy: the paper's; predict: predictive coding)" if len({r.get("mode", "copy") for r in results}) > 1 else ""),
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -565,10 +623,12 @@ def gap_figure(results: list[dict], model: str):
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for (lmbda, o_exp, geo), rs in sorted(_series([r for r in results if r.get("axis") == "aligned"]).items()):
+    aligned = [r for r in results if r.get("axis") == "aligned"]
+    modes = {r.get("mode", "copy") for r in aligned}
+    for (lmbda, o_exp, geo, mode), rs in sorted(_series(aligned).items()):
         rs = sorted(rs, key=lambda r: r["date_gap_years"])
         xs = [r["date_gap_years"] for r in rs]
-        label = f"λ={lmbda:g}, o_exp={o_exp:g}" + (", shared grid" if geo else "")
+        label = f"λ={lmbda:g}, o_exp={o_exp:g}" + (", shared grid" if geo else "") + _mode_label(mode, modes)
         a1.plot(xs, [100 * r["bpp_reduction"] for r in rs], "o-", label=label)
         a2.plot(xs, [r["delta_psnr"] for r in rs], "o-", label=label)
     a1.set_ylabel("bpp saving [%]")
@@ -590,16 +650,20 @@ def format_rd_summary(summary: dict) -> str:
             row["gap [y]"] = r["date_gap_years"]
         if "axis" in r:
             row.update({"capture": r["perturbation"], "grid": "shared" if r["geo_grid"] else "-"})
+        if "mode" in r:
+            row["mode"] = r["mode"]
         row.update({
             "bpp base": f"{r['baseline']['bpp_total']:.4f}", "bpp DLRC": f"{r['dlrc']['bpp_total']:.4f}",
             "reduction": f"{100 * r['bpp_reduction']:.1f} %", "all bytes": f"{100 * r['bpp_reduction_sent']:.1f} %",
             "bound": f"{100 * r['geometric_bound']:.1f} %", "ΔPSNR [dB]": f"{r['delta_psnr']:+.3f}",
-            "ΔMS-SSIM": f"{r['delta_ms_ssim']:+.4f}", "exact": r["decode_exact"]})
+            "ΔMS-SSIM": f"{r['delta_ms_ssim']:+.4f}", "exact": r["decode_exact"],
+            "= alone": r.get("identical_to_codec_alone"), "ISL B/sat": f"{r.get('exchange_bytes_per_satellite', 0):.0f}"})
         rows.append(row)
     text = f"{summary['name']}: {summary['model']}\n" + pd.DataFrame(rows).to_string(index=False)
     for j in summary.get("jpeg2000", []):
         fmt = lambda v, unit: "n/a" if v is None else f"{v:+.2f}{unit}"  # noqa: E731
-        text += (f"\nagainst JPEG 2000 on the same {j['patches']} patches, o_exp {j['o_exp']:g} (every byte sent): "
+        text += (f"\nagainst JPEG 2000 on the same {j['patches']} patches, o_exp {j['o_exp']:g}"
+                 + (f", DLRC {j['mode']}" if "mode" in j else "") + " (every byte sent): "
                  f"codec alone BD-rate {fmt(j['baseline_bd_rate_pct'], ' %')}, BD-PSNR {fmt(j['baseline_bd_psnr_db'], ' dB')}; "
                  f"+ DLRC BD-rate {fmt(j['dlrc_bd_rate_pct'], ' %')}, BD-PSNR {fmt(j['dlrc_bd_psnr_db'], ' dB')}")
     return text

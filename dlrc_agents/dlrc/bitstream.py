@@ -7,7 +7,7 @@ is as protected as DLRC and every byte either world sends is counted the same wa
 Layout (little-endian), version 4: a fixed binary header, because every byte goes over
 a downlink (a JSON header cost ~250 bytes, 0.03 bpp at 256²)::
 
-    magic b"DLRC" (4) | version u8 | flags u8 (1: codec alone, 2: authenticated)
+    magic b"DLRC" (4) | version u8 | flags u8 (1: codec alone, 2: authenticated, 4: predictive)
     architecture code u8 | map form u8 | map coding u8
     context fill u8 (context models: what a copy from another satellite put in the context)
     fingerprint 8 bytes (sha256 prefix of the weights) | λ f32 (NaN: unknown)
@@ -15,7 +15,8 @@ a downlink (a JSON header cost ~250 bytes, 0.03 bpp at 256²)::
     z H, W u16 | dense offset u32 | retained positions u32 | members u8 | map satellites u8
     the capture's member ids u16 each | the map satellites' ids u16 each
     strings u8, then each one's length u32 | map section length u32
-    strings (DLRC: z then y; codec alone: CompressAI's strings in its order)
+    strings (DLRC: z then y; predictive DLRC (:mod:`.predict`): z, y, then its side string;
+    codec alone: CompressAI's strings in its order)
     map section: raw LZMA2 of int32 — the assignment maps it carries, in the order of the
     header's list, either as they are ('lzma', the paper) or as the prediction symbols of
     :func:`encode_maps` ('predictive', the default; dense maps are walked in the codec's
@@ -56,7 +57,7 @@ HEADER_FIELDS = ("magic", "version", "flags", "architecture", "map_form", "map_c
                  "fingerprint", "lmbda", "capture", "satellite", "priority", "image_h", "image_w", "latent_c",
                  "latent_h", "latent_w", "z_h", "z_w", "offset", "retained", "n_members", "n_maps")
 _FIXED = struct.Struct("<4sBBBBBB8sfIHHHHHHHHHIIBB")
-FLAG_CODEC_ALONE, FLAG_AUTHENTICATED = 1, 2
+FLAG_CODEC_ALONE, FLAG_AUTHENTICATED, FLAG_PREDICTIVE = 1, 2, 4
 TAG_BYTES = 32  # HMAC-SHA256
 MAX_STRINGS = 64  # ELIC writes 11 strings; no codec the container names writes more than a few dozen
 
@@ -264,8 +265,10 @@ def check_header(f: dict, members, map_sats, strings: list) -> None:
     distinct, and the strings are not empty."""
     sat, ih, iw, c = f["satellite"], f["image_h"], f["image_w"], f["latent_c"]
     yh, yw, zh, zw, retained = f["latent_h"], f["latent_w"], f["z_h"], f["z_w"], f["retained"]
-    if f["flags"] & ~(FLAG_CODEC_ALONE | FLAG_AUTHENTICATED):
+    if f["flags"] & ~(FLAG_CODEC_ALONE | FLAG_AUTHENTICATED | FLAG_PREDICTIVE):
         raise BitstreamError(f"satellite {sat}: unknown flags {f['flags']:#x}")
+    if f["flags"] & FLAG_CODEC_ALONE and f["flags"] & FLAG_PREDICTIVE:
+        raise BitstreamError(f"satellite {sat}: a codec-alone stream cannot be predictive")
     if not (1 <= ih <= MAX_IMAGE_PX and 1 <= iw <= MAX_IMAGE_PX):
         raise BitstreamError(f"satellite {sat}: image size {ih}x{iw} out of bounds (1..{MAX_IMAGE_PX})")
     if (yh, yw) != (math.ceil(ih / LATENT_STRIDE), math.ceil(iw / LATENT_STRIDE)):
@@ -283,6 +286,16 @@ def check_header(f: dict, members, map_sats, strings: list) -> None:
     if f["flags"] & FLAG_CODEC_ALONE:
         if map_sats or retained != yh * yw or f["offset"] != 0 or not strings or not all(strings):
             raise BitstreamError(f"satellite {sat}: a codec-alone stream with maps, empty strings or partial coding")
+        return
+    if f["flags"] & FLAG_PREDICTIVE:
+        # every position is coded (alone or as a residual); the stream's own reference map says which
+        # positions have a reference, so it carries exactly that map
+        if (len(strings) != 3 or retained != yh * yw or f["offset"] != 0 or tuple(map_sats) != (sat,)
+                or MAP_FORMS[f["map_form"]] != "references"):
+            raise BitstreamError(f"satellite {sat}: a predictive stream holds z, y and side strings, every position "
+                                 "and its own reference map")
+        if not strings[0] or not strings[1]:
+            raise BitstreamError(f"satellite {sat}: empty z or y string")
         return
     if len(strings) != 2:
         raise BitstreamError(f"satellite {sat}: a DLRC stream holds 2 strings (z, y), not {len(strings)}")
@@ -313,11 +326,16 @@ class SatelliteBitstream:
     capture: int = 0  # the observation this stream belongs to (a round or capture id, u32)
     members: tuple = ()  # the capture's satellites (empty: this satellite alone)
     codec_strings: tuple = ()  # codec alone: CompressAI's strings in its order (then z/y_string are unused)
+    side_string: bytes | None = None  # predictive DLRC (.predict): β, the flags' frequency and rANS flags
     _map_bytes: bytes | None = field(default=None, repr=False, compare=False)  # as read by from_bytes
 
     @property
     def codec_alone(self) -> bool:
         return bool(self.codec_strings)
+
+    @property
+    def predictive(self) -> bool:
+        return self.side_string is not None
 
     def _prediction_order(self) -> np.ndarray | None:
         """Dense maps are predicted in decoding order (None: raster order, nothing to permute)."""
@@ -348,12 +366,15 @@ class SatelliteBitstream:
             arch = ARCHITECTURE_CODES.index(self.model)
         except ValueError:
             raise BitstreamError(f"architecture {self.model!r} has no bitstream code") from None
-        values = (MAGIC, VERSION, FLAG_CODEC_ALONE if self.codec_alone else 0, arch, MAP_FORMS.index(self.map_form),
+        flags = (FLAG_CODEC_ALONE if self.codec_alone else 0) | (FLAG_PREDICTIVE if self.predictive else 0)
+        values = (MAGIC, VERSION, flags, arch, MAP_FORMS.index(self.map_form),
                   MAP_CODINGS.index(self.map_coding), CONTEXT_FILLS.index(self.context_fill),
                   bytes.fromhex(self.fingerprint), float("nan") if self.lmbda is None else self.lmbda, self.capture,
                   self.satellite, self.priority, *self.image_shape, *self.y_shape, *self.z_shape, self.offset,
                   self.retained, 0, 0)
         strings = list(self.codec_strings) if self.codec_alone else [self.z_string, self.y_string]
+        if self.predictive:
+            strings.append(self.side_string)
         members = tuple(self.members) or (self.satellite,)
         # map satellites in the order given (priority order for joint dense maps)
         return pack_container(Container(dict(zip(HEADER_FIELDS, values)), members, tuple(self.maps), strings,
@@ -399,7 +420,8 @@ class SatelliteBitstream:
                   (f["image_h"], f["image_w"]), (f["latent_c"], yh, yw), (f["z_h"], f["z_w"]), f["offset"],
                   f["retained"], b"" if alone else c.strings[0], b"" if alone else c.strings[1], maps, form, coding,
                   CONTEXT_FILLS[f["context_fill"]], f["capture"], tuple(c.members),
-                  tuple(c.strings) if alone else (), c.map_section)
+                  tuple(c.strings) if alone else (),
+                  c.strings[2] if f["flags"] & FLAG_PREDICTIVE else None, c.map_section)
         order = out._prediction_order() if maps and coding == "predictive" else None
         if order is not None:
             for s_, walked in maps.items():

@@ -11,13 +11,14 @@ R–D evaluation and tests); the SimPy agents call the same steps one by one.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .arbiter import Arbitration, arbitrate, reference_map
-from .bitstream import SatelliteBitstream
+from .bitstream import BitstreamError, SatelliteBitstream
 from .context import ContextLatent, context_code, decode_order, hyper_side, plan_from_references, representative_exchange_bytes
 from .filter import HyperLatent, encode_positions, hyper_analysis
 from .recognizer import Recognizer
@@ -45,6 +46,10 @@ class DLRCConfig:
     # context models: a copy from another satellite enters the context as that satellite's ŷ
     # ('representative') or as the model's own prediction μ ('prediction'); see .context
     context_fill: str = "representative"
+    # 'copy': the paper's DLRC (drop a vector a higher-priority satellite holds, the ground copies
+    # it back); 'predict': code every vector, those a higher-priority satellite also holds as a
+    # residual against its ŷ (.predict) — the reconstruction equals the codec alone's
+    mode: str = "copy"
 
 
 def recognizer_for(codec, cfg: DLRCConfig) -> Recognizer:
@@ -70,13 +75,18 @@ class GroupResult:
     intended: dict = field(default_factory=dict)  # sat -> (C, H, W) ŷ the ground must rebuild
     latents: dict = field(default_factory=dict)  # sat -> HyperLatent
     timings_s: dict = field(default_factory=dict)  # stage -> wall seconds summed over the satellites
-    # context codecs: bytes of higher-priority ŷ vectors each satellite needs for its context
+    # context codecs: bytes of higher-priority ŷ vectors each satellite needs for its context;
+    # predict mode: bytes of the higher-priority streams each satellite needs on board
     exchange_bytes: dict = field(default_factory=dict)
+    # predict mode: {sat: PredictiveCoding} (what was predicted, β, the estimated rates)
+    predictions: dict = field(default_factory=dict)
 
 
 #: Stages timed by :func:`encode_group`: the codec's own (paper Table 2) and DLRC's.
 CODEC_STAGES = ("analysis_transform", "entropy_modelling", "entropy_coding")
 DLRC_STAGES = ("recognizer", "selector", "arbiter")
+#: Predict mode: decoding the higher-priority streams a satellite predicts from (on board).
+PREDICT_STAGES = ("peer_decode", "prediction")
 
 
 def signature_payload(signatures: np.ndarray) -> bytes:
@@ -216,9 +226,119 @@ def intended_from_references(maps: dict, y_hat: dict) -> dict:
     return {sat: resolve(sat).reshape(y_hat[sat].shape[1:]) for sat in maps}
 
 
+def needed_streams(refs: dict, sat, n: int) -> set:
+    """The satellites whose streams ``sat`` needs to rebuild its references' ŷ: those it references,
+    and, transitively, those they reference."""
+    need, todo = set(), [sat]
+    while todo:
+        s = todo.pop()
+        for u in np.unique(np.asarray(refs[s]) // n).tolist():
+            if u != s and u not in need:
+                need.add(u)
+                todo.append(u)
+    return need
+
+
+@torch.no_grad()
+def encode_group_predictive(codec, images: dict, cfg: DLRCConfig, capture: int = 0, key: bytes | None = None,
+                            origins: dict | None = None) -> GroupResult:
+    """Predict mode (:mod:`.predict`): each satellite, in priority order, decodes from bytes the
+    higher-priority streams it needs (as it would on board, timed as ``peer_decode``) and codes its
+    every latent, those with a reference as a residual. References: the shared grid's (``origins``,
+    {sat: tile origin [px]}), else the Arbiter's cross-satellite matches (signatures exchanged)."""
+    from . import predict
+    from .bitstream import LATENT_STRIDE
+
+    if codec.family != "hyperprior":
+        raise ValueError(f"dlrc.mode predict: {codec.architecture} is a context model; predictive coding is "
+                         "implemented for the hyperprior family (bmshj2018-hyperprior, mbt2018-mean)")
+    recognizer = recognizer_for(codec, cfg)
+    t: dict = {}
+    order = sorted(images, key=lambda s: (cfg.priority or {}).get(s, s))
+    states, latents = {}, {}
+    for sat, x in images.items():
+        if origins is None:
+            states[sat] = analyse(codec, recognizer, sat, x, t)
+        else:  # the grid gives the references: no signatures needed
+            with timed(t, "analysis_transform"):
+                y = codec.model.g_a(x)
+            states[sat] = OnboardState(sat, tuple(x.shape[-2:]), y, None)
+        latents[sat] = model_entropy(codec, states[sat], "original", t)
+    C, H, W = next(iter(latents.values())).y.shape[1:]
+    n = H * W
+    if origins is not None:
+        refs = predict.grid_references(origins, order, H, W, LATENT_STRIDE)
+        arb = None
+    else:
+        received = {s: parse_signature_payload(signature_payload(st.selection.signatures)) for s, st in states.items()}
+        with timed(t, "arbiter"):
+            arb = arbitrate(received, cfg.priority, decode_order(codec.family, H, W))
+        order = list(arb.order)
+        refs = predict.cross_references({s: reference_map(arb, s, n) for s in arb.order}, arb.order, n)
+    streams, parsed, codings, exchange = {}, {}, {}, {}
+    decoded: dict = {}  # sat -> ŷ (C, n) as a peer decodes it from the stream's bytes
+    peer_time: dict = {}
+    for sat in order:
+        need = needed_streams(refs, sat, n)
+        exchange[sat] = sum(len(streams[u]) for u in need)
+        t["peer_decode"] = t.get("peer_decode", 0.0) + sum(peer_time[u] for u in need)
+        lat = latents[sat]
+        owners, q = refs[sat] // n, refs[sat] % n
+        y_ref = torch.zeros(C, n)
+        for u in set(owners.tolist()) - {sat}:
+            hit = np.nonzero(owners == u)[0]
+            y_ref[:, torch.as_tensor(hit)] = decoded[u][:, torch.as_tensor(q[hit])]
+        with timed(t, "prediction"):
+            coding = predict.encode(codec.model, lat.y, lat.scales, lat.means, refs[sat], sat, y_ref)
+        codings[sat] = coding
+        with timed(t, "entropy_coding"):
+            stream = SatelliteBitstream(
+                model=codec.architecture, fingerprint=codec.fingerprint, lmbda=codec.lmbda, satellite=int(sat),
+                priority=order.index(sat), image_shape=states[sat].image_shape, y_shape=(C, H, W),
+                z_shape=lat.z_shape, offset=0, retained=n, z_string=lat.z_strings, y_string=coding.y_string,
+                maps={sat: refs[sat]}, map_form="references", map_coding=cfg.map_coding, capture=capture,
+                members=tuple(sorted(images)), side_string=coding.side_string)
+            streams[sat] = stream.to_bytes(key)
+        # what a peer does with it: parse and decode (timed once; charged to each satellite that needs it)
+        t0 = time.perf_counter()
+        parsed[sat] = SatelliteBitstream.from_bytes(streams[sat], expect_fingerprint=codec.fingerprint, key=key)
+        decoded[sat] = decode_predictive_stream(codec, parsed[sat], parsed[sat].maps[sat], decoded)
+        peer_time[sat] = time.perf_counter() - t0
+    intended = {sat: latents[sat].y_hat[0] for sat in order}
+    return GroupResult({sat: streams[sat] for sat in images}, arb, intended, latents, t, exchange, codings)
+
+
+def decode_predictive_stream(codec, p: SatelliteBitstream, refs: np.ndarray, y_flat: dict,
+                             missing: set = frozenset()) -> torch.Tensor:
+    """ŷ (C, H·W) of a predictive stream given the ŷ (C, H·W) of the satellites it references
+    (``missing``: those whose streams are lost; positions predicted from them take μ)."""
+    from . import predict
+    from .filter import decode_hyper
+
+    C, H, W = p.y_shape
+    n = H * W
+    scales, means = decode_hyper(codec.model, p.z_string, p.z_shape, codec.means)
+    if tuple(scales.shape[1:]) != (C, H, W):
+        raise BitstreamError(f"satellite {p.satellite}: latent shape {tuple(scales.shape[1:])} differs from header")
+    owners, q = refs // n, refs % n
+    own = owners == p.satellite
+    if np.any(q[own] != np.nonzero(own)[0]):
+        raise BitstreamError(f"satellite {p.satellite}: a predictive stream references its own other positions")
+    y_ref = torch.zeros(C, n)
+    lost = np.isin(owners, list(missing)) & ~own
+    for u in set(owners[~own & ~lost].tolist()):
+        if y_flat[u].shape[1] != n:
+            raise BitstreamError(f"satellite {p.satellite} and satellite {u} have different latent sizes")
+        hit = np.nonzero(owners == u)[0]
+        y_ref[:, torch.as_tensor(hit)] = y_flat[u][:, torch.as_tensor(q[hit])]
+    y_hat, _ = predict.decode(codec.model, p.y_string, p.side_string, scales, means, refs, p.satellite, y_ref,
+                              lost if lost.any() else None)
+    return y_hat
+
+
 @torch.no_grad()
 def encode_group(codec, images: dict, cfg: DLRCConfig = DLRCConfig(), capture: int = 0,
-                 key: bytes | None = None) -> GroupResult:
+                 key: bytes | None = None, origins: dict | None = None) -> GroupResult:
     """Run DLRC for satellites {sat: image (1, 3, H, W)}; return their streams and the intended ỹ.
 
     The streams name capture ``capture`` and the group's satellites; with a mission ``key``
@@ -229,7 +349,14 @@ def encode_group(codec, images: dict, cfg: DLRCConfig = DLRCConfig(), capture: i
     (h_a, z coding, h_s) and entropy coding (Filter gather + rANS of the retained ŷ),
     and DLRC's Recognizer, Selector (clustering and the representative strategy) and
     Arbiter. Building the rotations is a one-off per mission and is not counted.
+
+    ``cfg.mode == 'predict'``: :func:`encode_group_predictive` (``origins``: the satellites' tile
+    origins on the shared grid, when known).
     """
+    if cfg.mode == "predict":
+        return encode_group_predictive(codec, images, cfg, capture, key, origins)
+    if cfg.mode != "copy":
+        raise ValueError(f"dlrc.mode: unknown value {cfg.mode!r} (copy or predict)")
     recognizer = recognizer_for(codec, cfg)
     t: dict = {}
     states = {sat: analyse(codec, recognizer, sat, x, t) for sat, x in images.items()}

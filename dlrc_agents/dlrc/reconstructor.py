@@ -21,6 +21,7 @@ from .alone import check_against_model
 from .bitstream import BitstreamError, SatelliteBitstream
 from .context import check_plan, context_code, decode_order, decode_side, plan_from_references
 from .filter import decode_hyper, decode_positions
+from .onboard import decode_predictive_stream
 
 
 def _decode_own(codec, p: SatelliteBitstream, positions: np.ndarray) -> torch.Tensor:
@@ -112,6 +113,20 @@ def _hyperprior_decoder(codec):
             hit = np.nonzero(owners == u)[0]
             flat[:, torch.as_tensor(hit, dtype=torch.long)] = y_flat[u][:, torch.as_tensor(q[hit], dtype=torch.long)]
         return flat.reshape(C, H, W)
+
+    return decode_one
+
+
+def _predictive_decoder(codec):
+    """decode_one for :func:`_in_dependency_order`: predictive streams (:mod:`.predict`); positions
+    predicted from a lost stream take the model's prediction μ."""
+
+    def decode_one(p, refs, y_flat):
+        C, H, W = p.y_shape
+        n = H * W
+        owners = refs // n
+        missing = {u for u in np.unique(owners[owners != p.satellite]).tolist() if u not in y_flat}
+        return decode_predictive_stream(codec, p, refs, y_flat, missing).reshape(C, H, W)
 
     return decode_one
 
@@ -231,6 +246,13 @@ def reconstruct(codec, streams, synthesize: bool = True, lost: str = "error", ke
 def reconstruct_parsed(codec, parsed: list, synthesize: bool = True, lost: str = "error") -> dict:
     """:func:`reconstruct` of streams :func:`parse_round` already parsed and checked (a caller that
     also needs their maps or sizes parses them once)."""
+    if len({p.predictive for p in parsed}) > 1:
+        raise BitstreamError("streams of one round mix predictive and copy DLRC")
+    if parsed[0].predictive:
+        if codec.family != "hyperprior":
+            raise BitstreamError(f"{codec.architecture}: predictive streams are for the hyperprior family")
+        return _in_dependency_order(codec, parsed, _carried_references(parsed), _predictive_decoder(codec),
+                                    synthesize, lost)
     forms = {p.map_form for p in parsed}
     if len(forms) > 1:
         raise BitstreamError("streams of one round mix dense and reference assignment maps")
