@@ -409,3 +409,47 @@ def test_mission_with_misregistered_captures_and_the_shared_grid(tmp_path):
     grid = _run(tmp_path, None, **{"captures": {"perturbation": {"offset": 15}, "geo_grid": True}})
     assert off["decode_exact"] is True and grid["decode_exact"] is True
     assert off["bpp_reduction"] < 0.05 < 0.2 < grid["bpp_reduction"]
+
+
+
+LOSSY = {"participants.count": 4, "overlap.satellites": 4, "mission.rounds": 2, "mission.capture": "continuous",
+         "mission.batch": 200, "dlrc.priority": "rotate", "time.duration_h": 0.5,
+         "codec": {"architecture": "bmshj2018-hyperprior", "lambdas": [0.0067]}}
+
+
+@pytest.fixture(scope="module")
+def lossless_slots(tmp_path_factory):
+    """The catalogue ids of the lossy missions' slots (a failure names its satellite by id)."""
+    return _run(tmp_path_factory.mktemp("lossless"), None, **LOSSY)["slots"]
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.3, 0.9])
+@pytest.mark.parametrize("failing", [False, True])
+def test_stream_losses_at_any_rate_with_and_without_failures(tmp_path, lossless_slots, rate, failing):
+    """The lost-stream model on 4 satellites whose top slot rotates (copies reach every slot), with
+    trained weights so that streams do copy: the mission runs and its losses block equals the seeded
+    draws, recomputed here from their definition (one draw per slot and capture step), in both worlds;
+    a failed satellite loses, besides, what it still held."""
+    import numpy as np
+    import pandas as pd
+
+    losses = {"stream_loss_rate": rate}
+    if failing:
+        losses["failures"] = [{"satellite": lossless_slots[0], "at_s": 900.0}]
+    s = _run(tmp_path, None, **dict(LOSSY, **{"mission.losses": losses}))
+    items = pd.read_csv(tmp_path / "out" / "decodable_items.csv")
+    drawn = np.array([np.random.default_rng([0, 7919, int(sl), int(r)]).random() < rate
+                      for sl, r in items[["slot", "first_round"]].to_numpy()], dtype=bool)
+    others = (items["slot"] != 0).to_numpy() if failing else np.ones(len(items), dtype=bool)
+    lost = items["lost"].to_numpy(bool)
+    for world in ("baseline", "dlrc"):
+        w = (items["world"] == world).to_numpy()
+        assert lost[w & others].tolist() == drawn[w & others].tolist()  # exactly the drawn streams
+        assert np.all(lost[w & drawn])  # a drawn loss is lost on the failed satellite too
+        assert s["losses"]["streams_lost"][world] == int(lost[w].sum())
+    assert 0 < int(drawn.sum()) < len(items)
+    assert s["losses"]["stream_loss_rate"] == rate
+    assert s["decode_exact"] is True  # every stream that copied nothing from a lost one is bit-exact
+    if failing:
+        assert s["losses"]["failures"][0]["slot"] == 0
+        assert lost[~others].sum() > drawn[~others].sum()  # the failure lost more than the draws

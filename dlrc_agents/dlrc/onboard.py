@@ -199,31 +199,36 @@ def intended_latents(arb: Arbitration, latents: dict) -> dict:
     return out
 
 
-def intended_from_references(maps: dict, y_hat: dict) -> dict:
+def intended_from_references(maps: dict, y_hat: dict, satellites=None) -> dict:
     """ỹ per satellite from reference maps {sat: (H·W,) owner·H·W + q} and each one's ŷ (1, C, H, W).
 
-    Written independently of the Reconstructor (a memoised recursion over satellites),
-    so tests compare two implementations of the same rule.
+    Written independently of the Reconstructor (a memoised recursion over positions), so tests
+    compare two implementations of the same rule. ``satellites``: the ones to resolve (default: all
+    of ``maps``); only the positions their references reach are followed, so another satellite's map
+    may reference a stream that is absent (lost) without affecting them.
     """
-    done: dict = {}
+    memo: dict = {}
 
-    def resolve(sat, stack=()):
-        if sat in done:
-            return done[sat]
-        if sat in stack:
+    def vector(sat, p, stack=()):
+        if (sat, p) in memo:
+            return memo[(sat, p)]
+        if (sat, p) in stack:
             raise ValueError(f"reference cycle through satellite {sat}")
         C, H, W = y_hat[sat].shape[1:]
         n = H * W
-        own = y_hat[sat][0].reshape(C, n)
-        refs = maps[sat]
-        out = torch.empty(C, n)
-        for p in range(n):
-            u, q = int(refs[p] // n), int(refs[p] % n)
-            out[:, p] = own[:, q] if u == sat else resolve(u, stack + (sat,))[:, q]
-        done[sat] = out
-        return out
+        u, q = divmod(int(maps[sat][p]), n)
+        if u == sat:  # its own vector at q (itself, or an earlier position it copies)
+            v = y_hat[sat][0].reshape(C, n)[:, q] if q == p else vector(sat, q, stack + ((sat, p),))
+        else:
+            v = vector(u, q, stack + ((sat, p),))
+        memo[(sat, p)] = v
+        return v
 
-    return {sat: resolve(sat).reshape(y_hat[sat].shape[1:]) for sat in maps}
+    out = {}
+    for sat in (maps if satellites is None else satellites):
+        C, H, W = y_hat[sat].shape[1:]
+        out[sat] = torch.stack([vector(sat, p) for p in range(H * W)], dim=1).reshape(C, H, W)
+    return out
 
 
 def needed_streams(refs: dict, sat, n: int) -> set:

@@ -504,8 +504,9 @@ class Mission:
             else:  # each stream's own ŷ, as coded for the view it arbitrated on
                 own = {i.payload[4]: rr.own_hat[(i.payload[4], i.payload[1], i.payload[3])] for i in items}
             predicted = sum(d["predicted"] for d in decoded.values())
-            intact = {s: maps[s] for s in decoded if decoded[s]["predicted"] == 0}
-            intended = intended_from_references(intact, own)
+            # streams that copy nothing from a lost one; their copies reach only delivered streams
+            intact = [s for s in decoded if decoded[s]["predicted"] == 0]
+            intended = intended_from_references(maps, own, intact)
             for s in decoded:
                 if s in intact:
                     exact &= bool(torch.equal(decoded[s]["y_tilde"], intended[s]))
