@@ -610,3 +610,86 @@ class DownstreamScenario(ScenarioBase):
             if j.task not in seg:
                 raise ValueError(f"segmentation.joint.task: {j.task!r} is not a segmentation task ({', '.join(sorted(seg))})")
         return self
+
+
+class ViewSetConfig(Strict):
+    """One set of simultaneous views of a target: files in priority order (the first is the
+    representative), and optionally a DEM to orthorectify with."""
+
+    name: str = Field(..., min_length=1)
+    scenes: list[str] = Field(..., min_length=2, description="the views (registry names or paths), each with an RPC "
+                                                            "in its TIFF tags or a NAME.geom beside it")
+    dem: str | None = Field(None, description="a DEM (e.g. SRTM .hgt) for the heights; else a constant height")
+
+    @field_validator("scenes")
+    @classmethod
+    def _resolve(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        return [s if is_data_name(s) else str(resolve_relative(s, info)) for s in v]
+
+    @field_validator("dem")
+    @classmethod
+    def _resolve_dem(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return v if v is None or is_data_name(v) else str(resolve_relative(v, info))
+
+
+class MultiviewDataConfig(Strict):
+    sets: list[ViewSetConfig] = Field([], description="the sets of views")
+    scenes: list[str] = Field([], description="one set of your own views (≥ 2, priority order); replaces sets")
+
+    @field_validator("scenes")
+    @classmethod
+    def _resolve(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        return [s if is_data_name(s) else str(resolve_relative(s, info)) for s in v]
+
+    @model_validator(mode="after")
+    def _some_views(self) -> "MultiviewDataConfig":
+        if self.scenes and len(self.scenes) < 2:
+            raise ValueError("data.scenes: give two or more views of the same target")
+        if not self.scenes and not self.sets:
+            raise ValueError("data: give sets, or scenes (two or more views)")
+        return self
+
+
+class MultiviewGridConfig(Strict):
+    gsd_m: float = Field(0.5, gt=0.0, le=100.0, description="the shared grid's sampling [m]")
+    height_m: float | None = Field(None, description="constant height [m] where a set has no DEM (default: the "
+                                                     "RPCs' mean height offset)")
+    max_tile_px: int = Field(512, ge=64, le=2048, description="largest tile side [px], a multiple of 64")
+
+    @field_validator("max_tile_px")
+    @classmethod
+    def _multiple(cls, v: int) -> int:
+        if v % 64:
+            raise ValueError("a multiple of 64")
+        return v
+
+
+class CorrectionConfig(Strict):
+    enabled: bool = Field(True, description="correct the RPCs' relative bias from the representative's thumbnail")
+    thumbnail_factor: int = Field(4, ge=1, le=32, description="the thumbnail is this many times smaller per side")
+
+
+class MultiviewCodecConfig(CodecConfig):
+    """The 1-band model that codes panchromatic views (one λ)."""
+
+    architecture: Literal["bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "cheng2020-attn",
+                          "elic2022-official", "elic2022-chandelier"] = "bmshj2018-hyperprior"
+    lambdas: list[float] = Field([0.0067], min_length=1, max_length=1)
+    bands: int = Field(1, ge=1, le=1)
+
+
+class MultiviewScenario(ScenarioBase):
+    """kind: multiview — DLRC on real simultaneous multi-view captures, orthorectified from their RPCs."""
+
+    kind: Literal["multiview"]
+    codec: MultiviewCodecConfig = MultiviewCodecConfig()
+    data: MultiviewDataConfig
+    grid: MultiviewGridConfig = MultiviewGridConfig()
+    correction: CorrectionConfig = CorrectionConfig()
+    dlrc: DLRCSettings = DLRCSettings(mode=["copy", "predict"])
+
+    @model_validator(mode="after")
+    def _fixed(self) -> "MultiviewScenario":
+        _fixed_priority_only(self.dlrc, "multiview")
+        _predict_needs_hyperprior(self.dlrc, self.codec.architecture)
+        return self

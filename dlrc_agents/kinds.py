@@ -11,7 +11,8 @@ from pathlib import Path
 
 from edgespacecom.kinds import Command, ScenarioKind, register_command, register_kind
 
-from .config import CodecRDScenario, DLRCAblationScenario, DownstreamScenario, MissionScenario, RDScenario
+from .config import (CodecRDScenario, DLRCAblationScenario, DownstreamScenario, MissionScenario, MultiviewScenario,
+                     RDScenario)
 
 
 def _codec_files(codec_cfg) -> dict[str, Path]:
@@ -177,3 +178,23 @@ def figure_a2_arguments(parser) -> None:
 register_command(Command(name="figure-a2", help="Figure A2 twice: the paper's model of G_down next to the realistic "
                                                  "one, from two mission sweeps",
                          arguments=figure_a2_arguments, handler="dlrc_agents.mission.compare:compare_command"))
+
+
+def multiview_inputs(scenario) -> dict[str, Path]:
+    from .data import scene_names
+
+    inputs = _codec_files(scenario.codec)
+    names = (scene_names(scenario.data.scenes) if scenario.data.scenes
+             else {k: v for s in scenario.data.sets for k, v in scene_names(s.scenes + ([s.dem] if s.dem else [])).items()})
+    for name, path in names.items():
+        inputs[name] = path
+        geom = Path(path).with_suffix(".geom")  # the view's RPC, when not in its tags
+        if geom.is_file():
+            inputs[name.rsplit(".", 1)[0] + ".geom"] = geom
+    return inputs
+
+
+register_kind(ScenarioKind(
+    name="multiview", schema=MultiviewScenario, runner="dlrc_agents.multiview:run_multiview",
+    formatter="dlrc_agents.multiview:format_multiview_summary", inputs=multiview_inputs, sweep_y=("bpp_reduction",),
+    description="DLRC on real simultaneous multi-view captures (Pléiades), orthorectified from their RPCs"))

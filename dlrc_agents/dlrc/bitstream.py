@@ -290,10 +290,10 @@ def check_header(f: dict, members, map_sats, strings: list) -> None:
     if f["flags"] & FLAG_PREDICTIVE:
         # every position is coded (alone or as a residual); the stream's own reference map says which
         # positions have a reference, so it carries exactly that map
-        if (len(strings) != 3 or retained != yh * yw or f["offset"] != 0 or tuple(map_sats) != (sat,)
+        if (len(strings) != 3 or retained != yh * yw or f["offset"] != 0 or tuple(map_sats) not in ((sat,), ())
                 or MAP_FORMS[f["map_form"]] != "references"):
             raise BitstreamError(f"satellite {sat}: a predictive stream holds z, y and side strings, every position "
-                                 "and its own reference map")
+                                 "and its own reference map (or none: it references nothing)")
         if not strings[0] or not strings[1]:
             raise BitstreamError(f"satellite {sat}: empty z or y string")
         return

@@ -295,22 +295,36 @@ def encode_group_predictive(codec, images: dict, cfg: DLRCConfig, capture: int =
             y_ref[:, torch.as_tensor(hit)] = decoded[u][:, torch.as_tensor(q[hit])]
         with timed(t, "prediction"):
             coding = predict.encode(codec.model, lat.y, lat.scales, lat.means, refs[sat], sat, y_ref)
+            if coding.candidates and not coding.predicted.any():
+                # prediction pays nowhere: code as the codec alone would, with no map and no flags
+                refs[sat] = sat * n + np.arange(n, dtype=np.int64)
+                coding = predict.encode(codec.model, lat.y, lat.scales, lat.means, refs[sat], sat, y_ref)
         codings[sat] = coding
+        own_only = not np.any(refs[sat] // n != sat)
         with timed(t, "entropy_coding"):
             stream = SatelliteBitstream(
                 model=codec.architecture, fingerprint=codec.fingerprint, lmbda=codec.lmbda, satellite=int(sat),
                 priority=order.index(sat), image_shape=states[sat].image_shape, y_shape=(C, H, W),
                 z_shape=lat.z_shape, offset=0, retained=n, z_string=lat.z_strings, y_string=coding.y_string,
-                maps={sat: refs[sat]}, map_form="references", map_coding=cfg.map_coding, capture=capture,
+                maps={} if own_only else {sat: refs[sat]}, map_form="references", map_coding=cfg.map_coding,
+                capture=capture,
                 members=tuple(sorted(images)), side_string=coding.side_string)
             streams[sat] = stream.to_bytes(key)
         # what a peer does with it: parse and decode (timed once; charged to each satellite that needs it)
         t0 = time.perf_counter()
         parsed[sat] = SatelliteBitstream.from_bytes(streams[sat], expect_fingerprint=codec.fingerprint, key=key)
-        decoded[sat] = decode_predictive_stream(codec, parsed[sat], parsed[sat].maps[sat], decoded)
+        decoded[sat] = decode_predictive_stream(codec, parsed[sat], predictive_references(parsed[sat]), decoded)
         peer_time[sat] = time.perf_counter() - t0
     intended = {sat: latents[sat].y_hat[0] for sat in order}
     return GroupResult({sat: streams[sat] for sat in images}, arb, intended, latents, t, exchange, codings)
+
+
+def predictive_references(p: SatelliteBitstream) -> np.ndarray:
+    """A predictive stream's reference map; a stream without one references nothing (every position alone)."""
+    n = p.y_shape[1] * p.y_shape[2]
+    if p.satellite in p.maps:
+        return np.asarray(p.maps[p.satellite], dtype=np.int64)
+    return p.satellite * n + np.arange(n, dtype=np.int64)
 
 
 def decode_predictive_stream(codec, p: SatelliteBitstream, refs: np.ndarray, y_flat: dict,

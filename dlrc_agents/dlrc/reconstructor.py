@@ -21,7 +21,7 @@ from .alone import check_against_model
 from .bitstream import BitstreamError, SatelliteBitstream
 from .context import check_plan, context_code, decode_order, decode_side, plan_from_references
 from .filter import decode_hyper, decode_positions
-from .onboard import decode_predictive_stream
+from .onboard import decode_predictive_stream, predictive_references
 
 
 def _decode_own(codec, p: SatelliteBitstream, positions: np.ndarray) -> torch.Tensor:
@@ -251,8 +251,8 @@ def reconstruct_parsed(codec, parsed: list, synthesize: bool = True, lost: str =
     if parsed[0].predictive:
         if codec.family != "hyperprior":
             raise BitstreamError(f"{codec.architecture}: predictive streams are for the hyperprior family")
-        return _in_dependency_order(codec, parsed, _carried_references(parsed), _predictive_decoder(codec),
-                                    synthesize, lost)
+        return _in_dependency_order(codec, parsed, {p.satellite: predictive_references(p) for p in parsed},
+                                    _predictive_decoder(codec), synthesize, lost)
     forms = {p.map_form for p in parsed}
     if len(forms) > 1:
         raise BitstreamError("streams of one round mix dense and reference assignment maps")
