@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import io
 import logging
 from dataclasses import dataclass
@@ -337,8 +338,26 @@ def codec_from_model(model: torch.nn.Module, architecture: str, N: int, M: int, 
     return Codec(model, architecture, N, M, lmbda, source, _fingerprint(model), None, bands)
 
 
-def load_checkpoint(path: str | Path, architecture: str | None = None) -> Codec:
-    """Load a checkpoint (project format or a bare CompressAI state_dict) with weights_only=True."""
+#: Set to 1 (``edgespacecom --allow-unverified-weights``) to load checkpoints whose tensors carry no checksum.
+ALLOW_UNVERIFIED_ENV = "EDGESPACECOM_ALLOW_UNVERIFIED_WEIGHTS"
+
+
+def _unverified(path: Path, why: str, allow: bool) -> None:
+    """A checkpoint whose tensors cannot be verified: refused, unless the user allowed it (then a warning)."""
+    if allow or os.environ.get(ALLOW_UNVERIFIED_ENV) == "1":
+        LOG.warning("checkpoint %s %s: loaded unverified, as allowed", path, why)
+        return
+    raise CodecError(f"checkpoint {path} {why}, so a corrupted copy cannot be told from the model: re-export it "
+                     "(edgespacecom train --export, or dlrc_agents.codecs.export_checkpoint), or allow it with "
+                     "--allow-unverified-weights (scenario: codec.allow_unverified_weights: true)")
+
+
+def load_checkpoint(path: str | Path, architecture: str | None = None, allow_unverified: bool = False) -> Codec:
+    """Load a checkpoint (project format or a bare CompressAI state_dict) with weights_only=True.
+
+    Its tensors must match the sha256 recorded in its metadata (:func:`tensors_sha256`); a checkpoint
+    with none (a bare state_dict, or one written before the checksum) is refused unless
+    ``allow_unverified`` (or ``$EDGESPACECOM_ALLOW_UNVERIFIED_WEIGHTS=1``)."""
     path = Path(path)
     if not path.is_file():
         raise CodecError(f"checkpoint {path} does not exist")
@@ -369,13 +388,13 @@ def load_checkpoint(path: str | Path, architecture: str | None = None) -> Codec:
         shipped = path.resolve().parent == WEIGHTS_DIR.resolve()
         expected = payload.get("tensors_sha256") or (shipped_tensor_checksums().get(path.name) if shipped else None)
         if expected is None:
-            LOG.warning("checkpoint %s carries no checksum of its tensors (written by an older version): "
-                        "loaded unverified", path)
+            _unverified(path, "carries no checksum of its tensors (written by an older version)", allow_unverified)
         elif expected != tensors_sha256(state):
             raise CodecError(f"checkpoint {path}: its tensors do not match their recorded sha256 (corrupted)")
     elif isinstance(payload, dict) and all(isinstance(v, torch.Tensor) for v in payload.values()):
         if architecture is None:
             raise CodecError(f"checkpoint {path} is a bare state_dict: say which architecture it is")
+        _unverified(path, "is a bare state_dict, with no checksum of its tensors", allow_unverified)
         arch, lmbda, state, bands = architecture, None, payload, None
         N = state["g_a.0.weight"].shape[0] if "g_a.0.weight" in state else None
         M = state["g_a.6.weight"].shape[0] if "g_a.6.weight" in state else None
@@ -399,13 +418,13 @@ def load_checkpoint(path: str | Path, architecture: str | None = None) -> Codec:
 
 
 def load_codec(architecture: str, *, lmbda: float | None = None, quality: int = 3, checkpoint: str | Path | None = None,
-               pretrained: bool = False, bands: int = 3) -> Codec:
+               pretrained: bool = False, bands: int = 3, allow_unverified: bool = False) -> Codec:
     """Resolve and load a codec: user checkpoint, CompressAI zoo, or the shipped (or locally trained)
     weights of ``bands`` bands (3: RGB; others are trained locally, ``make models-multispectral``)."""
     if architecture not in ARCHITECTURES:
         raise CodecError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
     if checkpoint is not None:
-        return load_checkpoint(checkpoint, architecture)
+        return load_checkpoint(checkpoint, architecture, allow_unverified)
     if pretrained:
         if bands != 3:
             raise CodecError(f"CompressAI's zoo has RGB models only, not {bands}-band {architecture}")
@@ -427,7 +446,7 @@ def load_codec(architecture: str, *, lmbda: float | None = None, quality: int = 
         raise CodecError(f"codec {architecture!r}: give lambda (shipped weights), a checkpoint, or pretrained: true")
     for path in (shipped_checkpoint(architecture, lmbda, bands), local_checkpoint(architecture, lmbda, bands)):
         if path.is_file():
-            codec = load_checkpoint(path, architecture)
+            codec = load_checkpoint(path, architecture, allow_unverified)
             if codec.in_channels != bands:
                 raise CodecError(f"checkpoint {path}: a {codec.in_channels}-band model, not {bands}")
             return codec
@@ -467,4 +486,5 @@ def load_codecs(cfg) -> list[Codec]:
     """Every codec a scenario's ``codec`` section names: the checkpoint or the zoo model when
     given, else the shipped weights of each λ in ``lambdas``."""
     return [load_codec(cfg.architecture, lmbda=l, quality=cfg.quality, checkpoint=cfg.checkpoint,
-                       pretrained=cfg.pretrained, bands=cfg.bands) for l in cfg.model_lambdas]
+                       pretrained=cfg.pretrained, bands=cfg.bands,
+                       allow_unverified=getattr(cfg, "allow_unverified_weights", False)) for l in cfg.model_lambdas]

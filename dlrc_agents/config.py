@@ -38,6 +38,9 @@ class CodecConfig(Strict):
     quality: int = Field(3, ge=1, le=8, description="CompressAI quality level (pretrained only)")
     bands: int = Field(3, ge=1, le=64, description="the model's band count: 3 (RGB, shipped) or an N-band model "
                                                    "trained locally (make models-multispectral)")
+    allow_unverified_weights: bool = Field(
+        False, description="load a checkpoint whose tensors carry no checksum (a bare state_dict, or one written "
+                           "by an old version); by default it is refused, since a corrupted copy would load")
 
     _positive_lambdas = field_validator("lambdas")(classmethod(lambda cls, v: _all_positive(v, "λ")))
 

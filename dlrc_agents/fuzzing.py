@@ -37,8 +37,8 @@ import torch
 
 from .codecs import build_model, codec_from_model
 from .dlrc.alone import decode_alone, decode_alone_jpeg2000, encode_alone, encode_alone_jpeg2000
-from .dlrc.bitstream import (FLAG_AUTHENTICATED, HEADER_FIELDS, BitstreamError, Container, pack_container,
-                             split_container)
+from .dlrc.bitstream import (FLAG_AUTHENTICATED, HEADER_FIELDS, HYPER_STRIDE, LATENT_STRIDE, BitstreamError,
+                             Container, DecodeBounds, lzma_compress, pack_container, split_container)
 from .dlrc.onboard import DLRCConfig, encode_group
 from .dlrc.reconstructor import reconstruct
 from .rd import patch_tensor, to_uint8
@@ -66,6 +66,7 @@ class Target:
     streams: dict  # capture -> list of bytes
     reference: object = None  # the decode of capture 1's streams
     alone: bool | str = False  # True: a learned codec alone; "jpeg2000": JPEG 2000 codestreams
+    size: int = 256  # the capture size [px] the ground expects
 
 
 def _crops(scene: np.ndarray, offsets, size: int) -> dict:
@@ -76,12 +77,18 @@ def _crops(scene: np.ndarray, offsets, size: int) -> dict:
 def build_targets(scene: np.ndarray, key: bytes | None) -> list[Target]:
     """Small randomly initialised codecs (the decoder's parsing and entropy decoding paths are those
     of trained ones; random weights keep a case fast): bmshj2018-hyperprior with joint dense and
-    reference maps at 256², mbt2018 (autoregressive context) at 128², the codec alone, and JPEG 2000."""
+    reference maps at 256², and in predict mode (residuals against a peer, flags, side strings; its
+    hyperprior scaled so that prediction pays somewhere), mbt2018 (autoregressive context) at 128², the
+    codec alone, and JPEG 2000."""
     torch.manual_seed(2)
     hyper = codec_from_model(build_model("bmshj2018-hyperprior", 32, 48), "bmshj2018-hyperprior", 32, 48)
     torch.manual_seed(3)
     context = codec_from_model(build_model("mbt2018", 32, 48), "mbt2018", 32, 48)
     shots = {1: [(0, 0), (64, 32), (128, 128)], 2: [(32, 0), (0, 96), (96, 96)]}
+    torch.manual_seed(2)
+    codec_predictive = codec_from_model(build_model("bmshj2018-hyperprior", 32, 48), "bmshj2018-hyperprior", 32, 48)
+    with torch.no_grad():  # a random g_a gives near-zero latents, where nothing is worth predicting
+        codec_predictive.model.g_a[-1].weight.mul_(40.0)
     targets = []
     for name, codec, size, cfg in (
             ("hyperprior-joint", hyper, 256, DLRCConfig(map_transport="joint")),
@@ -89,7 +96,13 @@ def build_targets(scene: np.ndarray, key: bytes | None) -> list[Target]:
             ("context-references", context, 128, DLRCConfig(map_transport="references", context_fill="prediction"))):
         streams = {cap: list(encode_group(codec, _crops(scene, off, size), cfg, capture=cap, key=key).streams.values())
                    for cap, off in shots.items()}
-        targets.append(Target(name, codec, streams))
+        targets.append(Target(name, codec, streams, size=size))
+    origins = {1: {0: (0, 0), 1: (64, 32), 2: (128, 128)}, 2: {0: (32, 0), 1: (0, 96), 2: (96, 96)}}
+    streams = {cap: list(encode_group(codec_predictive, _crops(scene, off, 256), DLRCConfig(mode="predict"), capture=cap,
+                                      key=key, origins={s: (y // 16 * 16, x // 16 * 16) for s, (y, x) in origins[cap].items()}
+                                      ).streams.values())
+               for cap, off in ((c_, list(origins[c_].values())) for c_ in (1, 2))}
+    targets.append(Target("hyperprior-predict", codec_predictive, streams))
     streams = {cap: [encode_alone(hyper, x, s, cap, (0, 1, 2)).to_bytes(key)
                      for s, x in _crops(scene, off, 256).items()] for cap, off in shots.items()}
     targets.append(Target("codec-alone", hyper, streams, alone=True))
@@ -102,12 +115,15 @@ def build_targets(scene: np.ndarray, key: bytes | None) -> list[Target]:
     return targets
 
 
-def decode(t: Target, streams: list, key: bytes | None):
+def decode(t: Target, streams: list, key: bytes | None, expect: bool = True):
+    """The ground's decode of ``streams``; ``expect``: it knows the capture size and the member count
+    (a mission's or the rd kind's ground), else only the absolute pixel limit applies (standalone)."""
+    bounds = DecodeBounds.expect((t.size, t.size), 3) if expect else None
     if t.alone == "jpeg2000":
-        return [torch.from_numpy(decode_alone_jpeg2000(s, key, capture=1)) for s in streams]
+        return [torch.from_numpy(decode_alone_jpeg2000(s, key, capture=1, bounds=bounds)) for s in streams]
     if t.alone:
-        return [decode_alone(t.codec, s, key, capture=1) for s in streams]
-    out = reconstruct(t.codec, streams, synthesize=False, key=key, capture=1)
+        return [decode_alone(t.codec, s, key, capture=1, bounds=bounds) for s in streams]
+    out = reconstruct(t.codec, streams, synthesize=False, key=key, capture=1, bounds=bounds)
     return {s: d["y_tilde"] for s, d in out.items()}
 
 
@@ -136,7 +152,7 @@ def _repack(c: Container, original_tag: bytes, integrity: str) -> bytes:
 def mutate(stream: bytes, rng: np.random.Generator, other: bytes) -> tuple[bytes, str]:
     """(one mutation of ``stream``, its integrity: 'stale', 'crc', 'resign', 'strip' or 'replay').
     ``other``: a stream of another capture, for replays."""
-    kind = int(rng.integers(0, 10))
+    kind = int(rng.integers(0, 12))
     if kind == 0:  # a random byte anywhere, integrity fields left stale
         b = bytearray(stream)
         b[int(rng.integers(0, len(b)))] ^= int(rng.integers(1, 256))
@@ -150,6 +166,21 @@ def mutate(stream: bytes, rng: np.random.Generator, other: bytes) -> tuple[bytes
         b[int(rng.integers(0, len(b)))] ^= 0xFF
         return bytes(b) + struct.pack("<I", zlib.crc32(bytes(b))), "crc"
     integrity = str(rng.choice(["crc", "crc", "crc", "resign", "strip"]))
+    if kind in (10, 11):  # a declared size: oversize (up to the format's 16384²), or another capture size
+        h, w = c.fields["image_h"], c.fields["image_w"]
+        if kind == 10:
+            h, w = (int(rng.choice([4096, 8192, 16383, 16384])) for _ in range(2))
+        else:
+            f = float(rng.choice([0.25, 0.5, 2.0, 4.0]))
+            h, w = min(65535, max(16, int(h * f))), min(65535, max(16, int(w * f)))
+        # every grid consistent with it, so only the size itself can refuse it
+        c.fields.update(image_h=h, image_w=w, latent_h=-(-h // LATENT_STRIDE), latent_w=-(-w // LATENT_STRIDE),
+                        z_h=-(-h // HYPER_STRIDE), z_w=-(-w // HYPER_STRIDE))
+        if rng.random() < 0.5:  # the retained count too, so nothing but the size is out of place
+            c.fields["retained"] = min(c.fields["latent_h"] * c.fields["latent_w"], 0xFFFFFFFF)
+        if c.map_section and rng.random() < 0.5:  # maps of all-zero symbols for the whole declared grid
+            c.map_section = lzma_compress(bytes(4 * c.fields["latent_h"] * c.fields["latent_w"] * len(c.map_sats)))
+        return _repack(c, c.tag, integrity), integrity
     if kind in (2, 3):  # a header field
         name = HEADER_FIELDS[int(rng.integers(1, len(HEADER_FIELDS) - 2))]
         if name == "fingerprint":
@@ -234,7 +265,7 @@ def run_bitstream_cases(targets: list[Target], cases: int, seed: int, key: bytes
             bad, integrity = mutate(bad, rng, t.streams[2][at])  # the last one says what the CRC and tag cover
         start = time.perf_counter()
         try:
-            out = decode(t, good[:at] + [bad] + good[at + 1:], key)
+            out = decode(t, good[:at] + [bad] + good[at + 1:], key, expect=bool(i % 2))
         except BitstreamError:
             outcome = "refused"
         except Exception as exc:  # noqa: BLE001: what the campaign exists to find

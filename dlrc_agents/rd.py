@@ -24,7 +24,7 @@ from .capture import AXES, capture, draw_perturbation, resampling_psnr, to_geo_g
 from .data import DataError, pixel_origins, read_rgb, scene_date, scene_label, scene_names, years_between
 from .dlrc.alone import alone_stream
 from .dlrc.arbiter import reference_map
-from .dlrc.bitstream import pack_maps
+from .dlrc.bitstream import DecodeBounds, pack_maps
 from .dlrc.onboard import CODEC_STAGES, DLRCConfig, encode_group
 from .dlrc.reconstructor import parse_round, reconstruct_parsed
 from .overlap import draw_observation, window_for_overlap
@@ -125,7 +125,9 @@ def evaluate_images(codec, images: dict, cfg: DLRCConfig, baselines: dict | None
     what CompressAI's own decompress() makes of the codec-alone strings of the same capture."""
     group = encode_group(codec, images, cfg, origins=origins if cfg.mode == "predict" else None)
     times = per_satellite_times(group.timings_s, len(images))
-    parsed = {p.satellite: p for p in parse_round(codec, list(group.streams.values()))}
+    sizes = {tuple(x.shape[-2:]) for x in images.values()}  # the ground knows the captures it expects
+    parsed = {p.satellite: p for p in parse_round(codec, list(group.streams.values()),
+                                                  bounds=DecodeBounds.expect(sizes, len(images)))}
     decoded = reconstruct_parsed(codec, list(parsed.values()))
     patch = next(iter(images.values())).shape[-1]
     pixels = patch**2

@@ -14,6 +14,7 @@ Every error is one line on stderr and exit status 2; Ctrl-C is one line and 130.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -31,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edgespacecom {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more messages (debug)")
     parser.add_argument("-q", "--quiet", action="count", default=0, help="only warnings and errors")
+    parser.add_argument("--allow-unverified-weights", action="store_true",
+                        help="load codec checkpoints whose tensors carry no checksum (refused by default)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def scenario_args(p):
@@ -44,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a scenario and write its tables, plots and summary.json")
     scenario_args(run)
     run.add_argument("--out", type=Path, default=None, help="output folder (default results/<name>/)")
+    run.add_argument("--allow-unverified-weights", action="store_true", default=argparse.SUPPRESS,
+                     help="load codec checkpoints whose tensors carry no checksum (refused by default)")
     run.add_argument("--workers", type=int, default=None,
                      help="worker processes: sweep points in parallel, or compute.workers for one run")
     run.add_argument("--executor", choices=("local", "dask"), default="local",
@@ -190,6 +195,8 @@ def _scenario_command(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.verbose - args.quiet)
+    if args.allow_unverified_weights:  # read by the codec layer when it loads a checkpoint (and by workers)
+        os.environ["EDGESPACECOM_ALLOW_UNVERIFIED_WEIGHTS"] = "1"
     quiet_library_warnings()
     try:
         plugin = commands().get(args.command)

@@ -397,7 +397,7 @@ def test_damaged_checkpoints_are_refused_by_name(tmp_path):
     payload.pop("tensors_sha256")
     torch.save(payload, tmp_path / "nan.pt")
     with pytest.raises(CodecError, match=r"nan.pt: non-finite values in g_a.0.weight"):
-        load_checkpoint(tmp_path / "nan.pt")
+        load_checkpoint(tmp_path / "nan.pt", allow_unverified=True)
     payload = torch.load(good, weights_only=True)
     payload.pop("architecture")
     torch.save(payload, tmp_path / "noarch.pt")
@@ -405,33 +405,58 @@ def test_damaged_checkpoints_are_refused_by_name(tmp_path):
         load_checkpoint(tmp_path / "noarch.pt")
 
 
-def test_shipped_checkpoints_are_verified_against_their_listing():
-    """The shipped weights predate the checksum in the metadata: weights/tensors.sha256 lists each
-    one's tensors, recomputed here independently of the loader; a legacy file elsewhere loads with a
-    warning line."""
+def test_shipped_checkpoints_carry_their_checksum_and_match_the_listing():
+    """Every shipped checkpoint records its tensors' sha256 in its own metadata (so a copy verifies
+    anywhere); the RGB ones also match weights/tensors.sha256, recomputed here independently of the loader."""
     import hashlib
 
     from dlrc_agents.codecs import WEIGHTS_DIR, shipped_tensor_checksums
 
     listing = shipped_tensor_checksums()
-    assert set(listing) == {p.name for p in WEIGHTS_DIR.glob("*.pt")}
-    for name, digest in listing.items():
-        state = torch.load(WEIGHTS_DIR / name, weights_only=True)["state_dict"]
+    assert set(listing) <= {p.name for p in WEIGHTS_DIR.glob("*.pt")} and len(listing) == 5
+    for path in WEIGHTS_DIR.glob("*.pt"):
+        payload = torch.load(path, weights_only=True)
+        state = payload["state_dict"]
         h = hashlib.sha256()
         for key in sorted(state):
             t = state[key].contiguous()
             h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode() + t.view(torch.uint8).numpy().tobytes())
-        assert h.hexdigest() == digest, name
+        assert h.hexdigest() == payload["tensors_sha256"] == listing.get(path.name, payload["tensors_sha256"])
 
 
-def test_a_legacy_checkpoint_loads_with_a_warning(tmp_path, caplog):
+def test_a_flipped_byte_in_a_copy_of_a_shipped_checkpoint_is_refused(tmp_path):
+    """The outside campaign's case: a copy of a shipped checkpoint, one byte of its tensor data flipped,
+    loaded from outside the weights folder."""
+    import zipfile
+
+    from dlrc_agents.codecs import WEIGHTS_DIR
+
+    src = WEIGHTS_DIR / "bmshj2018-hyperprior_lambda0.0067.pt"
+    data = bytearray(src.read_bytes())
+    with zipfile.ZipFile(src) as z:  # a byte in the middle of the largest tensor's record
+        info = max(z.infolist(), key=lambda i: i.file_size)
+        at = info.header_offset + len(info.FileHeader()) + info.file_size // 2
+    data[at] ^= 0x01
+    (tmp_path / "copy.pt").write_bytes(bytes(data))
+    with pytest.raises(CodecError, match=r"copy.pt: its tensors do not match their recorded sha256"):
+        load_checkpoint(tmp_path / "copy.pt")
+
+
+def test_a_checkpoint_without_a_checksum_is_refused_unless_allowed(tmp_path, caplog, monkeypatch):
     good = random_checkpoint(tmp_path / "good.pt", seed=3, lmbda=0.01)
     payload = torch.load(good, weights_only=True)
     payload.pop("tensors_sha256")
     torch.save(payload, tmp_path / "legacy.pt")
-    with caplog.at_level("WARNING"):
+    torch.save(payload["state_dict"], tmp_path / "bare.pt")
+    with pytest.raises(CodecError, match=r"legacy.pt carries no checksum.*--allow-unverified-weights"):
         load_checkpoint(tmp_path / "legacy.pt")
+    with pytest.raises(CodecError, match=r"bare.pt is a bare state_dict"):
+        load_checkpoint(tmp_path / "bare.pt", "bmshj2018-hyperprior")
+    with caplog.at_level("WARNING"):
+        load_checkpoint(tmp_path / "legacy.pt", allow_unverified=True)
     assert "legacy.pt carries no checksum of its tensors" in caplog.text
+    monkeypatch.setenv("EDGESPACECOM_ALLOW_UNVERIFIED_WEIGHTS", "1")  # what --allow-unverified-weights sets
+    load_checkpoint(tmp_path / "bare.pt", "bmshj2018-hyperprior")
 
 
 # ------------------------------------------------------------ past the CRC
@@ -478,7 +503,8 @@ def test_crc_valid_lies_are_refused_before_any_work(one_group):
         "retained positions in a": _with_header(target, retained=10_000),
         "not a set holding it": _with_header(target, satellite=7),
         "mixed with capture": _with_header(target, capture=5),
-        "unknown flags": _with_header(target, flags=4),
+        "unknown flags": _with_header(target, flags=8),
+        "a predictive stream holds": _with_header(target, flags=4),
         "a codec-alone stream with maps": _with_header(target, flags=1),
     }
     for message, bad in cases.items():

@@ -15,7 +15,7 @@ import torch
 
 from compressai.entropy_models import EntropyBottleneck
 
-from .bitstream import HYPER_STRIDE, LATENT_STRIDE, BitstreamError, SatelliteBitstream
+from .bitstream import HYPER_STRIDE, LATENT_STRIDE, BitstreamError, DecodeBounds, SatelliteBitstream
 from .overread import padded
 
 
@@ -61,10 +61,12 @@ def alone_stream(codec, out: dict, image_hw: tuple[int, int], satellite: int = 0
 
 
 @torch.no_grad()
-def decode_alone(codec, data: bytes, key: bytes | None = None, capture: int | None = None) -> torch.Tensor:
+def decode_alone(codec, data: bytes, key: bytes | None = None, capture: int | None = None,
+                 bounds: DecodeBounds | None = None) -> torch.Tensor:
     """x̂ (1, 3, H, W) of a codec-alone container, checked against ``codec`` (architecture,
-    fingerprint, λ, channels), the ground's mission ``key`` and the ``capture`` it expects."""
-    p = read_alone(data, codec.fingerprint, key, capture)
+    fingerprint, λ, channels), the ground's mission ``key``, the ``capture`` it expects and the
+    sizes it expects (``bounds``; default the absolute pixel limit), before any decoding."""
+    p = read_alone(data, codec.fingerprint, key, capture, bounds)
     check_against_model(codec, p)
     if len(p.codec_strings) != compressai_strings(codec):
         raise BitstreamError(f"satellite {p.satellite}: {len(p.codec_strings)} strings, {codec.architecture} "
@@ -77,11 +79,12 @@ def decode_alone(codec, data: bytes, key: bytes | None = None, capture: int | No
     return x_hat[..., :p.image_shape[0], :p.image_shape[1]].clamp_(0, 1)
 
 
-def read_alone(data: bytes, fingerprint: str, key: bytes | None, capture: int | None) -> SatelliteBitstream:
+def read_alone(data: bytes, fingerprint: str, key: bytes | None, capture: int | None,
+               bounds: DecodeBounds | None = None) -> SatelliteBitstream:
     """A codec-alone container parsed and checked against the ``fingerprint`` of the codec that
     decodes it, the mission ``key`` and the ``capture`` the ground expects (None: any)."""
     try:
-        p = SatelliteBitstream.from_bytes(data, expect_fingerprint=fingerprint, key=key)
+        p = SatelliteBitstream.from_bytes(data, expect_fingerprint=fingerprint, key=key, bounds=bounds)
     except BitstreamError as exc:  # before its header is read, the stream is named by what it is
         if str(exc).startswith("satellite "):
             raise
@@ -128,12 +131,13 @@ def encode_alone_jpeg2000(image, bpp: float, satellite: int = 0, capture: int = 
         codec_strings=(jpeg2000.encode(image, bpp, mct),))
 
 
-def decode_alone_jpeg2000(data: bytes, key: bytes | None = None, capture: int | None = None):
+def decode_alone_jpeg2000(data: bytes, key: bytes | None = None, capture: int | None = None,
+                          bounds: DecodeBounds | None = None):
     """The samples (H, W, B) of a JPEG 2000 codec-alone container, decoded from its codestream by the
     library that wrote it, after the container's checks; the codestream must match the header."""
     from .. import jpeg2000
 
-    p = read_alone(data, JPEG2000_FINGERPRINT, key, capture)
+    p = read_alone(data, JPEG2000_FINGERPRINT, key, capture, bounds)
     if p.model != "jpeg2000":  # the fingerprint already says so; the label must agree
         raise BitstreamError(f"satellite {p.satellite}: expected a JPEG 2000 codec-alone stream, got {p.model}")
     if len(p.codec_strings) != 1:

@@ -176,6 +176,42 @@ MAX_CHANNELS = 1024
 LATENT_STRIDE, HYPER_STRIDE = 16, 64  # every architecture the container names downsamples this much
 
 
+#: What a standalone decode (no expected capture size) accepts at most [pixels a stream]: 2048². A
+#: larger declared image is refused from its header, before any allocation or entropy decoding.
+#: Decoders that know the capture size pass it (:class:`DecodeBounds`), which is tighter.
+DEFAULT_MAX_DECODE_PX = 2048 * 2048
+
+
+@dataclass(frozen=True)
+class DecodeBounds:
+    """What the ground expects of the streams it decodes, checked on the header before any allocation:
+    ``images`` the image sizes (H, W) a stream may declare (None: any within ``max_pixels``), ``members``
+    the most satellites a capture may name, ``max_pixels`` the absolute limit a stream's image."""
+
+    images: frozenset | None = None
+    members: int | None = None
+    max_pixels: int = DEFAULT_MAX_DECODE_PX
+
+    @classmethod
+    def expect(cls, sizes, members: int | None = None) -> "DecodeBounds":
+        """Bounds for captures of the given (H, W) sizes (one pair, or an iterable of pairs)."""
+        sizes = [tuple(sizes)] if isinstance(sizes, tuple) and len(sizes) == 2 and isinstance(sizes[0], int) else \
+            [tuple(v) for v in sizes]
+        return cls(frozenset(sizes), members, max(max(h * w for h, w in sizes), 1))
+
+    def check(self, f: dict, members) -> None:
+        sat, size = f["satellite"], (f["image_h"], f["image_w"])
+        if self.images is not None and size not in self.images:
+            raise BitstreamError(f"satellite {sat}: declares a {size[0]}x{size[1]} image; the ground expects "
+                                 + " or ".join(f"{h}x{w}" for h, w in sorted(self.images)))
+        if size[0] * size[1] > self.max_pixels:
+            raise BitstreamError(f"satellite {sat}: declares a {size[0]}x{size[1]} image, more than the "
+                                 f"{self.max_pixels} pixels this decoder accepts")
+        if self.members is not None and len(members) > self.members:
+            raise BitstreamError(f"satellite {sat}: names {len(members)} satellites in its capture; the ground "
+                                 f"expects at most {self.members}")
+
+
 @dataclass
 class Container:
     """A container split into its parts, before any check past the length and the CRC-32
@@ -382,8 +418,9 @@ class SatelliteBitstream:
 
     @classmethod
     def from_bytes(cls, data: bytes, expect_fingerprint: str | None = None,
-                   key: bytes | None = None) -> "SatelliteBitstream":
-        """Parse and check a container; ``key``: the mission key the ground holds (None: none)."""
+                   key: bytes | None = None, bounds: DecodeBounds | None = None) -> "SatelliteBitstream":
+        """Parse and check a container; ``key``: the mission key the ground holds (None: none);
+        ``bounds``: the sizes the ground expects (default: :data:`DEFAULT_MAX_DECODE_PX` alone)."""
         c = split_container(data)
         check_tag(data, c, key)
         f = c.fields
@@ -393,6 +430,7 @@ class SatelliteBitstream:
             raise BitstreamError(f"satellite {sat}: header unreadable: architecture code {f['architecture']}, "
                                  f"map form {f['map_form']}, map coding {f['map_coding']}")
         check_header(f, c.members, c.map_sats, c.strings)
+        (bounds or DecodeBounds()).check(f, c.members)
         model, fingerprint = ARCHITECTURE_CODES[f["architecture"]], f["fingerprint"].hex()
         if expect_fingerprint is not None and fingerprint != expect_fingerprint:
             raise BitstreamError(

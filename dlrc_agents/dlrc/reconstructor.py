@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .alone import check_against_model
-from .bitstream import BitstreamError, SatelliteBitstream
+from .bitstream import BitstreamError, DecodeBounds, SatelliteBitstream
 from .context import check_plan, context_code, decode_order, decode_side, plan_from_references
 from .filter import decode_hyper, decode_positions
 from .onboard import decode_predictive_stream, predictive_references
@@ -145,6 +145,9 @@ def dense_to_references(by_rank: list, maps: dict, family: str) -> dict:
         if p.offset != len(owner_of):
             raise BitstreamError(f"satellite {p.satellite}: offset {p.offset} does not follow the {len(owner_of)} vectors decoded so far")
         amap = np.asarray(maps[p.satellite], dtype=np.int64)
+        if amap.size != p.y_shape[1] * p.y_shape[2]:
+            raise BitstreamError(f"satellite {p.satellite}: its assignment map has {amap.size} positions, its header "
+                                 f"declares a {p.y_shape[1]}x{p.y_shape[2]} latent")
         order = decode_order(family, p.y_shape[1], p.y_shape[2])
         walked = amap[order]
         own = (walked >= p.offset) & (walked < p.offset + p.retained)
@@ -210,14 +213,16 @@ def check_capture(parsed: list, capture: int | None = None) -> None:
                                  f"mixed with capture {first.capture} (members {list(first.members)[:8]})")
 
 
-def parse_round(codec, streams, key: bytes | None = None, capture: int | None = None) -> list[SatelliteBitstream]:
+def parse_round(codec, streams, key: bytes | None = None, capture: int | None = None,
+                bounds: DecodeBounds | None = None) -> list[SatelliteBitstream]:
     """The containers of one round, parsed and checked against ``codec``, the ground's mission
     ``key`` and the ``capture`` it expects (None: any, but one for all). A failure that comes before
     a stream's header can be read (magic, version, length, CRC) names the stream by its place."""
     parsed = []
     for i, data in enumerate(streams):
         try:
-            parsed.append(SatelliteBitstream.from_bytes(data, expect_fingerprint=codec.fingerprint, key=key))
+            parsed.append(SatelliteBitstream.from_bytes(data, expect_fingerprint=codec.fingerprint, key=key,
+                                                        bounds=bounds))
         except BitstreamError as exc:
             if str(exc).startswith("satellite "):
                 raise
@@ -232,14 +237,16 @@ def parse_round(codec, streams, key: bytes | None = None, capture: int | None = 
 
 @torch.no_grad()
 def reconstruct(codec, streams, synthesize: bool = True, lost: str = "error", key: bytes | None = None,
-                capture: int | None = None) -> dict:
+                capture: int | None = None, bounds: DecodeBounds | None = None) -> dict:
     """{sat: {'y_tilde': (C, H, W), 'x_hat': (1, 3, H, W) or None, 'predicted': positions}} from raw
     stream bytes. ``lost``: when a stream the others copy from is absent, 'error' raises and
     'predict' decodes the others with the model's prediction at the positions it held (the
     hyperprior mean; for context codecs flown with context_fill 'prediction', the context
     model's μ, as on board). ``key``: the ground's mission key (every stream must then carry a
-    valid HMAC); ``capture``: the capture id the ground expects (None: any, but one for all)."""
-    return reconstruct_parsed(codec, parse_round(codec, streams, key, capture), synthesize, lost)
+    valid HMAC); ``capture``: the capture id the ground expects (None: any, but one for all); ``bounds``:
+    the image sizes and member count the ground expects (:class:`~.bitstream.DecodeBounds`; default: the
+    absolute pixel limit alone), checked on each header before any work."""
+    return reconstruct_parsed(codec, parse_round(codec, streams, key, capture, bounds), synthesize, lost)
 
 
 @torch.no_grad()

@@ -13,6 +13,7 @@ import torch
 from edgespacecom.progress import progress
 
 from ..dlrc.alone import decode_alone, decode_alone_jpeg2000
+from ..dlrc.bitstream import DecodeBounds
 from ..dlrc.onboard import intended_from_references
 from ..dlrc.reconstructor import parse_round, reconstruct_parsed
 from ..rd import quality, to_tensor
@@ -493,7 +494,7 @@ class Mission:
         psnr, msssim, exact, predicted = [], [], True, 0
         if world == "dlrc" and items[0].payload[1] is not None:
             streams = [i.payload[2] for i in items]
-            parsed = parse_round(self.codec, streams, self.work.key, rr.index)
+            parsed = parse_round(self.codec, streams, self.work.key, rr.index, self.bounds(rr))
             lost = "predict" if len(items) < len(rr.images) else "error"
             decoded = reconstruct_parsed(self.codec, parsed, lost=lost)
             maps = {}
@@ -516,9 +517,11 @@ class Mission:
         else:
             for s in positions:
                 if self.work.sc.mission.baseline.codec == "jpeg2000":  # decoded by the library that wrote it
-                    x_hat = to_tensor(decode_alone_jpeg2000(rr.baseline[s]["data"], self.work.key, capture=rr.index))
+                    x_hat = to_tensor(decode_alone_jpeg2000(rr.baseline[s]["data"], self.work.key, capture=rr.index,
+                                                            bounds=self.bounds(rr)))
                 else:
-                    x_hat = decode_alone(self.codec, rr.baseline[s]["data"], self.work.key, capture=rr.index)
+                    x_hat = decode_alone(self.codec, rr.baseline[s]["data"], self.work.key, capture=rr.index,
+                                         bounds=self.bounds(rr))
                 p, m = quality(rr.images[s], x_hat)
                 psnr.append(p)
                 msssim.append(m)
@@ -526,6 +529,11 @@ class Mission:
                "predicted_positions": int(predicted), "degraded": bool(predicted > 0)}
         self.decoded_cache[key] = out
         return out
+
+    def bounds(self, rr) -> DecodeBounds:
+        """What the ground expects of a round's streams: the mission's patch size and its members."""
+        patch = self.sc.overlap.patch
+        return DecodeBounds.expect((patch, patch), len(rr.images))
 
     def sync_rounds(self) -> pd.DataFrame:
         """Per round: the agents' sync round, max over satellites of max(all peers' signatures
