@@ -50,7 +50,8 @@ def atomic_torch_save(path: str | Path, obj) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-WEIGHTS_DIR = Path(str(resources.files("dlrc_agents") / "weights"))
+from .codec_files import (WEIGHTS_DIR, checkpoint_files, checkpoint_name, lambda_tag,  # noqa: E402,F401
+                          local_checkpoint, local_weights_dir, portable_name, shipped_checkpoint)
 LOG = logging.getLogger(__name__)
 #: How to train the models that are not shipped (too large for the repository's 60 MB weights budget).
 TRAIN_UNSHIPPED = "make models-context"
@@ -147,39 +148,6 @@ def build_model(architecture: str, N: int, M: int, in_channels: int = 3) -> torc
     model.g_a[0] = conv(in_channels, N, kernel_size=5, stride=2)
     model.g_s[-1] = deconv(N, in_channels, kernel_size=5, stride=2)
     return model
-
-
-def lambda_tag(lmbda: float) -> str:
-    """0.0067 -> '0.0067' (file-name safe)."""
-    return f"{lmbda:g}"
-
-
-def checkpoint_name(architecture: str, lmbda: float, bands: int = 3) -> str:
-    """``ARCH_lambdaΛ.pt`` for RGB models, ``ARCH_Bband_lambdaΛ.pt`` for B-band ones."""
-    return f"{architecture}{'' if bands == 3 else f'_{bands}band'}_lambda{lambda_tag(lmbda)}.pt"
-
-
-def shipped_checkpoint(architecture: str, lmbda: float, bands: int = 3) -> Path:
-    return WEIGHTS_DIR / checkpoint_name(architecture, lmbda, bands)
-
-
-def local_weights_dir() -> Path:
-    """Where locally trained checkpoints live: $EDGESPACECOM_WEIGHTS, else the platform's user cache."""
-    return user_cache("EDGESPACECOM_WEIGHTS", "weights")
-
-
-def portable_name(path: Path) -> str:
-    """A checkpoint's name without host paths: ``shipped:FILE``, ``local:FILE`` or ``file:FOLDER/FILE``
-    (a user's file keeps its folder's name, so two versions of one model stay apart)."""
-    path = Path(path)
-    for tag, folder in (("shipped", WEIGHTS_DIR), ("local", local_weights_dir())):
-        if path.parent.resolve() == Path(folder).resolve():
-            return f"{tag}:{path.name}"
-    return f"file:{path.parent.name}/{path.name}"
-
-
-def local_checkpoint(architecture: str, lmbda: float, bands: int = 3) -> Path:
-    return local_weights_dir() / checkpoint_name(architecture, lmbda, bands)
 
 
 def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, N: int, M: int, lmbda: float,
@@ -461,25 +429,6 @@ def load_codec(architecture: str, *, lmbda: float | None = None, quality: int = 
            f"This model is not shipped (too large); train it with `{TRAIN_UNSHIPPED}` (see README, Training), or ")
         + f"`edgespacecom train --arch {architecture} --lambda {lambda_tag(lmbda)} --export {local_checkpoint(architecture, lmbda)}`"
     )
-
-
-def checkpoint_files(cfg) -> dict[str, Path]:
-    """{portable name: file} of every checkpoint a ``codec`` section uses, without loading them;
-    CodecError (with the command that makes it) for the first that is missing."""
-    if cfg.pretrained:
-        return {}
-    if cfg.checkpoint is not None:
-        if not Path(cfg.checkpoint).is_file():
-            raise CodecError(f"codec.checkpoint: {cfg.checkpoint} does not exist")
-        return {portable_name(cfg.checkpoint): Path(cfg.checkpoint)}
-    out = {}
-    for lmbda in cfg.model_lambdas:
-        path = next((p for p in (shipped_checkpoint(cfg.architecture, lmbda, cfg.bands),
-                                 local_checkpoint(cfg.architecture, lmbda, cfg.bands)) if p.is_file()), None)
-        if path is None:
-            load_codec(cfg.architecture, lmbda=lmbda, bands=cfg.bands)  # raises the error that says how to train it
-        out[portable_name(path)] = path
-    return out
 
 
 def load_codecs(cfg) -> list[Codec]:

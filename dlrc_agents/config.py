@@ -238,10 +238,13 @@ def _fixed_priority_only(dlrc: DLRCSettings, kind: str) -> None:
                          "kind codes independent groups with the fixed order")
 
 
-def _predict_needs_hyperprior(dlrc: DLRCSettings, architecture: str) -> None:
-    from .codecs import family
+#: The hyperprior family (entropy parameters from ẑ alone), which predict mode codes; named here so that
+#: validating a scenario does not import torch (a test keeps it in step with dlrc_agents.codecs.family).
+HYPERPRIOR_ARCHITECTURES = ("bmshj2018-hyperprior", "mbt2018-mean")
 
-    if "predict" in dlrc.modes() and family(architecture) != "hyperprior":
+
+def _predict_needs_hyperprior(dlrc: DLRCSettings, architecture: str) -> None:
+    if "predict" in dlrc.modes() and architecture not in HYPERPRIOR_ARCHITECTURES:
         raise ValueError(f"dlrc.mode: predict codes the hyperprior family (bmshj2018-hyperprior, mbt2018-mean); "
                          f"{architecture} is a context model, whose parameters at a position depend on the "
                          "positions decoded before it, so a residual against a peer is not implemented for it")
@@ -262,12 +265,12 @@ class RDScenario(ScenarioBase):
     """kind: rd — rate–distortion of a codec with and without DLRC on overlapping patches."""
 
     kind: Literal["rd"]
-    codec: DLRCCodecConfig = DLRCCodecConfig()
-    data: DataConfig = DataConfig()
-    overlap: OverlapConfig = OverlapConfig()
-    dlrc: DLRCSettings = DLRCSettings()
-    captures: CapturesConfig = CapturesConfig()
-    jpeg2000: RDJPEG2000Config = RDJPEG2000Config()
+    codec: DLRCCodecConfig = Field(default_factory=DLRCCodecConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    overlap: OverlapConfig = Field(default_factory=OverlapConfig)
+    dlrc: DLRCSettings = Field(default_factory=DLRCSettings)
+    captures: CapturesConfig = Field(default_factory=CapturesConfig)
+    jpeg2000: RDJPEG2000Config = Field(default_factory=RDJPEG2000Config)
 
     @model_validator(mode="after")
     def _fixed(self) -> "RDScenario":
@@ -336,22 +339,22 @@ class MissionConfig(Strict):
     in_flight_memory_mb: float | None = Field(
         None, gt=0.0, description="pipelined: on-board memory for rounds in flight (image + latents) [MB]; "
                                   "lowers in_flight to what fits")
-    compute: ComputeModelConfig = ComputeModelConfig()
-    losses: LossConfig = LossConfig()
-    baseline: BaselineConfig = BaselineConfig()
+    compute: ComputeModelConfig = Field(default_factory=ComputeModelConfig)
+    losses: LossConfig = Field(default_factory=LossConfig)
+    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
 
 
 class MissionScenario(NetworkScenario):
     """kind: mission — SimPy agents run real DLRC over the simulated network and downlink to the ground."""
 
     kind: Literal["mission"]
-    codec: DLRCCodecConfig = DLRCCodecConfig(lambdas=[0.0067])
-    data: DataConfig = DataConfig(scenes=[SAMPLE_SCENE])
-    overlap: OverlapConfig = OverlapConfig(o_exp=[2.0])
-    dlrc: MissionDLRCSettings = MissionDLRCSettings()
-    mission: MissionConfig = MissionConfig()
-    captures: MissionCapturesConfig = MissionCapturesConfig()
-    ground: GroundConfig = GroundConfig()
+    codec: DLRCCodecConfig = Field(default_factory=lambda: DLRCCodecConfig(lambdas=[0.0067]))
+    data: DataConfig = Field(default_factory=lambda: DataConfig(scenes=[SAMPLE_SCENE]))
+    overlap: OverlapConfig = Field(default_factory=lambda: OverlapConfig(o_exp=[2.0]))
+    dlrc: MissionDLRCSettings = Field(default_factory=MissionDLRCSettings)
+    mission: MissionConfig = Field(default_factory=MissionConfig)
+    captures: MissionCapturesConfig = Field(default_factory=MissionCapturesConfig)
+    ground: GroundConfig = Field(default_factory=GroundConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> "MissionScenario":
@@ -401,11 +404,11 @@ class DLRCAblationScenario(ScenarioBase):
     """kind: dlrc_ablation — DLRC's R–D and on-board time against k and the representative strategy."""
 
     kind: Literal["dlrc_ablation"]
-    codec: DLRCCodecConfig = DLRCCodecConfig(lambdas=[0.0067])
-    data: DataConfig = DataConfig()
-    overlap: OverlapConfig = OverlapConfig(o_exp=[2.0])
-    dlrc: DLRCSettings = DLRCSettings()
-    ablation: AblationConfig = AblationConfig()
+    codec: DLRCCodecConfig = Field(default_factory=lambda: DLRCCodecConfig(lambdas=[0.0067]))
+    data: DataConfig = Field(default_factory=DataConfig)
+    overlap: OverlapConfig = Field(default_factory=lambda: OverlapConfig(o_exp=[2.0]))
+    dlrc: DLRCSettings = Field(default_factory=DLRCSettings)
+    ablation: AblationConfig = Field(default_factory=AblationConfig)
 
     @model_validator(mode="after")
     def _one_model(self) -> "DLRCAblationScenario":
@@ -477,9 +480,9 @@ class CodecRDScenario(ScenarioBase):
 
     kind: Literal["codec_rd"]
     models: list[CodecConfig] = Field(default_factory=lambda: [CodecConfig()], min_length=1)
-    data: DataConfig = DataConfig(scenes=["eo:rgb/test/*.tif"])
-    jpeg: JPEGConfig = JPEGConfig()
-    jpeg2000: JPEG2000Config = JPEG2000Config()
+    data: DataConfig = Field(default_factory=lambda: DataConfig(scenes=["eo:rgb/test/*.tif"]))
+    jpeg: JPEGConfig = Field(default_factory=JPEGConfig)
+    jpeg2000: JPEG2000Config = Field(default_factory=JPEG2000Config)
     band_sets: list[BandSetConfig] = Field(
         [], description="N-band data coded raw by JPEG 2000 and by every model with as many bands")
 
@@ -593,10 +596,10 @@ class DownstreamScenario(ScenarioBase):
 
     kind: Literal["downstream"]
     models: list[CodecConfig] = Field([], description="learned codecs; each codes a task's bands when it has as many")
-    jpeg2000: JPEG2000Config = JPEG2000Config()
+    jpeg2000: JPEG2000Config = Field(default_factory=JPEG2000Config)
     index_tasks: list[IndexTaskConfig] = Field([], description="index products (no training)")
     segmentation_tasks: list[SegmentationTaskConfig] = Field([], description="U-Net tasks (trained per codec and rate)")
-    segmentation: SegmentationConfig = SegmentationConfig()
+    segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
 
     @model_validator(mode="after")
     def _bands_exist(self) -> "DownstreamScenario":
@@ -685,11 +688,11 @@ class MultiviewScenario(ScenarioBase):
     """kind: multiview — DLRC on real simultaneous multi-view captures, orthorectified from their RPCs."""
 
     kind: Literal["multiview"]
-    codec: MultiviewCodecConfig = MultiviewCodecConfig()
+    codec: MultiviewCodecConfig = Field(default_factory=MultiviewCodecConfig)
     data: MultiviewDataConfig
-    grid: MultiviewGridConfig = MultiviewGridConfig()
-    correction: CorrectionConfig = CorrectionConfig()
-    dlrc: DLRCSettings = DLRCSettings(mode=["copy", "predict"])
+    grid: MultiviewGridConfig = Field(default_factory=MultiviewGridConfig)
+    correction: CorrectionConfig = Field(default_factory=CorrectionConfig)
+    dlrc: DLRCSettings = Field(default_factory=lambda: DLRCSettings(mode=["copy", "predict"]))
 
     @model_validator(mode="after")
     def _fixed(self) -> "MultiviewScenario":

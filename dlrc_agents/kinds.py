@@ -7,6 +7,7 @@ runners are named and loaded when a scenario runs.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from edgespacecom.kinds import Command, ScenarioKind, register_command, register_kind
@@ -16,15 +17,34 @@ from .config import (CodecRDScenario, DLRCAblationScenario, DownstreamScenario, 
 
 
 def _codec_files(codec_cfg) -> dict[str, Path]:
-    from .codecs import checkpoint_files  # imports torch: only when inputs are checked
+    return dict(_codec_files_of(codec_cfg.model_dump_json()))
 
-    return checkpoint_files(codec_cfg)
+
+@functools.lru_cache(maxsize=256)
+def _codec_files_of(cfg_json: str) -> tuple:
+    """The checkpoints of a codec section, once per distinct section in a process (a sweep's points
+    mostly share theirs); a missing file raises, and is not remembered."""
+    import json
+    from types import SimpleNamespace
+
+    from .codec_files import checkpoint_files  # torch-free
+
+    d = json.loads(cfg_json)  # the section's fields, and the λ list it resolves to (CodecConfig.model_lambdas)
+    cfg = SimpleNamespace(**d, model_lambdas=[None] if (d.get("checkpoint") or d.get("pretrained"))
+                          else list(d.get("lambdas") or []))
+    return tuple(checkpoint_files(cfg).items())
 
 
 def _scenes(scenario) -> dict[str, Path]:
+    return dict(_scene_files(tuple(scenario.data.scenes)))
+
+
+@functools.lru_cache(maxsize=256)
+def _scene_files(patterns: tuple) -> tuple:
+    """The scenes of a data section, once per distinct list in a process (as :func:`_codec_files_of`)."""
     from .data import scene_names
 
-    return scene_names(scenario.data.scenes)
+    return tuple(scene_names(list(patterns)).items())
 
 
 def codec_scenario_inputs(scenario) -> dict[str, Path]:

@@ -91,7 +91,7 @@ def safe_yaml(text: str, source: str) -> Any:
     constructed; an invalid value (an impossible date) is an error naming its line. PyYAML's
     safe loader has no such limits, which is why this walks the graph by hand."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml when built with it
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{source}: not valid YAML ({_shown(str(exc), 200)})") from None
     except RecursionError:
@@ -411,8 +411,13 @@ class ComputeConfig(Strict):
 # ------------------------------------------------------------------------- scenarios
 
 
+#: The most points a sweep grid may expand to (the product of its axes' lengths, checked before expansion).
+MAX_SWEEP_POINTS = 100_000
+
+
 class SweepConfig(Strict):
-    """A grid over any dotted keys: every combination is one run (see edgespacecom.sweep)."""
+    """A grid over any dotted keys: every combination is one run (see edgespacecom.sweep); at most
+    :data:`MAX_SWEEP_POINTS` points."""
 
     grid: dict[str, list[Any]] = Field(..., min_length=1, description="dotted key -> values")
     x: str | None = Field(None, description="key on the plots' x axis (default: the first key)")
@@ -426,6 +431,12 @@ class SweepConfig(Strict):
                 raise ValueError(f"sweep.grid: {key} cannot be swept")
             if not values:
                 raise ValueError(f"sweep.grid.{key}: give at least one value")
+        total = 1
+        for values in self.grid.values():
+            total *= len(values)
+        if total > MAX_SWEEP_POINTS:
+            raise ValueError(f"sweep.grid: {total} points ({' × '.join(str(len(v)) for v in self.grid.values())}), "
+                             f"more than the {MAX_SWEEP_POINTS} a sweep may have")
         if self.x is not None and self.x not in self.grid:
             raise ValueError(f"sweep.x: {self.x} is not a key of sweep.grid")
         return self
@@ -441,14 +452,14 @@ class ScenarioBase(Strict):
 class NetworkScenario(ScenarioBase):
     """Fields shared by every scenario that flies a constellation."""
 
-    constellation: ConstellationConfig = ConstellationConfig()
-    time: TimeConfig = TimeConfig()
-    region: RegionConfig = RegionConfig()
-    participants: ParticipantsConfig = ParticipantsConfig()
-    isl: ISLConfig = ISLConfig()
-    link: LinkConfig = LinkConfig()
-    network: NetworkConfig = NetworkConfig()
-    compute: ComputeConfig = ComputeConfig()
+    constellation: ConstellationConfig = Field(default_factory=ConstellationConfig)
+    time: TimeConfig = Field(default_factory=TimeConfig)
+    region: RegionConfig = Field(default_factory=RegionConfig)
+    participants: ParticipantsConfig = Field(default_factory=ParticipantsConfig)
+    isl: ISLConfig = Field(default_factory=ISLConfig)
+    link: LinkConfig = Field(default_factory=LinkConfig)
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
     sensor: SensorConfig | None = Field(None, description="imaging sensor (participants.selection: geometric)")
 
     @model_validator(mode="after")
@@ -477,7 +488,7 @@ class SyncScenario(NetworkScenario):
     """kind: sync — EdgeSpaceCom sync rounds over a time window (paper Appendix A)."""
 
     kind: Literal["sync"]
-    sync: SyncConfig = SyncConfig()
+    sync: SyncConfig = Field(default_factory=SyncConfig)
     regions: list[NamedRegionConfig] | RegionGridConfig | None = Field(
         None, description="many regions observed at once, each with its own participants, their flows sharing "
                           "ISL capacity (edgespacecom.contention): a list of points, or a grid (over land); "

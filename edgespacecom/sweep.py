@@ -33,6 +33,7 @@ import datetime as dt
 import hashlib
 import itertools
 import json
+import math
 import multiprocessing
 import re
 import time
@@ -42,7 +43,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .config import apply_overrides, to_yaml, validate_scenario
+from .config import MAX_SWEEP_POINTS, ScenarioError, apply_overrides, to_yaml, validate_scenario
 from .kinds import get_kind
 from .outputs import write_figure, write_json, write_table
 from .progress import progress, quiet_library_warnings, stage
@@ -61,16 +62,48 @@ def _json_value(value):
     raise TypeError(f"sweep.grid: a value of type {type(value).__name__} cannot be swept")
 
 
+def grid_points(grid: dict) -> int:
+    """How many points a grid expands to: the product of its axes' lengths, computed before any expansion."""
+    return math.prod(len(v) for v in grid.values())
+
+
+def _with_value(raw: dict, key: str, value) -> dict:
+    """``raw`` with the dotted ``key`` set: the mappings along its path copied, every other part shared
+    (a point's scenario differs from the base only there, so expanding a grid copies little)."""
+    out = dict(raw)
+    node, parts = out, key.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = {}
+        elif not isinstance(child, dict):
+            raise ScenarioError(f"sweep.grid.{key}: {'.'.join(parts[:depth + 1])} is not a mapping")
+        else:
+            child = dict(child)
+        node[part] = child
+        node = child
+    node[parts[-1]] = value
+    return out
+
+
 def expand(raw: dict, source: str = "scenario", base_dir: str | Path | None = None) -> list[dict]:
-    """[{'id', 'values', 'raw', 'scenario'}] for every point, all validated (ScenarioError names the point)."""
+    """[{'id', 'values', 'raw', 'scenario'}] for every point, all validated (ScenarioError names the point).
+
+    A grid of more than :data:`MAX_SWEEP_POINTS` points is refused before it is expanded."""
     grid = raw["sweep"]["grid"]
+    total = grid_points(grid)
+    if total > MAX_SWEEP_POINTS:
+        raise ScenarioError(f"{source}: sweep.grid has {total} points ({' × '.join(str(len(v)) for v in grid.values())}), "
+                            f"more than the {MAX_SWEEP_POINTS} a sweep may have")
     base = copy.deepcopy(raw)
     base.pop("sweep")
     keys = list(grid)
     points = []
     for index, combo in enumerate(itertools.product(*(grid[k] for k in keys))):
         values = dict(zip(keys, combo))
-        point_raw = apply_overrides(base, [f"{k}={json.dumps(v, default=_json_value)}" for k, v in values.items()])
+        point_raw = base
+        for k, v in values.items():  # plain JSON values, as --set would give them (dates as ISO 8601 text)
+            point_raw = _with_value(point_raw, k, json.loads(json.dumps(v, default=_json_value)))
         where = ", ".join(f"{k}={v}" for k, v in values.items())
         scenario = validate_scenario(point_raw, source=f"{source} [sweep point {where}]", base_dir=base_dir)
         points.append({"id": point_id(index, values), "values": values, "raw": point_raw, "scenario": scenario})

@@ -205,3 +205,10 @@ def test_predict_config():
         RDScenario.model_validate({"kind": "rd", "name": "x", "dlrc": {"mode": []}})
     with pytest.raises(ValidationError, match="copy mode"):
         MissionScenario.model_validate({"kind": "mission", "name": "x", "dlrc": {"mode": "predict"}})
+
+
+def test_the_configs_hyperprior_family_is_the_registrys():
+    from dlrc_agents.codecs import ARCHITECTURES, family
+    from dlrc_agents.config import HYPERPRIOR_ARCHITECTURES
+
+    assert set(HYPERPRIOR_ARCHITECTURES) == {a for a in ARCHITECTURES if family(a) == "hyperprior"}
