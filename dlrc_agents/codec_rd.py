@@ -220,11 +220,13 @@ def pareto_front(points: pd.DataFrame, x: str = "bpp", y: str = "psnr") -> pd.Da
 
 
 def interpolate_at(front: pd.DataFrame, bpp: float, y: str = "psnr") -> float | None:
-    """``y`` of the front at ``bpp`` (linear); None outside the front's bpp range."""
+    """``y`` of the front at ``bpp``, linear in log-rate (as the BD deltas' fits are); None outside the
+    front's bpp range. PSNR is concave in rate: interpolating linearly in bpp between points about 2×
+    apart under-estimates the reference between them and flatters the codec compared with it."""
     xs, ys = front["bpp"].to_numpy(), front[y].to_numpy()
-    if bpp < xs[0] or bpp > xs[-1]:
+    if bpp < xs[0] or bpp > xs[-1] or bpp <= 0 or np.any(xs <= 0):
         return None
-    return float(np.interp(bpp, xs, ys))
+    return float(np.interp(np.log(bpp), np.log(xs), ys))
 
 
 def compare_with_jpeg(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame,

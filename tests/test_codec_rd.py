@@ -25,7 +25,9 @@ def test_pareto_front_and_interpolation_by_hand():
     pts = pd.DataFrame({"bpp": [0.5, 1.0, 0.8, 2.0, 1.5], "psnr": [25.0, 30.0, 24.0, 35.0, 29.0]})
     front = pareto_front(pts)
     assert list(front["bpp"]) == [0.5, 1.0, 2.0]  # (0.8, 24) and (1.5, 29) are dominated
-    assert interpolate_at(front, 1.5) == pytest.approx(32.5)
+    # in log-rate: 1.5 lies log(1.5)/log(2) = 0.585 of the way from 1.0 to 2.0, not half-way
+    assert interpolate_at(front, 1.5) == pytest.approx(30.0 + 5.0 * np.log(1.5) / np.log(2.0))
+    assert interpolate_at(front, 1.5) > 32.5  # above the chord: PSNR is concave in rate
     assert interpolate_at(front, 0.4) is None and interpolate_at(front, 2.1) is None
 
 
