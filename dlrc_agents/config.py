@@ -21,6 +21,15 @@ SAMPLE_SCENE = "eo:rgb/test/inria_bellingham1_1024.tif"
 TEST_SCENES = "eo:rgb/test/inria_bellingham*_1024.tif"
 
 
+def _data_names(v: list[str], info: ValidationInfo) -> list[str]:
+    """Registry names stay names; paths are taken relative to the scenario's folder."""
+    return [x if is_data_name(x) else str(resolve_relative(x, info)) for x in v]
+
+
+def _data_name(v: str | None, info: ValidationInfo) -> str | None:
+    return v if v is None or is_data_name(v) else str(resolve_relative(v, info))
+
+
 def _all_positive(values: list[float], what: str) -> list[float]:
     if any(x <= 0 for x in values):
         raise ValueError(f"every {what} must be > 0")
@@ -86,10 +95,7 @@ class DataConfig(Strict):
             raise ValueError("band numbers start at 1")
         return v
 
-    @field_validator("scenes")
-    @classmethod
-    def _resolve(cls, v: list[str], info: ValidationInfo) -> list[str]:
-        return [s if is_data_name(s) else str(resolve_relative(s, info)) for s in v]
+    _resolve = field_validator("scenes")(classmethod(lambda cls, v, info: _data_names(v, info)))
 
 
 class OverlapConfig(Strict):
@@ -469,10 +475,7 @@ class BandSetConfig(Strict):
 
     _rows = field_validator("rows")(classmethod(lambda cls, v: _row_window(v)))
 
-    @field_validator("files")
-    @classmethod
-    def _resolve(cls, v: list[str], info: ValidationInfo) -> list[str]:
-        return [s if is_data_name(s) else str(resolve_relative(s, info)) for s in v]
+    _resolve = field_validator("files")(classmethod(lambda cls, v, info: _data_names(v, info)))
 
 
 class CodecRDScenario(ScenarioBase):
@@ -521,15 +524,9 @@ class ChipConfig(Strict):
 
     _rows = field_validator("rows")(classmethod(lambda cls, v: _row_window(v)))
 
-    @field_validator("files")
-    @classmethod
-    def _resolve(cls, v: list[str], info: ValidationInfo) -> list[str]:
-        return [s if is_data_name(s) else str(resolve_relative(s, info)) for s in v]
+    _resolve = field_validator("files")(classmethod(lambda cls, v, info: _data_names(v, info)))
 
-    @field_validator("label")
-    @classmethod
-    def _resolve_label(cls, v: str, info: ValidationInfo) -> str:
-        return v if is_data_name(v) else str(resolve_relative(v, info))
+    _resolve_label = field_validator("label")(classmethod(lambda cls, v, info: _data_name(v, info)))
 
 
 class SegmentationTaskConfig(Strict):
@@ -627,25 +624,16 @@ class ViewSetConfig(Strict):
                                                             "in its TIFF tags or a NAME.geom beside it")
     dem: str | None = Field(None, description="a DEM (e.g. SRTM .hgt) for the heights; else a constant height")
 
-    @field_validator("scenes")
-    @classmethod
-    def _resolve(cls, v: list[str], info: ValidationInfo) -> list[str]:
-        return [s if is_data_name(s) else str(resolve_relative(s, info)) for s in v]
+    _resolve = field_validator("scenes")(classmethod(lambda cls, v, info: _data_names(v, info)))
 
-    @field_validator("dem")
-    @classmethod
-    def _resolve_dem(cls, v: str | None, info: ValidationInfo) -> str | None:
-        return v if v is None or is_data_name(v) else str(resolve_relative(v, info))
+    _resolve_dem = field_validator("dem")(classmethod(lambda cls, v, info: _data_name(v, info)))
 
 
 class MultiviewDataConfig(Strict):
     sets: list[ViewSetConfig] = Field([], description="the sets of views")
     scenes: list[str] = Field([], description="one set of your own views (≥ 2, priority order); replaces sets")
 
-    @field_validator("scenes")
-    @classmethod
-    def _resolve(cls, v: list[str], info: ValidationInfo) -> list[str]:
-        return [s if is_data_name(s) else str(resolve_relative(s, info)) for s in v]
+    _resolve = field_validator("scenes")(classmethod(lambda cls, v, info: _data_names(v, info)))
 
     @model_validator(mode="after")
     def _some_views(self) -> "MultiviewDataConfig":
