@@ -10,6 +10,32 @@ from pathlib import Path
 from edgespacecom.cache import user_cache
 
 WEIGHTS_DIR = Path(str(resources.files("dlrc_agents") / "weights"))
+#: Architectures whose RGB weights ship in ``dlrc_agents/weights/`` (:data:`dlrc_agents.codecs.ARCHITECTURES`
+#: says the same per architecture; a test keeps the two in step).
+SHIPPED_ARCHITECTURES = ("bmshj2018-hyperprior", "mbt2018-mean")
+#: How to train the models that are not shipped (too large for the repository's weights budget).
+TRAIN_UNSHIPPED = "make models-context"
+#: How to train the N-band models (4 and 13 bands are not shipped; the 1-band λ 0.0067 model is).
+TRAIN_MULTISPECTRAL = "make models-multispectral"
+
+
+class CodecError(ValueError):
+    """A codec or checkpoint that cannot be used; the message names it."""
+
+
+def missing_weights(architecture: str, lmbda: float, bands: int = 3) -> CodecError:
+    """The error for weights that are neither shipped nor trained locally, saying how to make them."""
+    where = (f"neither shipped ({shipped_checkpoint(architecture, lmbda, bands)}) nor trained locally "
+             f"({local_checkpoint(architecture, lmbda, bands)})")
+    if bands != 3:
+        return CodecError(f"no weights for the {bands}-band {architecture} at λ={lambda_tag(lmbda)}: {where}. "
+                          f"Train the band models with `{TRAIN_MULTISPECTRAL}` (see README, Training)")
+    return CodecError(
+        f"no weights for {architecture} at λ={lambda_tag(lmbda)}: {where}. "
+        + ("Train it with " if architecture in SHIPPED_ARCHITECTURES else
+           f"This model is not shipped (too large); train it with `{TRAIN_UNSHIPPED}` (see README, Training), or ")
+        + f"`edgespacecom train --arch {architecture} --lambda {lambda_tag(lmbda)} --export {local_checkpoint(architecture, lmbda)}`"
+    )
 
 
 def lambda_tag(lmbda: float) -> str:
@@ -52,8 +78,6 @@ def checkpoint_files(cfg) -> dict[str, Path]:
         return {}
     if cfg.checkpoint is not None:
         if not Path(cfg.checkpoint).is_file():
-            from .codecs import CodecError
-
             raise CodecError(f"codec.checkpoint: {cfg.checkpoint} does not exist")
         return {portable_name(cfg.checkpoint): Path(cfg.checkpoint)}
     out = {}
@@ -61,8 +85,6 @@ def checkpoint_files(cfg) -> dict[str, Path]:
         path = next((p for p in (shipped_checkpoint(cfg.architecture, lmbda, cfg.bands),
                                  local_checkpoint(cfg.architecture, lmbda, cfg.bands)) if p.is_file()), None)
         if path is None:
-            from .codecs import load_codec  # imports torch: only to say how to make what is missing
-
-            load_codec(cfg.architecture, lmbda=lmbda, bands=cfg.bands)  # raises the error that says how to train it
+            raise missing_weights(cfg.architecture, lmbda, cfg.bands)
         out[portable_name(path)] = path
     return out

@@ -50,13 +50,10 @@ def atomic_torch_save(path: str | Path, obj) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-from .codec_files import (WEIGHTS_DIR, checkpoint_files, checkpoint_name, lambda_tag,  # noqa: E402,F401
-                          local_checkpoint, local_weights_dir, portable_name, shipped_checkpoint)
+from .codec_files import (SHIPPED_ARCHITECTURES, TRAIN_MULTISPECTRAL, TRAIN_UNSHIPPED,  # noqa: E402,F401
+                          WEIGHTS_DIR, CodecError, checkpoint_files, checkpoint_name, lambda_tag,
+                          local_checkpoint, local_weights_dir, missing_weights, portable_name, shipped_checkpoint)
 LOG = logging.getLogger(__name__)
-#: How to train the models that are not shipped (too large for the repository's 60 MB weights budget).
-TRAIN_UNSHIPPED = "make models-context"
-#: How to train the N-band models (1, 4 and 13 bands; never shipped, the weights budget is spent on RGB).
-TRAIN_MULTISPECTRAL = "make models-multispectral"
 CHECKPOINT_FORMAT = "dlrc-checkpoint"
 CHECKPOINT_VERSION = 1
 
@@ -89,10 +86,6 @@ ARCHITECTURES = {
 
 #: The families DLRC drives (:mod:`dlrc_agents.dlrc.context`); ``mixture`` codecs are compared, not deduplicated.
 DLRC_FAMILIES = ("hyperprior", "autoregressive", "checkerboard")
-
-
-class CodecError(ValueError):
-    """A codec or checkpoint that cannot be used; the message names it."""
 
 
 def _spec(architecture: str) -> dict:
@@ -418,17 +411,8 @@ def load_codec(architecture: str, *, lmbda: float | None = None, quality: int = 
             if codec.in_channels != bands:
                 raise CodecError(f"checkpoint {path}: a {codec.in_channels}-band model, not {bands}")
             return codec
-    where = (f"neither shipped ({shipped_checkpoint(architecture, lmbda, bands)}) nor trained locally "
-             f"({local_checkpoint(architecture, lmbda, bands)})")
-    if bands != 3:
-        raise CodecError(f"no weights for the {bands}-band {architecture} at λ={lambda_tag(lmbda)}: {where}. "
-                         f"Train the band models with `{TRAIN_MULTISPECTRAL}` (see README, Training)")
-    raise CodecError(
-        f"no weights for {architecture} at λ={lambda_tag(lmbda)}: {where}. "
-        + ("Train it with " if _spec(architecture)["shipped"] else
-           f"This model is not shipped (too large); train it with `{TRAIN_UNSHIPPED}` (see README, Training), or ")
-        + f"`edgespacecom train --arch {architecture} --lambda {lambda_tag(lmbda)} --export {local_checkpoint(architecture, lmbda)}`"
-    )
+    _spec(architecture)
+    raise missing_weights(architecture, lmbda, bands)
 
 
 def load_codecs(cfg) -> list[Codec]:

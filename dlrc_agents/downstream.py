@@ -26,7 +26,8 @@ from edgespacecom.progress import progress, stage
 from . import jpeg2000
 from .codecs import load_codecs
 from .codec_rd import code_band_set, crop_to_multiple
-from .data import DataError, open_raster, read_band_set, scene_names
+from .data import DataError, open_raster, read_band_set, scene_names  # noqa: F401
+from .task_measures import CODEC_COLOURS, f1_axes, f1_scores, read_label  # noqa: F401
 
 
 def index_mask(samples: np.ndarray, a: int, b: int, threshold: float) -> np.ndarray:
@@ -36,26 +37,6 @@ def index_mask(samples: np.ndarray, a: int, b: int, threshold: float) -> np.ndar
     total = x + y
     index = np.divide(x - y, total, out=np.full(total.shape, -np.inf), where=total != 0)
     return index > threshold
-
-
-def f1_scores(predicted: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
-    """(F1 of the positive class, macro F1 over both classes) on the valid pixels."""
-    p, t = predicted[valid], truth[valid]
-    def f1(pos_p, pos_t):
-        tp = np.sum(pos_p & pos_t)
-        denom = np.sum(pos_p) + np.sum(pos_t)
-        return 1.0 if denom == 0 else 2.0 * tp / denom
-    f_pos, f_neg = f1(p, t), f1(~p, ~t)
-    return float(f_pos), float((f_pos + f_neg) / 2)
-
-
-def read_label(name: str) -> np.ndarray:
-    path = next(iter(scene_names([name]).values()))
-    try:
-        with open_raster(path) as src:
-            return src.read(1)
-    except Exception as exc:
-        raise DataError(f"{path}: cannot be read as a label raster ({exc})") from None
 
 
 def task_rows(task, raw: np.ndarray, label: np.ndarray, j2k_cfg, codecs: list) -> list[dict]:
@@ -80,23 +61,6 @@ def task_rows(task, raw: np.ndarray, label: np.ndarray, j2k_cfg, codecs: list) -
 
 
 #: One colour per codec in every F1 panel.
-CODEC_COLOURS = {"jpeg2000": "tab:green", "bmshj2018-hyperprior": "tab:blue", "cheng2020-gmm": "tab:orange",
-                 "mbt2018-mean": "tab:purple", "mbt2018": "tab:brown"}
-
-
-def f1_axes(ax, metric: str, title: str, xlabel: str = "bits per sample") -> None:
-    """The F1-against-rate panel's axes: log rate, the metric's name, a small title, grid and legend."""
-    from matplotlib.ticker import NullFormatter
-
-    ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only: the minor ones overlap
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(metric.replace("_", " "))
-    ax.set_title(title, fontsize=8)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-
-
 def downstream_figure(table: pd.DataFrame):
     """F1 of the positive class and macro F1 against bits per sample, a panel pair a task."""
     import matplotlib

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 import torch
-from pytorch_msssim import ms_ssim
 from edgespacecom.progress import progress
 
 from edgespacecom.outputs import write_figure, write_table
@@ -27,21 +26,8 @@ from .dlrc.arbiter import reference_map
 from .dlrc.bitstream import DecodeBounds, pack_maps
 from .dlrc.onboard import CODEC_STAGES, DLRCConfig, encode_group
 from .dlrc.reconstructor import parse_round, reconstruct_parsed
+from .measures import jpeg2000_point, patch_tensor, quality, strongest_anchor, to_tensor, to_uint8  # noqa: F401
 from .overlap import draw_observation, window_for_overlap
-
-
-def quality(x: torch.Tensor, x_hat: torch.Tensor) -> tuple[float, float]:
-    """(PSNR [dB], MS-SSIM) of images in [0, 1], both quantised to integers 0..255.
-
-    MS-SSIM (5 scales, 11-pixel window) needs both sides > 160 px; smaller images get NaN.
-    """
-    a = torch.round(x.clamp(0, 1) * 255.0)
-    b = torch.round(x_hat.clamp(0, 1) * 255.0)
-    mse = torch.mean((a - b) ** 2).item()
-    psnr = float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
-    if min(a.shape[-2:]) <= 160:
-        return psnr, float("nan")
-    return psnr, float(ms_ssim(a, b, data_range=255.0).item())
 
 
 @torch.no_grad()
@@ -67,20 +53,6 @@ def seeded_draw(seed: int, overlap, scenes: dict, o_exp: float, scene: str, draw
     window = window_for_overlap(overlap.satellites, overlap.patch, o_exp, overlap.grid)
     rng = np.random.default_rng([seed, int(o_exp * 1000), draw, sorted(scenes).index(scene)])
     return draw_observation(scenes[scene], overlap.satellites, overlap.patch, window, rng, overlap.grid)
-
-
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 → (1, 3, H, W) float in [0, 1]."""
-    return torch.from_numpy(image.transpose(2, 0, 1).copy()).float()[None] / 255.0
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(1, 3, H, W) in [0, 1] → (H, W, 3) uint8, as a sensor delivers it (the inverse of :func:`to_tensor`)."""
-    return np.ascontiguousarray((x[0].clamp(0, 1) * 255.0).round().byte().permute(1, 2, 0).numpy())
-
-
-def patch_tensor(scene: np.ndarray, y: int, x: int, size: int) -> torch.Tensor:
-    return to_tensor(scene[y:y + size, x:x + size])
 
 
 def per_satellite_times(timings_s: dict, satellites: int) -> dict:
@@ -277,7 +249,6 @@ def _relate_conditions(results: list[dict]) -> None:
 def jpeg2000_reference(patches: list[tuple], cfg) -> pd.DataFrame:
     """JPEG 2000 (OpenJPEG, each patch coded alone, decoded from its codestream) at every target and
     MCT setting: one row a patch and setting, bpp from the whole codestream."""
-    from .codec_rd import jpeg2000_point
 
     return pd.DataFrame([{"o_exp": o, "scene": scene, "draw": k, "satellite": sat, "mct": mct, "target_bpp": b,
                           **jpeg2000_point(image, b, mct)}
@@ -289,7 +260,6 @@ def jpeg2000_comparison(table: pd.DataFrame, j2k: pd.DataFrame) -> list[dict]:
     """Per o_exp: JPEG 2000's mean R–D points on the same patches, and BD-rate / BD-PSNR of the codec
     alone and of codec + DLRC (their λ ladders, every byte sent: strings, maps and containers)
     against JPEG 2000's stronger MCT setting (negative BD-rate: fewer bits than JPEG 2000)."""
-    from .codec_rd import strongest_anchor
 
     out = []
     by = ["o_exp", "mode"] if "mode" in table.columns else ["o_exp"]

@@ -28,7 +28,7 @@ from edgespacecom.progress import progress, stage
 from . import jpeg2000
 from .codec_rd import code_band_set, code_learned, crop_to_multiple
 from .data import DataError, read_band_set
-from .downstream import CODEC_COLOURS, f1_axes, f1_scores, read_label
+from .task_measures import CODEC_COLOURS, f1_axes, f1_scores, read_label
 from .train import codec_optimisers, rate_distortion_loss, training_normalisation
 
 #: segmentation-models-pytorch's encoder names for the seed's two backbones.

@@ -28,5 +28,56 @@ def test_kinds_are_found_through_the_registry_without_importing_torch():
             "print(json.dumps([sorted(kinds()), s.kind, 'torch' in sys.modules, 'dlrc_agents.rd' in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     names, kind, torch_loaded, runner_loaded = json.loads(out)
-    assert names == ["codec_rd", "dlrc_ablation", "downstream", "mission", "rd", "sync"] and kind == "rd"
+    assert names == ["codec_rd", "dlrc_ablation", "downstream", "mission", "multiview", "rd", "sync"] and kind == "rd"
     assert not torch_loaded and not runner_loaded
+
+
+def _module_imports() -> dict:
+    """{module: set of project modules it imports} for every module of both packages, lazy imports
+    inside functions included (an import there is a dependency all the same)."""
+    mods = {}
+    for pkg in ("edgespacecom", "dlrc_agents"):
+        for path in (ROOT / pkg).rglob("*.py"):
+            rel = path.relative_to(ROOT).with_suffix("")
+            mods[".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)] = path
+    graph = {}
+    for name, path in mods.items():
+        is_pkg = path.name == "__init__.py"
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = name.split(".") if is_pkg else name.split(".")[:-1]
+                    parts = parts[:len(parts) - (node.level - 1)]
+                    base = ".".join(parts + ([node.module] if node.module else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
+            for t in targets:
+                while t and t not in mods:
+                    t = t.rpartition(".")[0]
+                if t and t != name:
+                    deps.add(t)
+        graph[name] = deps
+    return graph
+
+
+def test_no_import_circles_anywhere():
+    """Walks every module of both packages: no module reaches itself through its imports."""
+    import networkx as nx
+
+    graph = _module_imports()
+    assert len(graph) > 60 and "dlrc_agents.measures" in graph and "edgespacecom.sync" in graph
+    cycles = list(nx.simple_cycles(nx.DiGraph([(a, b) for a, deps in graph.items() for b in deps])))
+    assert not cycles, cycles
+
+
+def test_the_circle_test_finds_a_circle(tmp_path, monkeypatch):
+    """The walker sees lazy imports: two modules that import each other inside functions are a circle."""
+    import networkx as nx
+
+    graph = _module_imports()
+    graph["dlrc_agents.measures"].add("dlrc_agents.rd")  # what a measure importing a study would add
+    assert list(nx.simple_cycles(nx.DiGraph([(a, b) for a, deps in graph.items() for b in deps])))
