@@ -176,10 +176,14 @@ MAX_CHANNELS = 1024
 LATENT_STRIDE, HYPER_STRIDE = 16, 64  # every architecture the container names downsamples this much
 
 
-#: What a standalone decode (no expected capture size) accepts at most [pixels a stream]: 2048². A
+#: What a standalone decode (no expected capture size) accepts at most [pixels a stream]: 1024². A
 #: larger declared image is refused from its header, before any allocation or entropy decoding.
 #: Decoders that know the capture size pass it (:class:`DecodeBounds`), which is tighter.
-DEFAULT_MAX_DECODE_PX = 2048 * 2048
+DEFAULT_MAX_DECODE_PX = 1024 * 1024
+#: The same for the autoregressive context models, which decode position by position in Python: 512²
+#: (about 2.5 s here; 1024² took 10 s).
+DEFAULT_MAX_DECODE_PX_SERIAL = 512 * 512
+SERIAL_ARCHITECTURES = ("mbt2018", "cheng2020-anchor", "cheng2020-attn")
 
 
 @dataclass(frozen=True)
@@ -190,7 +194,7 @@ class DecodeBounds:
 
     images: frozenset | None = None
     members: int | None = None
-    max_pixels: int = DEFAULT_MAX_DECODE_PX
+    max_pixels: int | None = None  # None: DEFAULT_MAX_DECODE_PX, or _SERIAL for the autoregressive models
 
     @classmethod
     def expect(cls, sizes, members: int | None = None) -> "DecodeBounds":
@@ -204,9 +208,13 @@ class DecodeBounds:
         if self.images is not None and size not in self.images:
             raise BitstreamError(f"satellite {sat}: declares a {size[0]}x{size[1]} image; the ground expects "
                                  + " or ".join(f"{h}x{w}" for h, w in sorted(self.images)))
-        if size[0] * size[1] > self.max_pixels:
+        limit = self.max_pixels
+        if limit is None:
+            serial = f["architecture"] < len(ARCHITECTURE_CODES) and ARCHITECTURE_CODES[f["architecture"]] in SERIAL_ARCHITECTURES
+            limit = DEFAULT_MAX_DECODE_PX_SERIAL if serial else DEFAULT_MAX_DECODE_PX
+        if size[0] * size[1] > limit:
             raise BitstreamError(f"satellite {sat}: declares a {size[0]}x{size[1]} image, more than the "
-                                 f"{self.max_pixels} pixels this decoder accepts")
+                                 f"{limit} pixels this decoder accepts")
         if self.members is not None and len(members) > self.members:
             raise BitstreamError(f"satellite {sat}: names {len(members)} satellites in its capture; the ground "
                                  f"expects at most {self.members}")
