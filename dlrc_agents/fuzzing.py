@@ -149,10 +149,26 @@ def _repack(c: Container, original_tag: bytes, integrity: str) -> bytes:
     return bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
 
 
+#: The mutation families, by the kind number :func:`mutate` draws (reported per family).
+FAMILIES = {0: "byte flip", 1: "replay", 2: "header field", 3: "header field", 4: "member or map list",
+            5: "string or map bytes", 6: "string or map bytes", 7: "string or map bytes", 8: "string or map bytes",
+            9: "string count", 10: "declared size", 11: "declared size"}
+
+
 def mutate(stream: bytes, rng: np.random.Generator, other: bytes) -> tuple[bytes, str]:
     """(one mutation of ``stream``, its integrity: 'stale', 'crc', 'resign', 'strip' or 'replay').
     ``other``: a stream of another capture, for replays."""
+    return mutate_family(stream, rng, other)[:2]
+
+
+def mutate_family(stream: bytes, rng: np.random.Generator, other: bytes) -> tuple[bytes, str, str]:
+    """:func:`mutate`, and the family of the mutation (:data:`FAMILIES`)."""
     kind = int(rng.integers(0, 12))
+    out = _mutate(stream, rng, other, kind)
+    return out[0], out[1], FAMILIES[kind]
+
+
+def _mutate(stream: bytes, rng: np.random.Generator, other: bytes, kind: int) -> tuple[bytes, str]:
     if kind == 0:  # a random byte anywhere, integrity fields left stale
         b = bytearray(stream)
         b[int(rng.integers(0, len(b)))] ^= int(rng.integers(1, 256))
@@ -236,12 +252,14 @@ class Tally:
     cases: int = 0
     outcomes: dict = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     wrong_by_integrity: dict = field(default_factory=dict)
+    by_family: dict = field(default_factory=dict)  # family of the last mutation -> {outcome: cases}
     slowest_s: float = 0.0
     peak_rss_growth_bytes: int = 0
     failures: list = field(default_factory=list)  # (case, outcome, detail) of crashes, hangs, memory
 
     def as_dict(self) -> dict:
         return {"cases": self.cases, **self.outcomes, "wrong_by_integrity": dict(self.wrong_by_integrity),
+                "by_family": {f: dict(v) for f, v in sorted(self.by_family.items())},
                 "slowest_s": round(self.slowest_s, 3), "peak_rss_growth_mb": round(self.peak_rss_growth_bytes / 2**20, 1),
                 "failures": self.failures[:20]}
 
@@ -260,9 +278,9 @@ def run_bitstream_cases(targets: list[Target], cases: int, seed: int, key: bytes
         t = targets[i % len(targets)]
         good = t.streams[1]
         at = int(rng.integers(0, len(good)))
-        bad, integrity = mutate(good[at], rng, t.streams[2][at])
-        if rng.random() < 0.3:
-            bad, integrity = mutate(bad, rng, t.streams[2][at])  # the last one says what the CRC and tag cover
+        bad, integrity, family = mutate_family(good[at], rng, t.streams[2][at])
+        if rng.random() < 0.3:  # the last one says what the CRC and tag cover, and names the family
+            bad, integrity, family = mutate_family(bad, rng, t.streams[2][at])
         start = time.perf_counter()
         try:
             out = decode(t, good[:at] + [bad] + good[at + 1:], key, expect=bool(i % 2))
@@ -287,6 +305,8 @@ def run_bitstream_cases(targets: list[Target], cases: int, seed: int, key: bytes
             tally.failures.append((i, t.name, f"peak RSS +{growth / 2**30:.2f} GiB"))
             rss0 = _peak_rss_bytes()  # report each further case on its own
         tally.outcomes[outcome] += 1
+        per = tally.by_family.setdefault(family, dict.fromkeys(OUTCOMES, 0))
+        per[outcome] += 1
         tally.cases += 1
         if progress is not None:
             progress(1)
