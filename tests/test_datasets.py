@@ -42,7 +42,8 @@ def served(tmp_path):
 
 def test_table_lists_every_file_once_with_checksum_size_origin_and_licence():
     entries = load_entries()
-    assert len(entries) == 67
+    assert len(entries) == 79
+    assert sum(p.startswith("multiview/") for p in entries) == 12  # the Pléiades sets, .geom and the DEM
     for path, e in entries.items():
         assert len(e.sha256) == 64 and e.size > 0 and e.licence and e.origin, path
         assert e.kind in ("github", "pypi", "derived"), path
@@ -57,7 +58,8 @@ def test_table_lists_every_file_once_with_checksum_size_origin_and_licence():
 def test_shipped_files_resolve_and_are_intact():
     reg = registry()
     for name in ("eo:rgb/test/inria_bellingham1_1024.tif", "eo:rgb/test/inria_bellingham9_1024.tif",
-                 "eo:rgb/test/pdok_nl_test_tiled.tif", "eo:rgb/train/neon_SOAP_031.png"):
+                 "eo:rgb/test/pdok_nl_test_tiled.tif", "eo:rgb/train/neon_SOAP_031.png",
+                 "eo:multiview/pleiades_ventoux_pair/left_image.tif", "eo:multiview/pleiades_ventoux_pair/right_image.geom"):
         path = reg.path(name)
         assert reg.status(reg.entry(name)) == "vendored"
         assert sha256_file(path) == reg.entry(name).sha256
