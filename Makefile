@@ -45,7 +45,8 @@ data: $(STAMP)
 # split (NAIP 2009) chooses. Several hours on 2 cores, far less on a GPU (--device auto takes
 # one when torch sees it). Writes dlrc_agents/weights/ (explicitly: train's default is
 # $$EDGESPACECOM_WEIGHTS, never the package).
-TRAIN := $(VENV)/bin/edgespacecom train --batch 8 --crop 128 --lr 3e-4 --threads 1
+DEVICE ?= auto
+TRAIN := $(VENV)/bin/edgespacecom train --batch 8 --crop 128 --lr 3e-4 --threads 1 --device $(DEVICE)
 SHIPPED_TRAIN := $(TRAIN) --downscale 2 --precision bf16
 W := dlrc_agents/weights
 models: $(STAMP)
