@@ -79,6 +79,37 @@ def test_band_models_are_found_by_band_count(tmp_path, monkeypatch):
         load_codec("bmshj2018-hyperprior", lmbda=0.0067, bands=4)
 
 
+def test_cheng2020_gmm_bounds_its_alphabet():
+    """Large latents decode exactly within the bound; beyond it the encoder refuses, and so does the
+    decoder for a header that declares more (the mixture coder desynchronised there, silently)."""
+    import struct
+
+    from dlrc_agents.gmm import MAX_ABS
+
+    def scaled(factor):
+        torch.manual_seed(0)
+        m = build_model("cheng2020-gmm", 32, 32, in_channels=3)
+        with torch.no_grad():
+            for name, p in m.g_a.named_parameters():
+                if name.startswith(str(len(m.g_a) - 2)) and name.endswith("weight"):
+                    p.mul_(factor)
+        m.update(force=True)
+        return m.eval()
+
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        m = scaled(2000.0)
+        out = m.compress(x)
+        big = struct.unpack(">H", out["strings"][0][0][:2])[0]
+        assert 1000 < big <= MAX_ABS
+        assert torch.equal(m.decompress(out["strings"], out["shape"])["x_hat"], m.g_s(torch.round(m.g_a(x))).clamp(0, 1))
+        forged = [[struct.pack(">H", MAX_ABS + 1) + out["strings"][0][0][2:]], out["strings"][1]]
+        with pytest.raises(ValueError, match="declares latents up to"):
+            m.decompress(forged, out["shape"])
+        with pytest.raises(ValueError, match="exact up to"):
+            scaled(8000.0).compress(x)
+
+
 def test_cheng2020_gmm_codes_from_bytes_alone_at_its_likelihood_rate():
     torch.manual_seed(0)
     model = build_model("cheng2020-gmm", 32, 32, in_channels=4)
