@@ -13,10 +13,13 @@ import math
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pandas loads in the functions that use it: validating a scenario never needs it
+    import pandas as pd
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 
 def _default_mode() -> int:

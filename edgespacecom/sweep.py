@@ -39,8 +39,8 @@ import re
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import yaml
 
 from .config import MAX_SWEEP_POINTS, ScenarioError, apply_overrides, to_yaml, validate_scenario
@@ -48,6 +48,9 @@ from .kinds import get_kind
 from .outputs import write_figure, write_json, write_table
 from .progress import progress, quiet_library_warnings, stage
 from .provenance import input_digests, provenance
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def point_id(index: int, values: dict) -> str:
@@ -159,6 +162,8 @@ MAX_RESULT_ROWS = 64
 
 
 def _flatten(summary: dict) -> dict:
+    import pandas as pd  # loaded where a table is made: validating a sweep never needs it
+
     body = {k: v for k, v in summary.items() if k != "provenance"}
     rows = body.get("results")
     if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows) and len(rows) <= MAX_RESULT_ROWS:
@@ -218,6 +223,7 @@ def run_sweep(raw: dict, out_dir: Path, *, points: list[dict] | None = None, wor
               executor: str = "local", scheduler: str | None = None, source: str = "scenario",
               base_dir: str | Path | None = None) -> tuple[dict, str]:
     """Run every point of ``raw``'s sweep (``points``: from :func:`expand`, if already done)."""
+    import pandas as pd
     from .runner import scenario_inputs
 
     started, started_utc = time.perf_counter(), dt.datetime.now(dt.timezone.utc)
@@ -258,6 +264,7 @@ def run_sweep(raw: dict, out_dir: Path, *, points: list[dict] | None = None, wor
 
 def sweep_figure(table: pd.DataFrame, x: str, keys: list[str], ys: list[str]):
     import matplotlib
+    import pandas as pd
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from .config import SyncScenario
 from .kinds import ScenarioKind, register_kind
@@ -29,6 +28,8 @@ def run_sync(scenario: SyncScenario, run) -> dict:  # run: edgespacecom.runner.R
     """kind: sync — propagate, select participants, route, sync rounds, in time chunks (see
     :mod:`edgespacecom.stream`); append tables per chunk, then plots and the summary."""
     import functools
+
+    import pandas as pd  # loaded when the kind runs: registering it stays light
 
     from . import plots  # matplotlib and the routing stack: only when a sync scenario runs
     from .outputs import write_figure, write_table
@@ -89,6 +90,8 @@ def run_regions(scenario: SyncScenario, run) -> dict:
     """kind: sync with ``regions:`` — every region's rounds on ISLs they share (edgespacecom.regions),
     in time chunks; per-region rounds, flows, link load and topology appended per chunk."""
     import functools
+
+    import pandas as pd
 
     from . import plots
     from .outputs import write_figure, write_table
@@ -259,6 +262,8 @@ def _sync_summary(t: dict, payloads) -> dict:
 
 
 def format_sync_summary(summary: dict) -> str:
+    import pandas as pd
+
     rows = [
         {
             "payload_KiB": key,
