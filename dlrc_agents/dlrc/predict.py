@@ -257,13 +257,8 @@ def decode(model, y_string: bytes, side: bytes, scales: torch.Tensor, means: tor
             ui = torch.as_tensor(usable, dtype=torch.long)
             sym[:, ui] += prediction_symbols(y_ref[:, ui], None if mu is None else mu[:, ui])
     y_hat = sym if mu is None else sym + mu
-    filled = 0
-    if lost is not None and np.any(lost):
-        li = torch.as_tensor(np.nonzero(lost)[0], dtype=torch.long)
-        lost_pred = np.intersect1d(np.nonzero(lost)[0], pos)
-        filled = len(lost_pred)
-        if filled:
-            fi = torch.as_tensor(lost_pred, dtype=torch.long)
-            y_hat[:, fi] = 0.0 if mu is None else mu[:, fi]
-        del li
-    return y_hat, filled
+    lost_pred = pos[lost[pos]] if lost is not None else pos[:0]  # residuals whose reference never arrived
+    if len(lost_pred):
+        fi = torch.as_tensor(lost_pred, dtype=torch.long)
+        y_hat[:, fi] = 0.0 if mu is None else mu[:, fi]
+    return y_hat, len(lost_pred)
