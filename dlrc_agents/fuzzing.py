@@ -149,20 +149,15 @@ def _repack(c: Container, original_tag: bytes, integrity: str) -> bytes:
     return bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
 
 
-#: The mutation families, by the kind number :func:`mutate` draws (reported per family).
+#: The mutation families, by the kind number :func:`mutate_family` draws (reported per family).
 FAMILIES = {0: "byte flip", 1: "replay", 2: "header field", 3: "header field", 4: "member or map list",
             5: "string or map bytes", 6: "string or map bytes", 7: "string or map bytes", 8: "string or map bytes",
             9: "string count", 10: "declared size", 11: "declared size"}
 
 
-def mutate(stream: bytes, rng: np.random.Generator, other: bytes) -> tuple[bytes, str]:
-    """(one mutation of ``stream``, its integrity: 'stale', 'crc', 'resign', 'strip' or 'replay').
-    ``other``: a stream of another capture, for replays."""
-    return mutate_family(stream, rng, other)[:2]
-
-
 def mutate_family(stream: bytes, rng: np.random.Generator, other: bytes) -> tuple[bytes, str, str]:
-    """:func:`mutate`, and the family of the mutation (:data:`FAMILIES`)."""
+    """(one mutation of ``stream``, its integrity: 'stale', 'crc', 'resign', 'strip' or 'replay', and its
+    family: :data:`FAMILIES`). ``other``: a stream of another capture, for replays."""
     kind = int(rng.integers(0, 12))
     out = _mutate(stream, rng, other, kind)
     return out[0], out[1], FAMILIES[kind]

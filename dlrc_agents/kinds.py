@@ -16,23 +16,18 @@ from .config import (CodecRDScenario, DLRCAblationScenario, DownstreamScenario, 
                      RDScenario)
 
 
+#: Checkpoints of each distinct codec section seen in this process (a sweep's points mostly share
+#: theirs), by the section's JSON; a missing file raises and is not remembered.
+_CODEC_FILES: dict[str, dict[str, Path]] = {}
+
+
 def _codec_files(codec_cfg) -> dict[str, Path]:
-    return dict(_codec_files_of(codec_cfg.model_dump_json()))
-
-
-@functools.lru_cache(maxsize=256)
-def _codec_files_of(cfg_json: str) -> tuple:
-    """The checkpoints of a codec section, once per distinct section in a process (a sweep's points
-    mostly share theirs); a missing file raises, and is not remembered."""
-    import json
-    from types import SimpleNamespace
-
     from .codec_files import checkpoint_files  # torch-free
 
-    d = json.loads(cfg_json)  # the section's fields, and the λ list it resolves to (CodecConfig.model_lambdas)
-    cfg = SimpleNamespace(**d, model_lambdas=[None] if (d.get("checkpoint") or d.get("pretrained"))
-                          else list(d.get("lambdas") or []))
-    return tuple(checkpoint_files(cfg).items())
+    key = codec_cfg.model_dump_json()
+    if key not in _CODEC_FILES:
+        _CODEC_FILES[key] = checkpoint_files(codec_cfg)
+    return dict(_CODEC_FILES[key])
 
 
 def _scenes(scenario) -> dict[str, Path]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import time
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -270,7 +270,6 @@ class GriddedSet:
     grid_time_s: dict  # sat -> on-board seconds: orthorectification (both passes) and correlation
     heights: object = None
     grid: GeoGrid | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def grid_set(views: ViewSet, cfg) -> GriddedSet:
@@ -320,7 +319,7 @@ def grid_set(views: ViewSet, cfg) -> GriddedSet:
     return out
 
 
-def view_sets(scenario, registry_names) -> list[ViewSet]:
+def view_sets(scenario) -> list[ViewSet]:
     """The scenario's sets; ``data.scenes`` (a user's own views), when given, is one set in their order."""
     from .data import scene_names
 
@@ -347,7 +346,7 @@ def run_multiview(scenario, run) -> dict:
     codec = load_codec(c.architecture, lmbda=c.lambdas[0], checkpoint=c.checkpoint, bands=1)
     if codec.bands is None or codec.bands.channels != 1:
         raise MultiviewError("codec: the multiview kind codes panchromatic views with a 1-band model")
-    sets = view_sets(scenario, None)
+    sets = view_sets(scenario)
     run.begin()
     cfgs = [replace(DLRCConfig(**scenario.dlrc.core()), mode=m) for m in scenario.dlrc.modes()]
     rows, gridded, predicted = [], {}, {}

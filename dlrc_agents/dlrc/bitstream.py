@@ -199,9 +199,9 @@ class DecodeBounds:
     @classmethod
     def expect(cls, sizes, members: int | None = None) -> "DecodeBounds":
         """Bounds for captures of the given (H, W) sizes (one pair, or an iterable of pairs)."""
-        sizes = [tuple(sizes)] if isinstance(sizes, tuple) and len(sizes) == 2 and isinstance(sizes[0], int) else \
-            [tuple(v) for v in sizes]
-        return cls(frozenset(sizes), members, max(max(h * w for h, w in sizes), 1))
+        one = isinstance(sizes, tuple) and len(sizes) == 2 and all(isinstance(v, int) for v in sizes)
+        pairs = frozenset([sizes] if one else (tuple(v) for v in sizes))
+        return cls(pairs, members, max(h * w for h, w in pairs))
 
     def check(self, f: dict, members) -> None:
         sat, size = f["satellite"], (f["image_h"], f["image_w"])

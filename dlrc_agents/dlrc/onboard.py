@@ -85,8 +85,6 @@ class GroupResult:
 #: Stages timed by :func:`encode_group`: the codec's own (paper Table 2) and DLRC's.
 CODEC_STAGES = ("analysis_transform", "entropy_modelling", "entropy_coding")
 DLRC_STAGES = ("recognizer", "selector", "arbiter")
-#: Predict mode: decoding the higher-priority streams a satellite predicts from (on board).
-PREDICT_STAGES = ("peer_decode", "prediction")
 
 
 def signature_payload(signatures: np.ndarray) -> bytes:
