@@ -371,9 +371,13 @@ class MissionScenario(NetworkScenario):
         if self.overlap.satellites != self.participants.count:
             raise ValueError(f"overlap.satellites ({self.overlap.satellites}) must equal participants.count "
                              f"({self.participants.count}): each participant captures one patch")
-        if self.dlrc.modes() != ["copy"]:
-            raise ValueError("dlrc.mode: a mission flies the paper's copy mode; predict is measured by the rd kind "
-                             "(scenarios/misregistration_predict.yaml), its ISL schedule is not simulated yet")
+        if len(self.dlrc.modes()) != 1:
+            raise ValueError("dlrc.mode: a mission flies one mode; sweep dlrc.mode to compare copy and predict "
+                             "(scenarios/mission_jpeg2000_realistic_predict.yaml)")
+        _predict_needs_hyperprior(self.dlrc, self.codec.architecture)
+        if self.dlrc.modes() == ["predict"] and self.mission.compute.profile == "titan_v":
+            raise ValueError("mission.compute.profile: 'titan_v' has no time for predictive coding or the peers' "
+                             "decode; dlrc.mode predict needs 'measured'")
         if self.dlrc.map_transport != "references":
             raise ValueError("dlrc.map_transport: a mission needs 'references' (a peer that times out leaves "
                              "satellites with different views; dense maps would not decode)")

@@ -6,6 +6,7 @@
     edgespacecom data list|fetch|verify [NAMES ...] [--mirror DIR]
     edgespacecom scenarios list | copy NAME [DIR]
     edgespacecom export tle|isl SCENARIO.yaml --out PATH [--set ...] [--format parquet|csv]
+    edgespacecom view RUN_DIR | SCENARIO.yaml [--at TIME] [--frames N] [--out view.html] [--gif out.gif]
     edgespacecom train --arch bmshj2018-hyperprior --lambda 0.0067 [--steps N] [--out DIR]
 
 Every error is one line on stderr and exit status 2; Ctrl-C is one line and 130.
@@ -70,6 +71,18 @@ def _parser() -> argparse.ArgumentParser:
     scenario_args(ex)
     ex.add_argument("--out", type=Path, required=True, help="tle: the file to write; isl: the folder")
     ex.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="isl: the edge table's format")
+
+    vw = sub.add_parser("view", help="an interactive globe of a run (or of a scenario at one instant) as one "
+                                     "offline view.html; --gif for an animation")
+    vw.add_argument("source", type=Path, help="a run's folder (its config.resolved.yaml and tables) or a scenario")
+    vw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a scenario key (scenario files only), repeatable")
+    vw.add_argument("--at", default=None, help="one instant (ISO 8601 UTC, e.g. 2026-01-01T00:30:00Z) instead of "
+                                               "frames over the window")
+    vw.add_argument("--frames", type=int, default=None, help="instants over the window (default 36)")
+    vw.add_argument("--out", type=Path, default=None,
+                    help="the page to write (default: RUN_DIR/view.html, or view.html beside the scenario)")
+    vw.add_argument("--gif", type=Path, default=None, help="also write an animation of the frames (matplotlib)")
 
     sc = sub.add_parser("scenarios", help="the scenarios shipped with the package")
     sc.add_argument("action", choices=("list", "copy"))
@@ -145,6 +158,47 @@ def _export(args) -> int:
     return 0
 
 
+def _view(args) -> int:
+    import datetime as dt
+
+    from .view import DEFAULT_FRAMES, view_data, write_gif, write_view
+
+    source = args.source
+    run_dir = None
+    if source.is_dir():
+        run_dir, source = source, source / "config.resolved.yaml"
+        if not source.is_file():
+            raise ScenarioError(f"{run_dir}: not a run's folder (no config.resolved.yaml)")
+        if args.overrides:
+            raise ScenarioError("--set: a run's folder is viewed as it was run; --set is for scenario files")
+    elif not source.is_file():
+        raise FileNotFoundError(2, "no such run folder or scenario", str(source))
+    raw = apply_overrides(load_raw(source), list(args.overrides))
+    if isinstance(raw, dict) and raw.get("sweep") is not None:
+        raise ScenarioError(f"{source}: a sweep has one view per point; view a point's folder (OUT/points/ID)")
+    scenario = validate_scenario(raw, source=str(source), base_dir=source.resolve().parent)
+    if not hasattr(scenario, "constellation"):
+        raise ScenarioError(f"{source}: a {scenario.kind} scenario has no constellation to view")
+    frames = DEFAULT_FRAMES if args.frames is None else args.frames
+    if frames < 1:
+        raise ScenarioError("--frames: give at least 1")
+    at = None
+    if args.at is not None:
+        try:
+            at = dt.datetime.fromisoformat(args.at.replace("Z", "+00:00"))
+        except ValueError:
+            raise ScenarioError(f"--at: {args.at!r} is not an ISO 8601 time (2026-01-01T00:30:00Z)") from None
+        at = at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
+    data = view_data(scenario, run_dir, at, frames)
+    out = args.out or ((run_dir or source.parent) / "view.html")
+    write_view(data, out)
+    print(f"{out}: {len(data.frames)} frame(s) of {scenario.name} ({out.stat().st_size / 1e6:.1f} MB, opens offline)")
+    if args.gif is not None:
+        write_gif(data, args.gif)
+        print(f"{args.gif}: animation of {len(data.frames)} frame(s)")
+    return 0
+
+
 def _scenario_command(args) -> int:
     from .runner import scenario_inputs
 
@@ -208,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
             return _scenarios(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "view":
+            return _view(args)
         return _scenario_command(args)
     except KeyboardInterrupt:
         print("interrupted (no partial summary.json is left behind)", file=sys.stderr)

@@ -449,6 +449,14 @@ class ScenarioBase(Strict):
     sweep: SweepConfig | None = Field(None, description="run a grid of variants of this scenario")
 
 
+class OutputsConfig(Strict):
+    """What a run writes besides its tables, figures and summary."""
+
+    view: bool = Field(True, description="write view.html: an interactive globe of the run (satellites, ISLs, "
+                                         "participants, routes, stations, regions, captures) that opens offline")
+    view_frames: int = Field(36, ge=1, le=500, description="instants the view shows, evenly spread over the run")
+
+
 class NetworkScenario(ScenarioBase):
     """Fields shared by every scenario that flies a constellation."""
 
@@ -461,6 +469,7 @@ class NetworkScenario(ScenarioBase):
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
     sensor: SensorConfig | None = Field(None, description="imaging sensor (participants.selection: geometric)")
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
 
     @model_validator(mode="after")
     def _participants_fit(self) -> "NetworkScenario":

@@ -57,6 +57,14 @@ class RunContext:
 
     def finish(self, summary: dict) -> dict:
         """Add wall time and provenance, write summary.json (last); return the summary."""
+        outputs = getattr(self.scenario, "outputs", None)
+        if outputs is not None and outputs.view:  # the globe of the run, before summary.json marks it done
+            from .progress import stage
+            from .view import view_data, write_view
+
+            write_view(view_data(self.scenario, self.out_dir, frames=outputs.view_frames, summary=summary),
+                       self.out_dir / "view.html")
+            stage(f"view: {self.out_dir / 'view.html'} (opens offline in a browser)")
         summary.setdefault("wall_s", time.perf_counter() - self.started)
         summary["provenance"] = provenance(to_yaml(self.scenario), self.inputs, self.started_utc)
         write_json(self.out_dir / "summary.json", summary)

@@ -203,8 +203,11 @@ def test_predict_config():
                                    "dlrc": {"mode": "predict"}})
     with pytest.raises(ValidationError, match="at least one mode"):
         RDScenario.model_validate({"kind": "rd", "name": "x", "dlrc": {"mode": []}})
-    with pytest.raises(ValidationError, match="copy mode"):
-        MissionScenario.model_validate({"kind": "mission", "name": "x", "dlrc": {"mode": "predict"}})
+    with pytest.raises(ValidationError, match="one mode"):  # a mission flies one; a sweep compares
+        MissionScenario.model_validate({"kind": "mission", "name": "x", "dlrc": {"mode": ["copy", "predict"]}})
+    with pytest.raises(ValidationError, match="titan_v"):
+        MissionScenario.model_validate({"kind": "mission", "name": "x", "dlrc": {"mode": "predict"},
+                                        "mission": {"compute": {"profile": "titan_v"}}})
 
 
 def test_the_configs_hyperprior_family_is_the_registrys():

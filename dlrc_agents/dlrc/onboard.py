@@ -285,29 +285,9 @@ def encode_group_predictive(codec, images: dict, cfg: DLRCConfig, capture: int =
         need = needed_streams(refs, sat, n)
         exchange[sat] = sum(len(streams[u]) for u in need)
         t["peer_decode"] = t.get("peer_decode", 0.0) + sum(peer_time[u] for u in need)
-        lat = latents[sat]
-        owners, q = refs[sat] // n, refs[sat] % n
-        y_ref = torch.zeros(C, n)
-        for u in set(owners.tolist()) - {sat}:
-            hit = np.nonzero(owners == u)[0]
-            y_ref[:, torch.as_tensor(hit)] = decoded[u][:, torch.as_tensor(q[hit])]
-        with timed(t, "prediction"):
-            coding = predict.encode(codec.model, lat.y, lat.scales, lat.means, refs[sat], sat, y_ref)
-            if coding.candidates and not coding.predicted.any():
-                # prediction pays nowhere: code as the codec alone would, with no map and no flags
-                refs[sat] = sat * n + np.arange(n, dtype=np.int64)
-                coding = predict.encode(codec.model, lat.y, lat.scales, lat.means, refs[sat], sat, y_ref)
-        codings[sat] = coding
-        own_only = not np.any(refs[sat] // n != sat)
-        with timed(t, "entropy_coding"):
-            stream = SatelliteBitstream(
-                model=codec.architecture, fingerprint=codec.fingerprint, lmbda=codec.lmbda, satellite=int(sat),
-                priority=order.index(sat), image_shape=states[sat].image_shape, y_shape=(C, H, W),
-                z_shape=lat.z_shape, offset=0, retained=n, z_string=lat.z_strings, y_string=coding.y_string,
-                maps={} if own_only else {sat: refs[sat]}, map_form="references", map_coding=cfg.map_coding,
-                capture=capture,
-                members=tuple(sorted(images)), side_string=coding.side_string)
-            streams[sat] = stream.to_bytes(key)
+        streams[sat], codings[sat], refs[sat] = code_predictive(
+            codec, sat, latents[sat], states[sat].image_shape, refs[sat], decoded, order.index(sat),
+            tuple(sorted(images)), capture, key, cfg.map_coding, t)
         # what a peer does with it: parse and decode (timed once; charged to each satellite that needs it)
         t0 = time.perf_counter()
         parsed[sat] = SatelliteBitstream.from_bytes(streams[sat], expect_fingerprint=codec.fingerprint, key=key)
@@ -315,6 +295,44 @@ def encode_group_predictive(codec, images: dict, cfg: DLRCConfig, capture: int =
         peer_time[sat] = time.perf_counter() - t0
     intended = {sat: latents[sat].y_hat[0] for sat in order}
     return GroupResult({sat: streams[sat] for sat in images}, arb, intended, latents, t, exchange, codings)
+
+
+@torch.no_grad()
+def code_predictive(codec, sat: int, lat, image_shape: tuple, refs: np.ndarray, y_flat: dict, priority: int,
+                    members: tuple, capture: int = 0, key: bytes | None = None, map_coding: str = "predictive",
+                    timings: dict | None = None) -> tuple:
+    """One satellite's predictive stream: (container bytes, :class:`.predict.PredictiveCoding`, the
+    reference map it carries).
+
+    ``lat``: its :class:`HyperLatent`; ``refs`` (H·W,) owner·H·W + q; ``y_flat``: {u: ŷ (C, H·W)} of every
+    satellite it references (as decoded from their streams). Where prediction pays nowhere the stream
+    is coded as the codec alone would, with no map and no flags. Stages timed into ``timings``
+    (``prediction``: the decisions and the y string; ``entropy_coding``: the container)."""
+    from . import predict
+
+    t = {} if timings is None else timings
+    C, H, W = lat.y.shape[1:]
+    n = H * W
+    owners, q = refs // n, refs % n
+    y_ref = torch.zeros(C, n)
+    for u in set(owners.tolist()) - {sat}:
+        hit = np.nonzero(owners == u)[0]
+        y_ref[:, torch.as_tensor(hit)] = y_flat[u][:, torch.as_tensor(q[hit])]
+    with timed(t, "prediction"):
+        coding = predict.encode(codec.model, lat.y, lat.scales, lat.means, refs, sat, y_ref)
+        if coding.candidates and not coding.predicted.any():
+            refs = sat * n + np.arange(n, dtype=np.int64)
+            coding = predict.encode(codec.model, lat.y, lat.scales, lat.means, refs, sat, y_ref)
+    own_only = not np.any(refs // n != sat)
+    with timed(t, "entropy_coding"):
+        stream = SatelliteBitstream(
+            model=codec.architecture, fingerprint=codec.fingerprint, lmbda=codec.lmbda, satellite=int(sat),
+            priority=priority, image_shape=image_shape, y_shape=(C, H, W),
+            z_shape=lat.z_shape, offset=0, retained=n, z_string=lat.z_strings, y_string=coding.y_string,
+            maps={} if own_only else {sat: refs}, map_form="references", map_coding=map_coding,
+            capture=capture, members=members, side_string=coding.side_string)
+        data = stream.to_bytes(key)
+    return data, coding, refs
 
 
 def predictive_references(p: SatelliteBitstream) -> np.ndarray:

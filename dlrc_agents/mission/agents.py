@@ -85,20 +85,25 @@ class FlowOracle:
         from edgespacecom.topology import IslRule
 
         self.rule = IslRule.from_config(scenario.isl, scenario.constellation)
+        self.links: dict = {}
 
-    def at(self, t_s: float, members: tuple) -> np.ndarray:
+    def at(self, t_s: float, members: tuple, payload_kib: float | None = None) -> np.ndarray:
         """(m, m) delays [s] among the slots ``members`` (in that order): T_flow of src→dst plus the
-        control overhead; inf if unreachable."""
+        control overhead; inf if unreachable. ``payload_kib``: a flow of that size (default: the
+        signatures' payload), e.g. a predictive stream sent to the peers that predict from it."""
         from edgespacecom.routing import route_participants
 
+        payload = self.payload if payload_kib is None else float(payload_kib)
         k = min(int(round(t_s / self.step_s)), len(self.positions) - 1)
-        if (k, members) not in self.cache:
+        key = (k, members) if payload_kib is None else (k, members, payload)
+        if key not in self.cache:
             sc = self.sc
-            links = self.rule.links(self.positions[k])
-            flows = route_participants(self.positions[k], links, self.participants[list(members)], [self.payload],
+            if k not in self.links:
+                self.links = {k: self.rule.links(self.positions[k])}  # one sample's links at a time
+            flows = route_participants(self.positions[k], self.links[k], self.participants[list(members)], [payload],
                                        sc.link, sc.network)
-            self.cache[(k, members)] = flows.t_flow_s[0] + sc.network.control_s * (flows.hops[0] > 0)
-        return self.cache[(k, members)]
+            self.cache[key] = flows.t_flow_s[0] + sc.network.control_s * (flows.hops[0] > 0)
+        return self.cache[key]
 
 
 class Mission:
@@ -149,6 +154,12 @@ class Mission:
         self.lost_parts: dict = {}  # (world, round) -> slots whose stream of that round is lost
         self.stored_keys: set = set()  # (world, slot, first_round) stored or lost
         self.pending_rounds: set = set()  # (world, round) with parts on the ground, not decoded yet
+        # predict mode: the higher-priority streams each satellite receives over the ISLs
+        self.predictive = work.cfg.mode == "predict"
+        self.stream_inbox: dict = {}  # (slot, round) -> {sender slot: PredictStream}
+        self.stream_arrival: dict = {}  # (slot, round) -> event fired at each arrival
+        self.exchange_done: dict = {}  # (slot, round) -> when its stream exchange ended (received and sent)
+        self.isl_bytes: dict = {}  # round -> bytes the satellites sent each other (headers or signatures, streams)
 
     # --------------------------------------------------------------- helpers
     def members(self, r: int) -> tuple:
@@ -185,6 +196,8 @@ class Mission:
         the routed delay; an unreachable peer costs the timeout). The group runs at the pace
         of its slowest member: the period is the largest of the per-satellite round times.
         """
+        if self.predictive:
+            return self._steady_predict_s(rr, t, order)
         flows = self._flows_at(t)
         everyone = frozenset(range(self.n))
         front = {s: self.cm.seconds(rr.front[s]) for s in range(self.n)}
@@ -366,6 +379,8 @@ class Mission:
         """One DLRC step. Serial (``analysed`` None): every stage in turn. Pipelined: the stages that
         compute hold the slot's processor, ``analysed`` fires once the front stages and the entropy
         modelling are done (the next capture may start), and the wait for peers holds nothing."""
+        if self.predictive:
+            return (yield from self._predict_round(slot, r, batch, rr, step, analysed))
         env = self.env
         members = self.members(r)
         local = {s: i for i, s in enumerate(members)}  # slot -> its position in the round's real work
@@ -377,10 +392,7 @@ class Mission:
         t_sent = env.now
         self.sent_at[(slot, r)] = t_sent
         self.backlog_at_send[(slot, r)] = self.storage[("dlrc", slot)].bits  # travels with the signatures
-        flows = self._flows_at(env.now, members)
-        for q, peer in enumerate(members):
-            if peer != slot and np.isfinite(flows[p, q]):
-                env.process(self._deliver_signatures(slot, peer, r, flows[p, q]))
+        self._send_header(slot, r, rr, p, members)
         yield env.timeout(self.cm.seconds({"entropy_modelling": rr.modelling[p]}))
         if cpu is not None:
             self.processor[slot].release(cpu)
@@ -413,6 +425,141 @@ class Mission:
                                         "timed_out": len(heard) < len(members), "t_sent_s": t_sent,
                                         "retained_fraction": retained, "order": order,
                                         "copies_from": copies_from}
+
+    def _send_header(self, slot: int, r: int, rr: RealRound, p: int, members: tuple) -> None:
+        """Send ``slot``'s signatures (or, on the shared grid in predict mode, its tile origin) to its peers."""
+        flows = self._flows_at(self.env.now, members)
+        size = len(rr.signatures[p]) + 8 * (self.sc.dlrc.priority == "backlog")
+        for q, peer in enumerate(members):
+            if peer != slot and np.isfinite(flows[p, q]):
+                self.isl_bytes[r] = self.isl_bytes.get(r, 0) + size
+                self.env.process(self._deliver_signatures(slot, peer, r, flows[p, q]))
+
+    def _deliver_stream(self, src: int, dst: int, r: int, delay: float, stream):
+        yield self.env.timeout(delay)
+        self.stream_inbox.setdefault((dst, r), {})[src] = stream
+        self.exchange_done[(src, r)] = max(self.exchange_done.get((src, r), 0.0), self.env.now)
+        event = self.stream_arrival.pop((dst, r), None)
+        if event is not None:
+            event.succeed()
+
+    def _stream_event(self, slot: int, r: int):
+        if (slot, r) not in self.stream_arrival:
+            self.stream_arrival[(slot, r)] = self.env.event()
+        return self.stream_arrival[(slot, r)]
+
+    def _predict_round(self, slot: int, r: int, batch: int, rr: RealRound, step: int, analysed=None):
+        """One step of predictive coding (``dlrc.mode: predict``): front stages, the header exchange
+        (tile origins on the shared grid, else signatures) and entropy modelling as in copy mode; then
+        the satellite waits (at most ``peer_timeout_s``) for the streams of the higher-priority peers
+        it predicts from, decodes them on board, codes its own and sends it to the lower-priority peers
+        that predict from it (a routed flow of the stream's size). A peer whose stream does not come in
+        time is coded without: those positions are coded as the codec alone would."""
+        from ..dlrc.onboard import needed_streams
+
+        env, mc = self.env, self.sc.mission
+        members = self.members(r)
+        local = {s: i for i, s in enumerate(members)}
+        p = local[slot]
+        cpu = self.processor[slot].request() if analysed is not None else None
+        if cpu is not None:
+            yield cpu
+        yield env.timeout(self.cm.seconds(rr.front[p]))
+        t_sent = env.now
+        self.sent_at[(slot, r)] = t_sent
+        self.backlog_at_send[(slot, r)] = self.storage[("dlrc", slot)].bits
+        self._send_header(slot, r, rr, p, members)
+        yield env.timeout(self.cm.seconds({"entropy_modelling": rr.modelling[p]}))
+        if cpu is not None:
+            self.processor[slot].release(cpu)
+            if batch == 1:
+                analysed.succeed()
+        everyone = self._event(slot, r)
+        deadline = t_sent + mc.peer_timeout_s
+        if not everyone.triggered and env.now < deadline:
+            yield everyone | env.timeout(deadline - env.now)
+        heard = frozenset(self.inbox.get((slot, r), set()) | {slot})
+        order = self.priority_order(heard, r, step)
+        lorder = tuple(local[u] for u in order)
+        refs = self.work.references(rr, frozenset(local[u] for u in heard), lorder)
+        n = len(refs[p])
+        need = {members[u] for u in needed_streams(refs, p, n)}
+        inbox = self.stream_inbox.setdefault((slot, r), {})
+        deadline = env.now + mc.peer_timeout_s
+        while not need <= set(inbox) and env.now < deadline:
+            yield self._stream_event(slot, r) | env.timeout(deadline - env.now)
+        wait = env.now - t_sent
+        usable: set = set()  # in priority order: the needed streams that came, whose own references came too
+        for u in lorder[:lorder.index(p)]:
+            got = inbox.get(members[u])
+            if members[u] in need and got is not None and got.references <= usable:
+                usable.add(u)
+        ps = self.work.predict_stream(rr, p, frozenset(usable), lorder)
+        decode = set()  # every stream whose ŷ its predictions rest on, decoded on board
+        todo = list(ps.references)
+        while todo:
+            u = todo.pop()
+            if u not in decode:
+                decode.add(u)
+                todo.extend(inbox[members[u]].references)
+        t_back = {**ps.timings, "peer_decode": sum(inbox[members[u]].decode_s for u in decode)}
+        cpu = self.processor[slot].request() if analysed is not None else None
+        if cpu is not None:
+            yield cpu
+        yield env.timeout(self.cm.seconds(t_back))
+        if cpu is not None:
+            self.processor[slot].release(cpu)
+        if need:  # its part of the exchange: the needed streams came (or the wait ended)
+            self.exchange_done[(slot, r)] = max(self.exchange_done.get((slot, r), 0.0), t_sent + wait)
+        # the lower-priority satellites of its view that predict from it (directly or through another)
+        dependants = [q for q in lorder[lorder.index(p) + 1:] if p in needed_streams(refs, q, n)]
+        if dependants:
+            flows = self.flows.at(env.now, members, len(ps.data) / 1024.0)
+            for q in dependants:
+                if np.isfinite(flows[p, q]):
+                    self.isl_bytes[r] = self.isl_bytes.get(r, 0) + len(ps.data)
+                    env.process(self._deliver_stream(slot, members[q], r, flows[p, q], ps))
+        if batch > 1:
+            yield env.timeout((batch - 1) * self.steady_round_s(rr, t_sent, order))
+            if analysed is not None:
+                analysed.succeed()
+        received = sum(len(inbox[members[u]].data) for u in decode)
+        return len(ps.data), heard, ps.data, {"peers_heard": len(heard) - 1, "sync_wait_s": wait,
+                                              "t_front_s": self.cm.seconds(rr.front[p]),
+                                              "t_modelling_s": self.cm.seconds({"entropy_modelling": rr.modelling[p]}),
+                                              "t_back_s": self.cm.seconds(t_back),
+                                              "t_peer_decode_s": self.cm.seconds({"peer_decode": t_back["peer_decode"]}),
+                                              "timed_out": len(heard) < len(members) or not need <= set(inbox),
+                                              "t_sent_s": t_sent, "retained_fraction": 1.0,
+                                              "predicted_fraction": ps.predicted_fraction,
+                                              "streams_received_bytes": received,
+                                              "streams_missed": len(need - {members[u] for u in usable}),
+                                              "order": order, "copies_from": frozenset(members[u] for u in ps.references)}
+
+    def _steady_predict_s(self, rr: RealRound, t: float, order: tuple | None) -> float:
+        """:meth:`steady_round_s` in predict mode: in priority order, each satellite codes once the streams
+        it predicts from have arrived (each a routed flow of its size from when its sender finished)."""
+        from ..dlrc.onboard import needed_streams
+
+        flows = self._flows_at(t)
+        lorder = tuple(order) if order is not None and len(order) == self.n else tuple(range(self.n))
+        refs = self.work.references(rr, frozenset(range(self.n)), lorder)
+        n = len(refs[lorder[0]])
+        front = {s: self.cm.seconds(rr.front[s]) for s in range(self.n)}
+        done, sent, period = {}, {}, 0.0
+        for s in lorder:
+            arrivals = [front[p] + flows[p, s] for p in range(self.n) if p != s]
+            wait = min(max([a - front[s] for a in arrivals], default=0.0), self.sc.mission.peer_timeout_s)
+            modelling = self.cm.seconds({"entropy_modelling": rr.modelling[s]})
+            need = needed_streams(refs, s, n)
+            ps = self.work.predict_stream(rr, s, frozenset(need), lorder)
+            back = self.cm.seconds({**ps.timings, "peer_decode": sum(sent[u][1] for u in need)})
+            ready = max([front[s] + max(modelling, wait)]
+                        + [done[u] + self.flows.at(t, self.everyone, sent[u][0] / 1024.0)[u, s] for u in need])
+            done[s] = ready + back
+            sent[s] = (len(ps.data), ps.decode_s)
+            period = max(period, max(front[s] + modelling + back, done[s] / self.in_flight))
+        return period
 
     def _baseline_round(self, slot: int, r: int, batch: int, rr: RealRound, step: int):
         b = rr.baseline[self.members(r).index(slot)]
@@ -507,7 +654,10 @@ class Mission:
             predicted = sum(d["predicted"] for d in decoded.values())
             # streams that copy nothing from a lost one; their copies reach only delivered streams
             intact = [s for s in decoded if decoded[s]["predicted"] == 0]
-            intended = intended_from_references(maps, own, intact)
+            if parsed[0].predictive:  # every stream codes its own ŷ: the codec alone's, exactly
+                intended = {s: own[s][0] for s in intact}
+            else:
+                intended = intended_from_references(maps, own, intact)
             for s in decoded:
                 if s in intact:
                     exact &= bool(torch.equal(decoded[s]["y_tilde"], intended[s]))
@@ -551,10 +701,13 @@ class Mission:
                 arr = self.arrivals.get((s, r), [])
                 recv = max(arr) if len(arr) == m - 1 else np.inf
                 send = self.flow_done.get((s, r), np.inf) if m > 1 else self.sent_at[(s, r)]
-                per_slot.append(max(recv, send, self.sent_at[(s, r)]) - self.sent_at[(s, r)])
+                # predict mode: until its needed streams came in and its own reached the peers that need it
+                streams = self.exchange_done.get((s, r), -np.inf)
+                per_slot.append(max(recv, send, streams, self.sent_at[(s, r)]) - self.sent_at[(s, r)])
             rows.append({"round": r, "t_s": min(self.sent_at[(s, r)] for s in members if (s, r) in self.sent_at),
-                         "participants": m, "sync_round_s": max(per_slot) if per_slot else np.nan})
-        return pd.DataFrame(rows, columns=["round", "t_s", "participants", "sync_round_s"])
+                         "participants": m, "sync_round_s": max(per_slot) if per_slot else np.nan,
+                         "isl_bytes": self.isl_bytes.get(r, 0)})
+        return pd.DataFrame(rows, columns=["round", "t_s", "participants", "sync_round_s", "isl_bytes"])
 
     def run(self, show_progress: bool = True) -> None:
         for slot, at_s in self.failures.items():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,7 +12,7 @@ import torch
 from ..dlrc.alone import encode_alone
 from ..dlrc.arbiter import arbitrate
 from ..dlrc.context import decode_order
-from ..dlrc.onboard import (DLRCConfig, analyse, code_context, finish, model_entropy, parse_signature_payload,
+from ..dlrc.onboard import (DLRCConfig, OnboardState, analyse, code_context, finish, model_entropy, parse_signature_payload,
                             recognizer_for, signature_payload, timed)
 from ..overlap import draw_observation, window_for_overlap
 from ..rd import capture_group, to_uint8
@@ -47,6 +49,12 @@ def jpeg2000_baseline(codec, x: torch.Tensor, cfg, satellite: int, capture: int,
     data = encode_alone_jpeg2000(image, rate, satellite, capture, members, cfg.jpeg2000_mct).to_bytes(key)
     return data, time.perf_counter() - t0, rate
 
+def origin_header(origin: tuple) -> bytes:
+    """What a satellite sends its peers in predict mode on the shared grid: its tile's origin on the
+    grid (row, column) [px], two u16 (the grid is local to the target, < 65,536 px a side)."""
+    return struct.pack("<HH", *(int(v) % 65536 for v in origin))
+
+
 O_EXP_STEPS = 4  # geometric captures: real rounds are drawn per overlap degree rounded to 1/4
 
 
@@ -66,6 +74,22 @@ class RealRound:
     streams: dict = field(default_factory=dict)
     # context codecs: (slot, view, order) -> that stream's own ŷ (1, C, H, W) (it depends on the view)
     own_hat: dict = field(default_factory=dict)
+    # predict mode on the shared grid: slot -> its tile's origin on the grid [px] (sent with its header)
+    origins: dict | None = None
+    # predict mode: (slot, usable references, order) -> PredictStream
+    predicted: dict = field(default_factory=dict)
+    references: dict = field(default_factory=dict)  # predict mode: (view, order) -> {slot: reference map}
+
+
+@dataclass
+class PredictStream:
+    """One satellite's predictive stream of a round (``dlrc.mode: predict``), as coded on board."""
+
+    data: bytes
+    timings: dict  # {stage: s}: prediction, entropy_coding
+    predicted_fraction: float  # positions coded as a residual against a peer's ŷ
+    references: frozenset  # the slots whose ŷ it predicts from (the ground and its peers need their streams)
+    decode_s: float  # what a peer (or the ground) spends parsing and decoding it, measured
 
 
 class OnboardWork:
@@ -107,15 +131,24 @@ class OnboardWork:
                               ov.grid, np.random.default_rng(seed + [0xCA97]))
         images = group.images
         states, front, modelling, baseline, sigs = {}, {}, {}, {}, {}
+        predict = self.cfg.mode == "predict"
+        grid_predict = predict and cap.geo_grid
         for s, x in images.items():
             # the shared grid's resampling runs on board in both worlds, before the encoder
             grid_time = {"geo_grid": group.grid_time_s[s]} if cap.geo_grid else {}
             t: dict = dict(grid_time)
-            states[s] = analyse(self.codec, self.recognizer, s, x, t)
-            model_entropy(self.codec, states[s], self.cfg.representative, t)
+            if grid_predict:  # predict mode on the grid: references from the tiles' origins, no signatures
+                with timed(t, "analysis_transform"):
+                    y = self.codec.model.g_a(x)
+                states[s] = OnboardState(s, tuple(x.shape[-2:]), y, None)
+                sigs[s] = origin_header(group.origins[s])
+            else:
+                states[s] = analyse(self.codec, self.recognizer, s, x, t)
+                sigs[s] = signature_payload(states[s].selection.signatures)
+            # predict mode codes each satellite's own ŷ: the representative strategy does not apply
+            model_entropy(self.codec, states[s], "original" if predict else self.cfg.representative, t)
             modelling[s] = t.pop("entropy_modelling")
             front[s] = t  # analysis_transform, recognizer, selector
-            sigs[s] = signature_payload(states[s].selection.signatures)
             tb: dict = dict(grid_time)
             if self.sc.mission.baseline.codec == "jpeg2000":
                 data, tb["baseline"], rate = jpeg2000_baseline(self.codec, x, self.sc.mission.baseline, s, index,
@@ -126,6 +159,8 @@ class OnboardWork:
                 data = encode_alone(self.codec, x, s, index, tuple(images)).to_bytes(self.key)
             baseline[s] = {"bytes": len(data), "time": tb, "data": data}
         rr = RealRound(index, images, states, front, modelling, baseline, sigs, obs.geometric_bound())
+        if grid_predict:
+            rr.origins = dict(group.origins)
         self.rounds[spec] = rr
         self.by_index[index] = rr
         return rr
@@ -157,3 +192,61 @@ class OnboardWork:
             owners = {int(o) for refs in st.maps.values() for o in np.unique(np.asarray(refs) // positions)}
             rr.streams[key] = (data, t, st.retained / positions, frozenset(owners - {slot}))
         return rr.streams[key]
+
+    # ------------------------------------------------------------ predict mode
+
+    def references(self, rr: RealRound, view: frozenset, order: tuple) -> dict:
+        """{slot: (H·W,) reference map} of every satellite of ``view`` ranked by ``order`` (highest first):
+        on the shared grid, the same ground cell in the highest-priority tile that holds it (from the
+        origins every header carries); otherwise the Arbiter's cross-satellite matches on the
+        signatures exchanged. Each satellite of the view computes the same maps."""
+        from ..dlrc import predict
+        from ..dlrc.arbiter import reference_map
+        from ..dlrc.bitstream import LATENT_STRIDE
+
+        order = tuple(u for u in order if u in view)
+        key = (view, order)
+        if key not in rr.references:
+            _, H, W = rr.states[order[0]].latent.y.shape[1:]
+            n = H * W
+            if rr.origins is not None:
+                refs = predict.grid_references({u: rr.origins[u] for u in order}, list(order), H, W, LATENT_STRIDE)
+            else:
+                received = {u: parse_signature_payload(rr.signatures[u]) for u in order}
+                arb = arbitrate(received, {u: i for i, u in enumerate(order)}, decode_order(self.codec.family, H, W))
+                refs = predict.cross_references({u: reference_map(arb, u, n) for u in arb.order}, list(arb.order), n)
+            rr.references[key] = refs
+        return rr.references[key]
+
+    @torch.no_grad()
+    def predict_stream(self, rr: RealRound, slot: int, usable: frozenset, order: tuple) -> PredictStream:
+        """``slot``'s predictive stream when it holds the streams of the satellites ``usable`` (higher in
+        ``order``, decoded on board): its positions that one of them also holds are coded as a residual
+        against that satellite's ŷ (exact whatever their own coding, so only the set matters); cached."""
+        from ..dlrc.bitstream import SatelliteBitstream
+        from ..dlrc.onboard import code_predictive, decode_predictive_stream, predictive_references
+
+        order = tuple(order)
+        key = (slot, usable, order)
+        if key not in rr.predicted:
+            view = frozenset(usable) | {slot}
+            refs = self.references(rr, view, order)[slot]
+            lat = rr.states[slot].latent
+            C, H, W = lat.y.shape[1:]
+            own = {u: rr.states[u].latent.y_hat[0].reshape(C, -1) for u in usable}
+            t: dict = {}
+            members = tuple(rr.images)
+            data, coding, refs = code_predictive(self.codec, slot, lat, rr.states[slot].image_shape, refs, own,
+                                                 order.index(slot), members, rr.index, self.key,
+                                                 self.cfg.map_coding, t)
+            # what a peer or the ground does with it, measured once: parse, decode from the bytes
+            t0 = time.perf_counter()
+            parsed = SatelliteBitstream.from_bytes(data, expect_fingerprint=self.codec.fingerprint, key=self.key)
+            y_hat = decode_predictive_stream(self.codec, parsed, predictive_references(parsed), own)
+            decode_s = time.perf_counter() - t0
+            if not torch.equal(y_hat, lat.y_hat[0].reshape(C, -1)):
+                raise RuntimeError(f"predictive stream of slot {slot} does not decode to its own ŷ")
+            n = H * W
+            owners = frozenset(int(u) for u in np.unique(refs // n)) - {slot}
+            rr.predicted[key] = PredictStream(data, t, float(coding.predicted.mean()), owners, decode_s)
+        return rr.predicted[key]

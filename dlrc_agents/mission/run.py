@@ -125,8 +125,12 @@ def run_mission(scenario, run) -> dict:
         stage(f"mission: {eph.satellites} satellites, slots {participants.tolist()} over "
               f"({scenario.region.lat_deg}, {scenario.region.lon_deg}), {duration_s / 3600:.1f} h, "
               f"{c.architecture}, {scenario.mission.capture} capture")
-    # 64-bit signature per latent position (+ the sender's queued bits, u64, under the backlog policy)
-    payload_kib = (8 * (scenario.overlap.patch // 16) ** 2 + 8 * (scenario.dlrc.priority == "backlog")) / 1024.0
+    # 64-bit signature per latent position, or in predict mode on the shared grid the tile's origin (two
+    # u16); + the sender's queued bits (u64) under the backlog policy. Predict mode's streams are flows
+    # of their own size (agents.Mission._predict_round)
+    grid_predict = scenario.dlrc.modes() == ["predict"] and scenario.captures.geo_grid
+    header = 4 if grid_predict else 8 * (scenario.overlap.patch // 16) ** 2
+    payload_kib = (header + 8 * (scenario.dlrc.priority == "backlog")) / 1024.0
     flows = FlowOracle(eph.positions_km, participants, payload_kib, scenario, scenario.time.step_s)
     plan, contact_stats = contact_plan_for(scenario, eph, participants, duration_s)
     stage(f"ground: {'abstract downlink' if scenario.ground.downlink else 'stations'}, "
@@ -135,7 +139,9 @@ def run_mission(scenario, run) -> dict:
     in_flight, round_mb = rounds_in_flight(scenario, codec)
     mission = Mission(scenario, codec, work, flows, plan, duration_s, in_flight, captures)
     mission.run()
-    stage(f"routing: signature flows ({payload_kib:g} KiB) routed at {len(flows.cache)} instants")
+    stage(f"routing: {'header' if grid_predict else 'signature'} flows ({payload_kib:g} KiB)"
+          f"{' and predictive streams' if scenario.dlrc.modes() == ['predict'] else ''} routed at "
+          f"{len(flows.cache)} instants")
     table = production_periods(pd.DataFrame(mission.rows), scenario)
     deliveries = pd.DataFrame(mission.deliveries,
                               columns=["world", "slot", "first_round", "t_s", "bits", "raw_equivalent_bits"])

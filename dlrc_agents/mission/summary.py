@@ -149,6 +149,13 @@ def summarise_mission(scenario, table, deliveries, ground, sync_table, contact_s
         "decode_exact": bool(gr["dlrc"]["decode_exact"].all()) if len(gr["dlrc"]) else None,
         "sync_round_s": {"mean": float(sync.mean()), "max": float(sync.max())} if len(sync) else None,
         "sync_rounds_incomplete": incomplete,  # a signature flow never arrived (unreachable peer)
+        "dlrc_mode": scenario.dlrc.modes()[0],
+        # what the satellites send each other over the ISLs per capture round: signatures (copy mode) or
+        # tile origins on the grid, and in predict mode the streams the lower-priority satellites decode
+        "isl_bytes_per_round": {"mean": float(sync_table["isl_bytes"].mean()),
+                                "per_satellite": float((sync_table["isl_bytes"] / sync_table["participants"]).mean())}
+        if len(sync_table) else None,
+        "predicted_fraction": w(dl, "predicted_fraction") if "predicted_fraction" in dl else None,
         "peer_timeouts": int(dl_all["timed_out"].sum()) if len(dl_all) else 0,
         # on-board time per patch, and the production period the formulas use (the same unless captures
         # come at set times: then one patch per capture)
@@ -166,6 +173,8 @@ def summarise_mission(scenario, table, deliveries, ground, sync_table, contact_s
         # wait for the peers' signatures, arbitration + coding; the production period is t_D
         "t_dlrc_parts_s": {k: w(dl, col) for k, col in (("front", "t_front_s"), ("modelling", "t_modelling_s"),
                                                          ("sync_wait", "sync_wait_s"), ("back", "t_back_s"),
+                                                         *((("peer_decode", "t_peer_decode_s"),)
+                                                           if "t_peer_decode_s" in dl else ()),
                                                          ("latency", "latency_per_patch_s"),
                                                          ("period", "time_per_patch_s"))} if len(dl) else None,
         "delivered_bits": delivered,
