@@ -9,7 +9,7 @@ embedded, so the page opens with no server and no network) showing, at each fram
 - the routed paths of one sync round among the participants (minimum-delay routing of the
   first payload, :func:`edgespacecom.routing.route_participants`), coloured by hop delay; hovering
   a hop's midpoint gives its range, rate and delay;
-- the ground stations and the satellites in contact (elevation above the station's mask);
+- the ground stations and the participants in contact (elevation above the station's mask);
 - the regions of a many-region run, coloured by their mean slowdown (``regions.csv`` of the run);
 - the captures of a mission (``capture_rounds.csv``): the satellites imaging the target.
 
@@ -219,13 +219,14 @@ def view_data(scenario, run_dir: Path | None = None, at=None, frames: int = DEFA
                          f"hop delay {ms:.2f} ms ({payload:g} KiB)" for a, b, d, ms, r in sel]}
         # ground stations and the satellites in contact
         cl, co, ct = [], [], []
-        for st in stations:
-            el = elevation_deg(st["itrs"], pos)
-            for i in np.nonzero(el >= st["min_elevation_deg"])[0]:
+        for st in stations:  # the participants (who downlink) in contact: above the station's mask
+            el = elevation_deg(st["itrs"], pos[part])
+            for i in part[el >= st["min_elevation_deg"]]:
+                el_i = float(elevation_deg(st["itrs"], pos[i:i + 1])[0])
                 cl += [st["lat_deg"], round(float(lat[i]), 2), None]
                 co += [st["lon_deg"], round(float(lon[i]), 2), None]
-                ct.append(f"{st['name']} – {names[i]}: elevation {el[i]:.1f}°")
-        traces["contacts"] = {"lat": cl, "lon": co}
+                ct += [f"{st['name']} – {names[i]}: elevation {el_i:.1f}°"] * 2 + [None]
+        traces["contacts"] = {"lat": cl, "lon": co, "text": ct}
         # a mission's captures at this instant (within half a frame step)
         traces["capturing"] = {"lat": _rounded(lat[cap]), "lon": _rounded(lon[cap]),
                                "text": [f"{names[i]} images the target" for i in cap]}
@@ -340,7 +341,7 @@ _STYLE = {
     "footprints": dict(mode="lines", line=dict(width=1.2, color="#ff7f0e"), hoverinfo="skip"),
     "participants": dict(mode="markers", marker=dict(size=8, color="#ff7f0e", line=dict(width=1, color="black")),
                          hoverinfo="text"),
-    "contacts": dict(mode="lines", line=dict(width=1.5, color="#9467bd", dash="dot"), hoverinfo="skip"),
+    "contacts": dict(mode="lines", line=dict(width=1.5, color="#9467bd", dash="dot"), hoverinfo="text"),
     "capturing": dict(mode="markers", marker=dict(size=12, color="rgba(0,0,0,0)", line=dict(width=2, color="#e377c2"),
                                                   symbol="circle"), hoverinfo="text"),
 }

@@ -135,3 +135,49 @@ def test_the_view_in_a_real_browser(run_dir):
     assert after_label != before_label
     geo = before[100:700, 250:950]  # the globe's part of the page
     assert np.abs(after[100:700, 250:950] - geo).sum(axis=2).astype(bool).mean() > 0.002
+
+
+def test_a_many_region_run_colours_its_regions_by_slowdown(tmp_path):
+    out = tmp_path / "regions"
+    path = _sync_scenario(tmp_path, regions=[{"name": "a", "lat_deg": 30.0, "lon_deg": 114.0},
+                                             {"name": "b", "lat_deg": 0.0, "lon_deg": 20.0},
+                                             {"name": "c", "lat_deg": -20.0, "lon_deg": -60.0}])
+    assert main(["run", str(path), "--out", str(out)]) == 0
+    import pandas as pd
+
+    table = pd.read_csv(out / "regions.csv")
+    data = _figure_json((out / "view.html").read_text())
+    regions = next(t for t in data if t["name"] == "regions (mean slowdown)")
+    assert regions["marker"]["color"] == pytest.approx(table["slowdown_mean_8"].tolist(), abs=1e-4)
+    assert regions["marker"]["showscale"] is True
+    assert all(n in " ".join(regions["text"]) for n in ("a", "b", "c"))
+
+
+def test_a_geometric_mission_view_shows_its_captures_and_stations(tmp_path):
+    """A mission whose participants come from the sensor's footprints: the frames' capturing satellites
+    and participants are those of capture_rounds.csv at that instant; stations and contacts drawn."""
+    import pandas as pd
+
+    from .test_mission import _scenario
+
+    path = _scenario(tmp_path, None, **{"participants": {"count": 3, "selection": "geometric"},
+                                        "sensor": {"swath_km": 400, "max_off_nadir_deg": 45, "target_km": 5},
+                                        "constellation": {"walker": {"inclination_deg": 53.0, "total": 200,
+                                                                     "planes": 10, "phasing": 1, "altitude_km": 550.0}},
+                                        "time.duration_h": 1, "time.step_s": 60,
+                                        "ground": {"stations": [{"name": "Miyun", "lat_deg": 40.45,
+                                                                 "lon_deg": 116.85}], "rate_bps": 1e6},
+                                        "codec": {"architecture": "bmshj2018-hyperprior", "lambdas": [0.0067]},
+                                        "outputs": {"view_frames": 61}})
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out)]) == 0
+    html = (out / "view.html").read_text()
+    data = _figure_json(html)
+    assert "ground stations" in {t.get("name") for t in data}
+    caps = pd.read_csv(out / "capture_rounds.csv")
+    assert len(caps)
+    frames = json.loads(re.search(r"Plotly\.addFrames\('edgespacecom-view',\s*(\[.*\])\);\s*\}\)", html, re.S).group(1))
+    names = [t["name"] for t in data]
+    capturing = names.index("capturing") - names.index("satellites")  # within a frame's traces
+    seen = sum(len(f["data"][capturing]["lat"]) > 0 for f in frames)
+    assert seen == caps["t_s"].round(-1).nunique()  # one frame a minute: each capture's frame shows it
