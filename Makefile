@@ -53,12 +53,12 @@ data: $(STAMP)
 # The recipe of docs/training.md (crops resampled from regions up to 2x larger, transforms in
 # bf16); the step counts are the shipped ones, the exported model is the step the validation
 # split (NAIP 2009) chooses. Several hours on 2 cores, far less on a GPU (--device auto takes
-# one when torch sees it). Writes dlrc_agents/weights/ (explicitly: train's default is
+# one when torch sees it). Writes dlrc_agents/codecs/weights/ (explicitly: train's default is
 # $$EDGESPACECOM_WEIGHTS, never the package).
 DEVICE ?= auto
 TRAIN := $(VENV)/bin/edgespacecom train --batch 8 --crop 128 --lr 3e-4 --threads 1 --device $(DEVICE)
 SHIPPED_TRAIN := $(TRAIN) --downscale 2 --precision bf16
-W := dlrc_agents/weights
+W := dlrc_agents/codecs/weights
 models: $(STAMP)
 	$(SHIPPED_TRAIN) --arch bmshj2018-hyperprior --lambda 0.0067 --steps 10000 --out runs/bmshj2018-hyperprior_lambda0.0067 \
 	    --export $(W)/bmshj2018-hyperprior_lambda0.0067.pt
@@ -77,7 +77,7 @@ models: $(STAMP)
 # (default ~/.cache/edgespacecom/weights), where the rd scenarios find them.
 models-context: $(STAMP)
 	$(TRAIN) --arch mbt2018 --lambda 0.0067 --channels 128 192 --steps 1000 --out runs/mbt2018_lambda0.0067 \
-	    --init dlrc_agents/weights/mbt2018-mean_lambda0.0067.pt
+	    --init dlrc_agents/codecs/weights/mbt2018-mean_lambda0.0067.pt
 	$(TRAIN) --arch cheng2020-anchor --lambda 0.0067 --steps 800 --out runs/cheng2020-anchor_lambda0.0067
 	$(TRAIN) --arch elic2022-official --lambda 0.0067 --steps 800 --out runs/elic2022-official_lambda0.0067
 

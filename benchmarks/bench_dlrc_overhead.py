@@ -40,12 +40,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dlrc_agents.codecs import load_codec  # noqa: E402
-from dlrc_agents.data import read_rgb  # noqa: E402
+from dlrc_agents.codecs.registry import load_codec  # noqa: E402
+from dlrc_agents.common.data import read_rgb  # noqa: E402
 from edgespacecom.datasets import registry  # noqa: E402
 from dlrc_agents.dlrc.onboard import CODEC_STAGES, DLRC_STAGES, DLRCConfig, encode_group  # noqa: E402
-from dlrc_agents.overlap import draw_observation, window_for_overlap  # noqa: E402
-from dlrc_agents.rd import patch_tensor, per_satellite_times  # noqa: E402
+from dlrc_agents.studies.overlap import draw_observation, window_for_overlap  # noqa: E402
+from dlrc_agents.common.imaging import patch_tensor  # noqa: E402
+from dlrc_agents.studies.rd import per_satellite_times
 from edgespacecom.outputs import atomic_write_text, write_figure, write_json  # noqa: E402
 
 SCENE = registry().path("eo:rgb/test/inria_bellingham1_1024.tif")  # shipped with the package

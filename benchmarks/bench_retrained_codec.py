@@ -24,10 +24,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dlrc_agents.codec_rd import crop_to_multiple  # noqa: E402
-from dlrc_agents.codecs import load_checkpoint, load_codec  # noqa: E402
-from dlrc_agents.data import TEST_GLOBS, VALIDATION_GLOBS, read_rgb, scene_names  # noqa: E402
-from dlrc_agents.measures import quality, to_tensor  # noqa: E402
+from dlrc_agents.studies.codec_rd import crop_to_multiple  # noqa: E402
+from dlrc_agents.codecs.registry import load_checkpoint, load_codec  # noqa: E402
+from dlrc_agents.common.data import TEST_GLOBS, VALIDATION_GLOBS, read_rgb, scene_names  # noqa: E402
+from dlrc_agents.common.imaging import quality, to_tensor  # noqa: E402
 from edgespacecom.outputs import write_json  # noqa: E402
 
 J2K_RATES = (0.05, 0.08, 0.12, 0.18, 0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0)
@@ -48,7 +48,7 @@ def jpeg2000_at(image: np.ndarray, bpp: float, ladder: list) -> float:
 
 
 def main(argv=None) -> int:
-    from dlrc_agents import jpeg2000
+    from dlrc_agents.codecs import jpeg2000
 
     ap = argparse.ArgumentParser()
     ap.add_argument("candidate", type=Path)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from edgespacecom.kinds import Command, ScenarioKind, register_command, register_kind
 
-from .config import (CodecRDScenario, DLRCAblationScenario, DownstreamScenario, MissionScenario, MultiviewScenario,
-                     RDScenario)
+from dlrc_agents.studies.config import (CodecRDScenario, DLRCAblationScenario, DownstreamScenario, MultiviewScenario, RDScenario)
+from dlrc_agents.mission.config import MissionScenario
 
 
 #: Checkpoints of each distinct codec section seen in this process (a sweep's points mostly share
@@ -22,7 +22,7 @@ _CODEC_FILES: dict[str, dict[str, Path]] = {}
 
 
 def _codec_files(codec_cfg) -> dict[str, Path]:
-    from .codec_files import checkpoint_files  # torch-free
+    from dlrc_agents.codecs.files import checkpoint_files  # torch-free
 
     key = codec_cfg.model_dump_json()
     if key not in _CODEC_FILES:
@@ -37,7 +37,7 @@ def _scenes(scenario) -> dict[str, Path]:
 @functools.lru_cache(maxsize=256)
 def _scene_files(patterns: tuple) -> tuple:
     """The scenes of a data section, once per distinct list in a process (as :func:`_codec_files_of`)."""
-    from .data import scene_names
+    from dlrc_agents.common.data import scene_names
 
     return tuple(scene_names(list(patterns)).items())
 
@@ -54,7 +54,7 @@ def codec_scenario_inputs(scenario) -> dict[str, Path]:
 
 
 def codec_rd_inputs(scenario) -> dict[str, Path]:
-    from .data import scene_names
+    from dlrc_agents.common.data import scene_names
 
     inputs = _scenes(scenario)
     for band_set in scenario.band_sets:
@@ -65,17 +65,17 @@ def codec_rd_inputs(scenario) -> dict[str, Path]:
 
 
 register_kind(ScenarioKind(
-    name="rd", schema=RDScenario, runner="dlrc_agents.rd:run_rd", formatter="dlrc_agents.rd:format_rd_summary",
+    name="rd", schema=RDScenario, runner="dlrc_agents.studies.rd:run_rd", formatter="dlrc_agents.studies.rd:format_rd_summary",
     inputs=codec_scenario_inputs, sweep_y=("bpp_reduction",),
     description="R–D of a codec with and without DLRC on overlapping patches (Figures 6, 7)"))
 register_kind(ScenarioKind(
-    name="codec_rd", schema=CodecRDScenario, runner="dlrc_agents.codec_rd:run_codec_rd",
-    formatter="dlrc_agents.codec_rd:format_codec_rd_summary", inputs=codec_rd_inputs, sweep_y=("psnr",),
+    name="codec_rd", schema=CodecRDScenario, runner="dlrc_agents.studies.codec_rd:run_codec_rd",
+    formatter="dlrc_agents.studies.codec_rd:format_codec_rd_summary", inputs=codec_rd_inputs, sweep_y=("psnr",),
     description="learned codecs against JPEG and JPEG 2000 on whole scenes and N-band data"))
 
 
 def downstream_inputs(scenario) -> dict[str, Path]:
-    from .data import scene_names
+    from dlrc_agents.common.data import scene_names
 
     inputs = {}
     for model in scenario.models:
@@ -91,24 +91,24 @@ def downstream_inputs(scenario) -> dict[str, Path]:
 
 
 register_kind(ScenarioKind(
-    name="downstream", schema=DownstreamScenario, runner="dlrc_agents.downstream:run_downstream",
-    formatter="dlrc_agents.downstream:format_downstream_summary", inputs=downstream_inputs, sweep_y=("f1_pos",),
+    name="downstream", schema=DownstreamScenario, runner="dlrc_agents.studies.downstream:run_downstream",
+    formatter="dlrc_agents.studies.downstream:format_downstream_summary", inputs=downstream_inputs, sweep_y=("f1_pos",),
     description="products of decoded bands against labels: index thresholds (NDWI water) and U-Nets "
                 "trained on decoded data (clouds, water, buildings), per codec and rate; joint training"))
 register_kind(ScenarioKind(
-    name="dlrc_ablation", schema=DLRCAblationScenario, runner="dlrc_agents.ablation:run_ablation",
-    formatter="dlrc_agents.ablation:format_ablation_summary", inputs=codec_scenario_inputs,
+    name="dlrc_ablation", schema=DLRCAblationScenario, runner="dlrc_agents.studies.ablation:run_ablation",
+    formatter="dlrc_agents.studies.ablation:format_ablation_summary", inputs=codec_scenario_inputs,
     sweep_y=("bpp_reduction",), description="DLRC against k and the representative strategy (Figure 12)"))
 register_kind(ScenarioKind(
-    name="mission", schema=MissionScenario, runner="dlrc_agents.mission:run_mission",
-    formatter="dlrc_agents.mission:format_mission_summary", inputs=codec_scenario_inputs,
+    name="mission", schema=MissionScenario, runner="dlrc_agents.mission.run:run_mission",
+    formatter="dlrc_agents.mission.summary:format_mission_summary", inputs=codec_scenario_inputs,
     sweep_y=("g_down_analytic", "g_down_analytic_paper", "g_down_simulated"),
-    sweep_figures="dlrc_agents.mission:sweep_figures",
+    sweep_figures="dlrc_agents.mission.summary:sweep_figures",
     description="SimPy agents, real DLRC, routed signature flows, ground segment, G_down"))
 
 
 def joint_train_command(args, out: Path) -> int:
-    from .segmentation import joint_command
+    from dlrc_agents.studies.segmentation import joint_command
 
     scenario, sep, task = args.joint_task.rpartition(":")
     if not sep or not scenario or not task:
@@ -166,8 +166,8 @@ def train_arguments(parser) -> None:
 
 
 def train_command(args) -> int:
-    from .codecs import lambda_tag
-    from .train import train
+    from dlrc_agents.codecs.registry import lambda_tag
+    from dlrc_agents.codecs.train import train
 
     out = args.out or Path("runs") / f"{args.arch}_lambda{lambda_tag(args.lmbda)}"
     if args.joint_task:
@@ -196,7 +196,7 @@ register_command(Command(name="figure-a2", help="Figure A2 twice: the paper's mo
 
 
 def multiview_inputs(scenario) -> dict[str, Path]:
-    from .data import scene_names
+    from dlrc_agents.common.data import scene_names
 
     inputs = _codec_files(scenario.codec)
     names = (scene_names(scenario.data.scenes) if scenario.data.scenes
@@ -210,6 +210,6 @@ def multiview_inputs(scenario) -> dict[str, Path]:
 
 
 register_kind(ScenarioKind(
-    name="multiview", schema=MultiviewScenario, runner="dlrc_agents.multiview:run_multiview",
-    formatter="dlrc_agents.multiview:format_multiview_summary", inputs=multiview_inputs, sweep_y=("bpp_reduction",),
+    name="multiview", schema=MultiviewScenario, runner="dlrc_agents.studies.multiview:run_multiview",
+    formatter="dlrc_agents.studies.multiview:format_multiview_summary", inputs=multiview_inputs, sweep_y=("bpp_reduction",),
     description="DLRC on real simultaneous multi-view captures (Pléiades), orthorectified from their RPCs"))

@@ -18,7 +18,8 @@ from .kinds import kinds
 
 def _type_name(annotation) -> str:
     text = str(annotation).replace("typing.", "").replace("pathlib.", "").replace("<class '", "").replace("'>", "")
-    text = text.replace("edgespacecom.config.", "").replace("dlrc_agents.config.", "").replace("datetime.", "")
+    # a schema's module path (the core's config, or a kind's own schema module) says nothing to a user
+    text = re.sub(r"\b(?:[a-z_]+\.)+(?=[A-Z])", "", text).replace("datetime.", "")
     text = re.sub(r"Annotated\[Path, AfterValidator\(func=<function resolve_relative at 0x[0-9a-f]+>\), "
                   r"AfterValidator\(func=<function existing_file at 0x[0-9a-f]+>\)\]",
                   "existing file (relative to the scenario file)", text)

@@ -37,7 +37,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def scene():
     """The Bellingham 1 test scene (1024², RGB, uint8)."""
-    from dlrc_agents.data import read_rgb
+    from dlrc_agents.common.data import read_rgb
 
     return read_rgb(eo("rgb/test/inria_bellingham1_1024.tif"))
 
@@ -56,7 +56,7 @@ def random_checkpoint(path, architecture: str = "bmshj2018-hyperprior", seed: in
     """A small (N=32, M=48) randomly initialised model of ``architecture`` exported as a checkpoint."""
     import torch
 
-    from dlrc_agents.codecs import build_model, export_checkpoint
+    from dlrc_agents.codecs.registry import build_model, export_checkpoint
 
     torch.manual_seed(seed)
     model = build_model(architecture, 32, 48)

@@ -118,7 +118,7 @@ def encode_alone_jpeg2000(image, bpp: float, satellite: int = 0, capture: int = 
                           mct: bool = True) -> SatelliteBitstream:
     """An 8-bit image (H, W, B) coded by JPEG 2000 at ``bpp``, as a codec-alone container (header,
     capture, members, CRC and, with a key, HMAC as for the learned codecs; latent_c holds the band count)."""
-    from .. import jpeg2000
+    from dlrc_agents.codecs import jpeg2000
 
     h, w = image.shape[:2]
     bands = 1 if image.ndim == 2 else image.shape[2]
@@ -135,7 +135,7 @@ def decode_alone_jpeg2000(data: bytes, key: bytes | None = None, capture: int | 
                           bounds: DecodeBounds | None = None):
     """The samples (H, W, B) of a JPEG 2000 codec-alone container, decoded from its codestream by the
     library that wrote it, after the container's checks; the codestream must match the header."""
-    from .. import jpeg2000
+    from dlrc_agents.codecs import jpeg2000
 
     p = read_alone(data, JPEG2000_FINGERPRINT, key, capture, bounds)
     if p.model != "jpeg2000":  # the fingerprint already says so; the label must agree

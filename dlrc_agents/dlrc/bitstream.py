@@ -383,7 +383,7 @@ class SatelliteBitstream:
 
     def _prediction_order(self) -> np.ndarray | None:
         """Dense maps are predicted in decoding order (None: raster order, nothing to permute)."""
-        from ..codecs import family
+        from dlrc_agents.codecs.registry import family
         from .context import decode_order
 
         fam = family(self.model)

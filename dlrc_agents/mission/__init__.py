@@ -57,9 +57,8 @@ time), :mod:`.onboard` (the real DLRC and baseline work of each round), :mod:`.a
 plans, delivered volume), :mod:`.summary` (G_down, figures, the printed table) and
 :mod:`.run` (the runner of the ``mission`` kind), :mod:`.decodable` (when each patch becomes
 decodable) and :mod:`.compare` (Figure A2, the paper's model next to the realistic one).
+
+Its schema is :mod:`.config` (torch-free: validating a scenario imports nothing else here). A new
+priority policy goes in :meth:`.agents.Mission.priority_order` and the ``dlrc.priority`` literal of
+:mod:`dlrc_agents.common.config`.
 """
-
-from .run import run_mission
-from .summary import format_mission_summary, sweep_figures
-
-__all__ = ["run_mission", "format_mission_summary", "sweep_figures"]

@@ -16,7 +16,7 @@ from ..dlrc.alone import decode_alone, decode_alone_jpeg2000
 from ..dlrc.bitstream import DecodeBounds
 from ..dlrc.onboard import intended_from_references
 from ..dlrc.reconstructor import parse_round, reconstruct_parsed
-from ..rd import quality, to_tensor
+from dlrc_agents.common.imaging import quality, to_tensor
 from .compute import ComputeModel
 from .onboard import OnboardWork, RealRound
 

@@ -14,8 +14,9 @@ from ..dlrc.arbiter import arbitrate
 from ..dlrc.context import decode_order
 from ..dlrc.onboard import (DLRCConfig, OnboardState, analyse, code_context, finish, model_entropy, parse_signature_payload,
                             recognizer_for, signature_payload, timed)
-from ..overlap import draw_observation, window_for_overlap
-from ..rd import capture_group, to_uint8
+from dlrc_agents.studies.overlap import draw_observation, window_for_overlap
+from dlrc_agents.studies.capture import capture_group
+from dlrc_agents.common.imaging import to_uint8
 
 # ---------------------------------------------------------------- real on-board work
 
@@ -28,8 +29,8 @@ def jpeg2000_baseline(codec, x: torch.Tensor, cfg, satellite: int, capture: int,
     which JPEG 2000 reaches the learned codec's PSNR on this patch (its own decode, quantised to 8 bits)."""
     import time
 
-    from .. import jpeg2000
-    from ..rd import quality
+    from dlrc_agents.codecs import jpeg2000
+    from dlrc_agents.common.imaging import quality
     from ..dlrc.alone import encode_alone_jpeg2000
 
     image = to_uint8(x)

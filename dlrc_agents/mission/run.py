@@ -9,8 +9,8 @@ import torch
 
 from edgespacecom.outputs import write_figure, write_table
 
-from ..codecs import load_codecs
-from ..data import read_rgb, scene_names
+from dlrc_agents.codecs.registry import load_codecs
+from dlrc_agents.common.data import read_rgb, scene_names
 from ..dlrc.auth import mission_key
 from .agents import FlowOracle, Mission
 from .decodable import decodability

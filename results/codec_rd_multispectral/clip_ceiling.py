@@ -7,8 +7,8 @@ Run from the repository root after `make -j2 models-multispectral`:
 
 import numpy as np
 
-from dlrc_agents.codecs import load_codec
-from dlrc_agents.data import read_band_set
+from dlrc_agents.codecs.registry import load_codec
+from dlrc_agents.common.data import read_band_set
 
 SETS = {  # band count: (band set of scenarios/codec_rd_multispectral.yaml, rows)
     1: (["eo:segmentation/spacenet_pan_buildings/sample_geotiff.tif"], (704, 896)),

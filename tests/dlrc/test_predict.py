@@ -1,0 +1,218 @@
+"""Predictive inter-satellite coding (dlrc.mode: predict): references from the shared grid, residual
+coding through CompressAI's Gaussian conditional, exact decoding from bytes, identity with the codec
+alone, the lost-stream path and refusals."""
+
+import numpy as np
+import pytest
+import torch
+
+from dlrc_agents.codecs.registry import build_model, codec_from_model, load_codec
+from dlrc_agents.dlrc import predict
+from dlrc_agents.dlrc.bitstream import BitstreamError, SatelliteBitstream, pack_container, split_container
+from dlrc_agents.dlrc.onboard import DLRCConfig, encode_group, needed_streams
+from dlrc_agents.dlrc.reconstructor import reconstruct
+
+from tests.conftest import crops
+
+PREDICT = DLRCConfig(mode="predict")
+
+
+@pytest.fixture(scope="module", params=["bmshj2018-hyperprior", "mbt2018-mean"])
+def small_codec(request):
+    torch.manual_seed(1)
+    return codec_from_model(build_model(request.param, 32, 48), request.param, 32, 48)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_codec("bmshj2018-hyperprior", lmbda=0.0067)
+
+
+def _noisy(images: dict, sigma: float, seed: int = 0) -> dict:
+    """The same captures with independent sensor noise of σ DN per satellite, requantised to 8 bits."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for s, x in images.items():
+        noise = torch.from_numpy(rng.normal(0.0, sigma, x.shape)).float() / 255.0
+        out[s] = torch.round(((x + noise).clamp(0, 1)) * 255.0) / 255.0
+    return out
+
+
+# ----------------------------------------------------------------------- references
+
+
+def test_grid_references_by_hand():
+    # three 4×4-position tiles (64 px, stride 16): 1 lies one cell right of 0, 2 one cell down of 0
+    # and 3 px off the stride (shares no latent cell with anyone)
+    origins = {0: (0, 0), 1: (0, 16), 2: (16, 0), 3: (5, 0)}
+    refs = predict.grid_references(origins, [0, 1, 2, 3], 4, 4, 16)
+    n = 16
+    assert np.array_equal(refs[0], np.arange(n))  # the first satellite references nothing
+    # satellite 1: its column c is satellite 0's column c + 1, for c = 0..2; its last column is its own
+    r1 = refs[1].reshape(4, 4)
+    assert np.array_equal(r1[:, :3], 0 * n + (np.arange(4)[:, None] * 4 + np.arange(1, 4)[None]))
+    assert np.array_equal(r1[:, 3], 1 * n + np.arange(4) * 4 + 3)
+    # satellite 2: rows 0..2 from satellite 0 (higher priority than 1, which also holds some)
+    r2 = refs[2].reshape(4, 4)
+    assert np.all(r2[:3] // n == 0) and np.array_equal(r2[:3] % n, np.arange(4, 16).reshape(3, 4))
+    # its last row: satellite 1 holds columns 1..3 of it (ground row 4 is outside 0 and 1), so own
+    assert np.all(r2[3] // n == 2)
+    assert np.array_equal(refs[3], 3 * n + np.arange(n))
+    # priority order decides the holder
+    refs_b = predict.grid_references(origins, [1, 0, 2, 3], 4, 4, 16)
+    assert np.all(refs_b[0].reshape(4, 4)[:, 1:] // n == 1)
+
+
+def test_needed_streams_follow_chains():
+    n = 4
+    refs = {0: np.arange(4), 1: np.array([0, 1, 1 * n + 2, 1 * n + 3]), 2: np.array([1 * n, 2 * n + 1, 2 * n + 2, 2 * n + 3])}
+    assert needed_streams(refs, 0, n) == set()
+    assert needed_streams(refs, 1, n) == {0}
+    assert needed_streams(refs, 2, n) == {0, 1}  # 2 references 1, which references 0
+
+
+def test_scale_indexes_equal_compressai(shipped):
+    gc = shipped.model.gaussian_conditional
+    torch.manual_seed(0)
+    scales = torch.exp(torch.randn(1, 192, 8, 8) * 3)
+    scales[0, 0, 0, :4] = torch.tensor([0.0, gc.scale_table[5].item(), gc.scale_table[-1].item(), 1e9])
+    assert torch.equal(predict.scale_indexes(gc, scales), gc.build_indexes(scales))
+
+
+def test_flags_round_trip():
+    rng = np.random.default_rng(0)
+    flags = rng.random(300) < 0.8
+    p1 = int(round(65536 * flags.mean()))
+    data = predict.encode_flags(flags, p1)
+    assert len(data) < 300 / 8  # below one bit a flag at a skewed frequency
+    assert np.array_equal(predict.decode_flags(data, 300, p1), flags)
+
+
+# ----------------------------------------------------------------------- coding
+
+
+@pytest.mark.parametrize("sigma", [0.0, 2.0])
+def test_predict_decodes_exactly_and_equals_codec_alone(small_codec, scene, sigma):
+    origins = {0: (0, 0), 1: (0, 64), 2: (64, 32)}
+    images = _noisy(crops(scene, list(origins.values()), 128), sigma)
+    group = encode_group(small_codec, images, PREDICT, origins=origins)
+    decoded = reconstruct(small_codec, list(group.streams.values()))
+    for s, x in images.items():
+        out = small_codec.model.compress(x)  # the codec alone, CompressAI's own path
+        alone = small_codec.model.decompress(out["strings"], out["shape"])["x_hat"]
+        assert torch.equal(decoded[s]["y_tilde"], group.latents[s].y_hat[0])
+        assert torch.equal(decoded[s]["x_hat"], alone)
+    assert group.predictions[0].candidates == 0
+    for s in (1, 2):  # a satellite where prediction pays nowhere sends no map and no flags
+        p = SatelliteBitstream.from_bytes(group.streams[s])
+        if not group.predictions[s].predicted.any():
+            assert p.maps == {} and len(p.side_string) == 3 and group.predictions[s].candidates == 0
+        else:
+            assert s in p.maps and group.predictions[s].candidates == (8 * 4 if s == 1 else group.predictions[s].candidates)
+    assert group.exchange_bytes[0] == 0 and group.exchange_bytes[1] == len(group.streams[0])
+    assert group.exchange_bytes[2] == len(group.streams[0]) + len(group.streams[1])
+
+
+def test_predict_saves_on_overlap_under_noise(shipped, scene):
+    """Real weights, four overlapping 256² captures with σ = 2 DN noise each: predict sends fewer
+    bytes than the codec alone, and than copy, which loses its matches to the noise."""
+    origins = {0: (256, 256), 1: (320, 288), 2: (224, 352), 3: (384, 256)}
+    images = _noisy(crops(scene, list(origins.values())), 2.0)
+    alone = sum(len(s[0]) for x in images.values() for s in shipped.model.compress(x)["strings"])
+    pred = encode_group(shipped, images, PREDICT, origins=origins)
+    copy = encode_group(shipped, images, DLRCConfig())
+    sent_pred = sum(map(len, pred.streams.values()))
+    sent_copy = sum(map(len, copy.streams.values()))
+    assert sent_pred < 0.85 * alone  # every byte: containers, maps and side strings included
+    assert sent_pred < sent_copy
+    assert all(pred.predictions[s].predicted.sum() > 0.5 * pred.predictions[s].candidates for s in (1, 2, 3))
+
+
+def test_aligned_identical_captures_cost_almost_nothing(shipped, scene):
+    images = crops(scene, [(0, 0), (0, 0)], 128)
+    group = encode_group(shipped, images, PREDICT, origins={0: (0, 0), 1: (0, 0)})
+    assert group.predictions[1].predicted.all()
+    assert len(SatelliteBitstream.from_bytes(group.streams[1]).y_string) < 0.1 * len(
+        SatelliteBitstream.from_bytes(group.streams[0]).y_string)
+
+
+def test_predict_without_origins_uses_the_arbiters_matches(shipped, scene):
+    images = crops(scene, [(0, 0), (0, 0), (32, 64)], 128)
+    group = encode_group(shipped, images, PREDICT)
+    assert group.arbitration is not None and group.predictions[1].candidates == 64
+    assert group.predictions[1].predicted.all()  # identical captures: every position from the peer
+    decoded = reconstruct(shipped, list(group.streams.values()))
+    assert all(torch.equal(decoded[s]["y_tilde"], group.latents[s].y_hat[0]) for s in images)
+
+
+def test_lost_reference_stream(shipped, scene):
+    origins = {0: (0, 0), 1: (0, 64)}
+    images = _noisy(crops(scene, list(origins.values()), 128), 1.0)
+    group = encode_group(shipped, images, PREDICT, origins=origins)
+    with pytest.raises(BitstreamError, match="missing"):
+        reconstruct(shipped, [group.streams[1]])
+    out = reconstruct(shipped, [group.streams[1]], lost="predict")[1]
+    predicted = torch.as_tensor(group.predictions[1].predicted)
+    assert predicted.any() and not predicted.all()
+    C = group.latents[1].y_hat.shape[1]
+    own = group.latents[1].y_hat[0].reshape(C, -1)
+    got = out["y_tilde"].reshape(C, -1)
+    # positions coded alone decode exactly; positions predicted from the lost stream take μ (0 for BMSHJ)
+    assert torch.equal(got[:, ~predicted], own[:, ~predicted])
+    assert torch.all(got[:, predicted] == 0)
+    assert out["predicted"] == 8 * 4  # positions that referenced the lost stream
+
+
+# ----------------------------------------------------------------------- refusals
+
+
+def test_predictive_container_checks(small_codec, scene):
+    origins = {0: (0, 0), 1: (0, 64)}
+    group = encode_group(small_codec, crops(scene, list(origins.values()), 128), PREDICT, origins=origins)
+    data = group.streams[1]
+    c = split_container(data)
+    # a side string naming a residual scale past the table
+    bad = pack_container(type(c)(c.fields, c.members, c.map_sats, [c.strings[0], c.strings[1], b"\xff" + c.strings[2][1:]],
+                                 c.map_section))
+    with pytest.raises(BitstreamError, match="scale index"):
+        reconstruct(small_codec, [group.streams[0], bad])
+    # predictive and codec-alone flags together
+    both = pack_container(type(c)(dict(c.fields, flags=c.fields["flags"] | 1), c.members, c.map_sats, c.strings,
+                                  c.map_section))
+    with pytest.raises(BitstreamError, match="codec-alone"):
+        SatelliteBitstream.from_bytes(both)
+    # the predictive flag on a two-string stream
+    two = pack_container(type(c)(c.fields, c.members, c.map_sats, c.strings[:2], c.map_section))
+    with pytest.raises(BitstreamError, match="predictive stream"):
+        SatelliteBitstream.from_bytes(two)
+    # predictive and copy streams in one round
+    copy = encode_group(small_codec, crops(scene, list(origins.values()), 128), DLRCConfig(map_transport="references"))
+    with pytest.raises(BitstreamError, match="mix predictive"):
+        reconstruct(small_codec, [group.streams[0], copy.streams[1]])
+
+
+def test_predict_config():
+    from pydantic import ValidationError
+
+    from dlrc_agents.mission.config import MissionScenario
+    from dlrc_agents.studies.config import RDScenario
+
+    rd = RDScenario.model_validate({"kind": "rd", "name": "x", "dlrc": {"mode": ["copy", "predict", "copy"]}})
+    assert rd.dlrc.modes() == ["copy", "predict"] and rd.dlrc.core()["mode"] == "copy"
+    with pytest.raises(ValidationError, match="context model"):
+        RDScenario.model_validate({"kind": "rd", "name": "x", "codec": {"architecture": "mbt2018"},
+                                   "dlrc": {"mode": "predict"}})
+    with pytest.raises(ValidationError, match="at least one mode"):
+        RDScenario.model_validate({"kind": "rd", "name": "x", "dlrc": {"mode": []}})
+    with pytest.raises(ValidationError, match="one mode"):  # a mission flies one; a sweep compares
+        MissionScenario.model_validate({"kind": "mission", "name": "x", "dlrc": {"mode": ["copy", "predict"]}})
+    with pytest.raises(ValidationError, match="titan_v"):
+        MissionScenario.model_validate({"kind": "mission", "name": "x", "dlrc": {"mode": "predict"},
+                                        "mission": {"compute": {"profile": "titan_v"}}})
+
+
+def test_the_configs_hyperprior_family_is_the_registrys():
+    from dlrc_agents.codecs.registry import ARCHITECTURES, family
+    from dlrc_agents.common.config import HYPERPRIOR_ARCHITECTURES
+
+    assert set(HYPERPRIOR_ARCHITECTURES) == {a for a in ARCHITECTURES if family(a) == "hyperprior"}

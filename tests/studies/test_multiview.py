@@ -1,0 +1,100 @@
+"""The multiview kind: RPCs read from OSSIM keyword lists, projection and footprints through GDAL's RPC
+transformer, tiles on the latent lattice, the relative correction, and a run on two real Pléiades
+views shipped with the package (Mont Ventoux, 33 s apart)."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from dlrc_agents.studies import multiview as mv
+from edgespacecom.cli import main
+
+from tests.conftest import eo
+
+LEFT, RIGHT = (eo(f"multiview/pleiades_ventoux_pair/{n}_image.tif") for n in ("left", "right"))
+
+
+def test_geom_rpc_and_projection_round_trip():
+    samples, rpc, offset = mv.read_view(LEFT)
+    assert samples.shape == (500, 500) and offset == (5000.0, 5000.0)  # a crop of the scene: its place in it
+    assert rpc.height_off == 1075 and len(rpc.line_num_coeff) == 20
+    h = 600.0
+    lon, lat = mv.footprint(rpc, samples.shape, offset, h)
+    rows, cols = mv.project(rpc, lon, lat, np.full(4, h), offset)
+    # the corners localised at h (GDAL iterates the inverse to about 0.1 px) and projected back land on the
+    # corner pixels (file coordinates)
+    np.testing.assert_allclose(rows, [0, 0, 499, 499], atol=0.15)
+    np.testing.assert_allclose(cols, [0, 499, 499, 0], atol=0.15)
+    # ~0.5 m pixels: the footprint spans about 250 m
+    grid = mv.GeoGrid.at(float(rpc.lat_off), 0.5)
+    r, c = grid.index(lon, lat)
+    assert 450 < np.ptp(r) < 560 and 450 < np.ptp(c) < 560
+
+
+def test_geom_refusals():
+    text = (LEFT.with_suffix(".geom")).read_text()
+    with pytest.raises(mv.MultiviewError, match="polynomial_format"):
+        mv.parse_geom(text.replace("polynomial_format:  B", "polynomial_format:  A"))
+    with pytest.raises(mv.MultiviewError, match="line_num_coeff_07"):
+        mv.parse_geom("\n".join(l for l in text.splitlines() if not l.startswith("line_num_coeff_07")))
+
+
+def test_inner_tile_sits_on_the_lattice_inside_the_footprint():
+    grid = mv.GeoGrid.at(44.0, 0.5)
+    # a footprint rotated by ~10° of about 600 px a side, placed anywhere
+    angle = np.radians(10)
+    corners = np.array([[0, 0], [0, 600], [600, 600], [600, 0]], float) @ np.array(
+        [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]).T + [1234.7, -987.3]
+    lon, lat = grid.lonlat(corners[:, 0], corners[:, 1])
+    tile = mv.inner_tile(grid, lon, lat, max_side=512)
+    assert tile.origin[0] % 16 == 0 and tile.origin[1] % 16 == 0
+    assert tile.size[0] % 64 == 0 and tile.size[1] % 64 == 0 and max(tile.size) <= 512
+    # every tile corner lies inside the quadrilateral
+    from matplotlib.path import Path as Polygon
+
+    poly = Polygon(corners)
+    t0, t1 = tile.origin, (tile.origin[0] + tile.size[0], tile.origin[1] + tile.size[1])
+    assert poly.contains_points([(t0[0], t0[1]), (t0[0], t1[1]), (t1[0], t1[1]), (t1[0], t0[1])]).all()
+    with pytest.raises(mv.MultiviewError, match="64 px tile"):
+        mv.inner_tile(grid, *grid.lonlat(np.array([0, 0, 60, 60.0]), np.array([0, 60, 60, 0.0])), 512)
+
+
+def test_shift_between_recovers_a_known_sub_pixel_shift():
+    rng = np.random.default_rng(0)
+    image = ndimage.gaussian_filter(rng.normal(size=(128, 128)), 1)
+    moved = ndimage.shift(image, (1.3, -2.7), order=3, mode="wrap")
+    dy, dx = mv.shift_between(image, moved)
+    # sampling the moved image (dy, dx) further matches the reference
+    assert abs(dy - 1.3) < 0.1 and abs(dx + 2.7) < 0.1
+
+
+def test_thumbnail_bytes_are_what_is_sent():
+    thumb = mv.thumbnail(np.arange(64 * 64, dtype=float).reshape(64, 64), 4, 0, 4095)
+    assert thumb.shape == (16, 16) and thumb.dtype == np.uint8
+    data = mv.thumbnail_bytes(thumb)
+    assert np.frombuffer(data[:4], "<u2").tolist() == [16, 16] and len(data) < 16 * 16 + 4
+
+
+@pytest.mark.slow
+def test_multiview_run_on_shipped_pleiades_views(tmp_path):
+    out = tmp_path / "out"
+    # no DEM: a constant height near the ground's (the RPCs' height offset, 1075 m, is the whole scene's)
+    assert main(["run", "scenarios/multiview_pleiades.yaml", "--set", f"data.scenes=[{LEFT},{RIGHT}]",
+                 "--set", "grid.height_m=500",
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {r["mode"]: r for r in summary["results"]}
+    assert set(rows) == {"copy", "predict"}
+    for r in rows.values():
+        for key in ("set", "mode", "bpp_reduction", "delta_psnr", "decode_exact", "residual_misregistration_px",
+                    "exchange_bytes_per_satellite"):
+            assert key in r
+        assert r["set"] == "custom" and r["decode_exact"] is True
+        assert 0.1 < r["overlap_fraction"] < 0.9  # a partial overlap
+        # the RPCs' relative bias is tens of pixels; the thumbnail's correction leaves about one
+        assert r["uncorrected_misregistration_px"] > 10 and r["residual_misregistration_px"] < 2
+    assert rows["predict"]["identical_to_codec_alone"] is True and rows["predict"]["delta_psnr"] == 0.0
+    for name in ("multiview_views.png", "multiview_saving.png", "multiview_limits.png", "multiview_patches.csv"):
+        assert (out / name).is_file()
