@@ -16,7 +16,7 @@ import torch
 from compressai.entropy_models import EntropyBottleneck
 
 from .bitstream import HYPER_STRIDE, LATENT_STRIDE, BitstreamError, DecodeBounds, SatelliteBitstream
-from .overread import padded
+from ..codecs.overread import padded
 
 
 def compressai_strings(codec) -> int:
@@ -72,7 +72,7 @@ def decode_alone(codec, data: bytes, key: bytes | None = None, capture: int | No
         raise BitstreamError(f"satellite {p.satellite}: {len(p.codec_strings)} strings, {codec.architecture} "
                              f"writes {compressai_strings(codec)}")
     shape = compressai_shape(codec, p.y_shape[1:], p.z_shape)
-    # every string padded for the most symbols any of them holds (ŷ's and ẑ's): see .overread
+    # every string padded for the most symbols any of them holds (ŷ's and ẑ's): see dlrc_agents.codecs.overread
     z_channels = max(m.channels for m in codec.model.modules() if isinstance(m, EntropyBottleneck))
     symbols = p.y_shape[0] * p.y_shape[1] * p.y_shape[2] + z_channels * p.z_shape[0] * p.z_shape[1]
     x_hat = codec.model.decompress([[padded(s, symbols)] for s in p.codec_strings], shape)["x_hat"]

@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from compressai.ans import BufferedRansEncoder, RansDecoder
 
 from .filter import code_z, decode_z
-from .overread import padded
+from ..codecs.overread import padded
 from .timing import timed
 
 KERNEL = 5  # the autoregressive context: 5×5 masked convolution
@@ -358,7 +358,7 @@ def context_code(model, family: str, side: torch.Tensor, plan: FillPlan, *, y: t
     if (y is None) == (y_string is None):
         raise ValueError("give exactly one of y (encode) and y_string (decode)")
     t = {} if timings is None else timings
-    # decoding: at most side's channels × H × W symbols (side holds ≥ C channels); see .overread
+    # decoding: at most side's channels × H × W symbols (side holds ≥ C channels); see dlrc_agents.codecs.overread
     sym = _Symbols(None if y_string is None else padded(y_string, side.numel()) if y_string else b"")
     walk = {"autoregressive": _walk_autoregressive, "checkerboard": _walk_checkerboard}.get(family)
     if walk is None:

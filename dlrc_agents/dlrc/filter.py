@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .overread import padded
+from ..codecs.hyperprior import code_z, decode_z, entropy_parameters  # noqa: F401 (their home is the codec)
+from ..codecs.overread import padded
 
 
 @dataclass
@@ -28,29 +29,6 @@ class HyperLatent:
     scales: torch.Tensor  # (1, C, H, W)
     means: torch.Tensor | None  # (1, C, H, W) or None
     y_hat: torch.Tensor  # (1, C, H, W) dequantised
-
-
-def entropy_parameters(model, z_hat: torch.Tensor, means: bool):
-    """(scales, means) of ŷ from ẑ, exactly as CompressAI's compress()/decompress() compute them."""
-    params = model.h_s(z_hat)
-    if means:
-        scales, mu = params.chunk(2, 1)
-        return scales, mu
-    return params, None
-
-
-def code_z(model, features: torch.Tensor) -> tuple[bytes, tuple[int, int], torch.Tensor]:
-    """z = h_a(features) through the entropy bottleneck: (z string, z shape, ẑ as the ground decodes it)."""
-    z = model.h_a(features)
-    z_strings = model.entropy_bottleneck.compress(z)
-    z_shape = tuple(z.size()[-2:])
-    return z_strings[0], z_shape, model.entropy_bottleneck.decompress(z_strings, z_shape)
-
-
-def decode_z(model, z_string: bytes, z_shape) -> torch.Tensor:
-    """Ground side: ẑ from the z string (padded: see :mod:`.overread`)."""
-    symbols = model.entropy_bottleneck.channels * int(z_shape[0]) * int(z_shape[1])
-    return model.entropy_bottleneck.decompress([padded(z_string, symbols)], tuple(z_shape))
 
 
 def hyper_analysis(model, y: torch.Tensor, means: bool) -> HyperLatent:

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from .bitstream import BitstreamError
-from .overread import padded
+from ..codecs.overread import padded
 
 #: Residual scale factors β (of the hyperprior's σ) a satellite may choose: 2^(−k/2), k = 0..15.
 BETA_LEVELS = tuple(2.0 ** (-k / 2.0) for k in range(16))

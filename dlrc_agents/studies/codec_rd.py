@@ -245,6 +245,33 @@ def codec_rd_figure(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame, columns: 
     return fig
 
 
+#: How close a rate-controlled stream must come to its target (relative).
+RATE_TOLERANCE = 0.02
+
+
+def rate_control_rows(scenario, scenes: dict) -> list[dict]:
+    """Every RGB scene coded at each ``target_bpp`` of each model section (:mod:`dlrc_agents.codecs.rate`):
+    the model and step chosen, the rate of the whole stream (strings and the 3 bytes of step and model),
+    decoded from those strings, PSNR and MS-SSIM."""
+    from dlrc_agents.codecs import rate
+
+    rows = []
+    for section in scenario.models:
+        if not section.target_bpp or section.bands != 3:
+            continue
+        ladder = load_codecs(section)
+        for name, img in progress(list(scenes.items()), desc=f"rate control {section.architecture}", unit="scene"):
+            x = to_tensor(img)
+            for target in section.target_bpp:
+                coded = rate.code_at_rate(ladder, x, target, RATE_TOLERANCE)
+                codec = sorted(ladder, key=lambda c: c.lmbda or 0.0)[coded.ladder_index]
+                psnr, msssim = quality(x, rate.decode(codec, coded))
+                rows.append({"architecture": section.architecture, "scene": name, "target_bpp": target,
+                             "bpp": coded.bpp, "rate_error": coded.bpp / target - 1.0, "lambda": coded.lmbda,
+                             "step": rate.step_of(coded.step_code), "psnr": psnr, "ms_ssim": msssim})
+    return rows
+
+
 def run_codec_rd(scenario, run) -> dict:
     """Run a validated scenario in ``run`` (:class:`edgespacecom.runner.RunContext`); return its summary."""
     from edgespacecom.progress import stage
@@ -278,6 +305,9 @@ def run_codec_rd(scenario, run) -> dict:
     if len(j2k_table):
         write_table(out_dir / "jpeg2000_rd.csv", j2k_table)
     write_figure(out_dir / "codec_rd.png", codec_rd_figure(model_table, jpeg_table, jpeg2000_rows=j2k_table))
+    rate_rows = rate_control_rows(scenario, scenes)
+    if rate_rows:
+        write_table(out_dir / "rate_control.csv", pd.DataFrame(rate_rows))
     band_rows = []
     for band_set in progress(scenario.band_sets, desc="band sets", unit="band set"):
         raw = read_band_set(band_set.files, band_set.bands, band_set.rows)
@@ -302,6 +332,10 @@ def run_codec_rd(scenario, run) -> dict:
                + [{"codec": "jpeg2000", "mct": r["mct"], "target_bpp": r["target_bpp"], "bands": 3, "scene": r["scene"],
                    "bpp": r["bpp"], "psnr": r["psnr"], "ms_ssim": r["ms_ssim"]} for r in jpeg2000_rows]
                + band_rows}
+    if rate_rows:
+        errors = [abs(r["rate_error"]) for r in rate_rows]
+        summary["rate_control"] = {"tolerance": RATE_TOLERANCE, "max_rate_error": max(errors),
+                                   "within_tolerance": bool(max(errors) <= RATE_TOLERANCE), "rows": rate_rows}
     if len(band_table) and (band_table["codec"] != "jpeg2000").any():
         ref = band_table[band_table["codec"] == "jpeg2000"]
         learned = band_table[band_table["codec"] != "jpeg2000"]
@@ -327,5 +361,14 @@ def format_codec_rd_summary(summary: dict) -> str:
            "BD-rate": "n/a" if b["bd_rate_pct"] is None else f"{b['bd_rate_pct']:+.1f} %",
            "BD-PSNR": "n/a" if b["bd_psnr_db"] is None else f"{b['bd_psnr_db']:+.2f} dB", "scenes": b["scenes"]}
           for b in summary.get("bjontegaard", [])]
-    return text + ("\n\nBjøntegaard deltas (model's λ ladder against the anchor's strongest setting, mean over scenes)\n"
-                   + pd.DataFrame(bd).to_string(index=False) if bd else "")
+    text += ("\n\nBjøntegaard deltas (model's λ ladder against the anchor's strongest setting, mean over scenes)\n"
+             + pd.DataFrame(bd).to_string(index=False) if bd else "")
+    rc = summary.get("rate_control")
+    if rc:
+        table = pd.DataFrame([{"model": r["architecture"], "scene": r["scene"], "target bpp": r["target_bpp"],
+                               "bpp": f"{r['bpp']:.4f}", "error": f"{100 * r['rate_error']:+.2f} %",
+                               "λ": r["lambda"], "step": f"{r['step']:.3f}", "PSNR [dB]": f"{r['psnr']:.2f}"}
+                              for r in rc["rows"]])
+        text += (f"\n\nRate control (every byte; ±{100 * rc['tolerance']:g} %: "
+                 f"{'all within' if rc['within_tolerance'] else 'NOT all within'})\n" + table.to_string(index=False))
+    return text

@@ -12,7 +12,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from edgespacecom.config import ScenarioBase, Strict, resolve_relative
 from edgespacecom.datasets import is_data_name
 
-from dlrc_agents.common.config import (CapturesConfig, CodecConfig, DLRCCodecConfig, DLRCSettings, DataConfig,
+from dlrc_agents.common.config import (HYPERPRIOR_ARCHITECTURES, CapturesConfig, CodecConfig, DLRCCodecConfig, DLRCSettings, DataConfig,
                                        OverlapConfig, _all_positive, _data_name, _data_names, _fixed_priority_only,
                                        _predict_needs_hyperprior)
 
@@ -133,11 +133,32 @@ class BandSetConfig(Strict):
     _resolve = field_validator("files")(classmethod(lambda cls, v, info: _data_names(v, info)))
 
 
+class RateControlledCodecConfig(CodecConfig):
+    """A codec of the codec_rd kind, optionally coded at requested rates as well as at its λ ladder."""
+
+    target_bpp: list[float] | None = Field(
+        None, min_length=1, description="also code every RGB scene at these rates [bpp, every byte], each within "
+                                        "±2 %: the λ ladder's model nearest above the target and a quantisation "
+                                        "step on its latent, bisected (dlrc_agents.codecs.rate); hyperprior codecs")
+
+    @field_validator("target_bpp")
+    @classmethod
+    def _positive_targets(cls, v):
+        return v if v is None else sorted(set(_all_positive(v, "target_bpp")))
+
+    @model_validator(mode="after")
+    def _hyperprior_only(self) -> "RateControlledCodecConfig":
+        if self.target_bpp and self.architecture not in HYPERPRIOR_ARCHITECTURES:
+            raise ValueError(f"target_bpp: rate control steps the latent of the hyperprior codecs "
+                             f"({', '.join(HYPERPRIOR_ARCHITECTURES)}); {self.architecture} is a context model")
+        return self
+
+
 class CodecRDScenario(ScenarioBase):
     """kind: codec_rd — R–D of whole test scenes for learned codecs against JPEG and JPEG 2000."""
 
     kind: Literal["codec_rd"]
-    models: list[CodecConfig] = Field(default_factory=lambda: [CodecConfig()], min_length=1)
+    models: list[RateControlledCodecConfig] = Field(default_factory=lambda: [RateControlledCodecConfig()], min_length=1)
     data: DataConfig = Field(default_factory=lambda: DataConfig(scenes=["eo:rgb/test/*.tif"]))
     jpeg: JPEGConfig = Field(default_factory=JPEGConfig)
     jpeg2000: JPEG2000Config = Field(default_factory=JPEG2000Config)
