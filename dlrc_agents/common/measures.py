@@ -72,6 +72,6 @@ def interpolate_at(front: pd.DataFrame, bpp: float, y: str = "psnr") -> float | 
     front's bpp range. PSNR is concave in rate: interpolating linearly in bpp between points about 2×
     apart under-estimates the reference between them and flatters the codec compared with it."""
     xs, ys = front["bpp"].to_numpy(), front[y].to_numpy()
-    if bpp < xs[0] or bpp > xs[-1] or bpp <= 0 or np.any(xs <= 0):
+    if not len(xs) or bpp < xs[0] or bpp > xs[-1] or bpp <= 0 or np.any(xs <= 0):  # empty: no finite point
         return None
     return float(np.interp(np.log(bpp), np.log(xs), ys))

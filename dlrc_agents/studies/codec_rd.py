@@ -229,8 +229,10 @@ def codec_rd_figure(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame, columns: 
                 g = g.sort_values("bpp")
                 ax.plot(g["bpp"], g[metric], "o-", color=colours[arch], label=arch)
             in_range = pd.concat([j[j["bpp"] <= xmax][metric], m[metric]])
-            lo, hi = float(in_range.min()), float(in_range.max())
-            ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+            in_range = in_range[np.isfinite(in_range)]  # MS-SSIM is NaN on images of 160 px or less
+            if len(in_range):
+                lo, hi = float(in_range.min()), float(in_range.max())
+                ax.set_ylim(lo - 0.05 * (hi - lo) - 1e-6, hi + 0.05 * (hi - lo) + 1e-6)
             ax.set_xlim(0, xmax)
             ax.set_xlabel("bpp")
             ax.set_ylabel(label)

@@ -143,3 +143,21 @@ def test_codec_rd_figure_one_column_per_scene_wrapped():
     visible = [ax for ax in fig.axes if ax.axison]
     assert len(fig.axes) == 16 and len(visible) == 10
     assert sorted({ax.get_title() for ax in visible}) == scenes
+
+
+def test_a_scene_too_small_for_ms_ssim_still_gives_its_table(tmp_path, capsys):
+    """MS-SSIM needs sides over 160 px: on a 128² scene it is NaN, and the run still writes its tables,
+    figure and PSNR comparison (once a crash in the figure's axis limits)."""
+    import yaml
+    from PIL import Image
+
+    from dlrc_agents.common.data import read_rgb
+
+    Image.fromarray(read_rgb(eo("rgb/test/inria_bellingham1_1024.tif"))[:128, :128]).save(tmp_path / "s.png")
+    sc = {"name": "small", "kind": "codec_rd", "models": [{"architecture": "bmshj2018-hyperprior",
+                                                           "lambdas": [0.0067, 0.0483]}],
+          "data": {"scenes": [str(tmp_path / "s.png")]}, "jpeg": {"qualities": [30, 70]}, "jpeg2000": {"enabled": False}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(sc))
+    assert main(["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out")]) == 0
+    s = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert all(m["psnr"] > 20 for m in s["models"]) and (tmp_path / "out" / "codec_rd.png").stat().st_size > 0
