@@ -107,17 +107,19 @@ def view_data(scenario, run_dir: Path | None = None, at=None, frames: int = DEFA
     (``summary.json``, or ``summary``; ``capture_rounds.csv``), a many-region run's slowdowns (``regions.csv``)."""
     import datetime as dt
 
-    from .orbits import load_ephemeris
+    from .orbits import Ephemeris, _without_failed, constellation_satellites, propagate_itrs, sample_datetimes
+    from .orbits import satellite_names
     from .participants import region_point_itrs_km, select_participants
     from .routing import route_participants
     from .links import hop_delay_s, link_rate_bps
     from .topology import IslRule
 
-    eph = load_ephemeris(scenario.constellation, scenario.time, getattr(scenario.compute, "cache_dir", None))
-    times = (eph.times_utc - eph.times_utc[0]) / np.timedelta64(1, "s")
-    K, N = eph.positions_km.shape[:2]
+    tc = scenario.time
+    all_times = sample_datetimes(tc)
+    K = len(all_times)
+    times = np.arange(K) * tc.step_s
     if at is not None:
-        start = eph.times_utc[0].astype("datetime64[ms]").astype(dt.datetime).replace(tzinfo=dt.timezone.utc)
+        start = all_times[0].astype("datetime64[ms]").astype(dt.datetime).replace(tzinfo=dt.timezone.utc)
         offset = (at - start).total_seconds()
         if not 0.0 <= offset <= times[-1] + 1e-6:
             raise ValueError(f"--at: {at.isoformat()} is outside the scenario's window "
@@ -125,6 +127,15 @@ def view_data(scenario, run_dir: Path | None = None, at=None, frames: int = DEFA
         samples = np.array([int(np.argmin(np.abs(times - offset)))])
     else:
         samples = np.unique(np.linspace(0, K - 1, min(frames, K)).round().astype(int))
+    # only the frames' instants (and the first, where fixed slots are chosen) are propagated: a day at 1 s
+    # of 10,000 satellites would not fit in memory; a sample's position does not depend on which others
+    # are computed with it (edgespacecom.orbits.propagate_itrs)
+    wanted = np.union1d([0], samples)
+    sats = constellation_satellites(scenario.constellation, tc.start)
+    pos_all = propagate_itrs(sats, tc, np.repeat(wanted, 2) if len(wanted) == 1 else wanted)[::2 if len(wanted) == 1 else 1]
+    eph = _without_failed(Ephemeris(pos_all, satellite_names(sats), all_times[wanted], False), scenario.constellation)
+    row = {int(k): i for i, k in enumerate(wanted)}
+    N = eph.positions_km.shape[1]
     notes = []
     run_dir = Path(run_dir) if run_dir is not None else None
     if summary is None:  # a finished run's (a run writing its view passes the summary it is about to write)
@@ -145,7 +156,7 @@ def view_data(scenario, run_dir: Path | None = None, at=None, frames: int = DEFA
     sensor = getattr(scenario, "sensor", None)
     out_frames = []
     for k in samples:
-        pos = eph.positions_km[k]
+        pos = eph.positions_km[row[int(k)]]
         lat, lon = lat_lon_deg(pos)
         now = float(times[k])
         half = (times[samples[1]] - times[samples[0]]) / 2 if len(samples) > 1 else scenario.time.step_s / 2
@@ -157,7 +168,7 @@ def view_data(scenario, run_dir: Path | None = None, at=None, frames: int = DEFA
             part = cap  # those whose footprints cover the target now
         else:
             sel = "nearest" if scenario.participants.selection == "fixed_slots" else scenario.participants.selection
-            src = eph.positions_km[:1] if scenario.participants.selection == "fixed_slots" else pos[None]
+            src = eph.positions_km[row[0]][None] if scenario.participants.selection == "fixed_slots" else pos[None]
             part = select_participants(src, reg.lat_deg, reg.lon_deg, scenario.participants.count, sel)[0]
         drawn = np.union1d(shown, part)
         links = rule.links(pos)
@@ -230,7 +241,7 @@ def view_data(scenario, run_dir: Path | None = None, at=None, frames: int = DEFA
         # a mission's captures at this instant (within half a frame step)
         traces["capturing"] = {"lat": _rounded(lat[cap]), "lon": _rounded(lon[cap]),
                                "text": [f"{names[i]} images the target" for i in cap]}
-        label = str(eph.times_utc[k].astype("datetime64[s]")).replace("T", " ") + " UTC"
+        label = str(all_times[k].astype("datetime64[s]")).replace("T", " ") + " UTC"
         out_frames.append(Frame(now, label, traces))
     static = {"coastlines": coastlines(),
               "target": {"lat": [reg.lat_deg], "lon": [reg.lon_deg], "text": ["target region"]}}

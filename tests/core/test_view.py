@@ -181,3 +181,18 @@ def test_a_geometric_mission_view_shows_its_captures_and_stations(tmp_path):
     capturing = names.index("capturing") - names.index("satellites")  # within a frame's traces
     seen = sum(len(f["data"][capturing]["lat"]) > 0 for f in frames)
     assert seen == caps["t_s"].round(-1).nunique()  # one frame a minute: each capture's frame shows it
+
+
+def test_a_day_of_ten_thousand_satellites_at_one_instant(tmp_path):
+    """The 10,000-satellite day at 1 s (86,400 samples): only the instant shown is propagated, and the page
+    says which satellites it draws."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "10k.html"
+    assert main(["view", str(root / "scenarios" / "scale_10k_day.yaml"), "--at", "2026-01-01T12:00:00Z",
+                 "--out", str(out)]) == 0
+    html = out.read_text()
+    assert "2000 of 10000 satellites drawn" in html and len(html.encode()) < 20e6
+    sats = next(t for t in _figure_json(html) if t["name"] == "satellites")
+    assert len(sats["lat"]) >= 2000
