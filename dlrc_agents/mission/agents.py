@@ -375,23 +375,19 @@ class Mission:
             key = lambda s: s  # noqa: E731
         return tuple(sorted(view, key=key))
 
-    def _dlrc_round(self, slot: int, r: int, batch: int, rr: RealRound, step: int, analysed=None):
-        """One DLRC step. Serial (``analysed`` None): every stage in turn. Pipelined: the stages that
-        compute hold the slot's processor, ``analysed`` fires once the front stages and the entropy
-        modelling are done (the next capture may start), and the wait for peers holds nothing."""
-        if self.predictive:
-            return (yield from self._predict_round(slot, r, batch, rr, step, analysed))
+    def _front_and_headers(self, slot: int, r: int, batch: int, rr: RealRound, p: int, members: tuple, analysed):
+        """Both modes' first half: the front stages and the entropy modelling (holding the processor when
+        pipelined; ``analysed`` fires after them for a single round), the header sent to the peers
+        between them, then the wait for the peers' headers until all came or ``peer_timeout_s``.
+        Returns (when the header left, the satellites heard, itself included)."""
         env = self.env
-        members = self.members(r)
-        local = {s: i for i, s in enumerate(members)}  # slot -> its position in the round's real work
-        p = local[slot]
         cpu = self.processor[slot].request() if analysed is not None else None
         if cpu is not None:
             yield cpu
         yield env.timeout(self.cm.seconds(rr.front[p]))
         t_sent = env.now
         self.sent_at[(slot, r)] = t_sent
-        self.backlog_at_send[(slot, r)] = self.storage[("dlrc", slot)].bits  # travels with the signatures
+        self.backlog_at_send[(slot, r)] = self.storage[("dlrc", slot)].bits  # travels with the header
         self._send_header(slot, r, rr, p, members)
         yield env.timeout(self.cm.seconds({"entropy_modelling": rr.modelling[p]}))
         if cpu is not None:
@@ -402,18 +398,34 @@ class Mission:
         deadline = t_sent + self.sc.mission.peer_timeout_s
         if not everyone.triggered and env.now < deadline:
             yield everyone | env.timeout(deadline - env.now)
-        heard = frozenset(self.inbox.get((slot, r), set()) | {slot})
+        return t_sent, frozenset(self.inbox.get((slot, r), set()) | {slot})
+
+    def _compute(self, slot: int, seconds: float, analysed):
+        """``seconds`` of on-board work, holding the slot's processor when pipelined (``analysed`` set)."""
+        cpu = self.processor[slot].request() if analysed is not None else None
+        if cpu is not None:
+            yield cpu
+        yield self.env.timeout(seconds)
+        if cpu is not None:
+            self.processor[slot].release(cpu)
+
+    def _dlrc_round(self, slot: int, r: int, batch: int, rr: RealRound, step: int, analysed=None):
+        """One DLRC step. Serial (``analysed`` None): every stage in turn. Pipelined: the stages that
+        compute hold the slot's processor, ``analysed`` fires once the front stages and the entropy
+        modelling are done (the next capture may start), and the wait for peers holds nothing."""
+        if self.predictive:
+            return (yield from self._predict_round(slot, r, batch, rr, step, analysed))
+        env = self.env
+        members = self.members(r)
+        local = {s: i for i, s in enumerate(members)}  # slot -> its position in the round's real work
+        p = local[slot]
+        t_sent, heard = yield from self._front_and_headers(slot, r, batch, rr, p, members, analysed)
         wait = env.now - t_sent
         order = self.priority_order(heard, r, step)
         data, t_back, retained, copies_local = self.work.stream(rr, p, frozenset(local[u] for u in heard),
                                                                 tuple(local[u] for u in order))
         copies_from = frozenset(members[i] for i in copies_local)
-        cpu = self.processor[slot].request() if analysed is not None else None
-        if cpu is not None:
-            yield cpu
-        yield env.timeout(self.cm.seconds(t_back))
-        if cpu is not None:
-            self.processor[slot].release(cpu)
+        yield from self._compute(slot, self.cm.seconds(t_back), analysed)
         if batch > 1:  # the batch's other rounds, in lockstep at this network instant (pipelined or not)
             yield env.timeout((batch - 1) * self.steady_round_s(rr, t_sent, order))
             if analysed is not None:
@@ -461,24 +473,7 @@ class Mission:
         members = self.members(r)
         local = {s: i for i, s in enumerate(members)}
         p = local[slot]
-        cpu = self.processor[slot].request() if analysed is not None else None
-        if cpu is not None:
-            yield cpu
-        yield env.timeout(self.cm.seconds(rr.front[p]))
-        t_sent = env.now
-        self.sent_at[(slot, r)] = t_sent
-        self.backlog_at_send[(slot, r)] = self.storage[("dlrc", slot)].bits
-        self._send_header(slot, r, rr, p, members)
-        yield env.timeout(self.cm.seconds({"entropy_modelling": rr.modelling[p]}))
-        if cpu is not None:
-            self.processor[slot].release(cpu)
-            if batch == 1:
-                analysed.succeed()
-        everyone = self._event(slot, r)
-        deadline = t_sent + mc.peer_timeout_s
-        if not everyone.triggered and env.now < deadline:
-            yield everyone | env.timeout(deadline - env.now)
-        heard = frozenset(self.inbox.get((slot, r), set()) | {slot})
+        t_sent, heard = yield from self._front_and_headers(slot, r, batch, rr, p, members, analysed)
         order = self.priority_order(heard, r, step)
         lorder = tuple(local[u] for u in order)
         refs = self.work.references(rr, frozenset(local[u] for u in heard), lorder)
@@ -503,12 +498,7 @@ class Mission:
                 decode.add(u)
                 todo.extend(inbox[members[u]].references)
         t_back = {**ps.timings, "peer_decode": sum(inbox[members[u]].decode_s for u in decode)}
-        cpu = self.processor[slot].request() if analysed is not None else None
-        if cpu is not None:
-            yield cpu
-        yield env.timeout(self.cm.seconds(t_back))
-        if cpu is not None:
-            self.processor[slot].release(cpu)
+        yield from self._compute(slot, self.cm.seconds(t_back), analysed)
         if need:  # its part of the exchange: the needed streams came (or the wait ended)
             self.exchange_done[(slot, r)] = max(self.exchange_done.get((slot, r), 0.0), t_sent + wait)
         # the lower-priority satellites of its view that predict from it (directly or through another)
