@@ -229,6 +229,7 @@ def codec_rd_figure(model_rows: pd.DataFrame, jpeg_rows: pd.DataFrame, columns: 
                 g = g.sort_values("bpp")
                 ax.plot(g["bpp"], g[metric], "o-", color=colours[arch], label=arch)
             in_range = pd.concat([j[j["bpp"] <= xmax][metric], m[metric]])
+            in_range = pd.to_numeric(in_range, errors="coerce").to_numpy(dtype=float)
             in_range = in_range[np.isfinite(in_range)]  # MS-SSIM is NaN on images of 160 px or less
             if len(in_range):
                 lo, hi = float(in_range.min()), float(in_range.max())
