@@ -58,6 +58,8 @@ def test_predict_mission_counts_the_streams_it_sends(both_modes):
     sync = pd.read_csv(out / "sync_rounds.csv")
     checked = 0
     for r, g in dl.groupby("round"):
+        if len(g) < 4:  # a round the run's end cut short (measured times: how far it gets varies)
+            continue
         size = dict(zip(g["slot"], g["bits_per_patch"] / 8))
         deps = {int(sl): {int(u) for u in str(c).split()} if isinstance(c, str) else set()
                 for sl, c in zip(g["slot"], g["copies_from"])}
@@ -75,8 +77,12 @@ def test_predict_mission_counts_the_streams_it_sends(both_modes):
             checked += len(need)
         assert sync.loc[sync["round"] == r, "isl_bytes"].iloc[0] == 4 * 4 * 3 + sent
     assert checked > 0
-    copy = both_modes["copy"][0]
-    assert copy["isl_bytes_per_round"]["mean"] == 4 * 3 * 8 * (128 // 16) ** 2  # signatures, 8 bytes a position
+    copy, copy_out = both_modes["copy"]
+    copy_rows = pd.read_csv(copy_out / "mission_rounds.csv")
+    complete = [r for r, g in copy_rows[copy_rows["world"] == "dlrc"].groupby("round") if len(g) == 4]
+    copy_sync = pd.read_csv(copy_out / "sync_rounds.csv").set_index("round")
+    assert len(complete) and all(copy_sync.loc[r, "isl_bytes"] == 4 * 3 * 8 * (128 // 16) ** 2 for r in complete)
+    # (signatures: 8 bytes a position, from each of 4 satellites to 3 peers)
     # the chain of streams makes predict's exchange longer than copy's signatures
     assert s["sync_round_s"]["mean"] > copy["sync_round_s"]["mean"]
     assert s["t_dlrc_parts_s"]["peer_decode"] > 0
