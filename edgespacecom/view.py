@@ -370,10 +370,16 @@ def _style(name: str) -> dict:
     raise KeyError(name)
 
 
-def figure(data: ViewData):
-    """The plotly figure: the first frame's traces, every frame, a slider and a play button."""
-    import plotly.graph_objects as go
+def _scattergeo(**fields) -> dict:
+    """One plotly.js ``scattergeo`` trace, with the fields given (None: left out)."""
+    return {"type": "scattergeo", **{k: v for k, v in fields.items() if v is not None}}
 
+
+def figure(data: ViewData):
+    """The plotly figure as plain data (a dict plotly.js reads): the first frame's traces, every frame, a
+    slider and a play button. Built without plotly's figure classes, whose validation of every frame's
+    traces took seconds a page; the keys are plotly.js's own (``tests/core/test_view.py`` opens the page
+    in a browser)."""
     names = list(data.frames[0].traces)
     for f in data.frames[1:]:
         names += [n for n in f.traces if n not in names]
@@ -382,26 +388,26 @@ def figure(data: ViewData):
         out = []
         for n in names:
             t = frame.traces.get(n, {"lat": [], "lon": []})
-            out.append(go.Scattergeo(name=n, lat=t["lat"], lon=t["lon"], text=t.get("text"), **_style(n)))
+            out.append(_scattergeo(name=n, lat=t["lat"], lon=t["lon"], text=t.get("text"), **_style(n)))
         return out
 
     static = []
     for n, t in data.static.items():
         if n == "coastlines":
-            static.insert(0, go.Scattergeo(name=n, lat=t["lat"], lon=t["lon"], mode="lines", hoverinfo="skip",
+            static.insert(0, _scattergeo(name=n, lat=t["lat"], lon=t["lon"], mode="lines", hoverinfo="skip",
                                            line=dict(width=0.8, color="#8c8c8c"), showlegend=False))
         elif n == "regions":
-            static.append(go.Scattergeo(name="regions (mean slowdown)", lat=t["lat"], lon=t["lon"], text=t["text"],
+            static.append(_scattergeo(name="regions (mean slowdown)", lat=t["lat"], lon=t["lon"], text=t["text"],
                                         mode="markers", hoverinfo="text",
                                         marker=dict(size=9, color=t["slowdown"], colorscale="YlOrRd", showscale=True,
                                                     colorbar=dict(title="slowdown", x=1.02, len=0.6),
                                                     line=dict(width=0.5, color="black"))))
         elif n == "ground stations":
-            static.append(go.Scattergeo(name=n, lat=t["lat"], lon=t["lon"], text=t["text"], mode="markers+text",
+            static.append(_scattergeo(name=n, lat=t["lat"], lon=t["lon"], text=t["text"], mode="markers+text",
                                         textposition="top center", hoverinfo="text",
                                         marker=dict(size=10, symbol="triangle-up", color="#2ca02c")))
         else:
-            static.append(go.Scattergeo(name=n, lat=t["lat"], lon=t["lon"], text=t["text"], mode="markers",
+            static.append(_scattergeo(name=n, lat=t["lat"], lon=t["lon"], text=t["text"], mode="markers",
                                         hoverinfo="text", marker=dict(size=12, symbol="star", color="#d62728")))
     first = data.frames[0]
     notes = " — " + "; ".join(data.notes) if data.notes else ""
@@ -410,14 +416,14 @@ def figure(data: ViewData):
         return dict(text=f"{data.title}<br><sup>{f.label}{notes}</sup>", x=0.01)
 
     dynamic = list(range(len(static), len(static) + len(names)))
-    fig = go.Figure(data=static + traces(first),
-                    frames=[go.Frame(name=f.label, data=traces(f), traces=dynamic, layout=dict(title=title(f)))
-                            for f in data.frames])
+    fig = dict(data=static + traces(first), layout={},
+               frames=[dict(name=f.label, data=traces(f), traces=dynamic, layout=dict(title=title(f)))
+                       for f in data.frames])
     centre = data.static.get("target") or {"lat": [20.0], "lon": [0.0]}
     steps = [dict(method="animate", label=f.label[11:16] if len(data.frames) > 1 else f.label,
                   args=[[f.label], dict(mode="immediate", frame=dict(duration=0, redraw=True),
                                         transition=dict(duration=0))]) for f in data.frames]
-    fig.update_layout(
+    fig["layout"].update(
         title=title(first),
         # plotly's own base layers need topojson from its CDN: all off (offline), coastlines drawn as a trace
         geo=dict(projection=dict(type="orthographic", rotation=dict(lat=centre["lat"][0], lon=centre["lon"][0])),
@@ -441,11 +447,12 @@ def figure(data: ViewData):
 
 def write_view(data: ViewData, path: Path) -> Path:
     """Write the self-contained page (plotly.js embedded: offline) atomically."""
+    import plotly.io as pio
+
     from .outputs import atomic_write_text
 
-    html = figure(data).to_html(include_plotlyjs=True, full_html=True, auto_play=False,
-                                config={"displaylogo": False, "responsive": True},
-                                div_id="edgespacecom-view")
+    html = pio.to_html(figure(data), validate=False, include_plotlyjs=True, full_html=True, auto_play=False,
+                       config={"displaylogo": False, "responsive": True}, div_id="edgespacecom-view")
     atomic_write_text(Path(path), html)
     return Path(path)
 
