@@ -232,8 +232,8 @@ def view_data(scenario, run_dir: Path | None = None, at=None, frames: int = DEFA
         cl, co, ct = [], [], []
         for st in stations:  # the participants (who downlink) in contact: above the station's mask
             el = elevation_deg(st["itrs"], pos[part])
-            for i in part[el >= st["min_elevation_deg"]]:
-                el_i = float(elevation_deg(st["itrs"], pos[i:i + 1])[0])
+            seen = el >= st["min_elevation_deg"]
+            for i, el_i in zip(part[seen], el[seen]):
                 cl += [st["lat_deg"], round(float(lat[i]), 2), None]
                 co += [st["lon_deg"], round(float(lon[i]), 2), None]
                 ct += [f"{st['name']} – {names[i]}: elevation {el_i:.1f}°"] * 2 + [None]
