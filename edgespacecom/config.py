@@ -375,6 +375,14 @@ class SyncConfig(Strict):
     """Parallel-unicast signature exchange."""
 
     payloads_kib: list[float] = Field([2.0, 8.0, 32.0, 128.0], min_length=1)
+    exchange: Literal["all_to_all", "priority_chain"] = Field(
+        "all_to_all", description="'all_to_all': every participant sends its payload to every other at once (the "
+                                  "paper's signature exchange, DLRC copy mode); 'priority_chain': DLRC predict mode, "
+                                  "each participant (in selection order, the first highest) codes its stream after "
+                                  "the streams of all higher-priority ones have reached it, then sends it to the "
+                                  "lower-priority ones (the payload is the coded stream)")
+    coding_s: float = Field(0.0, ge=0.0, description="priority_chain: on-board time a participant spends coding its "
+                                                       "stream once its references have arrived [s]")
 
     @field_validator("payloads_kib")
     @classmethod
@@ -507,6 +515,8 @@ class SyncScenario(NetworkScenario):
     def _one_kind_of_region(self) -> "SyncScenario":
         if self.regions is not None and "region" in self.model_fields_set:
             raise ValueError("regions: give `region` (one) or `regions` (many), not both")
+        if self.regions is not None and self.sync.exchange != "all_to_all":
+            raise ValueError("sync.exchange: 'priority_chain' is modelled for one region (`region`), not `regions`")
         if isinstance(self.regions, list) and not self.regions:
             raise ValueError("regions: give at least one region")
         return self

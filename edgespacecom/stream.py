@@ -157,7 +157,8 @@ def sync_chunk(scenario, start: int, stop: int, fixed_participants: np.ndarray |
     local_start = start - first
     out = _rounds_chunk((pos, participants, payloads, rule, scenario.link, scenario.network, local_start,
                          stop - first, False, False))
-    rounds = SyncRounds(participants=participants[local_start:], control_s=scenario.network.control_s, **out)
+    rounds = SyncRounds(participants=participants[local_start:], control_s=scenario.network.control_s,
+                        exchange=scenario.sync.exchange, coding_s=scenario.sync.coding_s, **out)
     times = sample_datetimes(scenario.time)[start:stop]
     names = constellation(scenario)[2]
     if keep is not None:

@@ -35,6 +35,7 @@ import itertools
 import json
 import math
 import multiprocessing
+import os
 import re
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -89,6 +90,21 @@ def _with_value(raw: dict, key: str, value) -> dict:
     return out
 
 
+def _without_point_views(raw: dict) -> dict:
+    """A sweep point writes no view.html unless the scenario asks for one (``outputs.view: true``): a
+    view is about 10 MB, and a sweep's points are compared in its table and figure, not one by one."""
+    outputs = raw.get("outputs")
+    if isinstance(outputs, dict) and "view" in outputs:
+        return raw
+    try:
+        schema = get_kind(str(raw.get("kind"))).schema
+    except Exception:  # an unknown kind: validation names it
+        return raw
+    if "outputs" not in getattr(schema, "model_fields", {}):
+        return raw
+    return _with_value(raw, "outputs.view", False)
+
+
 def expand(raw: dict, source: str = "scenario", base_dir: str | Path | None = None) -> list[dict]:
     """[{'id', 'values', 'raw', 'scenario'}] for every point, all validated (ScenarioError names the point).
 
@@ -100,6 +116,7 @@ def expand(raw: dict, source: str = "scenario", base_dir: str | Path | None = No
                             f"more than the {MAX_SWEEP_POINTS} a sweep may have")
     base = copy.deepcopy(raw)
     base.pop("sweep")
+    base = _without_point_views(base)
     keys = list(grid)
     points = []
     for index, combo in enumerate(itertools.product(*(grid[k] for k in keys))):
@@ -175,9 +192,13 @@ def _flatten(summary: dict) -> dict:
 
 
 def _y_columns(table: pd.DataFrame, ys: list) -> list:
-    """The columns of the kind's main quantities: top-level, or each row of its results list."""
+    """The columns of the kind's main quantities: top-level, or each row of its results list; a name
+    with ``*`` is a shell-style pattern (``sync_round_s.*.mean``: one column per payload)."""
+    import fnmatch
+
     pattern = re.compile(r"results\.\d+\.(%s)$" % "|".join(map(re.escape, ys))) if ys else None
-    return [c for c in table.columns if c in ys or (pattern is not None and pattern.fullmatch(c))]
+    return [c for c in table.columns if c in ys or (pattern is not None and pattern.fullmatch(c))
+            or any("*" in y and fnmatch.fnmatchcase(c, y) for y in ys)]
 
 
 def _execute(todo: list[dict], out_dir: Path, workers: int, executor: str, scheduler: str | None,
@@ -284,7 +305,8 @@ def sweep_figure(table: pd.DataFrame, x: str, keys: list[str], ys: list[str]):
     if values.notna().all() and values.min() > 0 and values.max() / values.min() > 50:
         ax.set_xscale("log")
     ax.set_xlabel(x)
-    ax.set_ylabel(", ".join(ys))
+    # several quantities: the legend names each, the axis their common part
+    ax.set_ylabel(ys[0] if len(ys) == 1 else (os.path.commonprefix(ys).rstrip("._") or "value") + " (legend)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

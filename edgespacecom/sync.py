@@ -45,6 +45,8 @@ class SyncRounds:
     n_teardown_participants: np.ndarray  # (K,)
     routing_nodes: np.ndarray  # (K,)
     control_s: float
+    exchange: str = "all_to_all"  # or 'priority_chain' (DLRC predict mode: :func:`chain_times`)
+    coding_s: float = 0.0  # priority_chain: on-board coding time of each stream [s]
 
     @property
     def t_send_s(self) -> np.ndarray:
@@ -58,7 +60,10 @@ class SyncRounds:
 
     @property
     def t_sync_s(self) -> np.ndarray:
-        """(K, P, n): T_sync = max(T_send, T_recv) + t_ctrl."""
+        """(K, P, n): T_sync = max(T_send, T_recv) + t_ctrl (all-to-all), or, in a priority chain, the
+        time the participant's stream has reached every lower-priority one, + t_ctrl (:func:`chain_times`)."""
+        if self.exchange == "priority_chain":
+            return chain_times(self.t_flow_s, self.coding_s, self.control_s)
         return sync_times(self.t_flow_s, self.control_s)
 
     @property
@@ -71,6 +76,27 @@ def sync_times(t_flow_s: np.ndarray, control_s: float) -> np.ndarray:
     """T_sync (..., n) of each participant from flow times (..., n, n), [s, d] = s→d:
     max(slowest outgoing, slowest incoming) + t_ctrl; T_round is its max over the last axis."""
     return np.maximum(_max_off_diagonal(t_flow_s, axis=-1), _max_off_diagonal(t_flow_s, axis=-2)) + control_s
+
+
+def chain_times(t_flow_s: np.ndarray, coding_s: float, control_s: float) -> np.ndarray:
+    """T_sync (..., n) of a priority chain (DLRC predict mode) from flow times (..., n, n), [s, d] = s→d.
+
+    Participant r (0 first) starts coding when the streams of every higher-priority participant
+    have reached it, codes for ``coding_s`` and sends its stream to every lower-priority one:
+
+        done(r)  = max_{u<r} (done(u) + t_flow(u, r)) + t_code        (done(0) = t_code)
+        T_sync(r) = max(done(r), max_{d>r} done(r) + t_flow(r, d)) + t_ctrl
+
+    T_round is its max over the participants: with equal flow times f, n·t_code + (n−1)·f + t_ctrl.
+    Every higher-priority stream is waited for (the grid's full overlap: the worst case)."""
+    n = t_flow_s.shape[-1]
+    done = np.empty(t_flow_s.shape[:-1])
+    for r in range(n):
+        start = (done[..., :r] + t_flow_s[..., :r, r]).max(axis=-1) if r else 0.0
+        done[..., r] = start + coding_s
+    later = np.triu(np.ones((n, n), dtype=bool), k=1)  # [r, d]: d after r
+    sent = np.where(later, done[..., :, None] + t_flow_s, -np.inf).max(axis=-1)
+    return np.maximum(done, sent) + control_s
 
 
 def _max_off_diagonal(a: np.ndarray, axis: int) -> np.ndarray:

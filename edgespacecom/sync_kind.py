@@ -80,6 +80,8 @@ def run_sync(scenario: SyncScenario, run) -> dict:  # run: edgespacecom.runner.R
         "noise_model": scenario.link.noise_model,
         "isl_pattern": scenario.isl.pattern,
         "routing_objective": scenario.network.routing_objective,
+        "exchange": scenario.sync.exchange,
+        **({"coding_s": scenario.sync.coding_s} if scenario.sync.exchange == "priority_chain" else {}),
         **_sync_summary(totals, payloads),
         "orbit_cache": "off" if plan.cache is False else "per chunk",
     }
@@ -282,6 +284,7 @@ def format_sync_summary(summary: dict) -> str:
         f"{summary['name']}: {summary['satellites']} satellites, {summary['samples']} samples, "
         + (f"{regions} regions of " if regions else "")
         + f"{summary['participants']} participants, noise model {summary['noise_model']}"
+        + (", priority chain (DLRC predict)" if summary.get("exchange") == "priority_chain" else "")
     )
     omega, local = summary.get("omega_topo_s"), summary.get("omega_topo_participants_s")
     tail = ""
@@ -299,4 +302,4 @@ def format_sync_summary(summary: dict) -> str:
 register_kind(ScenarioKind(
     name="sync", schema=SyncScenario, runner="edgespacecom.sync_kind:run_sync",
     formatter="edgespacecom.sync_kind:format_sync_summary", inputs=sync_inputs,
-    sweep_y=("sync_round_s.2.mean",), description="EdgeSpaceCom sync rounds over a time window (Appendix A)"))
+    sweep_y=("sync_round_s.*.mean",), description="EdgeSpaceCom sync rounds over a time window (Appendix A)"))

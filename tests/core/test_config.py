@@ -220,3 +220,19 @@ def test_sweep_points_share_what_they_do_not_change():
     a, b = points[0]["raw"], points[1]["raw"]
     assert a["ground"]["rate_bps"] != b["ground"]["rate_bps"] and a["ground"] is not b["ground"]
     assert a["constellation"] is b["constellation"]  # untouched sections are not copied
+
+
+def test_sweep_points_write_no_view_unless_asked():
+    """A sweep's points are compared in its table: they write no view.html (10 MB each) unless the
+    scenario sets outputs.view itself; kinds without outputs are left as they are."""
+    from edgespacecom.sweep import expand
+
+    base = {"kind": "sync", "name": "s", "time": {"duration_h": 0.1, "step_s": 60},
+            "sweep": {"grid": {"participants.count": [3, 4]}}}
+    assert [p["scenario"].outputs.view for p in expand(base)] == [False, False]
+    asked = {**base, "outputs": {"view": True}}
+    assert [p["scenario"].outputs.view for p in expand(asked)] == [True, True]
+    swept = {**base, "sweep": {"grid": {"outputs.view": [True, False]}}}
+    assert [p["scenario"].outputs.view for p in expand(swept)] == [True, False]
+    rd = {"kind": "rd", "name": "r", "codec": {"lambdas": [0.0067]}, "sweep": {"grid": {"overlap.draws": [1, 2]}}}
+    assert all(not hasattr(p["scenario"], "outputs") for p in expand(rd))
