@@ -52,7 +52,8 @@ from dlrc_agents.codecs.registry import CodecError, load_codec  # noqa: E402
 from dlrc_agents.common.data import read_rgb  # noqa: E402
 from edgespacecom.datasets import registry  # noqa: E402
 from dlrc_agents.dlrc.context import context_code, hyper_side, identity_plan  # noqa: E402
-from dlrc_agents.dlrc.filter import encode_positions, hyper_analysis  # noqa: E402
+from dlrc_agents.codecs.hyperprior import hyper_analysis  # noqa: E402
+from dlrc_agents.dlrc.filter import encode_positions  # noqa: E402
 from dlrc_agents.dlrc.onboard import CODEC_STAGES, DLRC_STAGES, DLRCConfig, encode_group, timed  # noqa: E402
 from dlrc_agents.dlrc.recognizer import Recognizer  # noqa: E402
 from dlrc_agents.studies.overlap import draw_observation, window_for_overlap  # noqa: E402

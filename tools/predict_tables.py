@@ -2,8 +2,9 @@
 
     python tools/predict_tables.py [RESULTS_DIR]     (default: results/)
 
-Reads misregistration_predict, revisit_naip_predict, revisit_landsat_peru_predict and
-multiview_pleiades; every number in those tables comes from their summary.json.
+Reads misregistration_predict, revisit_naip_predict, revisit_landsat_peru_predict,
+multiview_pleiades, calibration_predict and revisit_naip_calibration; every number in those tables
+comes from their summary.json.
 """
 
 from __future__ import annotations
@@ -61,12 +62,34 @@ def multiview(s: dict) -> str:
     return "\n".join(out)
 
 
+def calibration(s: dict) -> str:
+    """predict without and with dlrc.calibration, per capture condition (and λ, o_exp, date gap)."""
+    out = ["| capture | λ | saving, none | saving, gain_bias | streams calibrated | ≡ codec alone (both) | calibration time a satellite [ms] |",
+           "|---|---|---|---|---|---|---|"]
+    rows: dict = {}
+    for r in s.get("results_all_gaps", s["results"]):
+        label = ("aligned" if r.get("axis") == "aligned" else r.get("perturbation") if r.get("axis") == "combined"
+                 else f"{r.get('axis')} {r.get('level'):g}") if "axis" in r else "revisit"
+        rows.setdefault((label, r["lambda"], r["o_exp"]), {})[r.get("calibration", "none")] = r
+    for (label, lmbda, o), by in rows.items():
+        if "none" not in by or "gain_bias" not in by:
+            continue
+        n, g = by["none"], by["gain_bias"]
+        t = g.get("calibration_time_s")
+        out.append(f"| {label} | {lmbda:g} | {100 * n['bpp_reduction']:.2f} % | {100 * g['bpp_reduction']:.2f} % | "
+                   f"{100 * g.get('calibrated_fraction', 0.0):.0f} % | {n['identical_to_codec_alone'] and g['identical_to_codec_alone']} | "
+                   + (f"{1e3 * t:.0f}" if t is not None else "–") + " |")
+    return "\n".join(out)
+
+
 def main(argv: list[str]) -> int:
     root = Path(argv[0]) if argv else Path("results")
     for name, fn in (("misregistration_predict", misregistration),
                      ("revisit_naip_predict", lambda s: revisits(s, False)),
                      ("revisit_landsat_peru_predict", lambda s: revisits(s, False)),
-                     ("multiview_pleiades", multiview)):
+                     ("multiview_pleiades", multiview),
+                     ("calibration_predict", calibration),
+                     ("revisit_naip_calibration", calibration)):
         s = _load(root, name)
         print(f"### {name}\n\n" + (fn(s) if s else "(not run)") + "\n")
     return 0

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .hyperprior import code_z, decode_z, entropy_parameters
+from .hyperprior import decode_hyper, hyper_analysis
 from .overread import padded
 
 #: log2 of the step is stored in units of 1/STEP_RESOLUTION, offset so that the code is a u16.
@@ -82,10 +82,8 @@ def _check_family(codec) -> None:
 def analyse(codec, x: torch.Tensor) -> tuple:
     """(y, z string, z shape, σ, μ) of an image (1, C, H, W) in [0, 1]: the part that no step changes."""
     _check_family(codec)
-    y = codec.model.g_a(x)
-    z_string, z_shape, z_hat = code_z(codec.model, y if codec.means else torch.abs(y))
-    scales, means = entropy_parameters(codec.model, z_hat, codec.means)
-    return y, z_string, z_shape, scales, means
+    lat = hyper_analysis(codec.model, codec.model.g_a(x), codec.means)
+    return lat.y, lat.z_strings, lat.z_shape, lat.scales, lat.means
 
 
 @torch.no_grad()
@@ -105,8 +103,7 @@ def decode(codec, coded: RateCoded) -> torch.Tensor:
     """x̂ (1, C, H, W) in [0, 1] from the strings, the step code and the shapes alone."""
     _check_family(codec)
     s = step_of(coded.step_code)
-    z_hat = decode_z(codec.model, coded.z_string, coded.z_shape)
-    scales, means = entropy_parameters(codec.model, z_hat, codec.means)
+    scales, means = decode_hyper(codec.model, coded.z_string, coded.z_shape, codec.means)
     gc = codec.model.gaussian_conditional
     indexes = gc.build_indexes(scales / s)
     symbols = math.prod(coded.y_shape)

@@ -196,6 +196,25 @@ class DLRCSettings(Strict):
                             "satellite also holds as a residual against its ŷ, so the reconstruction equals the "
                             "codec alone's (hyperprior codecs). The rd kind takes a list to run modes side by side")
 
+    calibration: Literal["none", "gain_bias"] | list[Literal["none", "gain_bias"]] = Field(
+        "none", description="predict mode: 'gain_bias' also tries a calibrated prediction — the referenced "
+                            "satellites' decoded images, taken into this satellite's radiometry by a per-band "
+                            "gain and bias fitted on the overlap (sent, 4 bytes a band), then re-analysed — "
+                            "and keeps it where it costs fewer bits; the reconstruction stays the codec "
+                            "alone's. The rd kind takes a list to run both side by side")
+
+    def calibrations(self) -> list[str]:
+        """predict mode's calibrations to run, in order, each once."""
+        return list(dict.fromkeys([self.calibration] if isinstance(self.calibration, str) else self.calibration))
+
+    @model_validator(mode="after")
+    def _calibration_needs_predict(self) -> "DLRCSettings":
+        if isinstance(self.calibration, list) and not self.calibration:
+            raise ValueError("calibration: give at least one (none, gain_bias)")
+        if "gain_bias" in self.calibrations() and "predict" not in self.modes():
+            raise ValueError("calibration: gain_bias calibrates predict mode's prediction; dlrc.mode has no predict")
+        return self
+
     def modes(self) -> list[str]:
         """The modes to run, in order, each once."""
         return list(dict.fromkeys([self.mode] if isinstance(self.mode, str) else self.mode))
@@ -210,8 +229,9 @@ class DLRCSettings(Strict):
     def core(self) -> dict:
         """The settings of :class:`~dlrc_agents.dlrc.onboard.DLRCConfig` (the priority policy is the mission's;
         the mode is set per run from :meth:`modes`)."""
-        out = self.model_dump(exclude={"priority", "mode"})
+        out = self.model_dump(exclude={"priority", "mode", "calibration"})
         out["mode"] = self.modes()[0]
+        out["calibration"] = self.calibrations()[0] if out["mode"] == "predict" else "none"
         return out
 
 

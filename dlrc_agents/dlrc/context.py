@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from compressai.ans import BufferedRansEncoder, RansDecoder
 
-from .filter import code_z, decode_z
+from ..codecs.hyperprior import code_z, decode_z
 from ..codecs.overread import padded
 from .timing import timed
 

@@ -10,38 +10,11 @@ same tensor operations on board and on the ground, so copies are bit-exact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
-from ..codecs.hyperprior import code_z, decode_z, entropy_parameters  # noqa: F401 (their home is the codec)
+from ..codecs.hyperprior import HyperLatent
 from ..codecs.overread import padded
-
-
-@dataclass
-class HyperLatent:
-    """On-board analysis of one image: y, the coded hyperprior, and the entropy parameters of ŷ."""
-
-    y: torch.Tensor  # (1, C, H, W)
-    z_strings: bytes
-    z_shape: tuple[int, int]
-    scales: torch.Tensor  # (1, C, H, W)
-    means: torch.Tensor | None  # (1, C, H, W) or None
-    y_hat: torch.Tensor  # (1, C, H, W) dequantised
-
-
-def hyper_analysis(model, y: torch.Tensor, means: bool) -> HyperLatent:
-    """Code z from y and derive ŷ's parameters (the decoder-side ẑ, so both ends agree)."""
-    z_string, z_shape, z_hat = code_z(model, y if means else torch.abs(y))
-    scales, mu = entropy_parameters(model, z_hat, means)
-    y_hat = model.gaussian_conditional.quantize(y, "dequantize", mu)
-    return HyperLatent(y, z_string, z_shape, scales, mu, y_hat)
-
-
-def decode_hyper(model, z_string: bytes, z_shape, means: bool):
-    """Ground side: (scales, means) of ŷ from the z string alone."""
-    return entropy_parameters(model, decode_z(model, z_string, z_shape), means)
 
 
 def _gather(t: torch.Tensor | None, positions: np.ndarray):

@@ -20,7 +20,8 @@ import torch
 from .arbiter import Arbitration, arbitrate, reference_map
 from .bitstream import BitstreamError, SatelliteBitstream
 from .context import ContextLatent, context_code, decode_order, hyper_side, plan_from_references, representative_exchange_bytes
-from .filter import HyperLatent, encode_positions, hyper_analysis
+from ..codecs.hyperprior import HyperLatent, decode_hyper, hyper_analysis
+from .filter import encode_positions
 from .recognizer import Recognizer
 from .selector import Selection, apply_strategy, select
 from .timing import timed
@@ -50,6 +51,10 @@ class DLRCConfig:
     # it back); 'predict': code every vector, those a higher-priority satellite also holds as a
     # residual against its ŷ (.predict) — the reconstruction equals the codec alone's
     mode: str = "copy"
+    # predict mode: 'gain_bias' also tries a calibrated prediction (the referenced satellites' decoded
+    # images, a per-band gain and bias fitted on the overlap, re-analysed: .predict.calibrated_prediction)
+    # and keeps it where it costs fewer bits; 'none': the referenced ŷ itself
+    calibration: str = "none"
 
 
 def recognizer_for(codec, cfg: DLRCConfig) -> Recognizer:
@@ -287,7 +292,8 @@ def encode_group_predictive(codec, images: dict, cfg: DLRCConfig, capture: int =
         t["peer_decode"] = t.get("peer_decode", 0.0) + sum(peer_time[u] for u in need)
         streams[sat], codings[sat], refs[sat] = code_predictive(
             codec, sat, latents[sat], states[sat].image_shape, refs[sat], decoded, order.index(sat),
-            tuple(sorted(images)), capture, key, cfg.map_coding, t)
+            tuple(sorted(images)), capture, key, cfg.map_coding, t,
+            image=images[sat] if cfg.calibration == "gain_bias" else None)
         # what a peer does with it: parse and decode (timed once; charged to each satellite that needs it)
         t0 = time.perf_counter()
         parsed[sat] = SatelliteBitstream.from_bytes(streams[sat], expect_fingerprint=codec.fingerprint, key=key)
@@ -298,16 +304,34 @@ def encode_group_predictive(codec, images: dict, cfg: DLRCConfig, capture: int =
 
 
 @torch.no_grad()
+def _decoded_images(codec, y_flat: dict, owners, C: int, H: int, W: int) -> dict:
+    """{u: x̂ (1, 3, H·16, W·16)} of the referenced satellites, synthesised from their decoded ŷ."""
+    return {u: codec.model.g_s(y_flat[u].reshape(1, C, H, W)).clamp_(0, 1) for u in owners if u in y_flat}
+
+
+def _on_block_grid(x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """``x`` (1, C, h, w) padded (edge-replicated) or cropped to the latent's pixel grid (H·16, W·16)."""
+    from .predict import BLOCK
+
+    x = x[..., :H * BLOCK, :W * BLOCK]
+    dh, dw = H * BLOCK - x.shape[-2], W * BLOCK - x.shape[-1]
+    return torch.nn.functional.pad(x, (0, dw, 0, dh), mode="replicate") if dh or dw else x
+
+
 def code_predictive(codec, sat: int, lat, image_shape: tuple, refs: np.ndarray, y_flat: dict, priority: int,
                     members: tuple, capture: int = 0, key: bytes | None = None, map_coding: str = "predictive",
-                    timings: dict | None = None) -> tuple:
+                    timings: dict | None = None, image: torch.Tensor | None = None) -> tuple:
     """One satellite's predictive stream: (container bytes, :class:`.predict.PredictiveCoding`, the
     reference map it carries).
 
     ``lat``: its :class:`HyperLatent`; ``refs`` (H·W,) owner·H·W + q; ``y_flat``: {u: ŷ (C, H·W)} of every
     satellite it references (as decoded from their streams). Where prediction pays nowhere the stream
     is coded as the codec alone would, with no map and no flags. Stages timed into ``timings``
-    (``prediction``: the decisions and the y string; ``entropy_coding``: the container)."""
+    (``prediction``: the decisions and the y string; ``entropy_coding``: the container).
+
+    ``image`` (1, 3, h, w): the satellite's own capture, given for ``calibration: gain_bias`` — the
+    calibrated prediction (``calibration``: synthesising the references, the fit and the re-analysis,
+    timed) is kept where the entropy model says it costs fewer bits than the referenced ŷ."""
     from . import predict
 
     t = {} if timings is None else timings
@@ -315,11 +339,22 @@ def code_predictive(codec, sat: int, lat, image_shape: tuple, refs: np.ndarray, 
     n = H * W
     owners, q = refs // n, refs % n
     y_ref = torch.zeros(C, n)
-    for u in set(owners.tolist()) - {sat}:
+    others = set(owners.tolist()) - {sat}
+    for u in others:
         hit = np.nonzero(owners == u)[0]
         y_ref[:, torch.as_tensor(hit)] = y_flat[u][:, torch.as_tensor(q[hit])]
     with timed(t, "prediction"):
         coding = predict.encode(codec.model, lat.y, lat.scales, lat.means, refs, sat, y_ref)
+    if image is not None and others:
+        with timed(t, "calibration"):
+            frame, mask = predict.reference_frame(_decoded_images(codec, y_flat, others, C, H, W), refs, sat, H, W)
+            calibration = predict.fit_calibration(_on_block_grid(image, H, W), frame, mask, H, W)
+            y_cal = y_ref + predict.calibrated_prediction(codec.model, frame, calibration)
+        with timed(t, "prediction"):
+            calibrated = predict.encode(codec.model, lat.y, lat.scales, lat.means, refs, sat, y_cal, calibration)
+        if calibrated.estimated_bits["chosen"] + 8 * len(calibration.to_bytes()) < coding.estimated_bits["chosen"]:
+            coding = calibrated
+    with timed(t, "prediction"):
         if coding.candidates and not coding.predicted.any():
             refs = sat * n + np.arange(n, dtype=np.int64)
             coding = predict.encode(codec.model, lat.y, lat.scales, lat.means, refs, sat, y_ref)
@@ -348,7 +383,6 @@ def decode_predictive_stream(codec, p: SatelliteBitstream, refs: np.ndarray, y_f
     """ŷ (C, H·W) of a predictive stream given the ŷ (C, H·W) of the satellites it references
     (``missing``: those whose streams are lost; positions predicted from them take μ)."""
     from . import predict
-    from .filter import decode_hyper
 
     C, H, W = p.y_shape
     n = H * W
@@ -366,6 +400,16 @@ def decode_predictive_stream(codec, p: SatelliteBitstream, refs: np.ndarray, y_f
             raise BitstreamError(f"satellite {p.satellite} and satellite {u} have different latent sizes")
         hit = np.nonzero(owners == u)[0]
         y_ref[:, torch.as_tensor(hit)] = y_flat[u][:, torch.as_tensor(q[hit])]
+    calibration = predict.side_calibration(p.side_string)
+    if calibration is not None:
+        if len(calibration.gain) != 3:
+            raise BitstreamError(f"satellite {p.satellite}: calibration for {len(calibration.gain)} bands, the codec has 3")
+        if lost.any():  # the frame around every reference changed: no calibrated prediction is reliable
+            lost = ~own
+        else:
+            images = _decoded_images(codec, y_flat, set(owners[~own].tolist()), C, H, W)
+            frame, _ = predict.reference_frame(images, refs, p.satellite, H, W)
+            y_ref = y_ref + predict.calibrated_prediction(codec.model, frame, calibration)
     y_hat, _ = predict.decode(codec.model, p.y_string, p.side_string, scales, means, refs, p.satellite, y_ref,
                               lost if lost.any() else None)
     return y_hat

@@ -44,8 +44,13 @@ from ..codecs.overread import padded
 
 #: Residual scale factors β (of the hyperprior's σ) a satellite may choose: 2^(−k/2), k = 0..15.
 BETA_LEVELS = tuple(2.0 ** (-k / 2.0) for k in range(16))
-#: Side string: β index (u8), the flags' frequency of "predicted" (u16, of 65536), then the flags' rANS string.
+#: Side string: β index (u8; bit 7 set: a calibrated prediction, whose band count (u8) and per-band
+#: gain and bias (float16 each) follow), the flags' frequency of "predicted" (u16, of 65536), then the
+#: flags' rANS string.
 _SIDE = struct.Struct("<BH")
+_CALIBRATED = 0x80
+#: Block side of a latent position [px] (the hyperprior codecs' stride).
+BLOCK = 16
 _PRECISION = 16  # CompressAI's entropy coder precision (bits)
 
 
@@ -169,13 +174,14 @@ def prediction_symbols(y_ref: torch.Tensor, means: torch.Tensor | None) -> torch
 
 @torch.no_grad()
 def encode(model, y: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None, refs: np.ndarray,
-           satellite: int, y_ref: torch.Tensor) -> PredictiveCoding:
+           satellite: int, y_ref: torch.Tensor, calibration: "Calibration | None" = None) -> PredictiveCoding:
     """Predictive coding of one satellite's ŷ.
 
     ``y`` (1, C, H, W) its latent, ``scales``/``means`` its hyperprior's σ and μ (means None: zero),
-    ``refs`` its reference map, ``y_ref`` (C, H·W) the referenced ŷ at each position (columns of
-    positions without a reference are ignored). Returns the y string (every position), the side
-    string and the decisions.
+    ``refs`` its reference map, ``y_ref`` (C, H·W) the prediction at each position: the referenced ŷ,
+    or with ``calibration`` the latent of the calibrated reference frame (:func:`calibrated_prediction`);
+    columns of positions without a reference are ignored. Returns the y string (every position), the
+    side string (with the calibration, when given) and the decisions.
     """
     gc = model.gaussian_conditional
     C = y.shape[1]
@@ -213,20 +219,126 @@ def encode(model, y: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | N
         indexes[:, pi] = scale_indexes(gc, sigma[:, pi] * BETA_LEVELS[best_beta])
     flags = predicted[cand]
     p1 = int(round(65536 * flags.mean())) if flags.size else 0
-    side = _SIDE.pack(best_beta, min(max(p1, 1), 65535) if flags.size else 0) + encode_flags(flags, p1)
+    head = best_beta | (_CALIBRATED if calibration is not None else 0)
+    side = (_SIDE.pack(head, min(max(p1, 1), 65535) if flags.size else 0)
+            + (calibration.to_bytes() if calibration is not None else b"") + encode_flags(flags, p1))
     y_string = gc.compress(symbols[None, :, :, None], indexes[None, :, :, None])[0]
     return PredictiveCoding(y_string, side, best_beta, predicted, len(cand),
                             {"alone": float(bits_alone.sum()), "chosen": best_total})
 
 
 def parse_side(side: bytes) -> tuple[int, int, bytes]:
-    """(β index, flag frequency, flags' rANS string) of a side string."""
+    """(β index, flag frequency, flags' rANS string) of a side string (its calibration: :func:`side_calibration`)."""
+    beta, p1, _, rest = _split_side(side)
+    return beta, p1, rest
+
+
+def side_calibration(side: bytes) -> "Calibration | None":
+    """The calibration a side string carries (None: the prediction is the referenced ŷ itself)."""
+    return _split_side(side)[2]
+
+
+def _split_side(side: bytes):
     if len(side) < _SIDE.size:
         raise BitstreamError("prediction side information truncated")
-    beta, p1 = _SIDE.unpack_from(side, 0)
+    head, p1 = _SIDE.unpack_from(side, 0)
+    beta, rest = head & ~_CALIBRATED, side[_SIDE.size:]
     if beta >= len(BETA_LEVELS):
         raise BitstreamError(f"prediction scale index {beta} out of range (0..{len(BETA_LEVELS) - 1})")
-    return beta, p1, side[_SIDE.size:]
+    calibration = None
+    if head & _CALIBRATED:
+        calibration, used = Calibration.from_bytes(rest)
+        rest = rest[used:]
+    return beta, p1, calibration, rest
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Per-band gain and bias taking the reference's radiometry into this satellite's:
+    own ≈ gain·reference + bias, on the [0, 1] pixel scale, each stored as float16 (4 bytes a band)."""
+
+    gain: tuple
+    bias: tuple
+
+    def to_bytes(self) -> bytes:
+        values = np.asarray([v for pair in zip(self.gain, self.bias) for v in pair], dtype="<f2")
+        return struct.pack("<B", len(self.gain)) + values.tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> tuple["Calibration", int]:
+        if not data:
+            raise BitstreamError("prediction calibration truncated")
+        bands = data[0]
+        size = 1 + 4 * bands
+        if bands == 0 or len(data) < size:
+            raise BitstreamError("prediction calibration truncated")
+        values = np.frombuffer(data[1:size], dtype="<f2").astype(np.float64).reshape(bands, 2)
+        if not np.all(np.isfinite(values)) or np.any(values[:, 0] <= 0):
+            raise BitstreamError("prediction calibration: a gain is not a positive finite number")
+        return cls(tuple(values[:, 0].tolist()), tuple(values[:, 1].tolist())), size
+
+
+def _blocks(x: torch.Tensor) -> torch.Tensor:
+    """(1, C, H·16, W·16) image → (H·W, C, 16, 16) blocks, one per latent position (row-major)."""
+    _, C, P, Q = x.shape
+    return x[0].reshape(C, P // BLOCK, BLOCK, Q // BLOCK, BLOCK).permute(1, 3, 0, 2, 4).reshape(-1, C, BLOCK, BLOCK)
+
+
+def _unblocks(b: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    C = b.shape[1]
+    return b.reshape(H, W, C, BLOCK, BLOCK).permute(2, 0, 3, 1, 4).reshape(1, C, H * BLOCK, W * BLOCK)
+
+
+def reference_frame(images: dict, refs: np.ndarray, satellite: int, H: int, W: int) -> tuple[torch.Tensor, np.ndarray]:
+    """(1, C, H·16, W·16) frame in this satellite's pixel grid holding, at each position with a reference,
+    the 16×16 block of the referenced satellite's decoded image (``images``: {u: x̂ (1, C, H·16, W·16)}),
+    mid-grey elsewhere; and the (H·W,) mask of those positions. Built from the reference map alone,
+    so the ground needs no geometry."""
+    n = H * W
+    owners, q = refs // n, refs % n
+    C = next(iter(images.values())).shape[1]
+    blocks = torch.full((n, C, BLOCK, BLOCK), 0.5)
+    mask = np.zeros(n, dtype=bool)
+    for u in set(owners.tolist()) - {satellite}:
+        if u not in images:
+            continue  # a lost reference: those positions are filled by μ at the ground anyway
+        hit = np.nonzero(owners == u)[0]
+        blocks[torch.as_tensor(hit)] = _blocks(images[u])[torch.as_tensor(q[hit])]
+        mask[hit] = True
+    return _unblocks(blocks, H, W), mask
+
+
+def fit_calibration(x: torch.Tensor, frame: torch.Tensor, mask: np.ndarray, H: int, W: int) -> Calibration:
+    """Per-band gain and bias mapping the reference frame onto this satellite's own capture ``x``
+    (1, C, H·16, W·16) over the blocks of ``mask``, by matching mean and standard deviation (relative
+    radiometric normalisation): a least-squares fit of own on reference would shrink the gain by the
+    scenes' own differences (regression dilution); moments do not. Rounded to float16, as sent."""
+    own = _blocks(x)[torch.as_tensor(np.nonzero(mask)[0])].double()
+    ref = _blocks(frame)[torch.as_tensor(np.nonzero(mask)[0])].double()
+    gains, biases = [], []
+    for c in range(x.shape[1]):
+        u, v = own[:, c].flatten(), ref[:, c].flatten()
+        sv = float(v.std()) if v.numel() > 1 else 0.0
+        g = float(u.std()) / sv if sv > 1e-6 else 1.0
+        g = min(max(g, 1 / 16), 16.0)
+        b = float(u.mean()) - g * float(v.mean())
+        gains.append(float(np.float16(g)))
+        biases.append(float(np.float16(b)))
+    return Calibration(tuple(gains), tuple(biases))
+
+
+@torch.no_grad()
+def calibrated_prediction(model, frame: torch.Tensor, calibration: Calibration) -> torch.Tensor:
+    """(C_latent, H·W) change of the prediction the calibration makes: the analysis transform of the
+    reference frame with the gain and bias applied, less that of the frame as decoded. Added to the
+    referenced ŷ: re-analysing a decoded image does not give back its ŷ (the codec is lossy), so the
+    difference carries the radiometric change alone. The ground computes it from the decoded
+    references and the sent calibration; like the hyperprior's scales, it relies on the encoder and
+    the ground computing the same floats."""
+    g = torch.tensor(calibration.gain, dtype=frame.dtype)[None, :, None, None]
+    b = torch.tensor(calibration.bias, dtype=frame.dtype)[None, :, None, None]
+    y = model.g_a(torch.cat([frame * g + b, frame]))
+    return (y[0] - y[1]).reshape(y.shape[1], -1)
 
 
 @torch.no_grad()

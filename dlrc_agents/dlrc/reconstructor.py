@@ -20,7 +20,8 @@ import torch
 from .alone import check_against_model
 from .bitstream import BitstreamError, DecodeBounds, SatelliteBitstream
 from .context import check_plan, context_code, decode_order, decode_side, plan_from_references
-from .filter import decode_hyper, decode_positions
+from ..codecs.hyperprior import decode_hyper
+from .filter import decode_positions
 from .onboard import decode_predictive_stream, predictive_references
 
 

@@ -122,6 +122,8 @@ class MissionScenario(NetworkScenario):
         if len(self.dlrc.modes()) != 1:
             raise ValueError("dlrc.mode: a mission flies one mode; sweep dlrc.mode to compare copy and predict "
                              "(scenarios/mission_jpeg2000_realistic_predict.yaml)")
+        if len(self.dlrc.calibrations()) != 1:
+            raise ValueError("dlrc.calibration: a mission flies one; sweep dlrc.calibration to compare them")
         _predict_needs_hyperprior(self.dlrc, self.codec.architecture)
         if self.dlrc.modes() == ["predict"] and self.mission.compute.profile == "titan_v":
             raise ValueError("mission.compute.profile: 'titan_v' has no time for predictive coding or the peers' "

@@ -27,6 +27,7 @@ from ..dlrc.alone import alone_stream
 from ..dlrc.arbiter import reference_map
 from ..dlrc.bitstream import DecodeBounds, pack_maps
 from ..dlrc.onboard import CODEC_STAGES, DLRCConfig, encode_group
+from ..dlrc.predict import side_calibration as predict_side_calibration
 from ..dlrc.reconstructor import parse_round, reconstruct_parsed
 from .capture import AXES, capture_group, describe_levels
 from .overlap import draw_observation, window_for_overlap
@@ -128,7 +129,9 @@ def evaluate_images(codec, images: dict, cfg: DLRCConfig, baselines: dict | None
         else:
             copied, inexact = copy_counts(group.arbitration, group.latents, group.intended, sat)
         rows.append({
-            "mode": cfg.mode, "satellite": sat, "priority": p.priority,
+            "mode": cfg.mode, "calibration": cfg.calibration, "satellite": sat, "priority": p.priority,
+            # predict mode: the stream carries the calibrated prediction (gain and bias in its side string)
+            "calibrated": bool(p.side_string and predict_side_calibration(p.side_string) is not None),
             "baseline_bpp_y": base["bpp_y"], "baseline_bpp_z": base["bpp_z"], "baseline_bpp_total": base["bpp_total"],
             "baseline_psnr": base["psnr"], "baseline_ms_ssim": base["ms_ssim"],
             # predict mode: y holds the side string too (β, the flags' frequency, the rANS flags)
@@ -165,8 +168,15 @@ def evaluate_images(codec, images: dict, cfg: DLRCConfig, baselines: dict | None
 
 #: Columns that name a condition of the captures (dlrc_agents.studies.capture) and, for revisits, the date gap.
 CONDITION_KEYS = ("axis", "level", "geo_grid")
-#: Run-setting keys a table may hold beside the conditions: the DLRC mode (copy / predict).
-SETTING_KEYS = ("mode",)
+#: Run-setting keys a table may hold beside the conditions: the DLRC mode (copy / predict) and predict
+#: mode's calibration (none / gain_bias).
+SETTING_KEYS = ("mode", "calibration")
+
+
+def _setting(r: dict) -> str:
+    """A result's DLRC setting as figures name it: its mode, and 'calibrated' for a calibrated prediction."""
+    mode = r.get("mode", "copy")
+    return f"{mode}, calibrated" if r.get("calibration", "none") != "none" else mode
 
 
 def _finite_mean(values: pd.Series) -> float | None:
@@ -220,6 +230,12 @@ def summarise(table: pd.DataFrame, satellites: int) -> list[dict]:
             row["date_gap_years"] = float(key["date_gap_years"])
         if "mode" in key:
             row["mode"] = key["mode"]
+        if "calibration" in key:
+            row["calibration"] = key["calibration"]
+            # the share of predict-mode satellites whose stream carries the calibrated prediction
+            row["calibrated_fraction"] = float(g["calibrated"].mean()) if "calibrated" in g.columns else 0.0
+            if "time_calibration_s" in g.columns and key["calibration"] != "none":
+                row["calibration_time_s"] = float(g["time_calibration_s"].fillna(0.0).mean())  # per satellite
         results.append(row)
     _relate_conditions(results)
     return results
@@ -231,7 +247,7 @@ def _relate_conditions(results: list[dict]) -> None:
     ``resample_bpp_change`` (codec-alone bpp on the grid tiles over that on the raw captures)."""
     def at(r, **kw):
         want = {"lambda": r["lambda"], "o_exp": r["o_exp"], "date_gap_years": r.get("date_gap_years"),
-                "mode": r.get("mode"), **kw}
+                "mode": r.get("mode"), "calibration": r.get("calibration"), **kw}
         for q in results:
             if all(q.get(k) == v for k, v in want.items()):
                 return q
@@ -264,7 +280,7 @@ def jpeg2000_comparison(table: pd.DataFrame, j2k: pd.DataFrame) -> list[dict]:
     against JPEG 2000's stronger MCT setting (negative BD-rate: fewer bits than JPEG 2000)."""
 
     out = []
-    by = ["o_exp", "mode"] if "mode" in table.columns else ["o_exp"]
+    by = ["o_exp"] + [k for k in SETTING_KEYS if k in table.columns]
     for key, g in table.groupby(by, sort=False):
         o = key[0]
         points = (j2k[j2k["o_exp"] == o].groupby(["mct", "target_bpp"], as_index=False)[["bpp", "psnr", "ms_ssim"]].mean())
@@ -272,8 +288,7 @@ def jpeg2000_comparison(table: pd.DataFrame, j2k: pd.DataFrame) -> list[dict]:
                                                       "dlrc_psnr"]].mean()
         row = {"o_exp": float(o), "points": points.to_dict("records"), "patches": int(len(g.drop_duplicates(
             ["scene", "draw", "satellite"])))}
-        if len(by) > 1:
-            row["mode"] = key[1]
+        row.update({k: v for k, v in zip(by[1:], key[1:])})
         for world in ("baseline", "dlrc"):
             rate, dist, mct = strongest_anchor(points, ladder[f"{world}_bpp_sent"], ladder[f"{world}_psnr"])
             row[f"{world}_bd_rate_pct"], row[f"{world}_bd_psnr_db"], row[f"{world}_anchor_mct"] = rate, dist, mct
@@ -293,13 +308,13 @@ def rd_figures(results: list[dict], model: str, jpeg2000: pd.DataFrame | None = 
     fig6, axes = plt.subplots(2, len(overlaps), figsize=(4.6 * len(overlaps), 7), squeeze=False)
     for col, o in enumerate(overlaps):
         at_o = [r for r in results if r["o_exp"] == o]
-        modes = list(dict.fromkeys(r.get("mode", "copy") for r in at_o))
-        rs = sorted([r for r in at_o if r.get("mode", "copy") == modes[0]], key=lambda r: r["lambda"])
+        modes = list(dict.fromkeys(_setting(r) for r in at_o))
+        rs = sorted([r for r in at_o if _setting(r) == modes[0]], key=lambda r: r["lambda"])
         for row, (metric, label) in enumerate((("psnr", "PSNR [dB]"), ("ms_ssim", "MS-SSIM"))):
             ax = axes[row, col]
             ax.plot([r["baseline"]["bpp_total"] for r in rs], [r["baseline"][metric] for r in rs], "o-", label=model)
             for mode in modes:
-                rm = sorted([r for r in at_o if r.get("mode", "copy") == mode], key=lambda r: r["lambda"])
+                rm = sorted([r for r in at_o if _setting(r) == mode], key=lambda r: r["lambda"])
                 ax.plot([r["dlrc"]["bpp_total"] for r in rm], [r["dlrc"][metric] for r in rm], "s-",
                         label=f"{model} + DLRC" + (f" ({mode})" if len(modes) > 1 else ""))
             if jpeg2000 is not None and len(jpeg2000[jpeg2000["o_exp"] == o]):
@@ -318,7 +333,7 @@ def rd_figures(results: list[dict], model: str, jpeg2000: pd.DataFrame | None = 
     fig7, axes = plt.subplots(1, len(overlaps), figsize=(4.6 * len(overlaps), 4), squeeze=False)
     for col, o in enumerate(overlaps):
         first = results[0].get("mode", "copy") if results else "copy"  # the breakdown of the first mode
-        rs = sorted([r for r in results if r["o_exp"] == o and r.get("mode", "copy") == first], key=lambda r: r["lambda"])
+        rs = sorted([r for r in results if r["o_exp"] == o and _setting(r) == first], key=lambda r: r["lambda"])
         ax = axes[0, col]
         xs = np.arange(len(rs))
         w = 0.2
@@ -391,7 +406,8 @@ def run_rd(scenario, run) -> dict:
     stage(f"rd: {c.architecture}, {len(codecs)} model(s), "
           + (f"a revisit stack of {len(scenes)} dates" if revisits else f"{len(scenes)} scene(s)")
           + f", o_exp {ov.o_exp}, {ov.draws} draws, {len(conditions)} capture condition(s) × geo_grid {geo_values}")
-    cfgs = [replace(DLRCConfig(**d.core()), mode=m) for m in d.modes()]
+    cfgs = [replace(DLRCConfig(**d.core()), mode=m, calibration=k)
+            for m in d.modes() for k in (d.calibrations() if m == "predict" else ["none"])]
     rows = []
     j2k_patches = []  # (o_exp, scene, draw, satellite, uint8 patch): the aligned captures of the first λ
     jobs = [(l, o, s, k) for l in codecs for o in ov.o_exp for s in draw_scenes for k in range(ov.draws)]
@@ -461,7 +477,7 @@ def _series(results: list[dict]) -> dict:
     """Results grouped into plot lines: (λ, o_exp, geo_grid, mode) -> rows."""
     lines: dict = {}
     for r in results:
-        lines.setdefault((r["lambda"], r["o_exp"], r.get("geo_grid", False), r.get("mode", "copy")), []).append(r)
+        lines.setdefault((r["lambda"], r["o_exp"], r.get("geo_grid", False), _setting(r)), []).append(r)
     return lines
 
 
@@ -483,7 +499,7 @@ def condition_figure(results: list[dict], axis: str, model: str):
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     rows = [r for r in results if r.get("axis") in (axis, "aligned")]
-    modes = {r.get("mode", "copy") for r in rows}
+    modes = {_setting(r) for r in rows}
     for (lmbda, o_exp, geo, mode), rs in sorted(_series(rows).items()):
         rs = sorted(rs, key=lambda r: r["level"])
         xs = [r["level"] for r in rs]
@@ -519,7 +535,7 @@ def overview_figure(results: list[dict], model: str):
     for k, axis in enumerate(axes_names):
         ax = grid[k // cols, k % cols]
         rows = [r for r in results if r.get("axis") in (axis, "aligned")]
-        modes = {r.get("mode", "copy") for r in results}
+        modes = {_setting(r) for r in results}
         for (lmbda, o_exp, geo, mode), rs in sorted(_series(rows).items()):
             rs = sorted(rs, key=lambda r: r["level"])
             colour = MODE_COLOURS.get(mode, "tab:gray") if len(modes) > 1 else ("tab:orange" if geo else "tab:blue")
@@ -536,7 +552,7 @@ def overview_figure(results: list[dict], model: str):
     uniq = dict(zip(labels, handles))
     grid[0, 0].legend(uniq.values(), uniq.keys(), fontsize=7)
     fig.suptitle(f"{model}: DLRC saving off the ideal protocol, with and without the shared grid"
-                 + (" (copy: the paper's; predict: predictive coding)" if len({r.get("mode", "copy") for r in results}) > 1 else ""),
+                 + (" (copy: the paper's; predict: predictive coding)" if len({_setting(r) for r in results}) > 1 else ""),
                  fontsize=10)
     fig.tight_layout()
     return fig
@@ -551,7 +567,7 @@ def gap_figure(results: list[dict], model: str):
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     aligned = [r for r in results if r.get("axis") == "aligned"]
-    modes = {r.get("mode", "copy") for r in aligned}
+    modes = {_setting(r) for r in aligned}
     for (lmbda, o_exp, geo, mode), rs in sorted(_series(aligned).items()):
         rs = sorted(rs, key=lambda r: r["date_gap_years"])
         xs = [r["date_gap_years"] for r in rs]
