@@ -30,11 +30,12 @@ browser:
 	        DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq chromium >/dev/null 2>&1; }; }; } || \
 	  echo "note: no Chromium could be installed (needs root, apt and the Debian mirror): the browser test will skip"
 
+# One pytest worker per core (pytest-xdist; each worker's torch on one thread: tests/conftest.py).
 test: $(STAMP) browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist worksteal
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n auto --dist worksteal -m "not slow"
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_sync.py

@@ -24,6 +24,15 @@ def eo_mirror() -> Path:
     return Path(value)
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (``make test`` runs one worker per core) each worker's torch keeps to one
+    thread, so the workers do not oversubscribe the cores."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Each test session gets its own position cache, so tests never see a stale one."""
