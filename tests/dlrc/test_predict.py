@@ -184,6 +184,21 @@ def test_calibration_bytes_round_trip():
         predict.Calibration.from_bytes(negative)
 
 
+def test_random_side_strings_are_read_or_refused():
+    """2,000 random side strings: each parses (β, flags, a calibration with positive finite gains) or is
+    refused with a BitstreamError, never another exception."""
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        data = rng.integers(0, 256, int(rng.integers(0, 24)), dtype=np.uint8).tobytes()
+        try:
+            beta, _, _ = predict.parse_side(data)
+            c = predict.side_calibration(data)
+        except BitstreamError:
+            continue
+        assert 0 <= beta < len(predict.BETA_LEVELS)
+        assert c is None or (all(g > 0 and np.isfinite(g) for g in c.gain) and all(np.isfinite(c.bias)))
+
+
 def test_fit_recovers_a_known_gain_and_bias(shipped, scene):
     """own = 1.2·reference − 0.05 exactly (no clipping on this scene): the moment fit returns it."""
     x = crops(scene, [(0, 0)], 128)[0]
