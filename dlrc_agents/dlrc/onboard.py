@@ -402,12 +402,16 @@ def decode_predictive_stream(codec, p: SatelliteBitstream, refs: np.ndarray, y_f
         y_ref[:, torch.as_tensor(hit)] = y_flat[u][:, torch.as_tensor(q[hit])]
     calibration = predict.side_calibration(p.side_string)
     if calibration is not None:
-        if len(calibration.gain) != 3:
-            raise BitstreamError(f"satellite {p.satellite}: calibration for {len(calibration.gain)} bands, the codec has 3")
+        if own.all():
+            raise BitstreamError(f"satellite {p.satellite}: a calibrated prediction without references")
         if lost.any():  # the frame around every reference changed: no calibrated prediction is reliable
             lost = ~own
         else:
             images = _decoded_images(codec, y_flat, set(owners[~own].tolist()), C, H, W)
+            bands = next(iter(images.values())).shape[1]
+            if len(calibration.gain) != bands:
+                raise BitstreamError(f"satellite {p.satellite}: calibration for {len(calibration.gain)} bands, "
+                                     f"the codec codes {bands}")
             frame, _ = predict.reference_frame(images, refs, p.satellite, H, W)
             y_ref = y_ref + predict.calibrated_prediction(codec.model, frame, calibration)
     y_hat, _ = predict.decode(codec.model, p.y_string, p.side_string, scales, means, refs, p.satellite, y_ref,
