@@ -232,7 +232,10 @@ def test_context_codec_missions_fly_with_the_prediction_fill(tmp_path, arch, N, 
     assert s["decode_exact"] is True and s["rounds_decoded_on_ground"] == {"baseline": 2, "dlrc": 2}
     assert s["retained_fraction"] < 0.8
     s = _run(tmp_path, ckpt, **over, **{"mission.peer_timeout_s": 1e-9})
-    assert s["peer_timeouts"] == 2 * 3 and s["decode_exact"] is True
+    # measured on-board times: a satellite whose own front stages took longer than a peer's header took
+    # to arrive has it already and does not time out, so how many of the 2 × 3 waits time out depends
+    # on the machine's load; some always do, and every stream still decodes exactly
+    assert 0 < s["peer_timeouts"] <= 2 * 3 and s["decode_exact"] is True
 
 
 def test_context_codec_missions_need_the_prediction_fill(tmp_path, checkpoint, capsys):
