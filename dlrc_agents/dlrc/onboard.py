@@ -318,6 +318,7 @@ def _on_block_grid(x: torch.Tensor, H: int, W: int) -> torch.Tensor:
     return torch.nn.functional.pad(x, (0, dw, 0, dh), mode="replicate") if dh or dw else x
 
 
+@torch.no_grad()
 def code_predictive(codec, sat: int, lat, image_shape: tuple, refs: np.ndarray, y_flat: dict, priority: int,
                     members: tuple, capture: int = 0, key: bytes | None = None, map_coding: str = "predictive",
                     timings: dict | None = None, image: torch.Tensor | None = None) -> tuple:
