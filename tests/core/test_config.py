@@ -210,7 +210,9 @@ def test_a_ten_thousand_point_grid_validates_quickly():
         p["inputs"] = scenario_inputs(p["scenario"])
     assert len(points) == 10_000 and len({p["id"] for p in points}) == 10_000
     assert points[1234]["scenario"].seed == 1235 and points[0]["inputs"] == points[-1]["inputs"]
-    assert time.perf_counter() - start < 4.0  # 2 s on an idle machine; headroom for a loaded CI
+    # 2 s on an idle machine; `make test` runs a second worker beside it (4.1 s seen), so 8 s still
+    # catches a regression of several times without failing on a loaded CI
+    assert time.perf_counter() - start < 8.0
 
 
 def test_sweep_points_share_what_they_do_not_change():

@@ -93,9 +93,14 @@ def test_a_stream_that_misses_the_timeout_is_coded_without(tmp_path):
     references), the ground still decodes every round exactly."""
     s, _ = _run(tmp_path, "alone", **dict(SHIPPED, **REALISTIC, **{"dlrc.mode": "predict",
                                                                   "mission.peer_timeout_s": 1e-9}))
-    assert s["peer_timeouts"] == 2 * 3 and s["decode_exact"] is True
-    assert s["predicted_fraction"] == 0.0 and s["rounds_decoded_on_ground"]["dlrc"] == 2
-    assert abs(s["bpp_reduction"]) < 0.01  # the same strings as the codec alone, the container's own fields aside
+    # measured on-board times: a satellite whose own stages took longer than a peer's header took to
+    # arrive has it already, so how many of the 2 × 3 waits time out depends on the machine's load;
+    # the fastest satellite of a round always does, and every stream decodes exactly either way
+    assert 0 < s["peer_timeouts"] <= 2 * 3 and s["decode_exact"] is True
+    assert s["rounds_decoded_on_ground"]["dlrc"] == 2
+    if s["peer_timeouts"] == 2 * 3:  # nobody heard anybody: no prediction, the codec alone's strings
+        assert s["predicted_fraction"] == 0.0
+        assert abs(s["bpp_reduction"]) < 0.01  # the container's own fields aside
 
 
 @pytest.mark.parametrize("over, field", [
