@@ -349,7 +349,7 @@ def code_predictive(codec, sat: int, lat, image_shape: tuple, refs: np.ndarray, 
     if image is not None and others:
         with timed(t, "calibration"):
             frame, mask = predict.reference_frame(_decoded_images(codec, y_flat, others, C, H, W), refs, sat, H, W)
-            calibration = predict.fit_calibration(_on_block_grid(image, H, W), frame, mask, H, W)
+            calibration = predict.fit_calibration(_on_block_grid(image, H, W), frame, mask)
             y_cal = y_ref + predict.calibrated_prediction(codec.model, frame, calibration)
         with timed(t, "prediction"):
             calibrated = predict.encode(codec.model, lat.y, lat.scales, lat.means, refs, sat, y_cal, calibration)

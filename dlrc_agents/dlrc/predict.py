@@ -308,7 +308,7 @@ def reference_frame(images: dict, refs: np.ndarray, satellite: int, H: int, W: i
     return _unblocks(blocks, H, W), mask
 
 
-def fit_calibration(x: torch.Tensor, frame: torch.Tensor, mask: np.ndarray, H: int, W: int) -> Calibration:
+def fit_calibration(x: torch.Tensor, frame: torch.Tensor, mask: np.ndarray) -> Calibration:
     """Per-band gain and bias mapping the reference frame onto this satellite's own capture ``x``
     (1, C, H·16, W·16) over the blocks of ``mask``, by matching mean and standard deviation (relative
     radiometric normalisation): a least-squares fit of own on reference would shrink the gain by the

@@ -204,7 +204,7 @@ def test_fit_recovers_a_known_gain_and_bias(shipped, scene):
     x = crops(scene, [(0, 0)], 128)[0]
     own = x * 1.2 - 0.05
     mask = np.ones(64, dtype=bool)
-    c = predict.fit_calibration(own, x, mask, 8, 8)
+    c = predict.fit_calibration(own, x, mask)
     np.testing.assert_allclose(c.gain, [1.2] * 3, rtol=2e-3)
     np.testing.assert_allclose(c.bias, [-0.05] * 3, atol=2e-3)
 
