@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO ?= scenarios/quickstart.yaml
 
-.PHONY: install demo test test-fast browser bench data models models-context models-multispectral clean
+.PHONY: install demo test test-fast browser bench data models models-context models-mbt2018 models-cheng2020-anchor models-elic models-multispectral clean
 
 $(STAMP): setup.cfg constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,7 +57,7 @@ data: $(STAMP)
 # one when torch sees it). Writes dlrc_agents/codecs/weights/ (explicitly: train's default is
 # $$EDGESPACECOM_WEIGHTS, never the package).
 DEVICE ?= auto
-TRAIN := $(VENV)/bin/edgespacecom train --batch 8 --crop 128 --lr 3e-4 --threads 1 --device $(DEVICE)
+TRAIN := $(VENV)/bin/edgespacecom train --batch 8 --crop 128 --lr 3e-4 --threads 1 --device $(DEVICE) --storage int8
 SHIPPED_TRAIN := $(TRAIN) --downscale 2 --precision bf16
 W := dlrc_agents/codecs/weights
 models: $(STAMP)
@@ -71,44 +71,60 @@ models: $(STAMP)
 	    --init $(W)/bmshj2018-hyperprior_lambda0.0483.pt --export $(W)/bmshj2018-hyperprior_lambda0.025.pt
 	$(SHIPPED_TRAIN) --arch mbt2018-mean --lambda 0.0067 --steps 4000 --out runs/mbt2018-mean_lambda0.0067 \
 	    --init $(W)/bmshj2018-hyperprior_lambda0.0067.pt --export $(W)/mbt2018-mean_lambda0.0067.pt
+	# the shipped ladder then continued at lr 1e-4: 12,000 steps for λ 0.0067 and 0.013, 6,000 for 0.025 and 0.0483
+	$(foreach l,0.0067 0.013,$(SHIPPED_TRAIN) --lr 1e-4 --arch bmshj2018-hyperprior --lambda $(l) --steps 12000 \
+	    --out runs/bmshj2018-hyperprior_lambda$(l)_continued --init $(W)/bmshj2018-hyperprior_lambda$(l).pt \
+	    --export $(W)/bmshj2018-hyperprior_lambda$(l).pt &&) true
+	$(foreach l,0.025 0.0483,$(SHIPPED_TRAIN) --lr 1e-4 --arch bmshj2018-hyperprior --lambda $(l) --steps 6000 \
+	    --out runs/bmshj2018-hyperprior_lambda$(l)_continued --init $(W)/bmshj2018-hyperprior_lambda$(l).pt \
+	    --export $(W)/bmshj2018-hyperprior_lambda$(l).pt &&) true
 
-# Train the context models, too large to ship (results/training/README.md): mbt2018 warm-started
-# from the shipped mbt2018-mean (same N = 128, M = 192), cheng2020-anchor and ELIC from scratch.
-# About 2.5 h on 2 cores; resumable (run again to continue). Writes $$EDGESPACECOM_WEIGHTS
-# (default ~/.cache/edgespacecom/weights), where the rd scenarios find them.
-models-context: $(STAMP)
+# Train the context models (results/training/README.md): mbt2018 warm-started from the shipped
+# mbt2018-mean (same N = 128, M = 192), cheng2020-anchor (N = 128) and ELIC (N = 128, M = 192, narrower
+# than the paper's 192/320 to fit the wheel) from scratch. About 1.5 h on 2 cores (make -j2); resumable
+# (run again to continue). Writes dlrc_agents/codecs/weights/, 8-bit, as shipped.
+models-context: models-mbt2018 models-cheng2020-anchor models-elic
+models-mbt2018: $(STAMP)
 	$(TRAIN) --arch mbt2018 --lambda 0.0067 --channels 128 192 --steps 1000 --out runs/mbt2018_lambda0.0067 \
-	    --init dlrc_agents/codecs/weights/mbt2018-mean_lambda0.0067.pt
-	$(TRAIN) --arch cheng2020-anchor --lambda 0.0067 --steps 800 --out runs/cheng2020-anchor_lambda0.0067
-	$(TRAIN) --arch elic2022-official --lambda 0.0067 --steps 800 --out runs/elic2022-official_lambda0.0067
+	    --init $(W)/mbt2018-mean_lambda0.0067.pt --export $(W)/mbt2018_lambda0.0067.pt
+models-cheng2020-anchor: $(STAMP)
+	$(TRAIN) --arch cheng2020-anchor --lambda 0.0067 --steps 800 --out runs/cheng2020-anchor_lambda0.0067 \
+	    --export $(W)/cheng2020-anchor_lambda0.0067.pt
+models-elic: $(STAMP)
+	$(TRAIN) --arch elic2022-official --lambda 0.0067 --channels 128 192 --steps 800 --out runs/elic2022-official_lambda0.0067 \
+	    --export $(W)/elic2022-official_lambda0.0067.pt
 
-# Train the N-band models of the second study (docs/multispectral.md) into $$EDGESPACECOM_WEIGHTS:
-# bmshj2018-hyperprior at λ 0.0067 and 0.0483 for 1 band (SpaceNet panchromatic, rows 0-511;
-# validation rows 512-703, test 704-895), 4 bands (On Cloud N Sentinel-2 B02 B03 B04 B08, chips
-# 1-3; validation chip 4, test chip 5) and 13 bands (Sen1Floods11, rows 0-255; validation 256-383,
-# test 384-511), each warm-started from the shipped RGB model of its λ (every layer but the first
-# and last, whose band count differs); the validation split picks the step. And the seed's model,
-# Cheng 2020 with a K = 3 Gaussian mixture (cheng2020-gmm, N = 64 for the CPU budget), from scratch
-# on the 4-band split. Needs `edgespacecom data fetch "eo:multispectral/*" "eo:segmentation/*"`.
-# About 45 min on 2 cores with `make -j2 models-multispectral`; resumable.
+# Train the N-band models of the second study (docs/multispectral.md) into dlrc_agents/codecs/weights/:
+# band adapters (--adapter: the first and last layers and the hyper-latent prior of the shipped RGB
+# bmshj2018-hyperprior of each λ, the rest of it frozen and shared) at λ 0.0067, 0.025 and 0.0483 for
+# 1 band (SpaceNet panchromatic, rows 0-511; validation rows 512-703, test 704-895), 4 bands (On Cloud
+# N Sentinel-2 B02 B03 B04 B08, chips 1-3; validation chip 4, test chip 5) and 13 bands (Sen1Floods11,
+# rows 0-255; validation 256-383, test 384-511); the validation split picks the step. And the seed's
+# model, Cheng 2020 with a K = 3 Gaussian mixture (cheng2020-gmm, N = 64 for the CPU budget), from
+# scratch on the 4-band split. Needs `edgespacecom data fetch "eo:multispectral/*" "eo:segmentation/*"`.
+# About 1 h on 2 cores with `make -j2 models-multispectral`; resumable.
 PAN := eo:segmentation/spacenet_pan_buildings/sample_geotiff.tif
 OCN := eo:segmentation/sentinel2_oncloudn_cloud
 S2H := eo:multispectral/sentinel2_sen1floods11/Spain_7370579_S2Hand.tif
-BAND_TRAIN := $(TRAIN) --arch bmshj2018-hyperprior --steps 500 --val-every 50
+BAND_TRAIN := $(TRAIN) --arch bmshj2018-hyperprior --steps 500 --val-every 50 --adapter
 BAND_MODELS := $(foreach b,1 4 13,$(foreach l,0.0067 0.025 0.0483,models-$(b)band-$(l))) models-4band-gmm
 models-multispectral: $(BAND_MODELS)
 models-4band-gmm: $(STAMP)
 	$(TRAIN) --arch cheng2020-gmm --channels 64 64 --lambda 0.0067 --steps 600 --val-every 50 --out runs/cheng2020-gmm_4band_lambda0.0067 \
-	    --band-set "$(OCN)/chip_1/B0*.tif" "$(OCN)/chip_2/B0*.tif" "$(OCN)/chip_3/B0*.tif" --val-band-set "$(OCN)/chip_4/B0*.tif"
+	    --band-set "$(OCN)/chip_1/B0*.tif" "$(OCN)/chip_2/B0*.tif" "$(OCN)/chip_3/B0*.tif" --val-band-set "$(OCN)/chip_4/B0*.tif" \
+	    --export $(W)/cheng2020-gmm_4band_lambda0.0067.pt
 models-1band-%: $(STAMP)
 	$(BAND_TRAIN) --lambda $* --out runs/bmshj2018-hyperprior_1band_lambda$* --init $(W)/bmshj2018-hyperprior_lambda$*.pt \
-	    --band-set "$(PAN)@0:512" --val-band-set "$(PAN)@512:704"
+	    --band-set "$(PAN)@0:512" --val-band-set "$(PAN)@512:704" \
+	    --export $(W)/bmshj2018-hyperprior_1band_lambda$*.pt
 models-4band-%: $(STAMP)
 	$(BAND_TRAIN) --lambda $* --out runs/bmshj2018-hyperprior_4band_lambda$* --init $(W)/bmshj2018-hyperprior_lambda$*.pt \
-	    --band-set "$(OCN)/chip_1/B0*.tif" "$(OCN)/chip_2/B0*.tif" "$(OCN)/chip_3/B0*.tif" --val-band-set "$(OCN)/chip_4/B0*.tif"
+	    --band-set "$(OCN)/chip_1/B0*.tif" "$(OCN)/chip_2/B0*.tif" "$(OCN)/chip_3/B0*.tif" --val-band-set "$(OCN)/chip_4/B0*.tif" \
+	    --export $(W)/bmshj2018-hyperprior_4band_lambda$*.pt
 models-13band-%: $(STAMP)
 	$(BAND_TRAIN) --lambda $* --out runs/bmshj2018-hyperprior_13band_lambda$* --init $(W)/bmshj2018-hyperprior_lambda$*.pt \
-	    --band-set "$(S2H)@0:256" --val-band-set "$(S2H)@256:384"
+	    --band-set "$(S2H)@0:256" --val-band-set "$(S2H)@256:384" \
+	    --export $(W)/bmshj2018-hyperprior_13band_lambda$*.pt
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

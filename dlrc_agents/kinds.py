@@ -145,7 +145,7 @@ def train_arguments(parser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=200)
     parser.add_argument("--out", type=Path, default=None, help="run folder (resume state); default runs/<arch>_lambda<λ>")
     parser.add_argument("--export", type=Path, default=None,
-                    help="fp16 checkpoint path; default $EDGESPACECOM_WEIGHTS/<arch>_lambda<λ>.pt (never the package)")
+                    help="checkpoint path; default $EDGESPACECOM_WEIGHTS/<arch>_lambda<λ>.pt (never the package)")
     parser.add_argument("--downscale", type=float, default=1.0, metavar="F",
                     help="take crops from regions up to F times larger, resampled to --crop (removes source JPEG artefacts)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
@@ -163,6 +163,12 @@ def train_arguments(parser) -> None:
     parser.add_argument("--gamma", type=float, default=0.1, help="--joint-task: γ, the segmentation loss's weight")
     parser.add_argument("--init", type=Path, default=None,
                     help="warm start a new run from a checkpoint or run state (another λ or a related architecture)")
+    parser.add_argument("--adapter", action="store_true",
+                        help="with --band-set and --init: train a band adapter on the frozen --init model (only the "
+                             "first and last layers and the hyper-latent prior learn; the checkpoint stores those)")
+    parser.add_argument("--storage", choices=("fp16", "int8"), default="fp16",
+                        help="how the exported checkpoint stores its parameters (int8: 8-bit codes with per-channel "
+                             "scales, as shipped)")
 
 
 def train_command(args) -> int:
@@ -176,7 +182,8 @@ def train_command(args) -> int:
                  quality=args.quality, channels=args.channels, seed=args.seed, data=args.data, val=args.val,
                  val_every=args.val_every, threads=args.threads, checkpoint_every=args.checkpoint_every,
                  export=args.export, init=args.init, max_downscale=args.downscale, precision=args.precision,
-                 device=args.device, band_sets=args.band_sets, val_band_sets=args.val_band_sets)
+                 device=args.device, band_sets=args.band_sets, val_band_sets=args.val_band_sets,
+                 adapter=args.adapter, storage=args.storage)
     print(f"checkpoint written to {path}")
     return 0
 

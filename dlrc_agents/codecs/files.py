@@ -12,10 +12,12 @@ from edgespacecom.cache import user_cache
 WEIGHTS_DIR = Path(str(resources.files("dlrc_agents.codecs") / "weights"))
 #: Architectures whose RGB weights ship in ``dlrc_agents/codecs/weights/`` (:data:`dlrc_agents.codecs.ARCHITECTURES`
 #: says the same per architecture; a test keeps the two in step).
-SHIPPED_ARCHITECTURES = ("bmshj2018-hyperprior", "mbt2018-mean")
-#: How to train the models that are not shipped (too large for the repository's weights budget).
-TRAIN_UNSHIPPED = "make models-context"
-#: How to train the N-band models (4 and 13 bands are not shipped; the 1-band λ 0.0067 model is).
+SHIPPED_ARCHITECTURES = ("bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "elic2022-official")
+#: How to re-train the shipped RGB models: the hyperprior ladder, and the context models.
+TRAIN_SHIPPED = {"bmshj2018-hyperprior": "make models", "mbt2018-mean": "make models",
+                 "mbt2018": "make models-context", "cheng2020-anchor": "make models-context",
+                 "elic2022-official": "make models-context"}
+#: How to re-train the shipped N-band models (band adapters, and the 4-band Cheng 2020 GMM).
 TRAIN_MULTISPECTRAL = "make models-multispectral"
 
 
@@ -29,11 +31,12 @@ def missing_weights(architecture: str, lmbda: float, bands: int = 3) -> CodecErr
              f"({local_checkpoint(architecture, lmbda, bands)})")
     if bands != 3:
         return CodecError(f"no weights for the {bands}-band {architecture} at λ={lambda_tag(lmbda)}: {where}. "
-                          f"Train the band models with `{TRAIN_MULTISPECTRAL}` (see README, Training)")
+                          f"The shipped band models (1, 4 and 13 bands) are re-made by `{TRAIN_MULTISPECTRAL}`; "
+                          f"train another with `edgespacecom train --band-set ...` (see README, Training)")
     return CodecError(
         f"no weights for {architecture} at λ={lambda_tag(lmbda)}: {where}. "
-        + ("Train it with " if architecture in SHIPPED_ARCHITECTURES else
-           f"This model is not shipped (too large); train it with `{TRAIN_UNSHIPPED}` (see README, Training), or ")
+        + (f"The shipped λ are re-made by `{TRAIN_SHIPPED[architecture]}`; train this one with "
+           if architecture in SHIPPED_ARCHITECTURES else "This architecture is not shipped; train it with ")
         + f"`edgespacecom train --arch {architecture} --lambda {lambda_tag(lmbda)} --export {local_checkpoint(architecture, lmbda)}`"
     )
 

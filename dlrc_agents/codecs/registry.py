@@ -10,22 +10,22 @@ quality level. Weights come from, in order of precedence:
 - otherwise the checkpoint shipped with the package (``dlrc_agents/codecs/weights/``, found
   with :mod:`importlib.resources`) for that architecture and λ, or one that
   ``edgespacecom train`` wrote to the local weights folder (``$EDGESPACECOM_WEIGHTS``,
-  default the platform's user cache, ``~/.cache/edgespacecom/weights`` on Linux): the
-  models too large to ship (the context models), or a user's own. ``train`` never
-  writes into the installed package.
+  default the platform's user cache, ``~/.cache/edgespacecom/weights`` on Linux): a
+  user's own models. ``train`` writes into the package only when told to (``make models*``).
 
 Checkpoints are loaded with ``torch.load(..., weights_only=True)``. The project's
 format is a dict ``{"format": "dlrc-checkpoint", "version": 1, "architecture",
 "N", "M", "lambda", "steps", "seed", "data", "state_dict"}`` (N-band models add
 ``in_channels``, ``band_offset`` and ``band_scale``: :class:`BandNormalisation`) with floating-point
-tensors stored in fp16; after loading, ``update(force=True)`` rebuilds the
-entropy coder's CDF tables from the loaded weights, so encoder and decoder
-always share identical tables.
+parameters stored in fp16 (``storage: fp16``, the default) or, for the shipped weights, in 8 bits
+(``storage: int8``: every kernel of two or more dimensions as int8 codes with one fp32 scale per
+leading-axis slice, :func:`pack_int8`; the rest fp16). After loading, ``update(force=True)``
+rebuilds the entropy coder's CDF tables from the loaded (dequantised) weights, so encoder and
+decoder always share identical tables and decoding stays bit-exact.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import io
@@ -50,7 +50,7 @@ def atomic_torch_save(path: str | Path, obj) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-from dlrc_agents.codecs.files import (SHIPPED_ARCHITECTURES, TRAIN_MULTISPECTRAL, TRAIN_UNSHIPPED, WEIGHTS_DIR, CodecError, checkpoint_files, checkpoint_name, lambda_tag, local_checkpoint, local_weights_dir, missing_weights, portable_name, shipped_checkpoint)
+from dlrc_agents.codecs.files import (SHIPPED_ARCHITECTURES, TRAIN_MULTISPECTRAL, TRAIN_SHIPPED, WEIGHTS_DIR, CodecError, checkpoint_files, checkpoint_name, lambda_tag, local_checkpoint, local_weights_dir, missing_weights, portable_name, shipped_checkpoint)
 LOG = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "dlrc-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -66,15 +66,16 @@ CHECKPOINT_VERSION = 1
 #:
 #: ``channels``: "NM" (CompressAI's (N, M) per quality), "N" (latent width M = N, cheng2020),
 #: or a fixed (N, M) (ELIC uses one setting for every λ, as in the paper).
-#: ``shipped``: weights in ``dlrc_agents/codecs/weights/``; the others are trained locally
-#: (:data:`TRAIN_UNSHIPPED`) into :func:`local_weights_dir`.
+#: ``shipped``: RGB weights of at least one λ in ``dlrc_agents/codecs/weights/`` (8-bit storage; ELIC at
+#: N = 128, M = 192, narrower than the paper's, to fit the wheel); the others are trained locally
+#: (``edgespacecom train``) into :func:`local_weights_dir`.
 ARCHITECTURES = {
     "bmshj2018-hyperprior": {"family": "hyperprior", "means": False, "channels": "NM", "shipped": True},
     "mbt2018-mean": {"family": "hyperprior", "means": True, "channels": "NM", "shipped": True},
-    "mbt2018": {"family": "autoregressive", "means": True, "channels": "NM", "shipped": False},
-    "cheng2020-anchor": {"family": "autoregressive", "means": True, "channels": "N", "shipped": False},
+    "mbt2018": {"family": "autoregressive", "means": True, "channels": "NM", "shipped": True},
+    "cheng2020-anchor": {"family": "autoregressive", "means": True, "channels": "N", "shipped": True},
     "cheng2020-attn": {"family": "autoregressive", "means": True, "channels": "N", "shipped": False},
-    "elic2022-official": {"family": "checkerboard", "means": True, "channels": (192, 320), "shipped": False},
+    "elic2022-official": {"family": "checkerboard", "means": True, "channels": (192, 320), "shipped": True},
     "elic2022-chandelier": {"family": "checkerboard", "means": True, "channels": (192, 320), "shipped": False},
     # The second study's model (dlrc_agents.codecs.gmm): a Gaussian mixture per latent, which DLRC's single
     # Gaussian per position cannot code; the codec comparison (codec_rd, downstream) only.
@@ -141,20 +142,91 @@ def build_model(architecture: str, N: int, M: int, in_channels: int = 3) -> torc
     return model
 
 
+#: How a checkpoint stores its parameters (``storage`` in its metadata).
+STORAGES = ("fp16", "int8")
+#: A band adapter (``edgespacecom train --adapter``): the layers an N-band model trains on top of a frozen
+#: RGB model of the same architecture (its *trunk*, shipped once for every band count). The first
+#: analysis convolution and its GDN, the last synthesis IGDN and convolution (where the band count
+#: enters and leaves), and the hyper-latent's factorised prior (its statistics change with the data);
+#: the checkpoint stores only these and names its trunk by file and tensors sha256.
+ADAPTER_LAYERS = ("g_a.0.", "g_a.1.", "g_s.5.", "g_s.6.", "entropy_bottleneck.")
+#: Buffers that ``update(force=True)`` rebuilds from the weights (CompressAI's entropy models).
+CDF_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length")
+#: Symmetric 8-bit codes: −127..127 (−128 unused, so that the code range is symmetric about 0).
+INT8_LEVELS = 127
+
+
+def pack_int8(state: dict, parameters: set[str]) -> tuple[dict, dict]:
+    """8-bit storage of a state dict: every floating parameter of two or more dimensions (the
+    convolutions' kernels and GDN's γ, over 99 % of a model's parameters) becomes int8 codes
+    round(w / s) with one fp32 scale s = max|w| / 127 per slice of its leading axis (an output
+    channel of a convolution, an input channel of a transposed one); other parameters fp16;
+    buffers as they are, except the entropy coder's CDF tables (:data:`CDF_BUFFERS`, 0.8 MB of a
+    hyperprior model), which loading rebuilds from the weights anyway. Returns (state, {name: scales}). Written here because no maintained
+    library stores plain PyTorch kernels this way for ``weights_only`` loading (torch.ao's
+    quantised tensors do not pickle under ``weights_only=True`` and need quantised kernels to run)."""
+    out, scales = {}, {}
+    for k, v in state.items():
+        v = v.detach().cpu()
+        if k.endswith(CDF_BUFFERS):
+            continue  # the entropy coder's tables: rebuilt from the weights by update(force=True) on load
+        if k in parameters and v.is_floating_point() and v.dim() >= 2:
+            w = v.float()
+            s = w.abs().reshape(w.shape[0], -1).amax(dim=1) / INT8_LEVELS
+            s = torch.where(s > 0, s, torch.ones_like(s))
+            codes = torch.round(w / s.reshape(-1, *([1] * (w.dim() - 1))))
+            out[k] = codes.clamp(-INT8_LEVELS, INT8_LEVELS).to(torch.int8)
+            scales[k] = s.contiguous()
+        elif k in parameters and v.is_floating_point():
+            out[k] = v.to(torch.float16)
+        else:
+            out[k] = v
+    return out, scales
+
+
+def unpack_int8(state: dict, scales: dict) -> dict:
+    """Float tensors back from :func:`pack_int8`'s codes and scales (every other tensor as it is)."""
+    out = dict(state)
+    for k, s in scales.items():
+        codes = state.get(k)
+        if codes is None or codes.dtype != torch.int8 or s.dim() != 1 or s.shape[0] != codes.shape[0]:
+            raise CodecError(f"int8 weights: {k!r} has no codes of {tuple(s.shape)} slices")
+        out[k] = codes.float() * s.float().reshape(-1, *([1] * (codes.dim() - 1)))
+    stray = [k for k, v in state.items() if v.dtype == torch.int8 and k not in scales]
+    if stray:
+        raise CodecError(f"int8 weights: {stray[0]!r} has codes but no scales")
+    return out
+
+
 def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, N: int, M: int, lmbda: float,
                       steps: int, seed: int, data: list[str], extra: dict | None = None,
-                      bands: "BandNormalisation | None" = None) -> Path:
-    """Write a compact checkpoint with its metadata (atomic): parameters in fp16, buffers as they are.
-    An N-band model (``bands``) records its band count and per-band normalisation with it.
+                      bands: "BandNormalisation | None" = None, storage: str = "fp16",
+                      trunk: dict | None = None) -> Path:
+    """Write a compact checkpoint with its metadata (atomic): parameters in fp16 (``storage="fp16"``)
+    or as 8-bit codes with per-slice scales (``"int8"``, :func:`pack_int8`; about half the size),
+    buffers as they are. An N-band model (``bands``) records its band count and per-band
+    normalisation with it. A band adapter (``trunk``: ``{"file", "tensors_sha256"}`` of the frozen RGB
+    checkpoint it was trained on) stores only its :data:`ADAPTER_LAYERS`.
 
     Buffers stay in their own precision: they hold constants such as the likelihood lower
     bound (1e-9, which fp16 would flush to 0) and the scale table; they are a few kB.
     """
+    if storage not in STORAGES:
+        raise CodecError(f"checkpoint storage must be one of {', '.join(STORAGES)}, got {storage!r}")
     parameters = {name for name, _ in model.named_parameters()}
-    state = {
-        k: (v.detach().to(torch.float16) if k in parameters and v.is_floating_point() else v.detach()).cpu()
-        for k, v in model.state_dict().items()
-    }
+    full = model.state_dict()
+    if trunk is not None:
+        if set(trunk) != {"file", "tensors_sha256"} or not all(isinstance(v, str) for v in trunk.values()):
+            raise CodecError("an adapter's trunk is {'file': NAME, 'tensors_sha256': HEX}")
+        full = {k: v for k, v in full.items() if k.startswith(ADAPTER_LAYERS) and not k.endswith(CDF_BUFFERS)}
+    if storage == "int8":
+        state, scales = pack_int8(full, parameters)
+    else:
+        scales = {}
+        state = {
+            k: (v.detach().to(torch.float16) if k in parameters and v.is_floating_point() else v.detach()).cpu()
+            for k, v in full.items()
+        }
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -168,25 +240,33 @@ def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, 
         **(extra or {}),
         **({} if bands is None else {"in_channels": bands.channels, "band_offset": list(bands.offset),
                                      "band_scale": list(bands.scale)}),
-        "tensors_sha256": tensors_sha256(state),
+        **({"storage": "int8", "int8_scales": scales} if storage == "int8" else {}),
+        **({"trunk": dict(trunk)} if trunk is not None else {}),
+        "tensors_sha256": tensors_sha256({**state, **{f"int8_scales/{k}": v for k, v in scales.items()}}),
         "state_dict": state,
     }
     return atomic_torch_save(path, payload)
 
 
-@functools.cache
-def shipped_tensor_checksums() -> dict[str, str]:
-    """{file name: tensors sha256} of the shipped checkpoints (``weights/tensors.sha256``), which
-    predate the checksum in the metadata and stay byte-identical for the results' provenance."""
-    listing = WEIGHTS_DIR / "tensors.sha256"
-    if not listing.is_file():
-        return {}
-    out = {}
-    for line in listing.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            digest, name = line.split(maxsplit=1)
-            out[name.strip()] = digest
-    return out
+_CORE_KEYS = {"format", "version", "architecture", "N", "M", "lambda", "steps", "seed", "data", "in_channels",
+              "band_offset", "band_scale", "storage", "int8_scales", "trunk", "tensors_sha256", "state_dict"}
+
+
+def repack_checkpoint(source: str | Path, target: str | Path, storage: str = "int8") -> Path:
+    """Re-export a verified checkpoint with another ``storage``, keeping its metadata (training
+    history, validation choice) and naming the source's tensors sha256 (``repacked_from``)."""
+    source = Path(source)
+    payload = torch.load(source, map_location="cpu", weights_only=True)
+    if not (isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT):
+        raise CodecError(f"checkpoint {source}: only the project's format can be repacked")
+    codec = load_checkpoint(source)
+    extra = {k: v for k, v in payload.items() if k not in _CORE_KEYS}
+    extra["repacked_from"] = {"file": source.name, "storage": payload.get("storage", "fp16"),
+                              "tensors_sha256": payload.get("tensors_sha256")}
+    return export_checkpoint(codec.model, Path(target), architecture=codec.architecture, N=codec.N, M=codec.M,
+                             lmbda=payload["lambda"], steps=payload.get("steps", 0), seed=payload.get("seed", 0),
+                             data=payload.get("data", []), extra=extra, bands=codec.bands, storage=storage,
+                             trunk=payload.get("trunk"))
 
 
 def tensors_sha256(state: dict) -> str:
@@ -311,6 +391,42 @@ def _unverified(path: Path, why: str, allow: bool) -> None:
                      "--allow-unverified-weights (scenario: codec.allow_unverified_weights: true)")
 
 
+def _trunk_state(path: Path, trunk, architecture: str, allow_unverified: bool) -> dict:
+    """The float tensors of an adapter's trunk (every layer but the adapter's, CDF tables left out):
+    the named file beside the adapter, else in the shipped or the local weights folder, refused
+    unless its tensors are the ones the adapter was trained on."""
+    if not isinstance(trunk, dict) or not isinstance(trunk.get("file"), str) or not isinstance(trunk.get("tensors_sha256"), str):
+        raise CodecError(f"checkpoint {path}: its trunk must be {{'file': NAME, 'tensors_sha256': HEX}}")
+    name = Path(trunk["file"]).name
+    found = next((d / name for d in (path.parent, WEIGHTS_DIR, local_weights_dir()) if (d / name).is_file()), None)
+    if found is None or found.resolve() == path.resolve():
+        raise CodecError(f"checkpoint {path}: its trunk {name} is in neither {path.parent}, the shipped nor the "
+                         "local weights folder")
+    payload = torch.load(found, map_location="cpu", weights_only=True)
+    if not (isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT) or payload.get("trunk"):
+        raise CodecError(f"checkpoint {path}: its trunk {found} is not a whole model checkpoint")
+    if payload.get("architecture") != architecture:
+        raise CodecError(f"checkpoint {path}: its trunk {found} holds {payload.get('architecture')!r}, not {architecture!r}")
+    scales = payload.get("int8_scales", {}) if payload.get("storage") == "int8" else {}
+    state = payload["state_dict"]
+    if tensors_sha256({**state, **{f"int8_scales/{k}": v for k, v in scales.items()}}) != trunk["tensors_sha256"]:
+        raise CodecError(f"checkpoint {path}: its trunk {found} is not the one it was trained on (tensors sha256 differs)")
+    state = unpack_int8(state, scales) if scales else state
+    return {k: v for k, v in state.items() if not k.startswith(ADAPTER_LAYERS) and not k.endswith(CDF_BUFFERS)}
+
+
+def checkpoint_identity(path: str | Path) -> dict:
+    """``{"file", "tensors_sha256"}`` of a whole-model checkpoint in the project's format: how an
+    adapter names its trunk."""
+    path = Path(path)
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not (isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT) or payload.get("trunk"):
+        raise CodecError(f"checkpoint {path}: a trunk must be a whole model checkpoint in the project's format")
+    scales = payload.get("int8_scales", {}) if payload.get("storage") == "int8" else {}
+    digest = tensors_sha256({**payload["state_dict"], **{f"int8_scales/{k}": v for k, v in scales.items()}})
+    return {"file": path.name, "tensors_sha256": digest}
+
+
 def load_checkpoint(path: str | Path, architecture: str | None = None, allow_unverified: bool = False) -> Codec:
     """Load a checkpoint (project format or a bare CompressAI state_dict) with weights_only=True.
 
@@ -344,17 +460,29 @@ def load_checkpoint(path: str | Path, architecture: str | None = None, allow_unv
                                  "normalisation entries")
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise CodecError(f"checkpoint {path}: state_dict is not a mapping of tensors")
-        shipped = path.resolve().parent == WEIGHTS_DIR.resolve()
-        expected = payload.get("tensors_sha256") or (shipped_tensor_checksums().get(path.name) if shipped else None)
+        storage = payload.get("storage", "fp16")
+        scales = payload.get("int8_scales", {}) if storage == "int8" else {}
+        if storage not in STORAGES:
+            raise CodecError(f"checkpoint {path}: unknown storage {storage!r} (known: {', '.join(STORAGES)})")
+        if not isinstance(scales, dict) or not all(isinstance(v, torch.Tensor) for v in scales.values()):
+            raise CodecError(f"checkpoint {path}: int8_scales is not a mapping of tensors")
+        expected = payload.get("tensors_sha256")
         if expected is None:
             _unverified(path, "carries no checksum of its tensors (written by an older version)", allow_unverified)
-        elif expected != tensors_sha256(state):
+        elif expected != tensors_sha256({**state, **{f"int8_scales/{k}": v for k, v in scales.items()}}):
             raise CodecError(f"checkpoint {path}: its tensors do not match their recorded sha256 (corrupted)")
+        if storage == "int8":
+            try:
+                state = unpack_int8(state, scales)
+            except CodecError as exc:
+                raise CodecError(f"checkpoint {path}: {exc}") from None
+        if payload.get("trunk") is not None:
+            state = {**_trunk_state(path, payload["trunk"], arch, allow_unverified), **state}
     elif isinstance(payload, dict) and all(isinstance(v, torch.Tensor) for v in payload.values()):
         if architecture is None:
             raise CodecError(f"checkpoint {path} is a bare state_dict: say which architecture it is")
         _unverified(path, "is a bare state_dict, with no checksum of its tensors", allow_unverified)
-        arch, lmbda, state, bands = architecture, None, payload, None
+        arch, lmbda, state, bands, storage = architecture, None, payload, None, "fp16"
         N = state["g_a.0.weight"].shape[0] if "g_a.0.weight" in state else None
         M = state["g_a.6.weight"].shape[0] if "g_a.6.weight" in state else None
         if N is None or M is None:
@@ -367,6 +495,8 @@ def load_checkpoint(path: str | Path, architecture: str | None = None, allow_unv
                          + (f" and {len(bad) - 3} more tensors" if len(bad) > 3 else ""))
     model = build_model(arch, N, M, 3 if bands is None else bands.channels)
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    # CDF tables not stored (int8, adapters): the fresh model's stand in until update() rebuilds them
+    state.update({k: v for k, v in model.state_dict().items() if k.endswith(CDF_BUFFERS) and k not in state})
     try:
         model.load_state_dict(state)
     except (RuntimeError, KeyError) as exc:

@@ -13,18 +13,21 @@ running the same command again continues from it. At the end the model is update
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from edgespacecom.outputs import write_json
+from edgespacecom.provenance import provenance
 from edgespacecom.progress import progress as progress_bar
 from edgespacecom.progress import stage
 
-from dlrc_agents.codecs.registry import (ARCHITECTURES, BandNormalisation, atomic_torch_save, build_model, channels_for_quality, local_checkpoint, export_checkpoint)
+from dlrc_agents.codecs.registry import (ADAPTER_LAYERS, ARCHITECTURES, CHECKPOINT_FORMAT, BandNormalisation, CodecError, atomic_torch_save, build_model, channels_for_quality, checkpoint_identity, export_checkpoint, local_checkpoint, unpack_int8)
 from dlrc_agents.common.data import (TRAIN_GLOBS, VALIDATION_GLOBS, BandCropSampler, CropSampler, DataError, nodata_fraction, parse_band_set_spec, read_band_set, read_rgb, scene_names)
 
 
@@ -148,6 +151,13 @@ def warm_start(model: torch.nn.Module, checkpoint: Path) -> tuple[int, int]:
     source = payload.get("state_dict", payload) if isinstance(payload, dict) else None
     if not isinstance(source, dict):
         raise ValueError(f"--init: {checkpoint} is not a model checkpoint")
+    if payload.get("format") == CHECKPOINT_FORMAT and payload.get("trunk"):
+        raise ValueError(f"--init: {checkpoint} is a band adapter; start from a whole model (its trunk or another)")
+    if payload.get("format") == CHECKPOINT_FORMAT and payload.get("storage") == "int8":  # the codes' float values
+        try:
+            source = unpack_int8(source, payload.get("int8_scales", {}))
+        except CodecError as exc:
+            raise ValueError(f"--init: {checkpoint}: {exc}") from None
     own = model.state_dict()
     parameters = {name for name, _ in model.named_parameters()}  # buffers are constants: keep the model's own
     matched = {k: v.float() if v.is_floating_point() else v for k, v in source.items()
@@ -192,6 +202,8 @@ def train(
     device: str = "auto",
     band_sets: list[str] | None = None,
     val_band_sets: list[str] | None = None,
+    adapter: bool = False,
+    storage: str = "fp16",
 ) -> Path:
     """Train (or resume) and export an fp16 checkpoint; returns its path.
 
@@ -220,7 +232,15 @@ def train(
     per-band normalisation (:class:`~dlrc_agents.codecs.BandNormalisation`) is fitted on the
     training samples and stored in the checkpoint; ``init`` copies the RGB model's inner layers
     (every tensor but the first analysis and last synthesis convolutions, whose band count differs).
+
+    ``adapter=True`` (band sets only, from an ``init`` RGB checkpoint of the same architecture) trains
+    a band adapter: only :data:`~dlrc_agents.codecs.registry.ADAPTER_LAYERS` learn, every other layer
+    stays the ``init`` model's, and the export stores those layers alone with the trunk's name and
+    tensors sha256 (a few hundred kB instead of a whole model; the loader puts the two together).
+    ``storage`` is the export's (``fp16`` or ``int8``, :func:`~dlrc_agents.codecs.registry.pack_int8`).
     """
+    if adapter and not (band_sets and init is not None):
+        raise ValueError("--adapter: train band adapters on --band-set data from an --init RGB checkpoint (their trunk)")
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"--precision: expected fp32 or bf16, got {precision!r}")
     if architecture not in ARCHITECTURES:
@@ -264,6 +284,14 @@ def train(
     val_every = val_every or checkpoint_every
     N, M = tuple(channels) if channels else channels_for_quality(architecture, quality)
     model = build_model(architecture, N, M, in_channels).to(dev)
+    trunk = None
+    if adapter:
+        try:
+            trunk = checkpoint_identity(init)
+        except CodecError as exc:
+            raise ValueError(f"--init: {exc}") from None
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith(ADAPTER_LAYERS))
     if precision == "bf16":
         use_bf16_transforms(model, dev.type)
     opt, aux_opt = codec_optimisers(model, lr, aux_lr)
@@ -272,7 +300,7 @@ def train(
     if state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         if (state["architecture"] != architecture or state["lambda"] != lmbda
-                or state.get("in_channels", 3) != in_channels):
+                or state.get("in_channels", 3) != in_channels or state.get("trunk") != trunk):
             raise ValueError(f"{state_path} belongs to {state['architecture']} λ={state['lambda']}; use another --out")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
@@ -299,7 +327,7 @@ def train(
                 "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                 "sampler_rng": sampler.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
-                "init": str(init) if init is not None else None,
+                "init": str(init) if init is not None else None, "trunk": trunk,
             },
         )
 
@@ -311,6 +339,7 @@ def train(
     model.train()
     log = []
     started = time.perf_counter()
+    started_utc = dt.datetime.now(dt.timezone.utc)
     stage(f"training on {dev} ({precision})")
     bar = progress_bar(total=steps, initial=step, desc=f"train {architecture} λ={lmbda:g}", unit="step", disable=not progress)
     while step < steps:
@@ -355,14 +384,28 @@ def train(
     target = Path(export) if export else local_checkpoint(architecture, lmbda, in_channels)
     export_checkpoint(model, target, architecture=architecture, N=N, M=M, lmbda=lmbda,
                       steps=best["step"] if best else step, seed=seed,
-                      data=data_names, bands=bands,
+                      data=data_names, bands=bands, storage=storage, trunk=trunk,
                       extra={"crop": crop, "batch_size": batch_size, "lr": lr, "quality": quality,
                              "init": str(init) if init is not None else None,
                              "max_downscale": max_downscale, "precision": precision,
                              "validation": val_data_names, "selected_step": best["step"] if best else step,
                              "validation_loss": best})
+    config = {"architecture": architecture, "lambda": lmbda, "steps": steps, "batch_size": batch_size, "crop": crop,
+              "lr": lr, "aux_lr": aux_lr, "channels": [N, M], "seed": seed, "data": data_names,
+              "validation": val_data_names, "val_every": val_every, "max_downscale": max_downscale,
+              "precision": precision, "adapter": adapter, "storage": storage,
+              "init": str(init) if init is not None else None}
+    inputs = {}
+    for spec in list(band_sets or []) + list(val_band_sets or []):
+        inputs.update(scene_names(parse_band_set_spec(spec)[0]))
+    if not band_sets:
+        inputs.update(scene_names(data_names + val_data_names))
+    if init is not None:
+        inputs[f"init:{Path(init).name}"] = Path(init)
     write_json(out_dir / "train_summary.json", {"architecture": architecture, "lambda": lmbda, "steps": step,
-                                                 "in_channels": in_channels,
+                                                 "provenance": provenance(yaml.safe_dump(config, sort_keys=False),
+                                                                          inputs, started_utc),
+                                                 "in_channels": in_channels, "trunk": trunk,
                                                  "wall_s_this_session": time.perf_counter() - started,
                                                  "device": str(dev), "precision": precision,
                                                  "selected_step": best["step"] if best else step,

@@ -373,7 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     from edgespacecom.datasets import registry
     from edgespacecom.outputs import write_json
     from edgespacecom.progress import progress
-    from edgespacecom.provenance import git_commit, library_versions
+    import datetime as dt
+
+    import yaml
+
+    from edgespacecom.provenance import git_commit, library_versions, provenance
 
     from dlrc_agents.common.data import read_rgb
 
@@ -384,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="folder for summary.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    started_utc = dt.datetime.now(dt.timezone.utc)
     scene = read_rgb(registry().path(SCENE))
     result: dict = {"command": "python -m dlrc_agents.fuzzing " + " ".join(sys.argv[1:] if argv is None else argv),
                     "limits": {"case_s": CASE_LIMIT_S, "peak_rss_growth_bytes": CASE_LIMIT_BYTES},
@@ -399,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     per = max(1, args.scenarios // len(SCENARIOS))
     result["scenarios"] = {name: run_scenario_cases(name, per, args.seed) for name in SCENARIOS}
     result["wall_s"] = round(time.perf_counter() - started, 1)
+    result["provenance"] = provenance(yaml.safe_dump(vars(args) | {"out": None}, sort_keys=False),
+                                      {SCENE: registry().path(SCENE)}, started_utc)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         write_json(args.out / "summary.json", result)

@@ -485,12 +485,20 @@ def joint_command(scenario_path, task_name: str, gamma: float, steps: int, out_d
     (``codec.pt``, with its band normalisation), the U-Net (``unet.pt``) and ``joint_summary.json``."""
     from pathlib import Path
 
+    import datetime as dt
+
+    import yaml
+
     from edgespacecom.config import load_scenario
     from edgespacecom.outputs import write_json
+    from edgespacecom.provenance import provenance
+
+    from dlrc_agents.common.data import scene_names
 
     from dlrc_agents.codecs.registry import atomic_torch_save, export_checkpoint, load_checkpoint, load_codec
     from dlrc_agents.studies.config import JointTrainingConfig
 
+    started_utc = dt.datetime.now(dt.timezone.utc)
     scenario = load_scenario(scenario_path)
     task = next((t for t in getattr(scenario, "segmentation_tasks", []) if t.name == task_name), None)
     if task is None:
@@ -540,5 +548,16 @@ def joint_command(scenario_path, task_name: str, gamma: float, steps: int, out_d
     atomic_torch_save(out_dir / "unet.pt", {"backbone": backbone, "in_channels": bands,
                                             "state_dict": unet.state_dict()})
     summary = {"task": task_name, "start": codec.source, "standalone": standalone, "joint": row}
+    inputs = {f"scenario:{Path(scenario_path).name}": Path(scenario_path)}
+    if codec.path is not None:
+        inputs[codec.source] = Path(codec.path)
+    for split in task.train + task.validation + task.test:
+        inputs.update(scene_names(split.files))
+        inputs.update(scene_names([split.label]))
+    summary["provenance"] = provenance(yaml.safe_dump({"joint_task": f"{Path(scenario_path).name}:{task_name}",
+                                                       "gamma": gamma, "steps": steps, "architecture": architecture,
+                                                       "lambda": lmbda, "init": str(init) if init else None,
+                                                       "seed": seed, "codec_lr": codec_lr, "aux_lr": aux_lr},
+                                                      sort_keys=False), inputs, started_utc)
     write_json(out_dir / "joint_summary.json", summary)
     return summary

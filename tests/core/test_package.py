@@ -26,7 +26,6 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_carries_package_data(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("dlrc_agents/codecs/weights/bmshj2018-hyperprior_lambda0.0067.pt", "dlrc_agents/codecs/weights/mbt2018-mean_lambda0.0067.pt",
-                   "dlrc_agents/codecs/weights/tensors.sha256",
                    "edgespacecom/datasets/eo.tsv", "edgespacecom/datasets/vendored/rgb/test/inria_bellingham1_1024.tif",
                    "edgespacecom/datasets/vendored/ATTRIBUTION.md", "edgespacecom/scenarios/quickstart.yaml",
                    "edgespacecom/scenarios/paper_table_a1.yaml", "edgespacecom/py.typed", "dlrc_agents/py.typed"):

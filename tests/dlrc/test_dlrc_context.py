@@ -225,8 +225,12 @@ def test_missing_unshipped_weights_say_how_to_train(tmp_path, monkeypatch):
     from dlrc_agents.codecs.registry import CodecError, load_codec
 
     monkeypatch.setenv("EDGESPACECOM_WEIGHTS", str(tmp_path))
-    with pytest.raises(CodecError, match="make models-context"):
-        load_codec("elic2022-official", lmbda=0.0067)
+    with pytest.raises(CodecError, match="cheng2020-attn is not shipped|architecture is not shipped; train it with "
+                                         "`edgespacecom train --arch cheng2020-attn"):
+        load_codec("cheng2020-attn", lmbda=0.0067)
+    with pytest.raises(CodecError, match="re-made by `make models-context`; train this one with `edgespacecom train "
+                                         "--arch elic2022-official --lambda 0.013"):
+        load_codec("elic2022-official", lmbda=0.013)
     with pytest.raises(CodecError, match="no pretrained weights for elic2022-official"):
         load_codec("elic2022-official", pretrained=True)
 

@@ -74,10 +74,57 @@ def test_n_band_training_fits_the_normalisation_on_its_split_and_exports_a_band_
     assert payload["data"] == [f"{path}@0:128"] and payload["validation"] == [f"{path}@128:192"]
 
 
+def test_band_adapter_trains_on_a_frozen_trunk_and_loads_only_with_it(tmp_path):
+    """--adapter: only the first and last layers and the hyper-latent prior learn; the checkpoint holds
+    those alone and names its trunk; with the trunk beside it (or shipped) it decodes from bytes alone,
+    and a changed trunk is refused."""
+    from dlrc_agents.codecs.registry import ADAPTER_LAYERS, CodecError
+
+    raw, _ = _scene(4, 192, 2)
+    path = _tif(tmp_path / "chip.tif", raw)
+    torch.manual_seed(0)
+    rgb = build_model("bmshj2018-hyperprior", 32, 48)
+    rgb.update(force=True)
+    trunk_dir = tmp_path / "w"
+    trunk = export_checkpoint(rgb, trunk_dir / "bmshj2018-hyperprior_lambda0.01.pt", architecture="bmshj2018-hyperprior",
+                              N=32, M=48, lmbda=0.01, steps=1, seed=0, data=["x"], storage="int8")
+    with pytest.raises(ValueError, match="--adapter"):
+        train("bmshj2018-hyperprior", 0.01, tmp_path / "r0", steps=1, adapter=True, band_sets=[f"{path}@0:128"],
+              val_band_sets=[f"{path}@128:192"], progress=False)
+    out = train("bmshj2018-hyperprior", 0.01, tmp_path / "run", steps=2, batch_size=2, crop=64, channels=(32, 48),
+                band_sets=[f"{path}@0:128"], val_band_sets=[f"{path}@128:192"], export=trunk_dir / "a.pt",
+                progress=False, checkpoint_every=1, init=trunk, adapter=True, storage="int8", lr=1e-2)
+    payload = torch.load(out, weights_only=True)
+    assert payload["trunk"]["file"] == trunk.name and set(payload["state_dict"]) and all(
+        k.startswith(ADAPTER_LAYERS) for k in payload["state_dict"])
+    assert out.stat().st_size < 0.2 * trunk.stat().st_size
+    codec, base = load_checkpoint(out), load_checkpoint(trunk)
+    own = dict(codec.model.named_parameters())
+    for k, v in base.model.named_parameters():  # the trunk is frozen: identical outside the adapter
+        if not k.startswith(ADAPTER_LAYERS):
+            assert torch.equal(own[k], v), k
+    assert not torch.equal(own["g_a.1.beta"], dict(base.model.named_parameters())["g_a.1.beta"])  # the adapter learned
+    with torch.no_grad():
+        s = codec.model.compress(codec.bands.to_model(raw[:64, :64]))
+        ground = load_checkpoint(out)
+        a = codec.model.decompress(s["strings"], s["shape"])["x_hat"]
+        b = ground.model.decompress(s["strings"], s["shape"])["x_hat"]
+    assert torch.equal(a, b) and ground.fingerprint == codec.fingerprint
+    torch.manual_seed(1)
+    other = build_model("bmshj2018-hyperprior", 32, 48)
+    export_checkpoint(other, trunk, architecture="bmshj2018-hyperprior", N=32, M=48, lmbda=0.01, steps=1, seed=0,
+                      data=["x"], storage="int8")
+    with pytest.raises(CodecError, match="is not the one it was trained on"):
+        load_checkpoint(out)
+    trunk.unlink()
+    with pytest.raises(CodecError, match="its trunk bmshj2018-hyperprior_lambda0.01.pt is in neither"):
+        load_checkpoint(out)
+
+
 def test_band_models_are_found_by_band_count(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGESPACECOM_WEIGHTS", str(tmp_path))
     with pytest.raises(Exception, match="make models-multispectral"):
-        load_codec("bmshj2018-hyperprior", lmbda=0.0067, bands=4)
+        load_codec("bmshj2018-hyperprior", lmbda=0.0067, bands=5)
 
 
 def test_cheng2020_gmm_bounds_its_alphabet():
