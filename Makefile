@@ -60,6 +60,19 @@ DEVICE ?= auto
 TRAIN := $(VENV)/bin/edgespacecom train --batch 8 --crop 128 --lr 3e-4 --threads 1 --device $(DEVICE) --storage int8
 SHIPPED_TRAIN := $(TRAIN) --downscale 2 --precision bf16
 W := dlrc_agents/codecs/weights
+ifneq ($(filter cuda%,$(DEVICE)),)
+# On a GPU (make models DEVICE=cuda): one call of at most 10 min continues every shipped RGB model from its
+# shipped weights (batch 16 x 256², the resampled bf16 recipe, lr 1e-4) for a fixed time each, validates,
+# and writes the validation's choice into the package; run it again to continue the schedules (runs/gpu/).
+GPU_TRAIN := $(VENV)/bin/edgespacecom train --batch 16 --crop 256 --lr 1e-4 --threads 4 --device $(DEVICE) \
+	--storage int8 --downscale 2 --precision bf16 --steps 40000 --val-every 250 --checkpoint-every 250
+models: $(STAMP)
+	$(foreach l,0.0067 0.013 0.025 0.0483,$(GPU_TRAIN) --max-minutes 1.6 --arch bmshj2018-hyperprior --lambda $(l) \
+	    --init $(W)/bmshj2018-hyperprior_lambda$(l).pt --out runs/gpu/bmshj2018-hyperprior_lambda$(l) \
+	    --export $(W)/bmshj2018-hyperprior_lambda$(l).pt &&) \
+	$(GPU_TRAIN) --max-minutes 1.2 --arch mbt2018-mean --lambda 0.0067 --init $(W)/mbt2018-mean_lambda0.0067.pt \
+	    --out runs/gpu/mbt2018-mean_lambda0.0067 --export $(W)/mbt2018-mean_lambda0.0067.pt
+else
 models: $(STAMP)
 	$(SHIPPED_TRAIN) --arch bmshj2018-hyperprior --lambda 0.0067 --steps 10000 --out runs/bmshj2018-hyperprior_lambda0.0067 \
 	    --export $(W)/bmshj2018-hyperprior_lambda0.0067.pt
@@ -78,6 +91,7 @@ models: $(STAMP)
 	$(foreach l,0.025 0.0483,$(SHIPPED_TRAIN) --lr 1e-4 --arch bmshj2018-hyperprior --lambda $(l) --steps 6000 \
 	    --out runs/bmshj2018-hyperprior_lambda$(l)_continued --init $(W)/bmshj2018-hyperprior_lambda$(l).pt \
 	    --export $(W)/bmshj2018-hyperprior_lambda$(l).pt &&) true
+endif
 
 # Train the context models (results/training/README.md): mbt2018 warm-started from the shipped
 # mbt2018-mean (same N = 128, M = 192), cheng2020-anchor (N = 128) and ELIC (N = 128, M = 192, narrower
@@ -88,10 +102,10 @@ models-mbt2018: $(STAMP)
 	$(TRAIN) --arch mbt2018 --lambda 0.0067 --channels 128 192 --steps 1000 --out runs/mbt2018_lambda0.0067 \
 	    --init $(W)/mbt2018-mean_lambda0.0067.pt --export $(W)/mbt2018_lambda0.0067.pt
 models-cheng2020-anchor: $(STAMP)
-	$(TRAIN) --arch cheng2020-anchor --lambda 0.0067 --steps 800 --out runs/cheng2020-anchor_lambda0.0067 \
+	$(TRAIN) --arch cheng2020-anchor --lambda 0.0067 --steps 400 --out runs/cheng2020-anchor_lambda0.0067 \
 	    --export $(W)/cheng2020-anchor_lambda0.0067.pt
 models-elic: $(STAMP)
-	$(TRAIN) --arch elic2022-official --lambda 0.0067 --channels 128 192 --steps 800 --out runs/elic2022-official_lambda0.0067 \
+	$(TRAIN) --arch elic2022-official --lambda 0.0067 --channels 128 192 --steps 600 --out runs/elic2022-official_lambda0.0067 \
 	    --export $(W)/elic2022-official_lambda0.0067.pt
 
 # Train the N-band models of the second study (docs/multispectral.md) into dlrc_agents/codecs/weights/:
@@ -106,11 +120,11 @@ models-elic: $(STAMP)
 PAN := eo:segmentation/spacenet_pan_buildings/sample_geotiff.tif
 OCN := eo:segmentation/sentinel2_oncloudn_cloud
 S2H := eo:multispectral/sentinel2_sen1floods11/Spain_7370579_S2Hand.tif
-BAND_TRAIN := $(TRAIN) --arch bmshj2018-hyperprior --steps 500 --val-every 50 --adapter
+BAND_TRAIN := $(TRAIN) --arch bmshj2018-hyperprior --steps 300 --val-every 50 --adapter
 BAND_MODELS := $(foreach b,1 4 13,$(foreach l,0.0067 0.025 0.0483,models-$(b)band-$(l))) models-4band-gmm
 models-multispectral: $(BAND_MODELS)
 models-4band-gmm: $(STAMP)
-	$(TRAIN) --arch cheng2020-gmm --channels 64 64 --lambda 0.0067 --steps 600 --val-every 50 --out runs/cheng2020-gmm_4band_lambda0.0067 \
+	$(TRAIN) --arch cheng2020-gmm --channels 64 64 --lambda 0.0067 --steps 400 --val-every 50 --out runs/cheng2020-gmm_4band_lambda0.0067 \
 	    --band-set "$(OCN)/chip_1/B0*.tif" "$(OCN)/chip_2/B0*.tif" "$(OCN)/chip_3/B0*.tif" --val-band-set "$(OCN)/chip_4/B0*.tif" \
 	    --export $(W)/cheng2020-gmm_4band_lambda0.0067.pt
 models-1band-%: $(STAMP)

@@ -115,8 +115,11 @@ def joint_train_command(args, out: Path) -> int:
         raise ValueError("--joint-task: expected SCENARIO.yaml:TASK")
     if args.gamma < 0:
         raise ValueError("--gamma: must be >= 0 (0: the separate-training control)")
+    if args.freeze_codec and args.gamma != 0:
+        raise ValueError("--freeze-codec: the frozen-codec control takes --gamma 0")
     summary = joint_command(Path(scenario), task, args.gamma, args.steps, out, architecture=args.arch,
-                            lmbda=args.lmbda, init=args.init, seed=args.seed, codec_lr=args.lr)
+                            lmbda=args.lmbda, init=args.init, seed=args.seed, codec_lr=args.lr,
+                            freeze_codec=args.freeze_codec)
     s, j = summary["standalone"], summary["joint"]
     print(f"{task}: standalone {s['bpp']:.4f} bpp, F1+ {s['f1_pos']:.3f}; joint (γ={args.gamma:g}) "
           f"{j['bpp']:.4f} bpp, F1+ {j['f1_pos']:.3f}; written to {out}")
@@ -161,11 +164,16 @@ def train_arguments(parser) -> None:
                         help="joint codec + U-Net training (the seed's Equation 1) on a downstream scenario's "
                              "segmentation task, from the --init checkpoint (or the --arch/--lambda band model)")
     parser.add_argument("--gamma", type=float, default=0.1, help="--joint-task: γ, the segmentation loss's weight")
+    parser.add_argument("--freeze-codec", action="store_true",
+                        help="--joint-task with --gamma 0: the frozen-codec control (only the U-Net trains)")
     parser.add_argument("--init", type=Path, default=None,
                     help="warm start a new run from a checkpoint or run state (another λ or a related architecture)")
     parser.add_argument("--adapter", action="store_true",
                         help="with --band-set and --init: train a band adapter on the frozen --init model (only the "
                              "first and last layers and the hyper-latent prior learn; the checkpoint stores those)")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop this call after so many minutes of training: validate, save the state (run again "
+                             "to continue) and export the validation's choice so far")
     parser.add_argument("--storage", choices=("fp16", "int8"), default="fp16",
                         help="how the exported checkpoint stores its parameters (int8: 8-bit codes with per-channel "
                              "scales, as shipped)")
@@ -183,7 +191,8 @@ def train_command(args) -> int:
                  val_every=args.val_every, threads=args.threads, checkpoint_every=args.checkpoint_every,
                  export=args.export, init=args.init, max_downscale=args.downscale, precision=args.precision,
                  device=args.device, band_sets=args.band_sets, val_band_sets=args.val_band_sets,
-                 adapter=args.adapter, storage=args.storage)
+                 adapter=args.adapter, storage=args.storage,
+                 max_wall_s=None if args.max_minutes is None else 60 * args.max_minutes)
     print(f"checkpoint written to {path}")
     return 0
 

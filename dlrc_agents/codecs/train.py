@@ -143,6 +143,32 @@ def validation_loss(model: torch.nn.Module, tiles: torch.Tensor, lmbda: float, b
     return out
 
 
+#: The layers where the band count enters (analysis) and leaves (synthesis) a model.
+BAND_INPUT, BAND_OUTPUT = "g_a.0.", "g_s.6."
+
+
+def band_count_init(own: dict, source: dict, parameters: set[str]) -> dict:
+    """The first and last layers of a B-band model from an RGB model's ("grey" start): every input band
+    gets the sum of the RGB kernels divided by B (B equal bands give the features of a grey RGB image
+    of that level) and every output band the mean of the RGB kernels and biases (each band decodes as
+    the grey level would). A start near the RGB model's operating point, whatever the bands are."""
+    out = {}
+    key = BAND_INPUT + "weight"
+    if key in parameters and key in source and source[key].dim() == 4 and own[key].shape[1] != source[key].shape[1] \
+            and own[key].shape[0] == source[key].shape[0] and own[key].shape[2:] == source[key].shape[2:]:
+        bands = own[key].shape[1]
+        out[key] = (source[key].float().sum(dim=1, keepdim=True) / bands).expand(-1, bands, -1, -1).contiguous()
+    key = BAND_OUTPUT + "weight"
+    if key in parameters and key in source and source[key].dim() == 4 and own[key].shape[1] != source[key].shape[1] \
+            and own[key].shape[0] == source[key].shape[0] and own[key].shape[2:] == source[key].shape[2:]:
+        bands = own[key].shape[1]
+        out[key] = source[key].float().mean(dim=1, keepdim=True).expand(-1, bands, -1, -1).contiguous()
+        bias = BAND_OUTPUT + "bias"
+        if bias in parameters and bias in source:
+            out[bias] = source[bias].float().mean().expand(bands).contiguous()
+    return out
+
+
 def warm_start(model: torch.nn.Module, checkpoint: Path) -> tuple[int, int]:
     """Copy every parameter of ``checkpoint`` whose name and shape match ``model``'s; (copied, parameters)."""
     payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -162,6 +188,7 @@ def warm_start(model: torch.nn.Module, checkpoint: Path) -> tuple[int, int]:
     parameters = {name for name, _ in model.named_parameters()}  # buffers are constants: keep the model's own
     matched = {k: v.float() if v.is_floating_point() else v for k, v in source.items()
                if k in parameters and own[k].shape == v.shape}
+    matched.update(band_count_init(own, source, parameters))
     if not matched:
         raise ValueError(f"--init: no tensor of {checkpoint} fits this architecture")
     own.update(matched)
@@ -204,6 +231,7 @@ def train(
     val_band_sets: list[str] | None = None,
     adapter: bool = False,
     storage: str = "fp16",
+    max_wall_s: float | None = None,
 ) -> Path:
     """Train (or resume) and export an fp16 checkpoint; returns its path.
 
@@ -238,7 +266,11 @@ def train(
     stays the ``init`` model's, and the export stores those layers alone with the trunk's name and
     tensors sha256 (a few hundred kB instead of a whole model; the loader puts the two together).
     ``storage`` is the export's (``fp16`` or ``int8``, :func:`~dlrc_agents.codecs.registry.pack_int8`).
+    ``max_wall_s`` bounds this call's training time (seconds): when it is reached the run validates,
+    saves its state and exports the validation's choice so far; calling again continues the schedule.
     """
+    if max_wall_s is not None and max_wall_s <= 0:
+        raise ValueError("--max-minutes: must be > 0")
     if adapter and not (band_sets and init is not None):
         raise ValueError("--adapter: train band adapters on --band-set data from an --init RGB checkpoint (their trunk)")
     if precision not in ("fp32", "bf16"):
@@ -363,19 +395,24 @@ def train(
         bar.set_postfix(loss=f"{losses['loss'].item():.3f}", bpp=f"{losses['bpp'].item():.3f}", psnr=f"{psnr:.2f}")
         log.append({"step": step, "loss": losses["loss"].item(), "bpp": losses["bpp"].item(), "psnr": psnr,
                     "aux": aux.item()})
-        if step % val_every == 0 or step == steps:
+        out_of_time = max_wall_s is not None and time.perf_counter() - started >= max_wall_s and step < steps
+        if step % val_every == 0 or step == steps or out_of_time:
             v = validation_loss(model, val_tiles, lmbda)
             with open(out_dir / "val_log.csv", "a") as fh:
                 fh.write(f"{step},{v['loss']:.6f},{v['bpp']:.6f},{v['psnr']:.4f}\n")
             if best is None or v["loss"] < best["loss"]:
                 best = {"step": step, **v}
                 atomic_torch_save(best_path, {"step": step, "validation": v, "model": model.state_dict()})
-        if step % checkpoint_every == 0 or step == steps:
+        if step % checkpoint_every == 0 or step == steps or out_of_time:
             save_state()
             with open(out_dir / "train_log.csv", "a") as fh:
                 for row in log:
                     fh.write(f"{row['step']},{row['loss']:.6f},{row['bpp']:.6f},{row['psnr']:.4f},{row['aux']:.4f}\n")
             log.clear()
+        if out_of_time:
+            stage(f"time budget of {max_wall_s:g} s reached at step {step}/{steps}: state saved (run again to "
+                  "continue), exporting the validation's choice so far")
+            break
     bar.close()
     if best is not None and best["step"] != step:
         model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True)["model"])
@@ -399,7 +436,8 @@ def train(
     for spec in list(band_sets or []) + list(val_band_sets or []):
         inputs.update(scene_names(parse_band_set_spec(spec)[0]))
     if not band_sets:
-        inputs.update(scene_names(data_names + val_data_names))
+        inputs.update(names)
+        inputs.update(val_names)
     if init is not None:
         inputs[f"init:{Path(init).name}"] = Path(init)
     write_json(out_dir / "train_summary.json", {"architecture": architecture, "lambda": lmbda, "steps": step,

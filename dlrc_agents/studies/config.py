@@ -231,10 +231,19 @@ class JointTrainingConfig(Strict):
                                                 "same steps with the U-Net trained on the codec's output but no "
                                                 "gradient from it into the codec (separate optimisation)")
     steps: int = Field(300, ge=1, description="joint steps (codec + U-Net together)")
+    freeze_codec: bool = Field(False, description="the frozen-codec control (needs γ = 0): the codec is not trained "
+                                                  "at all and codes as deployed (rounding); the U-Net trains the same "
+                                                  "steps on its output")
     codec_lr: float = Field(1e-4, gt=0)
     aux_lr: float = Field(1e-3, gt=0)
     unet_lr: float = Field(1e-4, gt=0, description="the U-Net's learning rate (it starts trained)")
     patience: int = Field(6, ge=1, description="stop after this many evaluations without a better validation loss")
+
+    @model_validator(mode="after")
+    def _frozen_means_no_gamma(self):
+        if self.freeze_codec and self.gamma != 0:
+            raise ValueError("freeze_codec: the frozen-codec control takes gamma: 0")
+        return self
 
 
 class SegmentationConfig(Strict):

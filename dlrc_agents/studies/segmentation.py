@@ -282,13 +282,19 @@ def positive_weight(setting, chips: list[Chip]) -> float:
 def joint_train(joint, task, splits, norm, codec, unet, cfg, seed: int, pos_weight: float = 1.0):
     """Fine-tune ``codec`` and ``unet`` together on the seed's Equation 1, L = λ·255²·MSE + R + γ·BCE,
     three Adam optimisers (codec transforms, bottleneck quantiles, U-Net), early stopping on the
-    validation split's L. Returns (the tuned codec, ready to code; the U-Net; history)."""
+    validation split's L. ``joint.freeze_codec`` (γ = 0): the frozen-codec control, in which the codec
+    codes as deployed (eval mode: rounding) and never steps, and only the U-Net trains. Returns (the
+    tuned codec, ready to code; the U-Net; history)."""
     torch.manual_seed(seed)
     model = copy.deepcopy(codec.model)
     unet = copy.deepcopy(unet)
-    model.train()
-    opts = (*codec_optimisers(model, joint.codec_lr, joint.aux_lr), torch.optim.Adam(unet.parameters(), lr=joint.unet_lr))
-    main = opts[0].param_groups[0]["params"]
+    frozen = joint.freeze_codec
+    model.train(not frozen)
+    for p in model.parameters():
+        p.requires_grad_(not frozen)
+    codec_opts = (None, None) if frozen else codec_optimisers(model, joint.codec_lr, joint.aux_lr)
+    opts = (*codec_opts, torch.optim.Adam(unet.parameters(), lr=joint.unet_lr))
+    main = [] if frozen else opts[0].param_groups[0]["params"]
     codec_in = codec.bands.to_batch
     c_off = torch.tensor(codec.bands.offset, dtype=torch.float32)[None, :, None, None]
     c_scale = torch.tensor(codec.bands.scale, dtype=torch.float32)[None, :, None, None]
@@ -319,7 +325,7 @@ def joint_train(joint, task, splits, norm, codec, unet, cfg, seed: int, pos_weig
             t = torch.from_numpy(chip.truth).float()[None, None]
             v = torch.from_numpy(chip.valid).float()[None, None]
             total += float(loss_of(x, t, v)[0])
-        model.train()
+        model.train(not frozen)
         unet.train()
         return total / len(val_x)
 
@@ -332,14 +338,16 @@ def joint_train(joint, task, splits, norm, codec, unet, cfg, seed: int, pos_weig
     while step < joint.steps:
         x, t, v = crops.batch(cfg.batch)
         for opt in opts:
-            opt.zero_grad()
+            if opt is not None:
+                opt.zero_grad()
         loss, rd, bce = loss_of(x, t, v)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(main, 1.0)
-        opts[0].step()
         opts[2].step()
-        model.aux_loss().backward()
-        opts[1].step()
+        if not frozen:
+            torch.nn.utils.clip_grad_norm_(main, 1.0)
+            opts[0].step()
+            model.aux_loss().backward()
+            opts[1].step()
         step += 1
         bar.update(1)
         if step % cfg.eval_every == 0 or step == joint.steps:
@@ -353,7 +361,7 @@ def joint_train(joint, task, splits, norm, codec, unet, cfg, seed: int, pos_weig
     model.eval()
     tuned = copy.copy(codec)
     tuned.model = model
-    tuned.source = f"joint({codec.source}, gamma={joint.gamma:g})"
+    tuned.source = codec.source if frozen else f"joint({codec.source}, gamma={joint.gamma:g})"
     return tuned, unet, {"steps_trained": step, "best_step": best.step, "val_loss": best.loss,
                          "val_loss_start": start_loss}
 
@@ -373,7 +381,7 @@ def joint_row(joint, task, splits, norm, codec, unet, backbone: str, cfg, seed: 
     pixels = sum(c.pixels for c in splits["test"])
     bands = splits["test"][0].raw.shape[2]
     return {"task": task.name, "backbone": backbone, "codec": codec.architecture, "lambda": joint.lmbda,
-            "gamma": joint.gamma, "bands": bands, "bpp": 8 * nbytes / pixels,
+            "gamma": joint.gamma, "freeze_codec": joint.freeze_codec, "bands": bands, "bpp": 8 * nbytes / pixels,
             "bits_per_sample": 8 * nbytes / (pixels * bands), "psnr": split_psnr(splits["test"], decoded),
             "f1_pos": f_pos, "f1_macro": f_macro, "training": "joint", **info}, tuned, unet
 
@@ -477,7 +485,8 @@ __all__ = ["read_task", "run_segmentation", "segmentation_figure", "build_unet",
 
 
 def joint_command(scenario_path, task_name: str, gamma: float, steps: int, out_dir, *, architecture: str,
-                  lmbda: float | None, init=None, seed: int = 0, codec_lr: float = 1e-4, aux_lr: float = 1e-3) -> dict:
+                  lmbda: float | None, init=None, seed: int = 0, codec_lr: float = 1e-4, aux_lr: float = 1e-3,
+                  freeze_codec: bool = False) -> dict:
     """``edgespacecom train --joint-task SCENARIO.yaml:TASK``: the seed's procedure on one task of a
     downstream scenario. A U-Net (the scenario's curve backbone and settings) is first trained on the
     data decoded by ``codec`` (the standalone pair), then codec and U-Net are tuned together; both
@@ -539,6 +548,7 @@ def joint_command(scenario_path, task_name: str, gamma: float, steps: int, out_d
                  and j.architecture == codec.architecture), None)
     joint = JointTrainingConfig(**{**(like.model_dump() if like else {}), "task": task_name, "lmbda": codec.lmbda,
                                    "architecture": codec.architecture, "gamma": gamma, "steps": steps,
+                                   "freeze_codec": freeze_codec,
                                    "codec_lr": codec_lr, "aux_lr": aux_lr})
     row, tuned, unet = joint_row(joint, task, splits, norm, codec, unet, backbone, cfg, seed, pos_weight)
     out_dir = Path(out_dir)
@@ -555,7 +565,8 @@ def joint_command(scenario_path, task_name: str, gamma: float, steps: int, out_d
         inputs.update(scene_names(split.files))
         inputs.update(scene_names([split.label]))
     summary["provenance"] = provenance(yaml.safe_dump({"joint_task": f"{Path(scenario_path).name}:{task_name}",
-                                                       "gamma": gamma, "steps": steps, "architecture": architecture,
+                                                       "gamma": gamma, "freeze_codec": freeze_codec,
+                                                       "steps": steps, "architecture": architecture,
                                                        "lambda": lmbda, "init": str(init) if init else None,
                                                        "seed": seed, "codec_lr": codec_lr, "aux_lr": aux_lr},
                                                       sort_keys=False), inputs, started_utc)

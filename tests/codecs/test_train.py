@@ -97,6 +97,25 @@ def test_training_resumes_selects_on_validation_and_exports_a_loadable_fp16_chec
         train("bmshj2018-hyperprior", 0.013, tmp_path / "other", steps=1, **{**kwargs, "val": [str(NEON)]})
 
 
+def test_a_time_budget_stops_validates_and_exports_and_the_next_call_continues(tmp_path):
+    """What `make models DEVICE=cuda` relies on (here on the CPU, with a budget of one step): the call stops
+    when its time is up, validates at that step, saves its state and exports; the next call continues."""
+    val = tmp_path / "val.png"
+    Image.fromarray(read_rgb(eo("rgb/test/pdok_nl_test_tiled.tif"))[:128, :128]).save(val)
+    kwargs = dict(batch_size=1, crop=64, channels=(32, 48), data=[str(NEON)], val=[str(val)], threads=1,
+                  export=tmp_path / "m.pt", progress=False, checkpoint_every=100, val_every=100, storage="int8")
+    with pytest.raises(ValueError, match="--max-minutes"):
+        train("bmshj2018-hyperprior", 0.013, tmp_path / "r", steps=5, max_wall_s=0, **kwargs)
+    train("bmshj2018-hyperprior", 0.013, tmp_path / "r", steps=5, max_wall_s=1e-9, **kwargs)
+    assert torch.load(tmp_path / "r" / "state.pt", weights_only=True)["step"] == 1
+    assert [line.split(",")[0] for line in (tmp_path / "r" / "val_log.csv").read_text().splitlines()] == ["1"]
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert payload["selected_step"] == 1 and payload["storage"] == "int8"
+    train("bmshj2018-hyperprior", 0.013, tmp_path / "r", steps=3, **kwargs)
+    assert torch.load(tmp_path / "r" / "state.pt", weights_only=True)["step"] == 3
+    assert torch.load(tmp_path / "m.pt", weights_only=True)["steps"] in (1, 3)  # the validation's choice
+
+
 def test_device_choice():
     from dlrc_agents.codecs.train import resolve_device
 

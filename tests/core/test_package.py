@@ -31,6 +31,14 @@ def test_wheel_carries_package_data(wheel):
                    "edgespacecom/scenarios/paper_table_a1.yaml", "edgespacecom/py.typed", "dlrc_agents/py.typed"):
         assert needed in names, needed
     assert any(n.endswith(".dist-info/entry_points.txt") for n in names)
+    # every model a shipped scenario needs is in it, within the wheel budget the codecs issue set
+    weights = {n.rsplit("/", 1)[1] for n in names if n.startswith("dlrc_agents/codecs/weights/")}
+    for arch in ("mbt2018", "cheng2020-anchor", "elic2022-official"):
+        assert f"{arch}_lambda0.0067.pt" in weights, arch
+    for bands in (1, 4, 13):
+        assert {f"bmshj2018-hyperprior_{bands}band_lambda{l}.pt" for l in ("0.0067", "0.025", "0.0483")} <= weights
+    assert "cheng2020-gmm_4band_lambda0.0067.pt" in weights
+    assert wheel.stat().st_size <= 100 * 1024 ** 2, wheel.stat().st_size
     assert any(n.endswith("LICENSE") for n in names)
     meta = next(zipfile.ZipFile(wheel).read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
     requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]

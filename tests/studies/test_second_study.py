@@ -215,7 +215,8 @@ def test_downstream_segmentation_end_to_end(tmp_path, capsys):
                              lmbda=0.01, steps=0, seed=0, data=[], bands=bands)
     seg = {"backbones": ["mobilenet_v2", "resnet34"], "bits_per_sample": [0.1, 1.0], "steps": 4, "batch": 2, "crop": 64,
            "eval_every": 2, "patience": 1, "threads": 1,
-           "joint": [{"task": "cloud", "lmbda": 0.01, "gamma": 1.0, "steps": 2}]}
+           "joint": [{"task": "cloud", "lmbda": 0.01, "gamma": 1.0, "steps": 2},
+                     {"task": "cloud", "lmbda": 0.01, "gamma": 0.0, "steps": 2, "freeze_codec": True}]}
     scenario = {"name": "seg", "kind": "downstream",
                 "models": [{"architecture": "bmshj2018-hyperprior", "bands": 4, "checkpoint": str(ckpt)}],
                 "segmentation": seg,
@@ -234,8 +235,11 @@ def test_downstream_segmentation_end_to_end(tmp_path, capsys):
     test_pixels = 64 * 128
     assert all(r["bpp"] == pytest.approx(r["bits_per_sample"] * 4) for r in j2k)
     learned = [r for r in rows if r["codec"] == "bmshj2018-hyperprior" and r["training"] == "standalone"]
-    joint = [r for r in rows if r["training"] == "joint"]
+    joint = [r for r in rows if r["training"] == "joint" and not r["freeze_codec"]]
+    frozen = [r for r in rows if r["training"] == "joint" and r["freeze_codec"]]
     assert len(learned) == 1 and len(joint) == 1 and joint[0]["gamma"] == 1.0
+    # the frozen-codec control codes with the very codec of the standalone row: the same bytes
+    assert len(frozen) == 1 and frozen[0]["bpp"] == learned[0]["bpp"] and frozen[0]["psnr"] == learned[0]["psnr"]
     assert joint[0]["backbone"] == chosen and joint[0]["val_loss"] <= joint[0]["val_loss_start"]
     assert 0 < learned[0]["bpp"] < 32 and 0 < joint[0]["bpp"] < 32 and math.isfinite(joint[0]["psnr"])
     assert s["segmentation_data"]["cloud"]["test"]["pixels"] == test_pixels
@@ -251,6 +255,9 @@ def test_downstream_segmentation_end_to_end(tmp_path, capsys):
     assert tuned.in_channels == 4 and tuned.bands == codec.bands
     assert torch.load(out / "unet.pt", weights_only=True)["backbone"] in ("mobilenet_v2", "resnet34")
     capsys.readouterr()
+    assert main(["train", "--arch", "bmshj2018-hyperprior", "--lambda", "0.01", "--gamma", "0.5", "--freeze-codec",
+                 "--joint-task", f"{tmp_path / 's.yaml'}:cloud", "--init", str(ckpt), "--out", str(out)]) != 0
+    assert "--freeze-codec: the frozen-codec control takes --gamma 0" in capsys.readouterr().err
     assert main(["train", "--arch", "bmshj2018-hyperprior", "--lambda", "0.01", "--joint-task", f"{tmp_path / 's.yaml'}:nope",
                  "--init", str(ckpt), "--out", str(out)]) != 0
     assert "no segmentation task 'nope'" in capsys.readouterr().err
@@ -265,3 +272,23 @@ def test_balanced_positive_weight_is_negatives_over_positives():
     chip = Chip(np.zeros((8, 8, 1), np.uint16), label, positive=1, ignore=-1)
     assert positive_weight("balanced", [chip]) == pytest.approx((64 - 8 - 4) / 4)
     assert positive_weight(None, [chip]) == 1.0 and positive_weight(2.5, [chip]) == 2.5
+
+
+@pytest.mark.parametrize("bands", [1, 4, 13])
+def test_band_models_start_grey_from_the_rgb_model(bands):
+    """--init from an RGB model: B equal bands give the first layer the features of the grey RGB image of
+    that level, and every output band the mean of the RGB model's outputs."""
+    from dlrc_agents.codecs.train import band_count_init
+
+    torch.manual_seed(4)
+    rgb, band = build_model("bmshj2018-hyperprior", 32, 48), build_model("bmshj2018-hyperprior", 32, 48, bands)
+    parameters = {k for k, _ in band.named_parameters()}
+    init = band_count_init(band.state_dict(), rgb.state_dict(), parameters)
+    assert set(init) == {"g_a.0.weight", "g_s.6.weight", "g_s.6.bias"}
+    band.load_state_dict({**band.state_dict(), **init, "g_a.0.bias": rgb.g_a[0].bias})  # same shape: warm_start copies it
+    x = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(band.g_a[0](x.expand(1, bands, 32, 32)), rgb.g_a[0](x.expand(1, 3, 32, 32)), atol=1e-5)
+        f = torch.randn(1, 32, 16, 16)
+        out_rgb, out_band = rgb.g_s[6](f), band.g_s[6](f)
+        assert torch.allclose(out_band, out_rgb.mean(dim=1, keepdim=True).expand(1, bands, 32, 32), atol=1e-5)
