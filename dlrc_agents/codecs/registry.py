@@ -152,6 +152,9 @@ STORAGES = ("fp16", "int8")
 ADAPTER_LAYERS = ("g_a.0.", "g_a.1.", "g_s.5.", "g_s.6.", "entropy_bottleneck.")
 #: Buffers that ``update(force=True)`` rebuilds from the weights (CompressAI's entropy models).
 CDF_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length")
+#: Buffers that are constants of the architecture (the masked convolutions' masks: a quarter of an
+#: autoregressive model's size in fp32), taken from the freshly built model on load.
+REBUILT_BUFFERS = CDF_BUFFERS + (".mask",)
 #: Symmetric 8-bit codes: −127..127 (−128 unused, so that the code range is symmetric about 0).
 INT8_LEVELS = 127
 
@@ -162,14 +165,15 @@ def pack_int8(state: dict, parameters: set[str]) -> tuple[dict, dict]:
     round(w / s) with one fp32 scale s = max|w| / 127 per slice of its leading axis (an output
     channel of a convolution, an input channel of a transposed one); other parameters fp16;
     buffers as they are, except the entropy coder's CDF tables (:data:`CDF_BUFFERS`, 0.8 MB of a
-    hyperprior model), which loading rebuilds from the weights anyway. Returns (state, {name: scales}). Written here because no maintained
+    hyperprior model), which loading rebuilds from the weights anyway, and the masked convolutions'
+    masks (constants of the architecture, :data:`REBUILT_BUFFERS`). Returns (state, {name: scales}). Written here because no maintained
     library stores plain PyTorch kernels this way for ``weights_only`` loading (torch.ao's
     quantised tensors do not pickle under ``weights_only=True`` and need quantised kernels to run)."""
     out, scales = {}, {}
     for k, v in state.items():
         v = v.detach().cpu()
-        if k.endswith(CDF_BUFFERS):
-            continue  # the entropy coder's tables: rebuilt from the weights by update(force=True) on load
+        if k.endswith(REBUILT_BUFFERS):
+            continue  # the entropy coder's tables (rebuilt from the weights by update(force=True)), masks
         if k in parameters and v.is_floating_point() and v.dim() >= 2:
             w = v.float()
             s = w.abs().reshape(w.shape[0], -1).amax(dim=1) / INT8_LEVELS
@@ -218,7 +222,7 @@ def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, 
     if trunk is not None:
         if set(trunk) != {"file", "tensors_sha256"} or not all(isinstance(v, str) for v in trunk.values()):
             raise CodecError("an adapter's trunk is {'file': NAME, 'tensors_sha256': HEX}")
-        full = {k: v for k, v in full.items() if k.startswith(ADAPTER_LAYERS) and not k.endswith(CDF_BUFFERS)}
+        full = {k: v for k, v in full.items() if k.startswith(ADAPTER_LAYERS) and not k.endswith(REBUILT_BUFFERS)}
     if storage == "int8":
         state, scales = pack_int8(full, parameters)
     else:
@@ -412,7 +416,7 @@ def _trunk_state(path: Path, trunk, architecture: str, allow_unverified: bool) -
     if tensors_sha256({**state, **{f"int8_scales/{k}": v for k, v in scales.items()}}) != trunk["tensors_sha256"]:
         raise CodecError(f"checkpoint {path}: its trunk {found} is not the one it was trained on (tensors sha256 differs)")
     state = unpack_int8(state, scales) if scales else state
-    return {k: v for k, v in state.items() if not k.startswith(ADAPTER_LAYERS) and not k.endswith(CDF_BUFFERS)}
+    return {k: v for k, v in state.items() if not k.startswith(ADAPTER_LAYERS) and not k.endswith(REBUILT_BUFFERS)}
 
 
 def checkpoint_identity(path: str | Path) -> dict:
@@ -496,7 +500,7 @@ def load_checkpoint(path: str | Path, architecture: str | None = None, allow_unv
     model = build_model(arch, N, M, 3 if bands is None else bands.channels)
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     # CDF tables not stored (int8, adapters): the fresh model's stand in until update() rebuilds them
-    state.update({k: v for k, v in model.state_dict().items() if k.endswith(CDF_BUFFERS) and k not in state})
+    state.update({k: v for k, v in model.state_dict().items() if k.endswith(REBUILT_BUFFERS) and k not in state})
     try:
         model.load_state_dict(state)
     except (RuntimeError, KeyError) as exc:
