@@ -102,15 +102,15 @@ models-mbt2018: $(STAMP)
 	$(TRAIN) --arch mbt2018 --lambda 0.0067 --channels 128 192 --steps 1000 --out runs/mbt2018_lambda0.0067 \
 	    --init $(W)/mbt2018-mean_lambda0.0067.pt --export $(W)/mbt2018_lambda0.0067.pt
 models-cheng2020-anchor: $(STAMP)
-	$(TRAIN) --arch cheng2020-anchor --lambda 0.0067 --steps 400 --out runs/cheng2020-anchor_lambda0.0067 \
+	$(TRAIN) --arch cheng2020-anchor --lambda 0.0067 --steps 200 --out runs/cheng2020-anchor_lambda0.0067 \
 	    --export $(W)/cheng2020-anchor_lambda0.0067.pt
 models-elic: $(STAMP)
-	$(TRAIN) --arch elic2022-official --lambda 0.0067 --channels 128 192 --steps 600 --out runs/elic2022-official_lambda0.0067 \
+	$(TRAIN) --arch elic2022-official --lambda 0.0067 --channels 128 192 --steps 400 --out runs/elic2022-official_lambda0.0067 \
 	    --export $(W)/elic2022-official_lambda0.0067.pt
 
 # Train the N-band models of the second study (docs/multispectral.md) into dlrc_agents/codecs/weights/:
 # band adapters (--adapter: the first and last layers and the hyper-latent prior of the shipped RGB
-# bmshj2018-hyperprior of each λ, the rest of it frozen and shared) at λ 0.0067, 0.025 and 0.0483 for
+# bmshj2018-hyperprior of each λ, the rest of it frozen and shared) at λ 0.0067 and 0.0483 for
 # 1 band (SpaceNet panchromatic, rows 0-511; validation rows 512-703, test 704-895), 4 bands (On Cloud
 # N Sentinel-2 B02 B03 B04 B08, chips 1-3; validation chip 4, test chip 5) and 13 bands (Sen1Floods11,
 # rows 0-255; validation 256-383, test 384-511); the validation split picks the step. And the seed's
@@ -120,11 +120,11 @@ models-elic: $(STAMP)
 PAN := eo:segmentation/spacenet_pan_buildings/sample_geotiff.tif
 OCN := eo:segmentation/sentinel2_oncloudn_cloud
 S2H := eo:multispectral/sentinel2_sen1floods11/Spain_7370579_S2Hand.tif
-BAND_TRAIN := $(TRAIN) --arch bmshj2018-hyperprior --steps 300 --val-every 50 --adapter
-BAND_MODELS := $(foreach b,1 4 13,$(foreach l,0.0067 0.025 0.0483,models-$(b)band-$(l))) models-4band-gmm
+BAND_TRAIN := $(TRAIN) --arch bmshj2018-hyperprior --steps 200 --val-every 50 --adapter
+BAND_MODELS := $(foreach b,1 4 13,$(foreach l,0.0067 0.0483,models-$(b)band-$(l))) models-4band-gmm
 models-multispectral: $(BAND_MODELS)
 models-4band-gmm: $(STAMP)
-	$(TRAIN) --arch cheng2020-gmm --channels 64 64 --lambda 0.0067 --steps 400 --val-every 50 --out runs/cheng2020-gmm_4band_lambda0.0067 \
+	$(TRAIN) --arch cheng2020-gmm --channels 64 64 --lambda 0.0067 --steps 150 --val-every 25 --out runs/cheng2020-gmm_4band_lambda0.0067 \
 	    --band-set "$(OCN)/chip_1/B0*.tif" "$(OCN)/chip_2/B0*.tif" "$(OCN)/chip_3/B0*.tif" --val-band-set "$(OCN)/chip_4/B0*.tif" \
 	    --export $(W)/cheng2020-gmm_4band_lambda0.0067.pt
 models-1band-%: $(STAMP)
