@@ -75,7 +75,7 @@ register_kind(ScenarioKind(
 
 
 def downstream_inputs(scenario) -> dict[str, Path]:
-    from dlrc_agents.common.data import scene_names
+    from dlrc_agents.common.data import scene_names, task_input_files
 
     inputs = {}
     for model in scenario.models:
@@ -84,9 +84,7 @@ def downstream_inputs(scenario) -> dict[str, Path]:
         inputs.update(scene_names(task.band_set.files))
         inputs.update(scene_names([task.label]))
     for task in scenario.segmentation_tasks:
-        for chip in task.train + task.validation + task.test:
-            inputs.update(scene_names(chip.files))
-            inputs.update(scene_names([chip.label]))
+        inputs.update(task_input_files(task))
     return inputs
 
 

@@ -59,3 +59,10 @@ def provenance(config_yaml: str, inputs: dict[str, Path], started_utc: dt.dateti
         "inputs_sha256": input_digests(inputs),
         "started_utc": started_utc.isoformat(timespec="seconds"),
     }
+
+
+def provenance_of(config: dict, inputs: dict[str, Path], started_utc: dt.datetime) -> dict:
+    """:func:`provenance` of a command rather than a scenario: its settings as a mapping (hashed as YAML)."""
+    import yaml
+
+    return provenance(yaml.safe_dump(config, sort_keys=False), inputs, started_utc)

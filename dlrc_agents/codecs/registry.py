@@ -246,7 +246,7 @@ def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, 
                                      "band_scale": list(bands.scale)}),
         **({"storage": "int8", "int8_scales": scales} if storage == "int8" else {}),
         **({"trunk": dict(trunk)} if trunk is not None else {}),
-        "tensors_sha256": tensors_sha256({**state, **{f"int8_scales/{k}": v for k, v in scales.items()}}),
+        "tensors_sha256": stored_sha256(state, scales),
         "state_dict": state,
     }
     return atomic_torch_save(path, payload)
@@ -271,6 +271,17 @@ def repack_checkpoint(source: str | Path, target: str | Path, storage: str = "in
                              lmbda=payload["lambda"], steps=payload.get("steps", 0), seed=payload.get("seed", 0),
                              data=payload.get("data", []), extra=extra, bands=codec.bands, storage=storage,
                              trunk=payload.get("trunk"))
+
+
+def stored_tensors(payload: dict) -> tuple[dict, dict]:
+    """(state_dict, int8 scales) as a project checkpoint stores them (no scales unless ``storage: int8``)."""
+    scales = payload.get("int8_scales", {}) if payload.get("storage") == "int8" else {}
+    return payload["state_dict"], scales
+
+
+def stored_sha256(state: dict, scales: dict) -> str:
+    """The checksum a checkpoint records: :func:`tensors_sha256` over what it stores, scales included."""
+    return tensors_sha256({**state, **{f"int8_scales/{k}": v for k, v in scales.items()}})
 
 
 def tensors_sha256(state: dict) -> str:
@@ -395,8 +406,25 @@ def _unverified(path: Path, why: str, allow: bool) -> None:
                      "--allow-unverified-weights (scenario: codec.allow_unverified_weights: true)")
 
 
-def _trunk_state(path: Path, trunk, architecture: str, allow_unverified: bool) -> dict:
-    """The float tensors of an adapter's trunk (every layer but the adapter's, CDF tables left out):
+def _whole_model_payload(path: Path, refusal: str) -> dict:
+    """A whole-model checkpoint in the project's format (what an adapter's trunk must be); else
+    CodecError(``refusal``)."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not (isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT) or payload.get("trunk"):
+        raise CodecError(refusal)
+    return payload
+
+
+def checkpoint_identity(path: str | Path) -> dict:
+    """``{"file", "tensors_sha256"}`` of a whole-model checkpoint in the project's format: how an
+    adapter names its trunk."""
+    path = Path(path)
+    payload = _whole_model_payload(path, f"checkpoint {path}: a trunk must be a whole model checkpoint in the project's format")
+    return {"file": path.name, "tensors_sha256": stored_sha256(*stored_tensors(payload))}
+
+
+def _trunk_state(path: Path, trunk, architecture: str) -> dict:
+    """The float tensors of an adapter's trunk (every layer but the adapter's, rebuilt buffers left out):
     the named file beside the adapter, else in the shipped or the local weights folder, refused
     unless its tensors are the ones the adapter was trained on."""
     if not isinstance(trunk, dict) or not isinstance(trunk.get("file"), str) or not isinstance(trunk.get("tensors_sha256"), str):
@@ -406,29 +434,14 @@ def _trunk_state(path: Path, trunk, architecture: str, allow_unverified: bool) -
     if found is None or found.resolve() == path.resolve():
         raise CodecError(f"checkpoint {path}: its trunk {name} is in neither {path.parent}, the shipped nor the "
                          "local weights folder")
-    payload = torch.load(found, map_location="cpu", weights_only=True)
-    if not (isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT) or payload.get("trunk"):
-        raise CodecError(f"checkpoint {path}: its trunk {found} is not a whole model checkpoint")
+    payload = _whole_model_payload(found, f"checkpoint {path}: its trunk {found} is not a whole model checkpoint")
     if payload.get("architecture") != architecture:
         raise CodecError(f"checkpoint {path}: its trunk {found} holds {payload.get('architecture')!r}, not {architecture!r}")
-    scales = payload.get("int8_scales", {}) if payload.get("storage") == "int8" else {}
-    state = payload["state_dict"]
-    if tensors_sha256({**state, **{f"int8_scales/{k}": v for k, v in scales.items()}}) != trunk["tensors_sha256"]:
+    state, scales = stored_tensors(payload)
+    if stored_sha256(state, scales) != trunk["tensors_sha256"]:
         raise CodecError(f"checkpoint {path}: its trunk {found} is not the one it was trained on (tensors sha256 differs)")
-    state = unpack_int8(state, scales) if scales else state
+    state = unpack_int8(state, scales)
     return {k: v for k, v in state.items() if not k.startswith(ADAPTER_LAYERS) and not k.endswith(REBUILT_BUFFERS)}
-
-
-def checkpoint_identity(path: str | Path) -> dict:
-    """``{"file", "tensors_sha256"}`` of a whole-model checkpoint in the project's format: how an
-    adapter names its trunk."""
-    path = Path(path)
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not (isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT) or payload.get("trunk"):
-        raise CodecError(f"checkpoint {path}: a trunk must be a whole model checkpoint in the project's format")
-    scales = payload.get("int8_scales", {}) if payload.get("storage") == "int8" else {}
-    digest = tensors_sha256({**payload["state_dict"], **{f"int8_scales/{k}": v for k, v in scales.items()}})
-    return {"file": path.name, "tensors_sha256": digest}
 
 
 def load_checkpoint(path: str | Path, architecture: str | None = None, allow_unverified: bool = False) -> Codec:
@@ -465,28 +478,27 @@ def load_checkpoint(path: str | Path, architecture: str | None = None, allow_unv
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise CodecError(f"checkpoint {path}: state_dict is not a mapping of tensors")
         storage = payload.get("storage", "fp16")
-        scales = payload.get("int8_scales", {}) if storage == "int8" else {}
         if storage not in STORAGES:
             raise CodecError(f"checkpoint {path}: unknown storage {storage!r} (known: {', '.join(STORAGES)})")
+        state, scales = stored_tensors(payload)
         if not isinstance(scales, dict) or not all(isinstance(v, torch.Tensor) for v in scales.values()):
             raise CodecError(f"checkpoint {path}: int8_scales is not a mapping of tensors")
         expected = payload.get("tensors_sha256")
         if expected is None:
             _unverified(path, "carries no checksum of its tensors (written by an older version)", allow_unverified)
-        elif expected != tensors_sha256({**state, **{f"int8_scales/{k}": v for k, v in scales.items()}}):
+        elif expected != stored_sha256(state, scales):
             raise CodecError(f"checkpoint {path}: its tensors do not match their recorded sha256 (corrupted)")
-        if storage == "int8":
-            try:
-                state = unpack_int8(state, scales)
-            except CodecError as exc:
-                raise CodecError(f"checkpoint {path}: {exc}") from None
+        try:
+            state = unpack_int8(state, scales)
+        except CodecError as exc:
+            raise CodecError(f"checkpoint {path}: {exc}") from None
         if payload.get("trunk") is not None:
-            state = {**_trunk_state(path, payload["trunk"], arch, allow_unverified), **state}
+            state = {**_trunk_state(path, payload["trunk"], arch), **state}
     elif isinstance(payload, dict) and all(isinstance(v, torch.Tensor) for v in payload.values()):
         if architecture is None:
             raise CodecError(f"checkpoint {path} is a bare state_dict: say which architecture it is")
         _unverified(path, "is a bare state_dict, with no checksum of its tensors", allow_unverified)
-        arch, lmbda, state, bands, storage = architecture, None, payload, None, "fp16"
+        arch, lmbda, state, bands = architecture, None, payload, None
         N = state["g_a.0.weight"].shape[0] if "g_a.0.weight" in state else None
         M = state["g_a.6.weight"].shape[0] if "g_a.6.weight" in state else None
         if N is None or M is None:
@@ -499,7 +511,7 @@ def load_checkpoint(path: str | Path, architecture: str | None = None, allow_unv
                          + (f" and {len(bad) - 3} more tensors" if len(bad) > 3 else ""))
     model = build_model(arch, N, M, 3 if bands is None else bands.channels)
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
-    # CDF tables not stored (int8, adapters): the fresh model's stand in until update() rebuilds them
+    # rebuilt buffers not stored (int8, adapters): the fresh model's stand in (update() rebuilds the CDF tables)
     state.update({k: v for k, v in model.state_dict().items() if k.endswith(REBUILT_BUFFERS) and k not in state})
     try:
         model.load_state_dict(state)

@@ -20,14 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from edgespacecom.outputs import write_json
-from edgespacecom.provenance import provenance
+from edgespacecom.provenance import provenance_of
 from edgespacecom.progress import progress as progress_bar
 from edgespacecom.progress import stage
 
-from dlrc_agents.codecs.registry import (ADAPTER_LAYERS, ARCHITECTURES, CHECKPOINT_FORMAT, BandNormalisation, CodecError, atomic_torch_save, build_model, channels_for_quality, checkpoint_identity, export_checkpoint, local_checkpoint, unpack_int8)
+from dlrc_agents.codecs.registry import (ADAPTER_LAYERS, ARCHITECTURES, CHECKPOINT_FORMAT, BandNormalisation, CodecError, atomic_torch_save, build_model, channels_for_quality, checkpoint_identity, export_checkpoint, local_checkpoint, stored_tensors, unpack_int8)
 from dlrc_agents.common.data import (TRAIN_GLOBS, VALIDATION_GLOBS, BandCropSampler, CropSampler, DataError, nodata_fraction, parse_band_set_spec, read_band_set, read_rgb, scene_names)
 
 
@@ -152,15 +151,17 @@ def band_count_init(own: dict, source: dict, parameters: set[str]) -> dict:
     gets the sum of the RGB kernels divided by B (B equal bands give the features of a grey RGB image
     of that level) and every output band the mean of the RGB kernels and biases (each band decodes as
     the grey level would). A start near the RGB model's operating point, whatever the bands are."""
+
+    def bands_differ(key: str) -> bool:  # the same kernel but for its band axis (dim 1)
+        return (key in parameters and key in source and source[key].dim() == 4
+                and own[key].shape[1] != source[key].shape[1]
+                and own[key].shape[:1] + own[key].shape[2:] == source[key].shape[:1] + source[key].shape[2:])
+
     out = {}
-    key = BAND_INPUT + "weight"
-    if key in parameters and key in source and source[key].dim() == 4 and own[key].shape[1] != source[key].shape[1] \
-            and own[key].shape[0] == source[key].shape[0] and own[key].shape[2:] == source[key].shape[2:]:
+    if bands_differ(key := BAND_INPUT + "weight"):
         bands = own[key].shape[1]
         out[key] = (source[key].float().sum(dim=1, keepdim=True) / bands).expand(-1, bands, -1, -1).contiguous()
-    key = BAND_OUTPUT + "weight"
-    if key in parameters and key in source and source[key].dim() == 4 and own[key].shape[1] != source[key].shape[1] \
-            and own[key].shape[0] == source[key].shape[0] and own[key].shape[2:] == source[key].shape[2:]:
+    if bands_differ(key := BAND_OUTPUT + "weight"):
         bands = own[key].shape[1]
         out[key] = source[key].float().mean(dim=1, keepdim=True).expand(-1, bands, -1, -1).contiguous()
         bias = BAND_OUTPUT + "bias"
@@ -179,9 +180,9 @@ def warm_start(model: torch.nn.Module, checkpoint: Path) -> tuple[int, int]:
         raise ValueError(f"--init: {checkpoint} is not a model checkpoint")
     if payload.get("format") == CHECKPOINT_FORMAT and payload.get("trunk"):
         raise ValueError(f"--init: {checkpoint} is a band adapter; start from a whole model (its trunk or another)")
-    if payload.get("format") == CHECKPOINT_FORMAT and payload.get("storage") == "int8":  # the codes' float values
+    if payload.get("format") == CHECKPOINT_FORMAT:  # 8-bit storage: the codes' float values
         try:
-            source = unpack_int8(source, payload.get("int8_scales", {}))
+            source = unpack_int8(*stored_tensors(payload))
         except CodecError as exc:
             raise ValueError(f"--init: {checkpoint}: {exc}") from None
     own = model.state_dict()
@@ -441,8 +442,7 @@ def train(
     if init is not None:
         inputs[f"init:{Path(init).name}"] = Path(init)
     write_json(out_dir / "train_summary.json", {"architecture": architecture, "lambda": lmbda, "steps": step,
-                                                 "provenance": provenance(yaml.safe_dump(config, sort_keys=False),
-                                                                          inputs, started_utc),
+                                                 "provenance": provenance_of(config, inputs, started_utc),
                                                  "in_channels": in_channels, "trunk": trunk,
                                                  "wall_s_this_session": time.perf_counter() - started,
                                                  "device": str(dev), "precision": precision,

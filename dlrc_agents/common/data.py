@@ -30,7 +30,7 @@ VALIDATION_GLOBS = ("eo:revisit/naip/naip_*_2009*.tif",)
 TEST_GLOBS = ("eo:rgb/test/*.tif",)
 
 __all__ = ["DataError", "TRAIN_GLOBS", "VALIDATION_GLOBS", "TEST_GLOBS", "expand_scenes", "scene_names", "scene_label", "read_rgb",
-           "scene_date", "years_between"]
+           "scene_date", "years_between", "task_input_files"]
 
 
 def expand_scenes(patterns) -> list[Path]:
@@ -291,3 +291,12 @@ class BandCropSampler(CropSampler):
 
     def batch(self, n: int) -> np.ndarray:
         return self.normalise(np.stack([self.crop() for _ in range(n)]))
+
+
+def task_input_files(task) -> dict[str, Path]:
+    """{portable name: file} of every chip and label of a segmentation task's train, validation and test parts."""
+    inputs = {}
+    for chip in task.train + task.validation + task.test:
+        inputs.update(scene_names(chip.files))
+        inputs.update(scene_names([chip.label]))
+    return inputs

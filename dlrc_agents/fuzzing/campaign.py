@@ -375,9 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     from edgespacecom.progress import progress
     import datetime as dt
 
-    import yaml
-
-    from edgespacecom.provenance import git_commit, library_versions, provenance
+    from edgespacecom.provenance import git_commit, library_versions, provenance_of
 
     from dlrc_agents.common.data import read_rgb
 
@@ -404,8 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     per = max(1, args.scenarios // len(SCENARIOS))
     result["scenarios"] = {name: run_scenario_cases(name, per, args.seed) for name in SCENARIOS}
     result["wall_s"] = round(time.perf_counter() - started, 1)
-    result["provenance"] = provenance(yaml.safe_dump(vars(args) | {"out": None}, sort_keys=False),
-                                      {SCENE: registry().path(SCENE)}, started_utc)
+    result["provenance"] = provenance_of(vars(args) | {"out": None}, {SCENE: registry().path(SCENE)}, started_utc)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         write_json(args.out / "summary.json", result)

@@ -292,9 +292,8 @@ def joint_train(joint, task, splits, norm, codec, unet, cfg, seed: int, pos_weig
     model.train(not frozen)
     for p in model.parameters():
         p.requires_grad_(not frozen)
-    codec_opts = (None, None) if frozen else codec_optimisers(model, joint.codec_lr, joint.aux_lr)
-    opts = (*codec_opts, torch.optim.Adam(unet.parameters(), lr=joint.unet_lr))
-    main = [] if frozen else opts[0].param_groups[0]["params"]
+    codec_opts = () if frozen else codec_optimisers(model, joint.codec_lr, joint.aux_lr)  # (transforms, quantiles)
+    unet_opt = torch.optim.Adam(unet.parameters(), lr=joint.unet_lr)
     codec_in = codec.bands.to_batch
     c_off = torch.tensor(codec.bands.offset, dtype=torch.float32)[None, :, None, None]
     c_scale = torch.tensor(codec.bands.scale, dtype=torch.float32)[None, :, None, None]
@@ -337,17 +336,17 @@ def joint_train(joint, task, splits, norm, codec, unet, cfg, seed: int, pos_weig
     unet.train()
     while step < joint.steps:
         x, t, v = crops.batch(cfg.batch)
-        for opt in opts:
-            if opt is not None:
-                opt.zero_grad()
+        for opt in (*codec_opts, unet_opt):
+            opt.zero_grad()
         loss, rd, bce = loss_of(x, t, v)
         loss.backward()
-        opts[2].step()
-        if not frozen:
-            torch.nn.utils.clip_grad_norm_(main, 1.0)
-            opts[0].step()
+        unet_opt.step()
+        if codec_opts:
+            main_opt, aux_opt = codec_opts
+            torch.nn.utils.clip_grad_norm_(main_opt.param_groups[0]["params"], 1.0)
+            main_opt.step()
             model.aux_loss().backward()
-            opts[1].step()
+            aux_opt.step()
         step += 1
         bar.update(1)
         if step % cfg.eval_every == 0 or step == joint.steps:
@@ -496,13 +495,11 @@ def joint_command(scenario_path, task_name: str, gamma: float, steps: int, out_d
 
     import datetime as dt
 
-    import yaml
-
     from edgespacecom.config import load_scenario
     from edgespacecom.outputs import write_json
-    from edgespacecom.provenance import provenance
+    from edgespacecom.provenance import provenance_of
 
-    from dlrc_agents.common.data import scene_names
+    from dlrc_agents.common.data import task_input_files
 
     from dlrc_agents.codecs.registry import atomic_torch_save, export_checkpoint, load_checkpoint, load_codec
     from dlrc_agents.studies.config import JointTrainingConfig
@@ -558,17 +555,12 @@ def joint_command(scenario_path, task_name: str, gamma: float, steps: int, out_d
     atomic_torch_save(out_dir / "unet.pt", {"backbone": backbone, "in_channels": bands,
                                             "state_dict": unet.state_dict()})
     summary = {"task": task_name, "start": codec.source, "standalone": standalone, "joint": row}
-    inputs = {f"scenario:{Path(scenario_path).name}": Path(scenario_path)}
+    inputs = {f"scenario:{Path(scenario_path).name}": Path(scenario_path), **task_input_files(task)}
     if codec.path is not None:
         inputs[codec.source] = Path(codec.path)
-    for split in task.train + task.validation + task.test:
-        inputs.update(scene_names(split.files))
-        inputs.update(scene_names([split.label]))
-    summary["provenance"] = provenance(yaml.safe_dump({"joint_task": f"{Path(scenario_path).name}:{task_name}",
-                                                       "gamma": gamma, "freeze_codec": freeze_codec,
-                                                       "steps": steps, "architecture": architecture,
-                                                       "lambda": lmbda, "init": str(init) if init else None,
-                                                       "seed": seed, "codec_lr": codec_lr, "aux_lr": aux_lr},
-                                                      sort_keys=False), inputs, started_utc)
+    summary["provenance"] = provenance_of({"joint_task": f"{Path(scenario_path).name}:{task_name}", "gamma": gamma,
+                                           "freeze_codec": freeze_codec, "steps": steps, "architecture": architecture,
+                                           "lambda": lmbda, "init": str(init) if init else None, "seed": seed,
+                                           "codec_lr": codec_lr, "aux_lr": aux_lr}, inputs, started_utc)
     write_json(out_dir / "joint_summary.json", summary)
     return summary
