@@ -127,7 +127,11 @@ def joint_train_command(args, out: Path) -> int:
 def train_arguments(parser) -> None:
     """Options of ``edgespacecom train``."""
     parser.add_argument("--arch", required=True, help="CompressAI architecture, e.g. bmshj2018-hyperprior")
-    parser.add_argument("--lambda", dest="lmbda", type=float, required=True, help="λ of λ·255²·MSE + bpp")
+    parser.add_argument("--lambda", dest="lmbda", type=float, default=None,
+                        help="λ of λ·255²·MSE + bpp (required, except for a variable-rate --arch)")
+    parser.add_argument("--lambdas", type=float, nargs="+", default=None,
+                        help="variable-rate --arch (bmshj2018-hyperprior-vr): the λ of its levels, ascending "
+                             "(default 0.0067 0.013 0.025 0.0483)")
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--crop", type=int, default=256, help="crop size [px], a multiple of 64")
@@ -178,10 +182,15 @@ def train_arguments(parser) -> None:
 
 
 def train_command(args) -> int:
+    from dlrc_agents.codecs.files import VARIABLE_RATE_ARCHITECTURES
     from dlrc_agents.codecs.registry import lambda_tag
     from dlrc_agents.codecs.train import train
 
-    out = args.out or Path("runs") / f"{args.arch}_lambda{lambda_tag(args.lmbda)}"
+    variable_rate = args.arch in VARIABLE_RATE_ARCHITECTURES
+    if args.lmbda is None and not variable_rate and not args.joint_task:
+        raise ValueError(f"--lambda: required for {args.arch} (a fixed-λ architecture)")
+    out = args.out or Path("runs") / (args.arch if variable_rate or args.lmbda is None
+                                      else f"{args.arch}_lambda{lambda_tag(args.lmbda)}")
     if args.joint_task:
         return joint_train_command(args, out)
     path = train(args.arch, args.lmbda, out, steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr,
@@ -189,7 +198,7 @@ def train_command(args) -> int:
                  val_every=args.val_every, threads=args.threads, checkpoint_every=args.checkpoint_every,
                  export=args.export, init=args.init, max_downscale=args.downscale, precision=args.precision,
                  device=args.device, band_sets=args.band_sets, val_band_sets=args.val_band_sets,
-                 adapter=args.adapter, storage=args.storage,
+                 adapter=args.adapter, storage=args.storage, lambdas=args.lambdas,
                  max_wall_s=None if args.max_minutes is None else 60 * args.max_minutes)
     print(f"checkpoint written to {path}")
     return 0

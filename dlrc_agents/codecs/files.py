@@ -9,6 +9,8 @@ from pathlib import Path
 
 from edgespacecom.cache import user_cache
 
+from dlrc_agents.common.config import VARIABLE_RATE_ARCHITECTURES  # one checkpoint for every λ
+
 WEIGHTS_DIR = Path(str(resources.files("dlrc_agents.codecs") / "weights"))
 #: Architectures whose RGB weights ship in ``dlrc_agents/codecs/weights/`` (:data:`dlrc_agents.codecs.ARCHITECTURES`
 #: says the same per architecture; a test keeps the two in step).
@@ -33,6 +35,9 @@ def missing_weights(architecture: str, lmbda: float, bands: int = 3) -> CodecErr
         return CodecError(f"no weights for the {bands}-band {architecture} at λ={lambda_tag(lmbda)}: {where}. "
                           f"The shipped band models (1, 4 and 13 bands) are re-made by `{TRAIN_MULTISPECTRAL}`; "
                           f"train another with `edgespacecom train --band-set ...` (see README, Training)")
+    if architecture in VARIABLE_RATE_ARCHITECTURES:  # one file for every λ
+        return CodecError(f"no weights for {architecture}: {where}. Train it with `edgespacecom train --arch "
+                          f"{architecture} --export {local_checkpoint(architecture, lmbda)}` (see docs/training.md)")
     return CodecError(
         f"no weights for {architecture} at λ={lambda_tag(lmbda)}: {where}. "
         + (f"The shipped λ are re-made by `{TRAIN_SHIPPED[architecture]}`; train this one with "
@@ -46,8 +51,13 @@ def lambda_tag(lmbda: float) -> str:
     return f"{lmbda:g}"
 
 
+
+
 def checkpoint_name(architecture: str, lmbda: float, bands: int = 3) -> str:
-    """``ARCH_lambdaΛ.pt`` for RGB models, ``ARCH_Bband_lambdaΛ.pt`` for B-band ones."""
+    """``ARCH_lambdaΛ.pt`` for RGB models, ``ARCH_Bband_lambdaΛ.pt`` for B-band ones, ``ARCH.pt`` for a
+    variable-rate model (one file for every λ)."""
+    if architecture in VARIABLE_RATE_ARCHITECTURES:
+        return f"{architecture}.pt"
     return f"{architecture}{'' if bands == 3 else f'_{bands}band'}_lambda{lambda_tag(lmbda)}.pt"
 
 

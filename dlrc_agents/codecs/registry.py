@@ -39,6 +39,7 @@ from compressai.registry import MODELS as compressai_models
 from compressai.zoo import image as zoo
 
 from dlrc_agents.codecs.gmm import Cheng2020GMM
+from dlrc_agents.codecs.variable_rate import VariableRateHyperprior, level_of_lambda
 
 from edgespacecom.cache import user_cache
 from edgespacecom.outputs import atomic_write_bytes
@@ -81,6 +82,11 @@ ARCHITECTURES = {
     # Gaussian per position cannot code; the codec comparison (codec_rd, downstream) only.
     "cheng2020-gmm": {"family": "mixture", "means": True, "channels": "N", "shipped": False, "zoo": "cheng2020-attn",
                       "constructor": Cheng2020GMM, "builds_bands": True},
+    # One network for the whole λ range (dlrc_agents.codecs.variable_rate): BMSHJ with Cui et al.'s gain units;
+    # one checkpoint (no λ in its name) whose ``lambdas`` are its trained levels; any λ between them codes.
+    "bmshj2018-hyperprior-vr": {"family": "hyperprior", "means": False, "channels": "NM", "shipped": False,
+                                "zoo": "bmshj2018-hyperprior", "constructor": VariableRateHyperprior,
+                                "variable_rate": True},
 }
 
 #: The families DLRC drives (:mod:`dlrc_agents.dlrc.context`); ``mixture`` codecs are compared, not deduplicated.
@@ -116,7 +122,12 @@ def channels_for_quality(architecture: str, quality: int) -> tuple[int, int]:
 BAND_FLEXIBLE = ("bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-gmm")
 
 
-def build_model(architecture: str, N: int, M: int, in_channels: int = 3) -> torch.nn.Module:
+def is_variable_rate(architecture: str) -> bool:
+    """True for the one-network-for-every-λ architectures (:mod:`dlrc_agents.codecs.variable_rate`)."""
+    return bool(_spec(architecture).get("variable_rate"))
+
+
+def build_model(architecture: str, N: int, M: int, in_channels: int = 3, levels: int | None = None) -> torch.nn.Module:
     """A randomly initialised CompressAI model for images of ``in_channels`` bands (call ``update()``
     before coding). Other than 3 bands, the first analysis and last synthesis layers are rebuilt
     with CompressAI's own shapes (5×5, stride 2) for that many bands, except for architectures
@@ -128,6 +139,10 @@ def build_model(architecture: str, N: int, M: int, in_channels: int = 3) -> torc
         raise CodecError(f"{architecture}: the latent width M must equal N (got N={N}, M={M})")
     if spec.get("builds_bands"):  # its own input and output blocks for any band count
         return constructor(N=N, in_channels=in_channels)
+    if spec.get("variable_rate"):
+        if in_channels != 3:
+            raise CodecError(f"{architecture}: RGB only")
+        return constructor(N=N, M=M, **({} if levels is None else {"levels": levels}))
     model = constructor(N) if channels == "N" else constructor(N=N, M=M)
     if in_channels == 3:
         return model
@@ -205,7 +220,7 @@ def unpack_int8(state: dict, scales: dict) -> dict:
 def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, N: int, M: int, lmbda: float,
                       steps: int, seed: int, data: list[str], extra: dict | None = None,
                       bands: "BandNormalisation | None" = None, storage: str = "fp16",
-                      trunk: dict | None = None) -> Path:
+                      trunk: dict | None = None, lambdas=None) -> Path:
     """Write a compact checkpoint with its metadata (atomic): parameters in fp16 (``storage="fp16"``)
     or as 8-bit codes with per-slice scales (``"int8"``, :func:`pack_int8`; about half the size),
     buffers as they are. An N-band model (``bands``) records its band count and per-band
@@ -237,7 +252,8 @@ def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, 
         "architecture": architecture,
         "N": int(N),
         "M": int(M),
-        "lambda": float(lmbda),
+        "lambda": None if lmbda is None else float(lmbda),
+        **({} if lambdas is None else {"lambdas": [float(l) for l in lambdas]}),
         "steps": int(steps),
         "seed": int(seed),
         "data": [str(d) for d in data],
@@ -253,7 +269,8 @@ def export_checkpoint(model: torch.nn.Module, path: Path, *, architecture: str, 
 
 
 _CORE_KEYS = {"format", "version", "architecture", "N", "M", "lambda", "steps", "seed", "data", "in_channels",
-              "band_offset", "band_scale", "storage", "int8_scales", "trunk", "tensors_sha256", "state_dict"}
+              "band_offset", "band_scale", "storage", "int8_scales", "trunk", "tensors_sha256", "state_dict",
+              "lambdas"}
 
 
 def repack_checkpoint(source: str | Path, target: str | Path, storage: str = "int8") -> Path:
@@ -270,7 +287,7 @@ def repack_checkpoint(source: str | Path, target: str | Path, storage: str = "in
     return export_checkpoint(codec.model, Path(target), architecture=codec.architecture, N=codec.N, M=codec.M,
                              lmbda=payload["lambda"], steps=payload.get("steps", 0), seed=payload.get("seed", 0),
                              data=payload.get("data", []), extra=extra, bands=codec.bands, storage=storage,
-                             trunk=payload.get("trunk"))
+                             trunk=payload.get("trunk"), lambdas=payload.get("lambdas"))
 
 
 def stored_tensors(payload: dict) -> tuple[dict, dict]:
@@ -362,6 +379,7 @@ class Codec:
     fingerprint: str  # sha256 prefix of the weights: bitstreams name the exact model
     path: Path | None = None  # the checkpoint file, when there is one
     bands: BandNormalisation | None = None  # N-band models: band count and normalisation (None: 8-bit RGB)
+    lambdas: tuple | None = None  # variable-rate models: the λ of their trained levels (ascending)
 
     @property
     def in_channels(self) -> int:
@@ -381,7 +399,28 @@ def _fingerprint(model: torch.nn.Module) -> str:
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    if isinstance(model, VariableRateHyperprior):  # the level is the instance's, not the weights'
+        h.update(f"level={model.level!r}".encode())
     return h.hexdigest()[:16]
+
+
+def at_lambda(codec: Codec, lmbda: float) -> Codec:
+    """A variable-rate codec at ``lmbda`` (its level by :func:`~dlrc_agents.codecs.variable_rate.level_of_lambda`):
+    a copy of its model at that level, with its own fingerprint; CodecError outside the trained range."""
+    import copy
+
+    if codec.lambdas is None:
+        raise CodecError(f"{codec.architecture} ({codec.source}) is a fixed-λ model")
+    try:
+        level = level_of_lambda(codec.lambdas, lmbda)
+    except ValueError as exc:
+        raise CodecError(f"{codec.source}: {exc}") from None
+    model = copy.deepcopy(codec.model)
+    model.set_level(level)
+    model.update(force=True)
+    model.eval()
+    return Codec(model, codec.architecture, codec.N, codec.M, float(lmbda), codec.source, _fingerprint(model),
+                 codec.path, codec.bands, codec.lambdas)
 
 
 def codec_from_model(model: torch.nn.Module, architecture: str, N: int, M: int, lmbda: float | None = None,
@@ -465,7 +504,13 @@ def load_checkpoint(path: str | Path, architecture: str | None = None, allow_unv
         if architecture is not None and arch != architecture:
             raise CodecError(f"checkpoint {path} holds a {arch!r} model, not {architecture!r}")
         N, M, lmbda, state = payload["N"], payload["M"], payload["lambda"], payload["state_dict"]
-        bands = None
+        bands, lambdas = None, None
+        if _spec(arch).get("variable_rate"):
+            try:
+                lambdas = tuple(float(l) for l in payload["lambdas"])
+                level_of_lambda(lambdas, lambdas[0])
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                raise CodecError(f"checkpoint {path}: a variable-rate model needs ascending 'lambdas' ({exc})") from None
         if "in_channels" in payload:
             try:
                 bands = BandNormalisation(tuple(float(v) for v in payload["band_offset"]),
@@ -498,7 +543,9 @@ def load_checkpoint(path: str | Path, architecture: str | None = None, allow_unv
         if architecture is None:
             raise CodecError(f"checkpoint {path} is a bare state_dict: say which architecture it is")
         _unverified(path, "is a bare state_dict, with no checksum of its tensors", allow_unverified)
-        arch, lmbda, state, bands = architecture, None, payload, None
+        if _spec(architecture).get("variable_rate"):
+            raise CodecError(f"checkpoint {path}: a variable-rate model needs the project's format (its lambdas)")
+        arch, lmbda, state, bands, lambdas = architecture, None, payload, None, None
         N = state["g_a.0.weight"].shape[0] if "g_a.0.weight" in state else None
         M = state["g_a.6.weight"].shape[0] if "g_a.6.weight" in state else None
         if N is None or M is None:
@@ -509,7 +556,7 @@ def load_checkpoint(path: str | Path, architecture: str | None = None, allow_unv
     if bad:  # NaN or inf weights would hang the rANS coder
         raise CodecError(f"checkpoint {path}: non-finite values in {', '.join(bad[:3])}"
                          + (f" and {len(bad) - 3} more tensors" if len(bad) > 3 else ""))
-    model = build_model(arch, N, M, 3 if bands is None else bands.channels)
+    model = build_model(arch, N, M, 3 if bands is None else bands.channels, None if lambdas is None else len(lambdas))
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     # rebuilt buffers not stored (int8, adapters): the fresh model's stand in (update() rebuilds the CDF tables)
     state.update({k: v for k, v in model.state_dict().items() if k.endswith(REBUILT_BUFFERS) and k not in state})
@@ -519,7 +566,7 @@ def load_checkpoint(path: str | Path, architecture: str | None = None, allow_unv
         raise CodecError(f"checkpoint {path} does not fit architecture {arch!r}: {str(exc)[:300]}") from None
     model.update(force=True)
     model.eval()
-    return Codec(model, arch, N, M, lmbda, portable_name(path), _fingerprint(model), path, bands)
+    return Codec(model, arch, N, M, lmbda, portable_name(path), _fingerprint(model), path, bands, lambdas)
 
 
 def load_codec(architecture: str, *, lmbda: float | None = None, quality: int = 3, checkpoint: str | Path | None = None,
@@ -529,7 +576,7 @@ def load_codec(architecture: str, *, lmbda: float | None = None, quality: int = 
     if architecture not in ARCHITECTURES:
         raise CodecError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
     if checkpoint is not None:
-        return load_checkpoint(checkpoint, architecture, allow_unverified)
+        return _at_level(load_checkpoint(checkpoint, architecture, allow_unverified), lmbda)
     if pretrained:
         if bands != 3:
             raise CodecError(f"CompressAI's zoo has RGB models only, not {bands}-band {architecture}")
@@ -554,9 +601,19 @@ def load_codec(architecture: str, *, lmbda: float | None = None, quality: int = 
             codec = load_checkpoint(path, architecture, allow_unverified)
             if codec.in_channels != bands:
                 raise CodecError(f"checkpoint {path}: a {codec.in_channels}-band model, not {bands}")
-            return codec
+            return _at_level(codec, lmbda)
     _spec(architecture)
     raise missing_weights(architecture, lmbda, bands)
+
+
+def _at_level(codec: Codec, lmbda: float | None) -> Codec:
+    """A loaded codec as it codes at ``lmbda``: a variable-rate model at that λ's level, any other as it is."""
+    if codec.lambdas is None:
+        return codec
+    if lmbda is None:
+        raise CodecError(f"{codec.source}: a variable-rate model codes at a λ in [{codec.lambdas[0]:g}, "
+                         f"{codec.lambdas[-1]:g}]; give codec.lambdas")
+    return at_lambda(codec, lmbda)
 
 
 def load_codecs(cfg) -> list[Codec]:

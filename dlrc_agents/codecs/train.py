@@ -26,7 +26,8 @@ from edgespacecom.provenance import provenance_of
 from edgespacecom.progress import progress as progress_bar
 from edgespacecom.progress import stage
 
-from dlrc_agents.codecs.registry import (ADAPTER_LAYERS, ARCHITECTURES, CHECKPOINT_FORMAT, BandNormalisation, CodecError, atomic_torch_save, build_model, channels_for_quality, checkpoint_identity, export_checkpoint, local_checkpoint, stored_tensors, unpack_int8)
+from dlrc_agents.codecs.registry import (ADAPTER_LAYERS, ARCHITECTURES, CHECKPOINT_FORMAT, BandNormalisation, CodecError, atomic_torch_save, build_model, channels_for_quality, checkpoint_identity, export_checkpoint, is_variable_rate, local_checkpoint, stored_tensors, unpack_int8)
+from dlrc_agents.codecs.variable_rate import DEFAULT_LAMBDAS, level_of_lambda
 from dlrc_agents.common.data import (TRAIN_GLOBS, VALIDATION_GLOBS, BandCropSampler, CropSampler, DataError, nodata_fraction, parse_band_set_spec, read_band_set, read_rgb, scene_names)
 
 
@@ -79,13 +80,20 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
-def rate_distortion_loss(output: dict, target: torch.Tensor, lmbda: float) -> dict:
-    """{'loss', 'mse', 'bpp'} of a CompressAI forward() output."""
+def rate_distortion_loss(output: dict, target: torch.Tensor, lmbda) -> dict:
+    """{'loss', 'mse', 'bpp'} of a CompressAI forward() output. ``lmbda``: one λ, or a tensor (n,) of
+    one λ per image (a variable-rate model's levels); the loss is the batch mean of λ_i·255²·MSE_i + bpp_i."""
     n, _, h, w = target.shape
-    num_pixels = n * h * w
-    bpp = sum(torch.log(lk).sum() for lk in output["likelihoods"].values()) / (-math.log(2) * num_pixels)
-    mse = torch.mean((output["x_hat"] - target) ** 2)
-    return {"loss": lmbda * 255.0**2 * mse + bpp, "mse": mse, "bpp": bpp}
+    if not torch.is_tensor(lmbda):
+        num_pixels = n * h * w
+        bpp = sum(torch.log(lk).sum() for lk in output["likelihoods"].values()) / (-math.log(2) * num_pixels)
+        mse = torch.mean((output["x_hat"] - target) ** 2)
+        return {"loss": lmbda * 255.0**2 * mse + bpp, "mse": mse, "bpp": bpp}
+    bits = sum(torch.log(lk).reshape(n, -1).sum(dim=1) for lk in output["likelihoods"].values()) / -math.log(2)
+    bpp_each = bits / (h * w)
+    mse_each = ((output["x_hat"] - target) ** 2).reshape(n, -1).mean(dim=1)
+    loss = (lmbda.to(mse_each) * 255.0**2 * mse_each + bpp_each).mean()
+    return {"loss": loss, "mse": mse_each.mean(), "bpp": bpp_each.mean()}
 
 
 def validation_tiles(images, size: int = 256, normalise=None) -> torch.Tensor:
@@ -122,6 +130,25 @@ def training_normalisation(arrays: list[np.ndarray], max_samples: int = 2_000_00
     if len(pixels) > max_samples:
         pixels = pixels[np.random.default_rng(seed).choice(len(pixels), max_samples, replace=False)]
     return BandNormalisation.from_samples(pixels)
+
+
+@torch.no_grad()
+def level_validation(model: torch.nn.Module, tiles: torch.Tensor, lambdas, batch: int = 4) -> tuple[dict, list[dict]]:
+    """A variable-rate model on the validation tiles at each trained level: (the levels' summed R–D
+    loss with their mean bpp and PSNR, [each level's :func:`validation_loss`]). Model selection
+    uses the sum, so that no level is given up for another."""
+    level = model.level
+    per_level = []
+    try:
+        for i, lmbda in enumerate(lambdas):
+            model.set_level(i)
+            per_level.append(validation_loss(model, tiles, lmbda, batch))
+    finally:
+        model.set_level(level)
+    total = {"loss": sum(v["loss"] for v in per_level), "bpp": sum(v["bpp"] for v in per_level) / len(per_level),
+             "mse": sum(v["mse"] for v in per_level) / len(per_level),
+             "psnr": sum(v["psnr"] for v in per_level) / len(per_level)}
+    return total, per_level
 
 
 @torch.no_grad()
@@ -168,6 +195,13 @@ def band_count_init(own: dict, source: dict, parameters: set[str]) -> dict:
         if bias in parameters and bias in source:
             out[bias] = source[bias].float().mean().expand(bands).contiguous()
     return out
+
+
+def init_lambda(checkpoint: Path) -> float | None:
+    """The λ a warm start's checkpoint was trained at (None for a run state or a bare state dict)."""
+    payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    value = payload.get("lambda") if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT else None
+    return None if value is None else float(value)
 
 
 def warm_start(model: torch.nn.Module, checkpoint: Path) -> tuple[int, int]:
@@ -233,6 +267,7 @@ def train(
     adapter: bool = False,
     storage: str = "fp16",
     max_wall_s: float | None = None,
+    lambdas: list[float] | None = None,
 ) -> Path:
     """Train (or resume) and export an fp16 checkpoint; returns its path.
 
@@ -269,7 +304,22 @@ def train(
     ``storage`` is the export's (``fp16`` or ``int8``, :func:`~dlrc_agents.codecs.registry.pack_int8`).
     ``max_wall_s`` bounds this call's training time (seconds): when it is reached the run validates,
     saves its state and exports the validation's choice so far; calling again continues the schedule.
+
+    A variable-rate architecture (``bmshj2018-hyperprior-vr``) trains one network at every λ of
+    ``lambdas`` (default the shipped ladder's; ``lmbda`` is then unused): each image of a batch draws
+    a level, the loss is the batch mean of λ_i·255²·MSE_i + bpp_i, and validation sums the levels'
+    losses. Warm-started from a fixed-λ checkpoint, every layer is copied and the gains start at
+    sqrt(λ_i / λ_init) (:meth:`~dlrc_agents.codecs.variable_rate.VariableRateHyperprior.initialise_gains`).
     """
+    variable_rate = architecture in ARCHITECTURES and is_variable_rate(architecture)
+    if variable_rate:
+        lambdas = [float(l) for l in (lambdas or DEFAULT_LAMBDAS)]
+        level_of_lambda(lambdas, lambdas[0])  # ascending
+        if band_sets or adapter:
+            raise ValueError(f"--arch {architecture}: RGB only (no --band-set or --adapter)")
+        lmbda = lambdas[0] if lmbda is None else lmbda
+    elif lambdas:
+        raise ValueError(f"--lambdas: {architecture} is a fixed-λ architecture; give --lambda")
     if max_wall_s is not None and max_wall_s <= 0:
         raise ValueError("--max-minutes: must be > 0")
     if adapter and not (band_sets and init is not None):
@@ -316,7 +366,8 @@ def train(
         in_channels = 3
     val_every = val_every or checkpoint_every
     N, M = tuple(channels) if channels else channels_for_quality(architecture, quality)
-    model = build_model(architecture, N, M, in_channels).to(dev)
+    model = build_model(architecture, N, M, in_channels, len(lambdas) if variable_rate else None).to(dev)
+    run_lambda = lambdas if variable_rate else lmbda  # what a run state belongs to
     trunk = None
     if adapter:
         try:
@@ -332,7 +383,7 @@ def train(
     state_path = out_dir / "state.pt"
     if state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if (state["architecture"] != architecture or state["lambda"] != lmbda
+        if (state["architecture"] != architecture or state["lambda"] != run_lambda
                 or state.get("in_channels", 3) != in_channels or state.get("trunk") != trunk):
             raise ValueError(f"{state_path} belongs to {state['architecture']} λ={state['lambda']}; use another --out")
         model.load_state_dict(state["model"])
@@ -350,12 +401,14 @@ def train(
     elif init is not None:
         copied, total = warm_start(model, init)
         stage(f"warm start from {init}: {copied}/{total} tensors copied")
+        if variable_rate and init_lambda(init) is not None:
+            model.initialise_gains(lambdas, init_lambda(init))
 
     def save_state():
         atomic_torch_save(
             state_path,
             {
-                "architecture": architecture, "lambda": lmbda, "in_channels": in_channels, "step": step,
+                "architecture": architecture, "lambda": run_lambda, "in_channels": in_channels, "step": step,
                 "model": model.state_dict(),
                 "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                 "sampler_rng": sampler.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
@@ -374,7 +427,8 @@ def train(
     started = time.perf_counter()
     started_utc = dt.datetime.now(dt.timezone.utc)
     stage(f"training on {dev} ({precision})")
-    bar = progress_bar(total=steps, initial=step, desc=f"train {architecture} λ={lmbda:g}", unit="step", disable=not progress)
+    label = f"λ={lambdas[0]:g}..{lambdas[-1]:g}" if variable_rate else f"λ={lmbda:g}"
+    bar = progress_bar(total=steps, initial=step, desc=f"train {architecture} {label}", unit="step", disable=not progress)
     while step < steps:
         if step == int(0.9 * steps):
             for group in opt.param_groups:
@@ -382,8 +436,11 @@ def train(
         x = torch.from_numpy(sampler.batch(batch_size)).to(dev)
         opt.zero_grad()
         aux_opt.zero_grad()
-        out = model(x)
-        losses = rate_distortion_loss(out, x, lmbda)
+        if variable_rate:  # one level per image, from the seeded torch generator (saved in the run state)
+            levels = torch.randint(len(lambdas), (x.shape[0],))
+            losses = rate_distortion_loss(model(x, levels=levels.to(dev)), x, torch.tensor(lambdas)[levels])
+        else:
+            losses = rate_distortion_loss(model(x), x, lmbda)
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -398,7 +455,13 @@ def train(
                     "aux": aux.item()})
         out_of_time = max_wall_s is not None and time.perf_counter() - started >= max_wall_s and step < steps
         if step % val_every == 0 or step == steps or out_of_time:
-            v = validation_loss(model, val_tiles, lmbda)
+            if variable_rate:
+                v, per_level = level_validation(model, val_tiles, lambdas)
+                with open(out_dir / "val_levels.csv", "a") as fh:
+                    fh.writelines(f"{step},{l:g},{pl['loss']:.6f},{pl['bpp']:.6f},{pl['psnr']:.4f}\n"
+                                  for l, pl in zip(lambdas, per_level))
+            else:
+                v = validation_loss(model, val_tiles, lmbda)
             with open(out_dir / "val_log.csv", "a") as fh:
                 fh.write(f"{step},{v['loss']:.6f},{v['bpp']:.6f},{v['psnr']:.4f}\n")
             if best is None or v["loss"] < best["loss"]:
@@ -420,7 +483,8 @@ def train(
         stage(f"validation chose step {best['step']} of {step} (loss {best['loss']:.4f})")
     model.update(force=True)
     target = Path(export) if export else local_checkpoint(architecture, lmbda, in_channels)
-    export_checkpoint(model, target, architecture=architecture, N=N, M=M, lmbda=lmbda,
+    export_checkpoint(model, target, architecture=architecture, N=N, M=M, lmbda=None if variable_rate else lmbda,
+                      lambdas=lambdas if variable_rate else None,
                       steps=best["step"] if best else step, seed=seed,
                       data=data_names, bands=bands, storage=storage, trunk=trunk,
                       extra={"crop": crop, "batch_size": batch_size, "lr": lr, "quality": quality,
@@ -428,7 +492,7 @@ def train(
                              "max_downscale": max_downscale, "precision": precision,
                              "validation": val_data_names, "selected_step": best["step"] if best else step,
                              "validation_loss": best})
-    config = {"architecture": architecture, "lambda": lmbda, "steps": steps, "batch_size": batch_size, "crop": crop,
+    config = {"architecture": architecture, "lambda": run_lambda, "steps": steps, "batch_size": batch_size, "crop": crop,
               "lr": lr, "aux_lr": aux_lr, "channels": [N, M], "seed": seed, "data": data_names,
               "validation": val_data_names, "val_every": val_every, "max_downscale": max_downscale,
               "precision": precision, "adapter": adapter, "storage": storage,
@@ -441,7 +505,7 @@ def train(
         inputs.update(val_names)
     if init is not None:
         inputs[f"init:{Path(init).name}"] = Path(init)
-    write_json(out_dir / "train_summary.json", {"architecture": architecture, "lambda": lmbda, "steps": step,
+    write_json(out_dir / "train_summary.json", {"architecture": architecture, "lambda": run_lambda, "steps": step,
                                                  "provenance": provenance_of(config, inputs, started_utc),
                                                  "in_channels": in_channels, "trunk": trunk,
                                                  "wall_s_this_session": time.perf_counter() - started,

@@ -35,13 +35,22 @@ def _all_positive(values: list[float], what: str) -> list[float]:
     return values
 
 
+#: Architectures with one network for every λ (dlrc_agents.codecs.variable_rate), named here so that
+#: validating a scenario does not import torch (dlrc_agents.codecs.files takes it from here).
+VARIABLE_RATE_ARCHITECTURES = ("bmshj2018-hyperprior-vr",)
+
+
 class CodecConfig(Strict):
     """Which learned codec, and where its weights come from (see dlrc_agents.codecs)."""
 
     architecture: Literal["bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "cheng2020-attn",
-                          "elic2022-official", "elic2022-chandelier", "cheng2020-gmm"] = "bmshj2018-hyperprior"
-    lambdas: list[float] = Field([0.0067, 0.013, 0.025, 0.0483], min_length=1, description="λ of each model")
-    checkpoint: ScenarioFile | None = Field(None, description="a checkpoint to use instead of the shipped weights (one λ)")
+                          "elic2022-official", "elic2022-chandelier", "cheng2020-gmm",
+                          "bmshj2018-hyperprior-vr"] = "bmshj2018-hyperprior"
+    lambdas: list[float] = Field([0.0067, 0.013, 0.025, 0.0483], min_length=1,
+                                 description="λ of each model (bmshj2018-hyperprior-vr: the λ its one network codes "
+                                             "at, within its trained range)")
+    checkpoint: ScenarioFile | None = Field(None, description="a checkpoint to use instead of the shipped weights "
+                                                              "(one λ; a variable-rate one codes at each of lambdas)")
     pretrained: bool = Field(False, description="CompressAI's zoo weights (needs internet)")
     quality: int = Field(3, ge=1, le=8, description="CompressAI quality level (pretrained only)")
     bands: int = Field(3, ge=1, le=64, description="the model's band count: 3 (RGB, shipped) or an N-band model "
@@ -54,7 +63,10 @@ class CodecConfig(Strict):
 
     @property
     def model_lambdas(self) -> list:
-        """The λ of each model this section names: one None for a checkpoint or the zoo."""
+        """The λ of each model this section names: one None for a checkpoint or the zoo, except a
+        variable-rate checkpoint, which codes at each λ of ``lambdas``."""
+        if self.checkpoint and self.architecture in VARIABLE_RATE_ARCHITECTURES:
+            return list(self.lambdas)
         return [None] if (self.checkpoint or self.pretrained) else list(self.lambdas)
 
 
@@ -243,7 +255,7 @@ def _fixed_priority_only(dlrc: DLRCSettings, kind: str) -> None:
 
 #: The hyperprior family (entropy parameters from ẑ alone), which predict mode codes; named here so that
 #: validating a scenario does not import torch (a test keeps it in step with dlrc_agents.codecs.family).
-HYPERPRIOR_ARCHITECTURES = ("bmshj2018-hyperprior", "mbt2018-mean")
+HYPERPRIOR_ARCHITECTURES = ("bmshj2018-hyperprior", "mbt2018-mean", "bmshj2018-hyperprior-vr")
 
 
 def _predict_needs_hyperprior(dlrc: DLRCSettings, architecture: str) -> None:
