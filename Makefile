@@ -120,6 +120,10 @@ models-elic: $(STAMP)
 PAN := eo:segmentation/spacenet_pan_buildings/sample_geotiff.tif
 OCN := eo:segmentation/sentinel2_oncloudn_cloud
 S2H := eo:multispectral/sentinel2_sen1floods11/Spain_7370579_S2Hand.tif
+# Sentinel-2 products carry 15-bit digital numbers (reflectance × 10000, 1 … 2^15 − 1): the 4- and 13-band
+# models normalise by that range (--sample-range), so no sample the sensor can return is clipped. The
+# SpaceNet panchromatic product documents no range narrower than its uint16 type: percentiles there.
+S2_RANGE := 32767
 BAND_TRAIN := $(TRAIN) --arch bmshj2018-hyperprior --steps 200 --val-every 50 --adapter
 BAND_MODELS := $(foreach b,1 4 13,$(foreach l,0.0067 0.0483,models-$(b)band-$(l))) models-4band-gmm
 models-multispectral: $(BAND_MODELS)
@@ -134,11 +138,11 @@ models-1band-%: $(STAMP)
 models-4band-%: $(STAMP)
 	$(BAND_TRAIN) --lambda $* --out runs/bmshj2018-hyperprior_4band_lambda$* --init $(W)/bmshj2018-hyperprior_lambda$*.pt \
 	    --band-set "$(OCN)/chip_1/B0*.tif" "$(OCN)/chip_2/B0*.tif" "$(OCN)/chip_3/B0*.tif" --val-band-set "$(OCN)/chip_4/B0*.tif" \
-	    --export $(W)/bmshj2018-hyperprior_4band_lambda$*.pt
+	    --sample-range $(S2_RANGE) --export $(W)/bmshj2018-hyperprior_4band_lambda$*.pt
 models-13band-%: $(STAMP)
 	$(BAND_TRAIN) --lambda $* --out runs/bmshj2018-hyperprior_13band_lambda$* --init $(W)/bmshj2018-hyperprior_lambda$*.pt \
 	    --band-set "$(S2H)@0:256" --val-band-set "$(S2H)@256:384" \
-	    --export $(W)/bmshj2018-hyperprior_13band_lambda$*.pt
+	    --sample-range $(S2_RANGE) --export $(W)/bmshj2018-hyperprior_13band_lambda$*.pt
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -170,6 +170,10 @@ def train_arguments(parser) -> None:
                         help="--joint-task with --gamma 0: the frozen-codec control (only the U-Net trains)")
     parser.add_argument("--init", type=Path, default=None,
                     help="warm start a new run from a checkpoint or run state (another λ or a related architecture)")
+    parser.add_argument("--sample-range", type=float, default=None, metavar="MAX",
+                        help="with --band-set: normalise every band by [0, MAX], what the sensor or product can "
+                             "return (Sentinel-2 L1C/L2A: 32767, 15-bit; an 11-bit pan band: 2047), instead of the "
+                             "training split's 0.1/99.9 percentiles (which clip brighter test data)")
     parser.add_argument("--adapter", action="store_true",
                         help="with --band-set and --init: train a band adapter on the frozen --init model (only the "
                              "first and last layers and the hyper-latent prior learn; the checkpoint stores those)")
@@ -198,7 +202,7 @@ def train_command(args) -> int:
                  val_every=args.val_every, threads=args.threads, checkpoint_every=args.checkpoint_every,
                  export=args.export, init=args.init, max_downscale=args.downscale, precision=args.precision,
                  device=args.device, band_sets=args.band_sets, val_band_sets=args.val_band_sets,
-                 adapter=args.adapter, storage=args.storage, lambdas=args.lambdas,
+                 adapter=args.adapter, storage=args.storage, lambdas=args.lambdas, sample_range=args.sample_range,
                  max_wall_s=None if args.max_minutes is None else 60 * args.max_minutes)
     print(f"checkpoint written to {path}")
     return 0

@@ -336,6 +336,24 @@ class BandNormalisation:
         return cls((0.0,) * channels, (255.0,) * channels)
 
     @classmethod
+    def sensor_range(cls, channels: int, maximum: float) -> "BandNormalisation":
+        """[0, ``maximum``] for every band: what the sensor or product can return (e.g. 2^15 − 1 for
+        Sentinel-2's 15-bit L1C/L2A digital numbers, 2^11 − 1 for an 11-bit panchromatic band), so that no
+        sample the sensor can deliver is clipped, unlike :meth:`from_samples`."""
+        if not maximum > 0:
+            raise CodecError(f"band normalisation: the sample range must be > 0, got {maximum}")
+        return cls((0.0,) * channels, (float(maximum),) * channels)
+
+    def clipped_fraction(self, raw) -> float:
+        """Fraction of the samples of ``raw`` (H, W, B) outside [offset, offset + scale]: what the model
+        cannot represent before any coding."""
+        import numpy as np
+
+        raw = np.asarray(raw, dtype=np.float64)
+        lo, hi = np.asarray(self.offset), np.asarray(self.offset) + np.asarray(self.scale)
+        return float(np.mean((raw < lo) | (raw > hi)))
+
+    @classmethod
     def from_samples(cls, samples, low: float = 0.1, high: float = 99.9) -> "BandNormalisation":
         """Per-band percentiles of (n, B) or (H, W, B) training samples: offset the low one, scale the range."""
         import numpy as np

@@ -268,6 +268,7 @@ def train(
     storage: str = "fp16",
     max_wall_s: float | None = None,
     lambdas: list[float] | None = None,
+    sample_range: float | None = None,
 ) -> Path:
     """Train (or resume) and export an fp16 checkpoint; returns its path.
 
@@ -301,6 +302,9 @@ def train(
     a band adapter: only :data:`~dlrc_agents.codecs.registry.ADAPTER_LAYERS` learn, every other layer
     stays the ``init`` model's, and the export stores those layers alone with the trunk's name and
     tensors sha256 (a few hundred kB instead of a whole model; the loader puts the two together).
+    ``sample_range`` (N-band): normalise every band by [0, sample_range], the range the sensor or the
+    product can return, instead of the training split's 0.1/99.9 percentiles, so that no sample the
+    sensor can deliver is clipped; data outside it are refused.
     ``storage`` is the export's (``fp16`` or ``int8``, :func:`~dlrc_agents.codecs.registry.pack_int8`).
     ``max_wall_s`` bounds this call's training time (seconds): when it is reached the run validates,
     saves its state and exports the validation's choice so far; calling again continues the schedule.
@@ -320,6 +324,8 @@ def train(
         lmbda = lambdas[0] if lmbda is None else lmbda
     elif lambdas:
         raise ValueError(f"--lambdas: {architecture} is a fixed-λ architecture; give --lambda")
+    if sample_range is not None and not band_sets:
+        raise ValueError("--sample-range: for N-band training (--band-set); RGB scenes are 8-bit")
     if max_wall_s is not None and max_wall_s <= 0:
         raise ValueError("--max-minutes: must be > 0")
     if adapter and not (band_sets and init is not None):
@@ -348,7 +354,14 @@ def train(
         val_arrays, val_data_names = read_band_sets(val_band_sets, "--val-band-set"), list(val_band_sets)
         if val_arrays[0].shape[2] != arrays[0].shape[2]:
             raise ValueError(f"--val-band-set: {val_arrays[0].shape[2]} bands, the training sets have {arrays[0].shape[2]}")
-        bands = training_normalisation(arrays, seed=seed)
+        if sample_range is None:
+            bands = training_normalisation(arrays, seed=seed)
+        else:
+            bands = BandNormalisation.sensor_range(arrays[0].shape[2], sample_range)
+            for spec, a in zip(band_sets + val_band_sets, arrays + val_arrays):
+                if a.max() > sample_range or a.min() < 0:
+                    raise DataError(f"{spec}: samples in [{a.min()}, {a.max()}] exceed --sample-range "
+                                    f"[0, {sample_range:g}]")
         normalise = bands.to_batch
         side = min(min(a.shape[:2]) for a in val_arrays) // 64 * 64
         val_tiles = validation_tiles(val_arrays, min(256, crop * 2, max(side, 64)), normalise)
@@ -384,7 +397,8 @@ def train(
     if state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         if (state["architecture"] != architecture or state["lambda"] != run_lambda
-                or state.get("in_channels", 3) != in_channels or state.get("trunk") != trunk):
+                or state.get("in_channels", 3) != in_channels or state.get("trunk") != trunk
+                or state.get("sample_range") != sample_range):
             raise ValueError(f"{state_path} belongs to {state['architecture']} λ={state['lambda']}; use another --out")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
@@ -409,6 +423,7 @@ def train(
             state_path,
             {
                 "architecture": architecture, "lambda": run_lambda, "in_channels": in_channels, "step": step,
+                "sample_range": sample_range,
                 "model": model.state_dict(),
                 "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                 "sampler_rng": sampler.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
@@ -489,13 +504,13 @@ def train(
                       data=data_names, bands=bands, storage=storage, trunk=trunk,
                       extra={"crop": crop, "batch_size": batch_size, "lr": lr, "quality": quality,
                              "init": str(init) if init is not None else None,
-                             "max_downscale": max_downscale, "precision": precision,
+                             "max_downscale": max_downscale, "precision": precision, "sample_range": sample_range,
                              "validation": val_data_names, "selected_step": best["step"] if best else step,
                              "validation_loss": best})
     config = {"architecture": architecture, "lambda": run_lambda, "steps": steps, "batch_size": batch_size, "crop": crop,
               "lr": lr, "aux_lr": aux_lr, "channels": [N, M], "seed": seed, "data": data_names,
               "validation": val_data_names, "val_every": val_every, "max_downscale": max_downscale,
-              "precision": precision, "adapter": adapter, "storage": storage,
+              "precision": precision, "adapter": adapter, "storage": storage, "sample_range": sample_range,
               "init": str(init) if init is not None else None}
     inputs = {}
     for spec in list(band_sets or []) + list(val_band_sets or []):

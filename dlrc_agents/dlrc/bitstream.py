@@ -51,7 +51,8 @@ VERSION = 4
 #: Architecture codes of the header (append only: codes are part of the format).
 ARCHITECTURE_CODES = ("bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "cheng2020-attn",
                       "elic2022-official", "elic2022-chandelier",
-                      "jpeg2000")  # codec alone only: one J2K codestream (see .alone)
+                      "jpeg2000",  # codec alone only: one J2K codestream (see .alone)
+                      "bmshj2018-hyperprior-vr")  # the header's λ and fingerprint name the level coded at
 #: The fixed header, field by field (names as :func:`split_container` returns them).
 HEADER_FIELDS = ("magic", "version", "flags", "architecture", "map_form", "map_coding", "context_fill",
                  "fingerprint", "lmbda", "capture", "satellite", "priority", "image_h", "image_w", "latent_c",

@@ -63,7 +63,8 @@ def code_band_set(raw: np.ndarray, j2k_cfg, codecs: list):
     """Every coding of a band set (H, W, B) of raw samples, as (codec, extra columns, decoded samples,
     bytes): JPEG 2000 at every target in bits per sample, with and without the multi-component
     transform where it applies (3 or 4 bands), decoded from the bytes counted; then every learned
-    codec with as many bands (its own normalisation; samples rounded back to the data's type)."""
+    codec with as many bands (its own normalisation; samples rounded back to the data's type), with the
+    fraction of samples its normalisation clips before any coding (``clipped_fraction``)."""
     from dlrc_agents.codecs import jpeg2000
 
     bands = raw.shape[2]
@@ -74,7 +75,8 @@ def code_band_set(raw: np.ndarray, j2k_cfg, codecs: list):
     for codec in codecs:
         if codec.bands is None or codec.in_channels != bands:
             continue
-        yield (codec.architecture, {"lambda": codec.lmbda, "weights": codec.source}, *code_learned(codec, raw))
+        yield (codec.architecture, {"lambda": codec.lmbda, "weights": codec.source,
+                                    "clipped_fraction": codec.bands.clipped_fraction(raw)}, *code_learned(codec, raw))
 
 
 def code_learned(codec, raw: np.ndarray) -> tuple[np.ndarray, int]:
@@ -254,7 +256,8 @@ RATE_TOLERANCE = 0.02
 
 def rate_control_rows(scenario, scenes: dict) -> list[dict]:
     """Every RGB scene coded at each ``target_bpp`` of each model section (:mod:`dlrc_agents.codecs.rate`):
-    the model and step chosen, the rate of the whole stream (strings and the 3 bytes of step and model),
+    the model (a variable-rate one: its level) and step chosen, the rate of the whole stream (strings and
+    the 3 bytes of step and model, 4 of step and level),
     decoded from those strings, PSNR and MS-SSIM."""
     from dlrc_agents.codecs import rate
 
@@ -269,9 +272,10 @@ def rate_control_rows(scenario, scenes: dict) -> list[dict]:
                 coded = rate.code_at_rate(ladder, x, target, RATE_TOLERANCE)
                 codec = sorted(ladder, key=lambda c: c.lmbda or 0.0)[coded.ladder_index]
                 psnr, msssim = quality(x, rate.decode(codec, coded))
+                level = None if coded.level_code is None else rate.level_of(coded.level_code, codec.model.levels)
                 rows.append({"architecture": section.architecture, "scene": name, "target_bpp": target,
                              "bpp": coded.bpp, "rate_error": coded.bpp / target - 1.0, "lambda": coded.lmbda,
-                             "step": rate.step_of(coded.step_code), "psnr": psnr, "ms_ssim": msssim})
+                             "level": level, "step": rate.step_of(coded.step_code), "psnr": psnr, "ms_ssim": msssim})
     return rows
 
 

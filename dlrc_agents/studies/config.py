@@ -139,7 +139,8 @@ class RateControlledCodecConfig(CodecConfig):
     target_bpp: list[float] | None = Field(
         None, min_length=1, description="also code every RGB scene at these rates [bpp, every byte], each within "
                                         "±2 %: the λ ladder's model nearest above the target and a quantisation "
-                                        "step on its latent, bisected (dlrc_agents.codecs.rate); hyperprior codecs")
+                                        "step on its latent, bisected, or a variable-rate model's level "
+                                        "(dlrc_agents.codecs.rate); hyperprior codecs")
 
     @field_validator("target_bpp")
     @classmethod

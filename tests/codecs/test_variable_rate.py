@@ -161,6 +161,23 @@ def test_rate_control_hits_every_target_on_the_level_and_counts_four_side_bytes(
         rate.decode(load_checkpoint(SHIPPED), coded)
 
 
+def test_dlrc_codes_overlapping_patches_at_a_fractional_level_and_the_ground_decodes_them_exactly(warm_vr):
+    from dlrc_agents.dlrc.bitstream import split_container
+    from dlrc_agents.dlrc.onboard import DLRCConfig, encode_group
+    from dlrc_agents.dlrc.reconstructor import reconstruct
+
+    codec = load_codec(VR, lmbda=0.02, checkpoint=warm_vr)
+    scene = to_tensor(read_rgb(eo("rgb/test/inria_bellingham1_1024.tif"))[:192, :192])
+    images = {s: scene[..., y:y + 128, x:x + 128] for s, (y, x) in enumerate([(0, 0), (0, 32), (32, 16)])}
+    group = encode_group(codec, images, DLRCConfig(map_transport="references"))
+    streams = list(group.streams.values())
+    assert split_container(streams[0]).fields["architecture"] == 8  # bmshj2018-hyperprior-vr's code, appended to the format's list
+    out = reconstruct(codec, streams)
+    for s in images:
+        assert torch.equal(out[s]["y_tilde"], group.intended[s])
+    assert len(group.arbitration.retained[2]) < 8 * 8  # the third satellite drops shared ground
+
+
 def test_a_codec_rd_scenario_names_the_variable_rate_checkpoint_with_rate_targets(warm_vr):
     sc = CodecRDScenario.model_validate({"name": "vr", "kind": "codec_rd", "models": [
         {"architecture": VR, "checkpoint": str(warm_vr), "lambdas": [0.0067, 0.02], "target_bpp": [0.25]}]})

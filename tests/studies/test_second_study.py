@@ -12,7 +12,8 @@ import torch
 import yaml
 from pydantic import ValidationError
 
-from dlrc_agents.codecs.registry import build_model, codec_from_model, export_checkpoint, load_checkpoint, load_codec
+from dlrc_agents.codecs.registry import (BandNormalisation, build_model, codec_from_model, export_checkpoint, load_checkpoint,
+                                         load_codec)
 from dlrc_agents.mission.config import MissionScenario
 from dlrc_agents.studies.config import RDScenario
 from dlrc_agents.common.data import DataError, parse_band_set_spec, read_band_set
@@ -72,6 +73,28 @@ def test_n_band_training_fits_the_normalisation_on_its_split_and_exports_a_band_
     assert codec.bands.to_raw(x, "uint16").shape == (64, 64, 4)
     payload = torch.load(out, weights_only=True)
     assert payload["data"] == [f"{path}@0:128"] and payload["validation"] == [f"{path}@128:192"]
+
+
+def test_a_sensor_range_normalisation_clips_nothing_the_sensor_can_return(tmp_path):
+    """--sample-range: every band maps [0, MAX] to [0, 1] (no percentile of the training split), so a test
+    chip brighter than the training chips is not clipped; data beyond the range are refused by name."""
+    raw, _ = _scene(4, 192, 1)
+    path = _tif(tmp_path / "chip.tif", raw)
+    kwargs = dict(steps=1, batch_size=2, crop=64, channels=(32, 48), band_sets=[f"{path}@0:128"],
+                  val_band_sets=[f"{path}@128:192"], progress=False, checkpoint_every=1)
+    codec = load_checkpoint(train("bmshj2018-hyperprior", 0.01, tmp_path / "run", export=tmp_path / "m.pt",
+                                  sample_range=32767, **kwargs))
+    assert codec.bands.offset == (0.0,) * 4 and codec.bands.scale == (32767.0,) * 4
+    bright = raw.copy()
+    bright[:, :, 0] = 30000  # brighter than any training sample, within the sensor's 15 bits
+    assert codec.bands.clipped_fraction(bright) == 0.0
+    percentile = BandNormalisation.from_samples(raw[:128].reshape(-1, 4))
+    assert percentile.clipped_fraction(bright) >= 0.25  # the training split's range clips that band
+    assert torch.load(tmp_path / "m.pt", weights_only=True)["sample_range"] == 32767
+    with pytest.raises(DataError, match=r"chip.tif@0:128: samples in \[.*\] exceed --sample-range \[0, 1000\]"):
+        train("bmshj2018-hyperprior", 0.01, tmp_path / "run2", sample_range=1000, **kwargs)
+    with pytest.raises(ValueError, match="--sample-range: for N-band training"):
+        train("bmshj2018-hyperprior", 0.01, tmp_path / "run3", steps=1, sample_range=255, progress=False)
 
 
 def test_band_adapter_trains_on_a_frozen_trunk_and_loads_only_with_it(tmp_path):
