@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO ?= scenarios/quickstart.yaml
 
-.PHONY: install demo test test-fast browser bench data models models-context models-mbt2018 models-cheng2020-anchor models-elic models-multispectral clean
+.PHONY: install demo test test-fast browser bench data models models-variable-rate models-context models-mbt2018 models-cheng2020-anchor models-elic models-multispectral clean
 
 $(STAMP): setup.cfg constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -92,6 +92,14 @@ models: $(STAMP)
 	    --out runs/bmshj2018-hyperprior_lambda$(l)_continued --init $(W)/bmshj2018-hyperprior_lambda$(l).pt \
 	    --export $(W)/bmshj2018-hyperprior_lambda$(l).pt &&) true
 endif
+
+# The variable-rate BMSHJ (one network for λ 0.0067-0.0483, docs/training.md#one-network-for-every-λ-variable-rate):
+# warm-started from the shipped λ 0.013 model, 1600 steps, each image of a batch at one of the four λ
+# (results/training/variable_rate/). Resumable; run with a larger --steps to continue it.
+models-variable-rate: $(STAMP)
+	$(SHIPPED_TRAIN) --lr 1e-4 --arch bmshj2018-hyperprior-vr --steps 1600 --val-every 200 \
+	    --out runs/bmshj2018-hyperprior-vr --init $(W)/bmshj2018-hyperprior_lambda0.013.pt \
+	    --export $(W)/bmshj2018-hyperprior-vr.pt
 
 # Train the context models (results/training/README.md): mbt2018 warm-started from the shipped
 # mbt2018-mean (same N = 128, M = 192), cheng2020-anchor (N = 128) and ELIC (N = 128, M = 192, narrower

@@ -14,11 +14,12 @@ from dlrc_agents.common.config import VARIABLE_RATE_ARCHITECTURES  # one checkpo
 WEIGHTS_DIR = Path(str(resources.files("dlrc_agents.codecs") / "weights"))
 #: Architectures whose RGB weights ship in ``dlrc_agents/codecs/weights/`` (:data:`dlrc_agents.codecs.ARCHITECTURES`
 #: says the same per architecture; a test keeps the two in step).
-SHIPPED_ARCHITECTURES = ("bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "elic2022-official")
+SHIPPED_ARCHITECTURES = ("bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "elic2022-official",
+                         "bmshj2018-hyperprior-vr")
 #: How to re-train the shipped RGB models: the hyperprior ladder, and the context models.
 TRAIN_SHIPPED = {"bmshj2018-hyperprior": "make models", "mbt2018-mean": "make models",
                  "mbt2018": "make models-context", "cheng2020-anchor": "make models-context",
-                 "elic2022-official": "make models-context"}
+                 "elic2022-official": "make models-context", "bmshj2018-hyperprior-vr": "make models-variable-rate"}
 #: How to re-train the shipped N-band models (band adapters, and the 4-band Cheng 2020 GMM).
 TRAIN_MULTISPECTRAL = "make models-multispectral"
 

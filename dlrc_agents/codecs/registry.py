@@ -84,7 +84,7 @@ ARCHITECTURES = {
                       "constructor": Cheng2020GMM, "builds_bands": True},
     # One network for the whole λ range (dlrc_agents.codecs.variable_rate): BMSHJ with Cui et al.'s gain units;
     # one checkpoint (no λ in its name) whose ``lambdas`` are its trained levels; any λ between them codes.
-    "bmshj2018-hyperprior-vr": {"family": "hyperprior", "means": False, "channels": "NM", "shipped": False,
+    "bmshj2018-hyperprior-vr": {"family": "hyperprior", "means": False, "channels": "NM", "shipped": True,
                                 "zoo": "bmshj2018-hyperprior", "constructor": VariableRateHyperprior,
                                 "variable_rate": True},
 }
