@@ -144,11 +144,12 @@ models-1band-%: $(STAMP)
 	    --band-set "$(PAN)@0:512" --val-band-set "$(PAN)@512:704" \
 	    --export $(W)/bmshj2018-hyperprior_1band_lambda$*.pt
 models-4band-%: $(STAMP)
-	$(BAND_TRAIN) --lambda $* --out runs/bmshj2018-hyperprior_4band_lambda$* --init $(W)/bmshj2018-hyperprior_lambda$*.pt \
+	$(BAND_TRAIN) --steps 300 --lambda $* --out runs/bmshj2018-hyperprior_4band_lambda$* --init $(W)/bmshj2018-hyperprior_lambda$*.pt \
 	    --band-set "$(OCN)/chip_1/B0*.tif" "$(OCN)/chip_2/B0*.tif" "$(OCN)/chip_3/B0*.tif" --val-band-set "$(OCN)/chip_4/B0*.tif" \
 	    --sample-range $(S2_RANGE) --export $(W)/bmshj2018-hyperprior_4band_lambda$*.pt
 models-13band-%: $(STAMP)
-	$(BAND_TRAIN) --lambda $* --out runs/bmshj2018-hyperprior_13band_lambda$* --init $(W)/bmshj2018-hyperprior_lambda$*.pt \
+	$(BAND_TRAIN) --steps $(if $(filter 0.0067,$*),400,300) --lambda $* --out runs/bmshj2018-hyperprior_13band_lambda$* \
+	    --init $(W)/bmshj2018-hyperprior_lambda$*.pt \
 	    --band-set "$(S2H)@0:256" --val-band-set "$(S2H)@256:384" \
 	    --sample-range $(S2_RANGE) --export $(W)/bmshj2018-hyperprior_13band_lambda$*.pt
 

@@ -24,33 +24,20 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_retrained_codec import J2K_RATES, codec_point as point  # noqa: E402  (same folder)
 from dlrc_agents.codecs import jpeg2000  # noqa: E402
 from dlrc_agents.codecs.registry import at_lambda, load_checkpoint, load_codec  # noqa: E402
 from dlrc_agents.common.data import TEST_GLOBS, VALIDATION_GLOBS, read_rgb, scene_names  # noqa: E402
-from dlrc_agents.common.imaging import quality, to_tensor  # noqa: E402
 from dlrc_agents.common.measures import bd_pair  # noqa: E402
 from dlrc_agents.studies.codec_rd import crop_to_multiple  # noqa: E402
 from edgespacecom.outputs import write_json, write_table  # noqa: E402
 from edgespacecom.provenance import provenance_of  # noqa: E402
-
-J2K_RATES = (0.05, 0.08, 0.12, 0.18, 0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0)
-
-
-@torch.no_grad()
-def point(codec, image: np.ndarray) -> tuple[float, float]:
-    """(bpp of every string, PSNR [dB]) of one scene through compress / decompress."""
-    x = to_tensor(image)
-    out = codec.model.compress(x)
-    nbytes = sum(len(s) for strings in out["strings"] for s in strings)
-    x_hat = codec.model.decompress(out["strings"], out["shape"])["x_hat"]
-    return 8 * nbytes / (image.shape[0] * image.shape[1]), quality(x, x_hat)[0]
 
 
 def curves(points: pd.DataFrame) -> dict:
