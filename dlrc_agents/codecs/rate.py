@@ -31,6 +31,7 @@ import torch
 
 from .hyperprior import decode_hyper, hyper_analysis
 from .overread import padded
+from .variable_rate import lambda_of_level
 
 #: log2 of the step is stored in units of 1/STEP_RESOLUTION, offset so that the code is a u16.
 STEP_RESOLUTION = 1024
@@ -147,11 +148,7 @@ def code_at_step(codec, analysed: tuple, code: int, ladder_index: int = 0, pixel
     indexes = gc.build_indexes(scales / s)
     y_string = gc.compress(y / s, indexes, means=None if means is None else means / s)[0]
     pixels = pixels if pixels is not None else 256 * y.shape[-2] * y.shape[-1]
-    lmbda = codec.lmbda
-    if level is not None:
-        from .variable_rate import lambda_of_level
-
-        lmbda = lambda_of_level(codec.lambdas, level_of(level, codec.model.levels))
+    lmbda = codec.lmbda if level is None else lambda_of_level(codec.lambdas, level_of(level, codec.model.levels))
     return RateCoded(lmbda, ladder_index, code, y_string, z_string, tuple(z_shape), tuple(y.shape[1:]), pixels,
                      level)
 
@@ -232,9 +229,12 @@ def _code_at_rate_variable(codec, x: torch.Tensor, target_bpp: float, tolerance:
     pixels = x.shape[-2] * x.shape[-1]
     ungained = _ungained_analysis(codec, x)
     unit = STEP_OFFSET  # the code of step 1
+    analysed = {}  # level code -> analysis: the step bisections beyond the range reuse their end level's
 
     def at(level: int, step: int = unit) -> RateCoded:
-        return code_at_step(codec, _analyse_gained(codec, ungained, level), step, 0, pixels, level)
+        if level not in analysed:
+            analysed[level] = _analyse_gained(codec, ungained, level)
+        return code_at_step(codec, analysed[level], step, 0, pixels, level)
 
     low, high = at(0), at(LEVEL_CODES)  # the lowest and the highest rate of the trained range
     label = f"{codec.architecture} levels 0–{codec.model.levels - 1}"

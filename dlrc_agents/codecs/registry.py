@@ -433,9 +433,8 @@ def at_lambda(codec: Codec, lmbda: float) -> Codec:
         level = level_of_lambda(codec.lambdas, lmbda)
     except ValueError as exc:
         raise CodecError(f"{codec.source}: {exc}") from None
-    model = copy.deepcopy(codec.model)
+    model = copy.deepcopy(codec.model)  # carries the entropy models' tables: the gains do not enter them
     model.set_level(level)
-    model.update(force=True)
     model.eval()
     return Codec(model, codec.architecture, codec.N, codec.M, float(lmbda), codec.source, _fingerprint(model),
                  codec.path, codec.bands, codec.lambdas)

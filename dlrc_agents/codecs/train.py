@@ -415,8 +415,9 @@ def train(
     elif init is not None:
         copied, total = warm_start(model, init)
         stage(f"warm start from {init}: {copied}/{total} tensors copied")
-        if variable_rate and init_lambda(init) is not None:
-            model.initialise_gains(lambdas, init_lambda(init))
+        reference = init_lambda(init) if variable_rate else None
+        if reference is not None:
+            model.initialise_gains(lambdas, reference)
 
     def save_state():
         atomic_torch_save(
