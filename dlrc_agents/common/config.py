@@ -208,12 +208,15 @@ class DLRCSettings(Strict):
                             "satellite also holds as a residual against its ŷ, so the reconstruction equals the "
                             "codec alone's (hyperprior codecs). The rd kind takes a list to run modes side by side")
 
-    calibration: Literal["none", "gain_bias"] | list[Literal["none", "gain_bias"]] = Field(
+    calibration: Literal["none", "gain_bias", "registered"] | list[Literal["none", "gain_bias", "registered"]] = Field(
         "none", description="predict mode: 'gain_bias' also tries a calibrated prediction — the referenced "
                             "satellites' decoded images, taken into this satellite's radiometry by a per-band "
                             "gain and bias fitted on the overlap (sent, 4 bytes a band), then re-analysed — "
-                            "and keeps it where it costs fewer bits; the reconstruction stays the codec "
-                            "alone's. The rd kind takes a list to run both side by side")
+                            "and keeps it where it costs fewer bits; 'registered' also tries those images "
+                            "resampled through a block-wise displacement field fitted on board (32- and 64-pixel "
+                            "blocks, quarter pixels, sent deflated): the parallax and RPC error that "
+                            "orthorectification leaves between simultaneous views. The reconstruction stays the "
+                            "codec alone's. The rd and multiview kinds take a list to run several side by side")
 
     def calibrations(self) -> list[str]:
         """predict mode's calibrations to run, in order, each once."""
@@ -222,9 +225,10 @@ class DLRCSettings(Strict):
     @model_validator(mode="after")
     def _calibration_needs_predict(self) -> "DLRCSettings":
         if isinstance(self.calibration, list) and not self.calibration:
-            raise ValueError("calibration: give at least one (none, gain_bias)")
-        if "gain_bias" in self.calibrations() and "predict" not in self.modes():
-            raise ValueError("calibration: gain_bias calibrates predict mode's prediction; dlrc.mode has no predict")
+            raise ValueError("calibration: give at least one (none, gain_bias, registered)")
+        for c in set(self.calibrations()) - {"none"}:
+            if "predict" not in self.modes():
+                raise ValueError(f"calibration: {c} calibrates predict mode's prediction; dlrc.mode has no predict")
         return self
 
     def modes(self) -> list[str]:

@@ -12,7 +12,7 @@ R–D evaluation and tests); the SimPy agents call the same steps one by one.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -53,7 +53,8 @@ class DLRCConfig:
     mode: str = "copy"
     # predict mode: 'gain_bias' also tries a calibrated prediction (the referenced satellites' decoded
     # images, a per-band gain and bias fitted on the overlap, re-analysed: .predict.calibrated_prediction)
-    # and keeps it where it costs fewer bits; 'none': the referenced ŷ itself
+    # and keeps it where it costs fewer bits; 'registered' also a block-wise registration of those images
+    # onto the capture (.predict.fit_registration); 'none': the referenced ŷ itself
     calibration: str = "none"
 
 
@@ -293,7 +294,8 @@ def encode_group_predictive(codec, images: dict, cfg: DLRCConfig, capture: int =
         streams[sat], codings[sat], refs[sat] = code_predictive(
             codec, sat, latents[sat], states[sat].image_shape, refs[sat], decoded, order.index(sat),
             tuple(sorted(images)), capture, key, cfg.map_coding, t,
-            image=images[sat] if cfg.calibration == "gain_bias" else None)
+            image=images[sat] if cfg.calibration in ("gain_bias", "registered") else None,
+            calibration=cfg.calibration)
         # what a peer does with it: parse and decode (timed once; charged to each satellite that needs it)
         t0 = time.perf_counter()
         parsed[sat] = SatelliteBitstream.from_bytes(streams[sat], expect_fingerprint=codec.fingerprint, key=key)
@@ -321,7 +323,8 @@ def _on_block_grid(x: torch.Tensor, H: int, W: int) -> torch.Tensor:
 @torch.no_grad()
 def code_predictive(codec, sat: int, lat, image_shape: tuple, refs: np.ndarray, y_flat: dict, priority: int,
                     members: tuple, capture: int = 0, key: bytes | None = None, map_coding: str = "predictive",
-                    timings: dict | None = None, image: torch.Tensor | None = None) -> tuple:
+                    timings: dict | None = None, image: torch.Tensor | None = None,
+                    calibration: str = "gain_bias") -> tuple:
     """One satellite's predictive stream: (container bytes, :class:`.predict.PredictiveCoding`, the
     reference map it carries).
 
@@ -330,9 +333,12 @@ def code_predictive(codec, sat: int, lat, image_shape: tuple, refs: np.ndarray, 
     is coded as the codec alone would, with no map and no flags. Stages timed into ``timings``
     (``prediction``: the decisions and the y string; ``entropy_coding``: the container).
 
-    ``image`` (1, 3, h, w): the satellite's own capture, given for ``calibration: gain_bias`` — the
-    calibrated prediction (``calibration``: synthesising the references, the fit and the re-analysis,
-    timed) is kept where the entropy model says it costs fewer bits than the referenced ŷ."""
+    ``image`` (1, 3, h, w): the satellite's own capture, given for ``calibration`` 'gain_bias' or
+    'registered' — the calibrated prediction (synthesising the references, the fit and the re-analysis,
+    timed as ``calibration``) is kept where the entropy model says its stream, side bytes included, costs
+    fewer bits than the referenced ŷ's; 'registered' also tries a block-wise registration of the
+    references onto the capture (:func:`.predict.fit_registration`, each of
+    :data:`.predict.REGISTRATION_BLOCKS`)."""
     from . import predict
 
     t = {} if timings is None else timings
@@ -346,15 +352,29 @@ def code_predictive(codec, sat: int, lat, image_shape: tuple, refs: np.ndarray, 
         y_ref[:, torch.as_tensor(hit)] = y_flat[u][:, torch.as_tensor(q[hit])]
     with timed(t, "prediction"):
         coding = predict.encode(codec.model, lat.y, lat.scales, lat.means, refs, sat, y_ref)
+    best_cost = coding.estimated_bits["chosen"]
     if image is not None and others:
         with timed(t, "calibration"):
             frame, mask = predict.reference_frame(_decoded_images(codec, y_flat, others, C, H, W), refs, sat, H, W)
-            calibration = predict.fit_calibration(_on_block_grid(image, H, W), frame, mask)
-            y_cal = y_ref + predict.calibrated_prediction(codec.model, frame, calibration)
-        with timed(t, "prediction"):
-            calibrated = predict.encode(codec.model, lat.y, lat.scales, lat.means, refs, sat, y_cal, calibration)
-        if calibrated.estimated_bits["chosen"] + 8 * len(calibration.to_bytes()) < coding.estimated_bits["chosen"]:
-            coding = calibrated
+            own = _on_block_grid(image, H, W)
+            calibrations = [predict.fit_calibration(own, frame, mask)]
+            if calibration == "registered":  # each block size, the gain and bias refitted on the resampled frame
+                for block in predict.REGISTRATION_BLOCKS:
+                    registration = predict.fit_registration(own, frame, mask, block)
+                    fitted = predict.fit_calibration(own, predict.warp(frame, registration), mask, "least_squares")
+                    for direct in (True, False):  # both forms of the prediction (.predict.registered_prediction)
+                        calibrations.append(predict.Calibration(fitted.gain, fitted.bias,
+                                                                replace(registration, direct=direct)))
+        for cal in calibrations:
+            with timed(t, "calibration"):
+                y_cal = predict.calibrated_reference(codec.model, frame, cal, y_ref)
+            with timed(t, "prediction"):
+                calibrated = predict.encode(codec.model, lat.y, lat.scales, lat.means, refs, sat, y_cal, cal,
+                                            by_scale=calibration == "registered")
+            # the estimate holds the flags and any β by σ band; the calibration's bytes are added
+            cost = calibrated.estimated_bits["chosen"] + 8 * len(cal.to_bytes())
+            if cost < best_cost:
+                coding, best_cost = calibrated, cost
     with timed(t, "prediction"):
         if coding.candidates and not coding.predicted.any():
             refs = sat * n + np.arange(n, dtype=np.int64)
@@ -414,7 +434,11 @@ def decode_predictive_stream(codec, p: SatelliteBitstream, refs: np.ndarray, y_f
                 raise BitstreamError(f"satellite {p.satellite}: calibration for {len(calibration.gain)} bands, "
                                      f"the codec codes {bands}")
             frame, _ = predict.reference_frame(images, refs, p.satellite, H, W)
-            y_ref = y_ref + predict.calibrated_prediction(codec.model, frame, calibration)
+            if calibration.registration is not None:  # a declared field size checked before any resampling
+                if calibration.registration.shape_for(*frame.shape[-2:]) != calibration.registration.dy.shape:
+                    raise BitstreamError(f"satellite {p.satellite}: the prediction's registration does not cover "
+                                         f"its {H}×{W} latent")
+            y_ref = predict.calibrated_reference(codec.model, frame, calibration, y_ref)
     y_hat, _ = predict.decode(codec.model, p.y_string, p.side_string, scales, means, refs, p.satellite, y_ref,
                               lost if lost.any() else None)
     return y_hat

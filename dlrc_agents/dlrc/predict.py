@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import struct
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,9 +47,16 @@ from ..codecs.overread import padded
 BETA_LEVELS = tuple(2.0 ** (-k / 2.0) for k in range(16))
 #: Side string: β index (u8; bit 7 set: a calibrated prediction, whose band count (u8) and per-band
 #: gain and bias (float16 each) follow), the flags' frequency of "predicted" (u16, of 65536), then the
-#: flags' rANS string.
+#: flags' rANS string. A band-count byte with bit 7 set is followed by a :class:`Registration`. With bit 6 of
+#: the head set, the low bits are 0 and the β of each σ band follow the fixed fields (4 bits each).
 _SIDE = struct.Struct("<BH")
 _CALIBRATED = 0x80
+#: Head bit: the residual scale factor is chosen per band of the hyperprior's σ (one β index per band,
+#: 4 bits each, packed after the fixed side fields); see :data:`SCALE_BANDS`.
+_BY_SCALE = 0x40
+#: Upper edges of the σ bands a residual's β may differ across: a prediction is worth more, relative
+#: to σ, where σ is large (the latents that carry the picture) than where it is near the bound.
+SCALE_BANDS = (0.2, 0.4, 0.7, 1.0, 1.5, 2.5, 4.0, 7.0, 12.0)
 #: Block side of a latent position [px] (the hyperprior codecs' stride).
 BLOCK = 16
 _PRECISION = 16  # CompressAI's entropy coder precision (bits)
@@ -60,7 +68,7 @@ class PredictiveCoding:
 
     y_string: bytes
     side_string: bytes
-    beta_index: int
+    beta_index: int | tuple  # an index of BETA_LEVELS, or one per σ band (SCALE_BANDS)
     predicted: np.ndarray  # (n,) bool: positions coded as a residual against their reference
     candidates: int  # positions that had a reference
     estimated_bits: dict  # 'alone' (all positions as the codec alone) and 'chosen', by the entropy model
@@ -172,16 +180,75 @@ def prediction_symbols(y_ref: torch.Tensor, means: torch.Tensor | None) -> torch
     return torch.round(y_ref if means is None else y_ref - means)
 
 
+def residual_scales(sigma: torch.Tensor, beta) -> torch.Tensor:
+    """The residual model's scales: σ·β, with ``beta`` one index of :data:`BETA_LEVELS` or a tuple of one
+    per σ band (:data:`SCALE_BANDS`)."""
+    if isinstance(beta, tuple):
+        levels = torch.tensor(BETA_LEVELS, dtype=sigma.dtype)[torch.as_tensor(beta, dtype=torch.long)]
+        return sigma * levels[torch.bucketize(sigma, torch.tensor(SCALE_BANDS, dtype=sigma.dtype))]
+    return sigma * BETA_LEVELS[beta]
+
+
+def _flag_bits(m: int, count: int) -> float:
+    p = min(max(m / count, 1 / 65536), 1 - 1 / 65536)
+    return -count * (p * math.log2(p) + (1 - p) * math.log2(1 - p)) if 0 < m < count else 0.0
+
+
+def _betas_by_scale(gc, r: torch.Tensor, sigma: torch.Tensor, alone: torch.Tensor, start: int,
+                    sweeps: int = 3) -> tuple[tuple, float]:
+    """β per σ band, by coordinate descent on the estimated bits of the positions (each the cheaper of
+    its residual and its coding alone) plus the flags, from ``start`` everywhere. Returns the indexes
+    and that total over these positions."""
+    bands = torch.bucketize(sigma, torch.tensor(SCALE_BANDS, dtype=sigma.dtype))  # (C, m)
+    nb, K = len(SCALE_BANDS) + 1, len(BETA_LEVELS)
+    per = torch.zeros(nb, K, r.shape[1], dtype=torch.float64)  # bits of band b's symbols at each β
+    for k, beta in enumerate(BETA_LEVELS):
+        bits = _symbol_bits(gc, r, scale_indexes(gc, sigma * beta)).double()
+        per[:, k] = _band_sums(bits, bands, nb)
+    alone = alone.double()
+
+    def total(betas):
+        pred = per[torch.arange(nb), torch.as_tensor(betas)].sum(0)
+        use = pred < alone
+        return float(torch.where(use, pred, alone).sum()) + _flag_bits(int(use.sum()), len(alone))
+
+    betas = [start] * nb
+    best = total(betas)
+    for _ in range(sweeps):
+        changed = False
+        for b in range(nb):
+            for k in range(K):
+                if k == betas[b]:
+                    continue
+                trial = betas[:b] + [k] + betas[b + 1:]
+                t = total(trial)
+                if t < best - 1e-9:
+                    best, betas, changed = t, trial, True
+        if not changed:
+            break
+    return tuple(betas), best
+
+
+def _band_sums(bits: torch.Tensor, bands: torch.Tensor, nb: int) -> torch.Tensor:
+    """(nb, m) sums over the channels of ``bits`` (C, m) within each σ band (``bands`` (C, m))."""
+    out = torch.zeros(nb, bits.shape[1], dtype=torch.float64)
+    for b in range(nb):
+        out[b] = torch.where(bands == b, bits, 0).sum(0)
+    return out
+
+
 @torch.no_grad()
 def encode(model, y: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None, refs: np.ndarray,
-           satellite: int, y_ref: torch.Tensor, calibration: "Calibration | None" = None) -> PredictiveCoding:
+           satellite: int, y_ref: torch.Tensor, calibration: "Calibration | None" = None,
+           by_scale: bool = False) -> PredictiveCoding:
     """Predictive coding of one satellite's ŷ.
 
     ``y`` (1, C, H, W) its latent, ``scales``/``means`` its hyperprior's σ and μ (means None: zero),
     ``refs`` its reference map, ``y_ref`` (C, H·W) the prediction at each position: the referenced ŷ,
     or with ``calibration`` the latent of the calibrated reference frame (:func:`calibrated_prediction`);
-    columns of positions without a reference are ignored. Returns the y string (every position), the
-    side string (with the calibration, when given) and the decisions.
+    columns of positions without a reference are ignored. ``by_scale``: also try a β per σ band
+    (:data:`SCALE_BANDS`, 5 side bytes), kept where it costs fewer bits. Returns the y string (every
+    position), the side string (with the calibration, when given) and the decisions.
     """
     gc = model.gaussian_conditional
     C = y.shape[1]
@@ -203,32 +270,53 @@ def encode(model, y: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | N
         c = prediction_symbols(y_ref[:, ci], None if mu is None else mu[:, ci])
         r = q[:, ci] - c
         alone_c = bits_alone[ci]
+        rest = float(bits_alone.sum() - alone_c.sum())
         best_total = math.inf
-        for k, beta in enumerate(BETA_LEVELS):
-            bits_pred = _symbol_bits(gc, r, scale_indexes(gc, sigma[:, ci] * beta)).sum(0)
+        for k in range(len(BETA_LEVELS)):
+            bits_pred = _symbol_bits(gc, r, scale_indexes(gc, residual_scales(sigma[:, ci], k))).sum(0)
             use = bits_pred < alone_c
-            m = int(use.sum())
-            p = min(max(m / len(cand), 1 / 65536), 1 - 1 / 65536)
-            flag_bits = -len(cand) * (p * math.log2(p) + (1 - p) * math.log2(1 - p)) if 0 < m < len(cand) else 0.0
-            total = float(bits_alone.sum() - alone_c.sum() + torch.where(use, bits_pred, alone_c).sum()) + flag_bits
+            total = rest + float(torch.where(use, bits_pred, alone_c).sum()) + _flag_bits(int(use.sum()), len(cand))
             if total < best_total:
-                best_total, best_beta, best_use = total, k, use.numpy()
+                best_total, best_beta = total, k
+        if by_scale:
+            betas, t = _betas_by_scale(gc, r, sigma[:, ci], alone_c, best_beta)
+            if rest + t + 8 * _by_scale_bytes() < best_total:
+                best_total, best_beta = rest + t + 8 * _by_scale_bytes(), betas
+        bits_pred = _symbol_bits(gc, r, scale_indexes(gc, residual_scales(sigma[:, ci], best_beta))).sum(0)
+        best_use = (bits_pred < alone_c).numpy()
         predicted[cand[best_use]] = True
         pi = torch.as_tensor(cand[best_use], dtype=torch.long)
         symbols[:, pi] = r[:, torch.as_tensor(np.nonzero(best_use)[0], dtype=torch.long)]
-        indexes[:, pi] = scale_indexes(gc, sigma[:, pi] * BETA_LEVELS[best_beta])
+        indexes[:, pi] = scale_indexes(gc, residual_scales(sigma[:, pi], best_beta))
     flags = predicted[cand]
     p1 = int(round(65536 * flags.mean())) if flags.size else 0
-    head = best_beta | (_CALIBRATED if calibration is not None else 0)
+    by = isinstance(best_beta, tuple)
+    head = (0 if by else best_beta) | (_BY_SCALE if by else 0) | (_CALIBRATED if calibration is not None else 0)
     side = (_SIDE.pack(head, min(max(p1, 1), 65535) if flags.size else 0)
+            + (_pack_betas(best_beta) if by else b"")
             + (calibration.to_bytes() if calibration is not None else b"") + encode_flags(flags, p1))
     y_string = gc.compress(symbols[None, :, :, None], indexes[None, :, :, None])[0]
     return PredictiveCoding(y_string, side, best_beta, predicted, len(cand),
                             {"alone": float(bits_alone.sum()), "chosen": best_total})
 
 
-def parse_side(side: bytes) -> tuple[int, int, bytes]:
-    """(β index, flag frequency, flags' rANS string) of a side string (its calibration: :func:`side_calibration`)."""
+def _by_scale_bytes() -> int:
+    return (len(SCALE_BANDS) + 2) // 2
+
+
+def _pack_betas(betas: tuple) -> bytes:
+    padded_ = list(betas) + [0] * (2 * _by_scale_bytes() - len(betas))
+    return bytes((padded_[i] << 4) | padded_[i + 1] for i in range(0, len(padded_), 2))
+
+
+def _unpack_betas(data: bytes) -> tuple:
+    values = [v for byte in data for v in (byte >> 4, byte & 0x0F)]
+    return tuple(values[:len(SCALE_BANDS) + 1])
+
+
+def parse_side(side: bytes) -> tuple:
+    """(β: an index of :data:`BETA_LEVELS`, or a tuple of one per σ band; flag frequency; flags' rANS
+    string) of a side string (its calibration: :func:`side_calibration`)."""
     beta, p1, _, rest = _split_side(side)
     return beta, p1, rest
 
@@ -242,9 +330,13 @@ def _split_side(side: bytes):
     if len(side) < _SIDE.size:
         raise BitstreamError("prediction side information truncated")
     head, p1 = _SIDE.unpack_from(side, 0)
-    beta, rest = head & ~_CALIBRATED, side[_SIDE.size:]
+    beta, rest = head & ~(_CALIBRATED | _BY_SCALE), side[_SIDE.size:]
     if beta >= len(BETA_LEVELS):
         raise BitstreamError(f"prediction scale index {beta} out of range (0..{len(BETA_LEVELS) - 1})")
+    if head & _BY_SCALE:
+        if beta or len(rest) < _by_scale_bytes():
+            raise BitstreamError("prediction scale indexes by σ band truncated")
+        beta, rest = _unpack_betas(rest[:_by_scale_bytes()]), rest[_by_scale_bytes():]
     calibration = None
     if head & _CALIBRATED:
         calibration, used = Calibration.from_bytes(rest)
@@ -252,30 +344,157 @@ def _split_side(side: bytes):
     return beta, p1, calibration, rest
 
 
+#: Block sides [px] of a registration's displacement field that the encoder tries (each a multiple of
+#: :data:`BLOCK`); the field's bytes are counted against what a finer field saves.
+REGISTRATION_BLOCKS = (32, 64)
+WINDOW = 48  # smallest correlation window [px]: chosen on the validation split (benchmarks/bench_registration.py)
+_QUARTERS = 4  # displacements are sent in quarter pixels, int8: ±31.75 px
+_REG_HEAD = struct.Struct("<BBB")  # log2(block side) (bit 7: the change-of-ŷ form), block rows, block columns
+_DELTA = 0x80
+_REGISTERED = 0x80  # set in a calibration's band-count byte when a registration follows
+_MAX_FIELD_BYTES = _REG_HEAD.size + 2 * 255 * 255
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A block-wise displacement field taking the reference frame onto this satellite's capture: at
+    block (i, j) the frame is sampled at (row + dy, column + dx) [quarter pixels, int8], the field
+    interpolated bilinearly between block centres. It carries what a constant-height orthorectification
+    leaves: parallax of relief and buildings between simultaneous views, and the RPCs' local error.
+    Sent deflated (zlib, deterministic), its length first (u16)."""
+
+    block: int
+    dy: np.ndarray  # (rows, columns) int8, quarter pixels
+    dx: np.ndarray
+    # the prediction: g_a of the resampled frame itself (True), or the referenced ŷ plus the change that
+    # resampling and the gain make to g_a of the frame (False; bit 7 of the block byte)
+    direct: bool = True
+
+    def to_bytes(self) -> bytes:
+        head = _REG_HEAD.pack((self.block.bit_length() - 1) | (0 if self.direct else _DELTA), *self.dy.shape)
+        payload = zlib.compress(head + self.dy.astype(np.int8).tobytes() + self.dx.astype(np.int8).tobytes(), 9)
+        return struct.pack("<H", len(payload)) + payload
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> tuple["Registration", int]:
+        if len(data) < 2:
+            raise BitstreamError("prediction registration truncated")
+        (length,) = struct.unpack_from("<H", data, 0)
+        if len(data) < 2 + length:
+            raise BitstreamError("prediction registration truncated")
+        inflater = zlib.decompressobj()
+        try:  # bounded: the header's u8 sizes allow at most _MAX_FIELD_BYTES
+            raw = inflater.decompress(data[2:2 + length], _MAX_FIELD_BYTES + 1)
+        except zlib.error as exc:
+            raise BitstreamError(f"prediction registration unreadable ({exc})") from None
+        if len(raw) < _REG_HEAD.size or not inflater.eof:
+            raise BitstreamError("prediction registration unreadable")
+        log2, rows, cols = _REG_HEAD.unpack_from(raw, 0)
+        direct, block = not log2 & _DELTA, 1 << (log2 & ~_DELTA)
+        if block < BLOCK or block > 1024 or rows == 0 or cols == 0 or len(raw) != _REG_HEAD.size + 2 * rows * cols:
+            raise BitstreamError(f"prediction registration: a {rows}×{cols} field of {block}-pixel blocks does not "
+                                 f"match its {len(raw) - _REG_HEAD.size} bytes")
+        values = np.frombuffer(raw, dtype=np.int8, offset=_REG_HEAD.size).reshape(2, rows, cols)
+        return cls(block, values[0].copy(), values[1].copy(), direct), 2 + length
+
+    def shape_for(self, P: int, Q: int) -> tuple[int, int]:
+        """The field's (rows, columns) of blocks over a (P, Q) pixel frame."""
+        return -(-P // self.block), -(-Q // self.block)
+
+    def field(self, P: int, Q: int) -> tuple[np.ndarray, np.ndarray]:
+        """Dense (P, Q) displacements [px], bilinear between block centres (constant beyond the outer ones)."""
+        from scipy.ndimage import map_coordinates
+
+        if self.shape_for(P, Q) != self.dy.shape:
+            raise BitstreamError(f"prediction registration: a {self.dy.shape[0]}×{self.dy.shape[1]} field does not "
+                                 f"cover a {P}×{Q} image in {self.block}-pixel blocks")
+        r, c = np.meshgrid((np.arange(P) + 0.5) / self.block - 0.5, (np.arange(Q) + 0.5) / self.block - 0.5,
+                           indexing="ij")
+        return tuple(map_coordinates(f.astype(np.float64) / _QUARTERS, [r, c], order=1, mode="nearest")
+                     for f in (self.dy, self.dx))
+
+
+def warp(frame: torch.Tensor, registration: Registration) -> torch.Tensor:
+    """``frame`` (1, C, P, Q) resampled through ``registration`` (cubic spline, float64: the encoder and
+    the ground compute the same samples)."""
+    from scipy.ndimage import map_coordinates
+
+    P, Q = frame.shape[-2:]
+    fy, fx = registration.field(P, Q)
+    r, c = np.mgrid[0:P, 0:Q].astype(np.float64)
+    coords = [r + fy, c + fx]
+    out = [map_coordinates(frame[0, k].double().numpy(), coords, order=3, mode="nearest") for k in range(frame.shape[1])]
+    return torch.from_numpy(np.stack(out)[None]).to(frame.dtype)
+
+
+def fit_registration(x: torch.Tensor, frame: torch.Tensor, mask: np.ndarray, block: int) -> Registration:
+    """On board: the displacement of each ``block``-pixel block of the reference ``frame`` onto this
+    satellite's capture ``x`` (both (1, C, P, Q); ``mask`` (H·W,) the latent positions with a reference),
+    by sub-pixel phase correlation (scikit-image, quarter pixels; the window's mean removed and a Hann
+    taper applied, without which its edges pull the peak to zero shift) over a window of at least :data:`WINDOW` px
+    centred on the block. Blocks whose window is not ≥ 90 % referenced ground, is flat, or gives a displacement
+    beyond a quarter of the window take the median of the others (0 where none)."""
+    from skimage.registration import phase_cross_correlation
+
+    P, Q = x.shape[-2:]
+    own, ref = x[0].double().mean(0).numpy(), frame[0].double().mean(0).numpy()
+    valid = np.repeat(np.repeat(mask.reshape(P // BLOCK, Q // BLOCK), BLOCK, 0), BLOCK, 1)
+    rows, cols = -(-P // block), -(-Q // block)
+    win = min(max(block, WINDOW), P, Q)
+    taper = np.outer(np.hanning(win), np.hanning(win))
+    dy, dx = np.full((rows, cols), np.nan), np.full((rows, cols), np.nan)
+    for i in range(rows):
+        for j in range(cols):
+            r0 = min(max(0, i * block + block // 2 - win // 2), max(0, P - win))
+            c0 = min(max(0, j * block + block // 2 - win // 2), max(0, Q - win))
+            sl = (slice(r0, r0 + win), slice(c0, c0 + win))
+            a, b = own[sl], ref[sl]
+            if valid[sl].mean() < 0.9 or a.std() < 1e-4 or b.std() < 1e-4:
+                continue
+            a, b = (a - a.mean()) * taper, (b - b.mean()) * taper  # no window edge to correlate at shift 0
+            shift, _, _ = phase_cross_correlation(a, b, upsample_factor=_QUARTERS, normalization=None)
+            if np.all(np.abs(shift) < win / 4):
+                dy[i, j], dx[i, j] = -shift[0], -shift[1]
+    q = []
+    for f in (dy, dx):
+        fill = float(np.nanmedian(f)) if np.isfinite(f).any() else 0.0
+        f = np.where(np.isfinite(f), f, fill)
+        q.append(np.clip(np.round(f * _QUARTERS), -128, 127).astype(np.int8))
+    return Registration(block, q[0], q[1])
+
+
 @dataclass(frozen=True)
 class Calibration:
     """Per-band gain and bias taking the reference's radiometry into this satellite's:
-    own ≈ gain·reference + bias, on the [0, 1] pixel scale, each stored as float16 (4 bytes a band)."""
+    own ≈ gain·reference + bias, on the [0, 1] pixel scale, each stored as float16 (4 bytes a band);
+    with a :class:`Registration`, the reference frame is first resampled through it."""
 
     gain: tuple
     bias: tuple
+    registration: Registration | None = None
 
     def to_bytes(self) -> bytes:
         values = np.asarray([v for pair in zip(self.gain, self.bias) for v in pair], dtype="<f2")
-        return struct.pack("<B", len(self.gain)) + values.tobytes()
+        head = len(self.gain) | (_REGISTERED if self.registration is not None else 0)
+        out = struct.pack("<B", head) + values.tobytes()
+        return out + (self.registration.to_bytes() if self.registration is not None else b"")
 
     @classmethod
     def from_bytes(cls, data: bytes) -> tuple["Calibration", int]:
         if not data:
             raise BitstreamError("prediction calibration truncated")
-        bands = data[0]
+        bands = data[0] & ~_REGISTERED
         size = 1 + 4 * bands
         if bands == 0 or len(data) < size:
             raise BitstreamError("prediction calibration truncated")
         values = np.frombuffer(data[1:size], dtype="<f2").astype(np.float64).reshape(bands, 2)
         if not np.all(np.isfinite(values)) or np.any(values[:, 0] <= 0):
             raise BitstreamError("prediction calibration: a gain is not a positive finite number")
-        return cls(tuple(values[:, 0].tolist()), tuple(values[:, 1].tolist())), size
+        registration = None
+        if data[0] & _REGISTERED:
+            registration, used = Registration.from_bytes(data[size:])
+            size += used
+        return cls(tuple(values[:, 0].tolist()), tuple(values[:, 1].tolist()), registration), size
 
 
 def _blocks(x: torch.Tensor) -> torch.Tensor:
@@ -308,18 +527,28 @@ def reference_frame(images: dict, refs: np.ndarray, satellite: int, H: int, W: i
     return _unblocks(blocks, H, W), mask
 
 
-def fit_calibration(x: torch.Tensor, frame: torch.Tensor, mask: np.ndarray) -> Calibration:
+def fit_calibration(x: torch.Tensor, frame: torch.Tensor, mask: np.ndarray, method: str = "moments") -> Calibration:
     """Per-band gain and bias mapping the reference frame onto this satellite's own capture ``x``
-    (1, C, H·16, W·16) over the blocks of ``mask``, by matching mean and standard deviation (relative
-    radiometric normalisation): a least-squares fit of own on reference would shrink the gain by the
-    scenes' own differences (regression dilution); moments do not. Rounded to float16, as sent."""
+    (1, C, H·16, W·16) over the blocks of ``mask``, rounded to float16, as sent.
+
+    ``method``: 'moments' matches mean and standard deviation (relative radiometric normalisation):
+    for the change a calibration makes to the referenced ŷ (:func:`calibrated_prediction`) a
+    least-squares fit of own on reference would shrink the gain by the scenes' own differences
+    (regression dilution); moments do not. 'least_squares' is the fit that minimises the prediction's
+    squared error, for a frame used as the prediction itself (:func:`registered_prediction`): on the
+    Giza pair it saves 0.9 % of the set's bits more than moments there (measured)."""
     own = _blocks(x)[torch.as_tensor(np.nonzero(mask)[0])].double()
     ref = _blocks(frame)[torch.as_tensor(np.nonzero(mask)[0])].double()
     gains, biases = [], []
     for c in range(x.shape[1]):
         u, v = own[:, c].flatten(), ref[:, c].flatten()
         sv = float(v.std()) if v.numel() > 1 else 0.0
-        g = float(u.std()) / sv if sv > 1e-6 else 1.0
+        if sv <= 1e-6:
+            g = 1.0
+        elif method == "least_squares":
+            g = float(((u - u.mean()) * (v - v.mean())).mean() / ((v - v.mean()) ** 2).mean())
+        else:
+            g = float(u.std()) / sv
         g = min(max(g, 1 / 16), 16.0)
         b = float(u.mean()) - g * float(v.mean())
         gains.append(float(np.float16(g)))
@@ -342,6 +571,31 @@ def calibrated_prediction(model, frame: torch.Tensor, calibration: Calibration) 
 
 
 @torch.no_grad()
+def registered_prediction(model, frame: torch.Tensor, calibration: Calibration, y_ref: torch.Tensor) -> torch.Tensor:
+    """(C_latent, H·W) prediction of a registered calibration: g_a of the reference frame resampled through
+    the registration, with the gain and bias applied; in the direct form that itself, otherwise added
+    as a change (less g_a of the frame as decoded) to the referenced ŷ ``y_ref``. Neither form wins
+    everywhere (measured): once resampled, the frame's blocks no longer stand on the referenced cells,
+    which favours the direct form where the shifts are large (the Pléiades pairs); where they are a
+    pixel or two the referenced ŷ is still the better anchor."""
+    g = torch.tensor(calibration.gain, dtype=frame.dtype)[None, :, None, None]
+    b = torch.tensor(calibration.bias, dtype=frame.dtype)[None, :, None, None]
+    moved = warp(frame, calibration.registration) * g + b
+    if calibration.registration.direct:
+        y = model.g_a(moved)
+        return y[0].reshape(y.shape[1], -1)
+    y = model.g_a(torch.cat([moved, frame]))
+    return y_ref + (y[0] - y[1]).reshape(y.shape[1], -1)
+
+
+def calibrated_reference(model, frame: torch.Tensor, calibration: Calibration, y_ref: torch.Tensor) -> torch.Tensor:
+    """The prediction (C_latent, H·W) a calibrated stream codes against, from the referenced ŷ ``y_ref``."""
+    if calibration.registration is not None:
+        return registered_prediction(model, frame, calibration, y_ref)
+    return y_ref + calibrated_prediction(model, frame, calibration)
+
+
+@torch.no_grad()
 def decode(model, y_string: bytes, side: bytes, scales: torch.Tensor, means: torch.Tensor | None,
            refs: np.ndarray, satellite: int, y_ref: torch.Tensor | None, lost: np.ndarray | None = None):
     """Ground (or a peer on board): ŷ (C, H·W) of a predictive stream, and how many positions were
@@ -361,7 +615,7 @@ def decode(model, y_string: bytes, side: bytes, scales: torch.Tensor, means: tor
     pos = cand[flags]
     indexes = scale_indexes(gc, sigma)
     pi = torch.as_tensor(pos, dtype=torch.long)
-    indexes[:, pi] = scale_indexes(gc, sigma[:, pi] * BETA_LEVELS[beta])
+    indexes[:, pi] = scale_indexes(gc, residual_scales(sigma[:, pi], beta))
     sym = gc.decompress([padded(y_string, C * n)], indexes[None, :, :, None]).reshape(C, n)
     if len(pos):
         usable = pos if lost is None else pos[~lost[pos]]

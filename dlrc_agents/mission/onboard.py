@@ -240,7 +240,8 @@ class OnboardWork:
             data, coding, refs = code_predictive(self.codec, slot, lat, rr.states[slot].image_shape, refs, own,
                                                  order.index(slot), members, rr.index, self.key,
                                                  self.cfg.map_coding, t,
-                                                 image=rr.images[slot] if self.cfg.calibration == "gain_bias" else None)
+                                                 image=rr.images[slot] if self.cfg.calibration != "none" else None,
+                                                 calibration=self.cfg.calibration)
             # what a peer or the ground does with it, measured once: parse, decode from the bytes
             t0 = time.perf_counter()
             parsed = SatelliteBitstream.from_bytes(data, expect_fingerprint=self.codec.fingerprint, key=self.key)

@@ -12,16 +12,19 @@ model (RPC: in the TIFF tags, or an OSSIM ``.geom`` keyword list beside the file
    constant (the RPC's height offset, or ``grid.height_m``), or the DEM's height where the set
    names one (SRTM, bilinear).
 2. **Relative correction of the RPC bias.** RPCs of one pass are biased by several pixels with
-   respect to each other. The representative (the top-priority satellite) sends a thumbnail of
-   its tile (``correction.thumbnail_factor``× smaller, 8 bits, deflated: its bytes are counted in
-   the exchange); each other satellite phase-correlates its own thumbnail with it (scikit-image,
-   sub-pixel) and re-samples its tile with that shift.
+   respect to each other. Each satellite corrects against the higher-priority peer it shares the
+   most ground with (the representative for a pair; in a triplet the third view may share more
+   with the second): that peer sends a thumbnail of its corrected tile
+   (``correction.thumbnail_factor``× smaller, 8 bits, deflated: its bytes are counted in the
+   exchange); the satellite phase-correlates its own thumbnail with it (scikit-image, sub-pixel)
+   and re-samples its tile with that shift. What a global shift leaves (parallax of relief and
+   buildings) predict mode's ``calibration: registered`` takes up block by block.
 3. **Coding** with a 1-band model of this project (trained on the panchromatic training rows),
    every satellite its own tile, DLRC in each mode of ``dlrc.mode`` against the codec alone, all
    decoded from bytes (:func:`dlrc_agents.studies.rd.evaluate_images`).
 
-The residual misregistration is measured after the correction at full resolution (phase
-correlation of the tiles' common ground, sub-pixel). Written by hand: no library projects a view
+The residual misregistration is measured after the correction at full resolution, against the peer
+corrected against (phase correlation of the tiles' common ground, sub-pixel). Written by hand: no library projects a view
 onto a grid whose tile origins must sit on a codec's latent stride; each step is one function.
 """
 
@@ -30,12 +33,11 @@ from __future__ import annotations
 import math
 import time
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy import ndimage
 
 from edgespacecom.outputs import write_figure, write_table
@@ -235,6 +237,20 @@ def common_window(a: Tile, b: Tile) -> tuple[slice, slice, slice, slice] | None:
             slice(top - b.origin[0], bottom - b.origin[0]), slice(left - b.origin[1], right - b.origin[1]))
 
 
+def correction_peer(tiles: dict, sat: int) -> tuple[int, tuple] | None:
+    """The higher-priority (lower-numbered) satellite ``sat`` corrects against, and their common window
+    (:func:`common_window`): of those sharing ground with it, the one sharing the most (ties: priority).
+    The representative for a pair; in a triplet the third view may share more with the second."""
+    best = None
+    for u in range(sat):
+        w = common_window(tiles[u], tiles[sat])
+        if w is not None:
+            area = (w[0].stop - w[0].start) * (w[1].stop - w[1].start)
+            if best is None or area > best[0]:
+                best = (area, u, w)
+    return None if best is None else (best[1], best[2])
+
+
 def shift_between(reference: np.ndarray, moving: np.ndarray, upsample: int = 20) -> tuple[float, float]:
     """(rows, columns) by which ``moving`` must be sampled further to match ``reference`` (sub-pixel phase
     correlation, scikit-image)."""
@@ -270,6 +286,7 @@ class GriddedSet:
     grid_time_s: dict  # sat -> on-board seconds: orthorectification (both passes) and correlation
     heights: object = None
     grid: GeoGrid | None = None
+    correction_peer: dict = field(default_factory=dict)  # sat -> the peer whose thumbnail it corrected against
 
 
 def grid_set(views: ViewSet, cfg) -> GriddedSet:
@@ -292,30 +309,32 @@ def grid_set(views: ViewSet, cfg) -> GriddedSet:
         out.images[sat], out.fill[sat] = orthorectify(samples, rpc, offset, grid, out.tiles[sat], heights)
         out.grid_time_s[sat] = time.perf_counter() - t0
     f = cfg.correction.thumbnail_factor
-    ref_thumb = thumbnail(out.images[ref], f, lo, hi)
-    sent = len(thumbnail_bytes(ref_thumb))
+    thumbs: dict = {}  # sat -> the thumbnail it sends, of its tile once corrected
     for sat, (samples, rpc, offset) in enumerate(data):
-        win = common_window(out.tiles[ref], out.tiles[sat])
+        found = correction_peer(out.tiles, sat)
         out.shifts[sat], out.correction_bytes[sat] = (0.0, 0.0), 0
-        if sat == ref or win is None:
-            out.residual_px[sat] = out.uncorrected_px[sat] = float("nan") if win is None else 0.0
+        if sat == ref or found is None:
+            out.residual_px[sat] = out.uncorrected_px[sat] = float("nan") if sat != ref else 0.0
+            thumbs[sat] = thumbnail(out.images[sat], f, lo, hi)
             continue
-        ra, ca, rb, cb = win
-        out.uncorrected_px[sat] = float(np.hypot(*shift_between(out.images[ref][ra, ca], out.images[sat][rb, cb])))
+        peer, (ra, ca, rb, cb) = found
+        out.correction_peer[sat] = peer
+        out.uncorrected_px[sat] = float(np.hypot(*shift_between(out.images[peer][ra, ca], out.images[sat][rb, cb])))
         if cfg.correction.enabled:
             t0 = time.perf_counter()
-            # what the satellite can do: its own thumbnail against the representative's, over the common ground
+            # what the satellite can do: its own thumbnail against the peer's, over the common ground
             own = thumbnail(out.images[sat], f, lo, hi)
             ta = (slice(ra.start // f, ra.stop // f), slice(ca.start // f, ca.stop // f))
             tb = (slice(rb.start // f, rb.stop // f), slice(cb.start // f, cb.stop // f))
             n = (min(ta[0].stop - ta[0].start, tb[0].stop - tb[0].start), min(ta[1].stop - ta[1].start, tb[1].stop - tb[1].start))
-            dy, dx = shift_between(ref_thumb[ta][:n[0], :n[1]], own[tb][:n[0], :n[1]])
+            dy, dx = shift_between(thumbs[peer][ta][:n[0], :n[1]], own[tb][:n[0], :n[1]])
             out.shifts[sat] = (f * dy, f * dx)
             out.images[sat], out.fill[sat] = orthorectify(samples, rpc, offset, grid, out.tiles[sat], heights,
                                                           out.shifts[sat])
             out.grid_time_s[sat] += time.perf_counter() - t0
-            out.correction_bytes[sat] = sent
-        out.residual_px[sat] = float(np.hypot(*shift_between(out.images[ref][ra, ca], out.images[sat][rb, cb])))
+            out.correction_bytes[sat] = len(thumbnail_bytes(thumbs[peer]))
+        thumbs[sat] = thumbnail(out.images[sat], f, lo, hi)
+        out.residual_px[sat] = float(np.hypot(*shift_between(out.images[peer][ra, ca], out.images[sat][rb, cb])))
     return out
 
 
@@ -348,7 +367,10 @@ def run_multiview(scenario, run) -> dict:
         raise MultiviewError("codec: the multiview kind codes panchromatic views with a 1-band model")
     sets = view_sets(scenario)
     run.begin()
-    cfgs = [replace(DLRCConfig(**scenario.dlrc.core()), mode=m) for m in scenario.dlrc.modes()]
+    # copy once; predict once per calibration (none, gain_bias, registered), on the same views
+    base_cfg = DLRCConfig(**scenario.dlrc.core())
+    cfgs = [replace(base_cfg, mode=m, calibration=k) for m in scenario.dlrc.modes()
+            for k in (scenario.dlrc.calibrations() if m == "predict" else ["none"])]
     rows, gridded, predicted = [], {}, {}
     stage(f"multiview: {len(sets)} set(s), modes {scenario.dlrc.modes()}, 1-band {c.architecture} λ={c.lambdas[0]:g}")
     for vs in progress(sets, desc="multiview sets", unit="set"):
@@ -363,7 +385,8 @@ def run_multiview(scenario, run) -> dict:
         if "predict" in scenario.dlrc.modes():  # where prediction was chosen, position by position
             from dlrc_agents.dlrc.onboard import encode_group
 
-            group = encode_group(codec, images, next(c_ for c_ in cfgs if c_.mode == "predict"), origins=origins)
+            # the last predict setting (the scenario's most capable calibration)
+            group = encode_group(codec, images, [c_ for c_ in cfgs if c_.mode == "predict"][-1], origins=origins)
             predicted[vs.name] = {s: pc.predicted for s, pc in group.predictions.items()}
         for cfg in cfgs:
             for r in evaluate_images(codec, images, cfg, baselines, origins):
@@ -374,7 +397,7 @@ def run_multiview(scenario, run) -> dict:
                          clipped_fraction=clipped[s], geo_grid_time_s=g.grid_time_s[s],
                          tile=f"{g.tiles[s].size[0]}x{g.tiles[s].size[1]}@{g.tiles[s].origin}",
                          exchange_bytes=r["exchange_bytes"] + g.correction_bytes[s],
-                         correction_bytes=g.correction_bytes[s])
+                         correction_bytes=g.correction_bytes[s], setting=setting_label(cfg.mode, cfg.calibration))
                 rows.append(r)
     table = pd.DataFrame(rows)
     write_table(run.out_dir / "multiview_patches.csv", table)
@@ -399,15 +422,22 @@ def _overlap_fraction(tiles: dict, sat) -> float:
     return float(mask.mean())
 
 
+def setting_label(mode: str, calibration: str) -> str:
+    """How tables and figures name a DLRC setting: its mode, and predict's calibration where there is one."""
+    return mode if calibration in (None, "none") or mode != "predict" else f"{mode}, {calibration}"
+
+
 def summarise_sets(table: pd.DataFrame) -> list[dict]:
-    """Per set and mode: bpp of the codec alone and with DLRC (every byte), saving, ΔPSNR, exactness,
-    copied / predicted and inexact positions, ISL bytes and the residual misregistration."""
+    """Per set and setting (mode, and predict's calibration): bpp of the codec alone and with DLRC (every
+    byte), saving, ΔPSNR, exactness, copied / predicted and inexact positions, ISL bytes and the residual
+    misregistration."""
     out = []
-    for (name, mode), g in table.groupby(["set", "mode"], sort=False):
+    for (name, setting), g in table.groupby(["set", "setting"], sort=False):
         base, dl = g["baseline_bpp_sent"].mean(), g["dlrc_bpp_sent"].mean()
         others = g[g["priority"] > 0]
         out.append({
-            "set": name, "mode": mode, "views": int(len(g)),
+            "set": name, "mode": g["mode"].iloc[0], "calibration": g["calibration"].iloc[0], "setting": setting,
+            "views": int(len(g)),
             "overlap_fraction": float(others["overlap_fraction"].mean()) if len(others) else 0.0,
             "baseline_bpp": float(base), "dlrc_bpp": float(dl), "bpp_reduction": float(1 - dl / base),
             "delta_psnr": float(g["dlrc_psnr"].mean() - g["baseline_psnr"].mean()),
@@ -433,7 +463,7 @@ def views_figure(gridded: dict, table: pd.DataFrame, codec):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    modes = list(dict.fromkeys(table["mode"]))
+    modes = list(dict.fromkeys(table["setting"]))
     n = max(len(g.images) for g in gridded.values())
     fig, axes = plt.subplots(len(gridded), n, figsize=(3.3 * n, 3.4 * len(gridded)), squeeze=False)
     for row, (name, g) in enumerate(gridded.items()):
@@ -451,8 +481,8 @@ def views_figure(gridded: dict, table: pd.DataFrame, codec):
             sel = table[(table["set"] == name) & (table["satellite"] == s)]
             title = f"{name}: view {s + 1}"
             if s > 0 and len(sel):
-                title += "\n" + ", ".join(f"{m}: {100 * sel[sel['mode'] == m]['copied_fraction'].iloc[0]:.0f} %"
-                                         for m in modes if len(sel[sel["mode"] == m]))
+                title += "\n" + ", ".join(f"{m}: {100 * sel[sel['setting'] == m]['copied_fraction'].iloc[0]:.0f} %"
+                                         for m in modes if len(sel[sel["setting"] == m]))
                 title += f"\nresidual {sel['residual_misregistration_px'].iloc[0]:.2f} px"
             ax.set_title(title, fontsize=7)
             ax.set_xlim(0, max(u.origin[1] - left + u.size[1] for u in g.tiles.values()))
@@ -534,7 +564,7 @@ def saving_figure(table: pd.DataFrame):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for mode, g in table.groupby("mode", sort=False):
+    for mode, g in table.groupby("setting", sort=False):
         per = g.groupby("set").agg(res=("residual_misregistration_px", lambda v: np.nanmean(v) if np.isfinite(v).any() else 0.0),
                                    base=("baseline_bpp_sent", "mean"), dl=("dlrc_bpp_sent", "mean"))
         ax.scatter(per["res"], 100 * (1 - per["dl"] / per["base"]), label=mode, s=30)
@@ -550,7 +580,7 @@ def saving_figure(table: pd.DataFrame):
 
 
 def format_multiview_summary(summary: dict) -> str:
-    rows = [{"set": r["set"], "mode": r["mode"], "overlap": f"{100 * r['overlap_fraction']:.0f} %",
+    rows = [{"set": r["set"], "mode": r.get("setting", r["mode"]), "overlap": f"{100 * r['overlap_fraction']:.0f} %",
              "bpp alone": f"{r['baseline_bpp']:.4f}", "bpp DLRC": f"{r['dlrc_bpp']:.4f}",
              "saving": f"{100 * r['bpp_reduction']:.1f} %", "ΔPSNR": f"{r['delta_psnr']:+.3f}",
              "exact": r["decode_exact"], "= alone": r["identical_to_codec_alone"],

@@ -132,6 +132,8 @@ def evaluate_images(codec, images: dict, cfg: DLRCConfig, baselines: dict | None
             "mode": cfg.mode, "calibration": cfg.calibration, "satellite": sat, "priority": p.priority,
             # predict mode: the stream carries the calibrated prediction (gain and bias in its side string)
             "calibrated": bool(p.side_string and predict_side_calibration(p.side_string) is not None),
+            # ... and a registration of the references onto the capture, with its block side [px] (0: none)
+            "registration_block_px": _registration_block(p.side_string),
             "baseline_bpp_y": base["bpp_y"], "baseline_bpp_z": base["bpp_z"], "baseline_bpp_total": base["bpp_total"],
             "baseline_psnr": base["psnr"], "baseline_ms_ssim": base["ms_ssim"],
             # predict mode: y holds the side string too (β, the flags' frequency, the rANS flags)
@@ -155,7 +157,8 @@ def evaluate_images(codec, images: dict, cfg: DLRCConfig, baselines: dict | None
             # needs, and in predict mode the higher-priority streams it decodes
             "exchange_bytes": ((4 if cfg.mode == "predict" and origins is not None else 8 * p.y_shape[1] * p.y_shape[2])
                                * (n - 1) + group.exchange_bytes.get(sat, 0)),
-            "predict_beta_index": group.predictions[sat].beta_index if group.predictions else -1, **times,
+            # the residual's scale factor index; one per σ band, '/'-joined, where chosen by scale
+            "predict_beta_index": _beta_label(group.predictions[sat].beta_index) if group.predictions else -1, **times,
         })
     for r in rows:
         r["dlrc_bpp_total"] = r["dlrc_bpp_y"] + r["dlrc_bpp_z"] + r["dlrc_bpp_map_sent"]
@@ -169,14 +172,27 @@ def evaluate_images(codec, images: dict, cfg: DLRCConfig, baselines: dict | None
 #: Columns that name a condition of the captures (dlrc_agents.studies.capture) and, for revisits, the date gap.
 CONDITION_KEYS = ("axis", "level", "geo_grid")
 #: Run-setting keys a table may hold beside the conditions: the DLRC mode (copy / predict) and predict
-#: mode's calibration (none / gain_bias).
+#: mode's calibration (none / gain_bias / registered).
 SETTING_KEYS = ("mode", "calibration")
 
 
 def _setting(r: dict) -> str:
     """A result's DLRC setting as figures name it: its mode, and 'calibrated' for a calibrated prediction."""
     mode = r.get("mode", "copy")
-    return f"{mode}, calibrated" if r.get("calibration", "none") != "none" else mode
+    calibration = r.get("calibration", "none")
+    if calibration == "none":
+        return mode
+    return f"{mode}, registered" if calibration == "registered" else f"{mode}, calibrated"
+
+
+def _beta_label(beta) -> int | str:
+    return "/".join(map(str, beta)) if isinstance(beta, tuple) else beta
+
+
+def _registration_block(side: bytes | None) -> int:
+    """Block side [px] of a predictive stream's registration (0: none)."""
+    c = predict_side_calibration(side) if side else None
+    return c.registration.block if c is not None and c.registration is not None else 0
 
 
 def _finite_mean(values: pd.Series) -> float | None:

@@ -195,7 +195,8 @@ def test_random_side_strings_are_read_or_refused():
             c = predict.side_calibration(data)
         except BitstreamError:
             continue
-        assert 0 <= beta < len(predict.BETA_LEVELS)
+        assert all(0 <= b < len(predict.BETA_LEVELS) for b in (beta if isinstance(beta, tuple) else [beta]))
+        assert not isinstance(beta, tuple) or len(beta) == len(predict.SCALE_BANDS) + 1
         assert c is None or (all(g > 0 and np.isfinite(g) for g in c.gain) and all(np.isfinite(c.bias)))
 
 
@@ -233,6 +234,113 @@ def test_calibrated_prediction_is_exact_and_pays_under_gain(shipped, scene):
     assert torch.equal(got[:, ~predicted], own[:, ~predicted]) and torch.all(got[:, predicted] == 0)
 
 
+def _displaced(scene, amplitude: float, seed: int = 0):
+    """The scene resampled through a smooth displacement field (rows and columns, up to ``amplitude`` px,
+    varying over ~200 px: the parallax a constant-height orthorectification leaves), as uint8."""
+    from scipy.ndimage import gaussian_filter, map_coordinates
+
+    rng = np.random.default_rng(seed)
+    P, Q = scene.shape[:2]
+    field = [gaussian_filter(rng.normal(size=(P, Q)), 60) for _ in range(2)]
+    field = [amplitude * f / np.abs(f).max() for f in field]
+    r, c = np.mgrid[0:P, 0:Q].astype(np.float64)
+    out = [map_coordinates(scene[..., k].astype(np.float64), [r + field[0], c + field[1]], order=3, mode="nearest")
+           for k in range(scene.shape[2])]
+    return np.clip(np.round(np.stack(out, -1)), 0, 255).astype(np.uint8), field
+
+
+def test_registration_bytes_round_trip_and_refusals():
+    reg = predict.Registration(32, np.arange(-8, 8, dtype=np.int8).reshape(4, 4), np.full((4, 4), 3, np.int8))
+    back, used = predict.Registration.from_bytes(reg.to_bytes() + b"rest")
+    assert used == len(reg.to_bytes()) and back.block == 32
+    assert np.array_equal(back.dy, reg.dy) and np.array_equal(back.dx, reg.dx)
+    cal = predict.Calibration((1.0,), (0.0,), reg)
+    again, used = predict.Calibration.from_bytes(cal.to_bytes())
+    assert used == len(cal.to_bytes()) and np.array_equal(again.registration.dy, reg.dy)
+    # the field covers a 128² frame in 32-pixel blocks, and nothing else
+    fy, fx = reg.field(128, 128)
+    assert fy.shape == (128, 128) and np.allclose(fx, 0.75)
+    with pytest.raises(BitstreamError, match="does not cover"):
+        reg.field(256, 128)
+    import zlib
+
+    for bad in (b"", b"\x05\x00abc", b"\x03\x00" + b"xyz",
+                # a header declaring a 255×255 field with 2 bytes behind it
+                len(zlib.compress(bytes([5, 255, 255, 0, 0]))).to_bytes(2, "little") + zlib.compress(bytes([5, 255, 255, 0, 0])),
+                # an 8-pixel block (finer than a latent cell)
+                len(zlib.compress(bytes([3, 1, 1, 0, 0]))).to_bytes(2, "little") + zlib.compress(bytes([3, 1, 1, 0, 0]))):
+        with pytest.raises(BitstreamError, match="registration"):
+            predict.Registration.from_bytes(bad)
+    # inflating is bounded: a deflated run far past the largest field is refused, not expanded
+    bomb = zlib.compress(bytes([5, 255, 255]) + bytes(10_000_000))
+    with pytest.raises(BitstreamError, match="registration"):
+        predict.Registration.from_bytes(len(bomb).to_bytes(2, "little") + bomb)
+
+
+def test_scale_band_betas_round_trip():
+    betas = tuple(range(len(predict.SCALE_BANDS) + 1))
+    assert predict._unpack_betas(predict._pack_betas(betas)) == betas
+    sigma = torch.tensor([0.1, 0.3, 5.0, 50.0])
+    expected = sigma * torch.tensor([predict.BETA_LEVELS[b] for b in (0, 1, 7, 9)])
+    assert torch.allclose(predict.residual_scales(sigma, betas), expected)
+    assert torch.allclose(predict.residual_scales(sigma, 2), sigma * predict.BETA_LEVELS[2])
+
+
+def test_fit_registration_recovers_a_known_shift(scene):
+    """A frame displaced by (1.25, −2.5) px everywhere: every 64-pixel block's displacement is found
+    within a quarter pixel (most exactly), and resampling through it brings the frame back onto the capture."""
+    from scipy.ndimage import shift as nd_shift
+
+    x = crops(scene, [(200, 200)], 256)[0]
+    moved = torch.from_numpy(np.stack([nd_shift(x[0, k].double().numpy(), (1.25, -2.5), order=3, mode="nearest")
+                                       for k in range(3)])[None]).float()
+    reg = predict.fit_registration(x, moved, np.ones(256, dtype=bool), 64)
+    # quarter pixels: sample the frame 1.25 px down and 2.5 px left
+    assert np.all(np.abs(reg.dy - 5) <= 1) and np.all(np.abs(reg.dx + 10) <= 1)
+    assert np.mean((reg.dy == 5) & (reg.dx == -10)) >= 0.75
+    back = predict.warp(moved, reg)
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+    assert float((back - x)[inner].abs().mean()) < 0.2 * float((moved - x)[inner].abs().mean())
+
+
+def test_least_squares_fit_recovers_a_known_gain_and_bias(scene):
+    x = crops(scene, [(0, 0)], 128)[0]
+    c = predict.fit_calibration(x * 0.9 + 0.03, x, np.ones(64, dtype=bool), "least_squares")
+    np.testing.assert_allclose(c.gain, [0.9] * 3, rtol=2e-3)
+    np.testing.assert_allclose(c.bias, [0.03] * 3, atol=2e-3)
+
+
+def test_registered_prediction_is_exact_and_pays_under_parallax(shipped, scene):
+    """The second satellite sees the ground displaced by a smooth field of up to 6 px (parallax): the
+    registered prediction is chosen, its stream is smaller than the gain-and-bias one's, and the ground
+    decodes every ŷ exactly from the bytes (the image is the codec alone's)."""
+    displaced, _ = _displaced(scene[:512, :512], 6.0)
+    images = {0: crops(scene, [(0, 0)])[0], 1: crops(displaced, [(16, 32)])[0]}
+    origins = {0: (0, 0), 1: (16, 32)}
+    gb = encode_group(shipped, images, DLRCConfig(mode="predict", calibration="gain_bias"), origins=origins)
+    reg = encode_group(shipped, images, DLRCConfig(mode="predict", calibration="registered"), origins=origins)
+    side = SatelliteBitstream.from_bytes(reg.streams[1]).side_string
+    cal = predict.side_calibration(side)
+    assert cal is not None and cal.registration is not None and cal.registration.block in predict.REGISTRATION_BLOCKS
+    assert len(reg.streams[1]) < 0.97 * len(gb.streams[1])
+    decoded = reconstruct(shipped, list(reg.streams.values()))
+    for s in images:
+        assert torch.equal(decoded[s]["y_tilde"], reg.latents[s].y_hat[0])
+    # a registration that does not cover the latent is refused before any resampling
+    wrong = predict.Calibration(cal.gain, cal.bias, predict.Registration(cal.registration.block,
+                                                                          cal.registration.dy[:1], cal.registration.dx[:1]))
+    beta, p1, flags = predict.parse_side(side)
+    head = side[0] & 0xC0
+    by = head & predict._BY_SCALE
+    bad_side = (predict._SIDE.pack(head | (0 if by else beta), p1) + (predict._pack_betas(beta) if by else b"")
+                + wrong.to_bytes() + flags)
+    assert predict.side_calibration(bad_side).registration.dy.shape[0] == 1
+    c = split_container(reg.streams[1])
+    bad = pack_container(type(c)(c.fields, c.members, c.map_sats, [c.strings[0], c.strings[1], bad_side], c.map_section))
+    with pytest.raises(BitstreamError, match="registration"):
+        reconstruct(shipped, [reg.streams[0], bad])
+
+
 def test_calibration_config():
     from edgespacecom.config import ScenarioError, validate_scenario
 
@@ -241,6 +349,8 @@ def test_calibration_config():
     assert ok.dlrc.calibrations() == ["none", "gain_bias"] and ok.dlrc.core()["calibration"] == "none"
     with pytest.raises(ScenarioError, match="calibration.*no predict"):
         validate_scenario({**base, "dlrc": {"mode": "copy", "calibration": "gain_bias"}})
+    with pytest.raises(ScenarioError, match="registered.*no predict"):
+        validate_scenario({**base, "dlrc": {"mode": "copy", "calibration": ["none", "registered"]}})
 
 
 # ----------------------------------------------------------------------- refusals

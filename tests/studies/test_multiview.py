@@ -5,6 +5,7 @@ views shipped with the package (Mont Ventoux, 33 s apart)."""
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import ndimage
 
@@ -61,6 +62,17 @@ def test_inner_tile_sits_on_the_lattice_inside_the_footprint():
         mv.inner_tile(grid, *grid.lonlat(np.array([0, 0, 60, 60.0]), np.array([0, 60, 60, 0.0])), 512)
 
 
+def test_correction_peer_is_the_earlier_view_sharing_most_ground():
+    tiles = {0: mv.Tile((0, 0), (256, 256)), 1: mv.Tile((128, 0), (256, 256)), 2: mv.Tile((192, 64), (256, 256)),
+             3: mv.Tile((4096, 4096), (256, 256))}
+    assert mv.correction_peer(tiles, 0) is None
+    assert mv.correction_peer(tiles, 1)[0] == 0
+    # view 2 shares 64×192 px with view 0 and 192×192 with view 1
+    peer, (ra, ca, rb, cb) = mv.correction_peer(tiles, 2)
+    assert peer == 1 and (ra.stop - ra.start, ca.stop - ca.start) == (192, 192) and (rb.start, cb.start) == (0, 0)
+    assert mv.correction_peer(tiles, 3) is None  # shares nothing
+
+
 def test_shift_between_recovers_a_known_sub_pixel_shift():
     rng = np.random.default_rng(0)
     image = ndimage.gaussian_filter(rng.normal(size=(128, 128)), 1)
@@ -85,8 +97,8 @@ def test_multiview_run_on_shipped_pleiades_views(tmp_path):
                  "--set", "grid.height_m=500",
                  "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    rows = {r["mode"]: r for r in summary["results"]}
-    assert set(rows) == {"copy", "predict"}
+    rows = {r["setting"]: r for r in summary["results"]}
+    assert set(rows) == {"copy", "predict", "predict, registered"}
     for r in rows.values():
         for key in ("set", "mode", "bpp_reduction", "delta_psnr", "decode_exact", "residual_misregistration_px",
                     "exchange_bytes_per_satellite"):
@@ -95,6 +107,9 @@ def test_multiview_run_on_shipped_pleiades_views(tmp_path):
         assert 0.1 < r["overlap_fraction"] < 0.9  # a partial overlap
         # the RPCs' relative bias is tens of pixels; the thumbnail's correction leaves about one
         assert r["uncorrected_misregistration_px"] > 10 and r["residual_misregistration_px"] < 2
-    assert rows["predict"]["identical_to_codec_alone"] is True and rows["predict"]["delta_psnr"] == 0.0
+    for setting in ("predict", "predict, registered"):
+        assert rows[setting]["identical_to_codec_alone"] is True and rows[setting]["delta_psnr"] == 0.0
+    table = pd.read_csv(out / "multiview_patches.csv")
+    assert set(table["calibration"]) == {"none", "registered"}
     for name in ("multiview_views.png", "multiview_saving.png", "multiview_limits.png", "multiview_patches.csv"):
         assert (out / name).is_file()
