@@ -15,17 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dlrc_agents.studies.segmentation import interpolate_log_bpp  # noqa: E402
+
 BACKBONES = {"mobilenet_v2": "MobileNetV2", "resnet34": "ResNet34"}
 CODECS = {"bmshj2018-hyperprior": "BMSHJ", "cheng2020-gmm": "cheng2020-gmm"}
-
-
-def _log_interp(x: float, xs, ys) -> float:
-    """``ys`` at ``x`` interpolated linearly in log ``xs`` (NaN outside their range)."""
-    xs, ys = np.asarray(xs, float), np.asarray(ys, float)
-    order = np.argsort(xs)
-    xs, ys = np.log(xs[order]), ys[order]
-    lx = np.log(x)
-    return float(np.interp(lx, xs, ys)) if xs[0] <= lx <= xs[-1] else float("nan")
 
 
 def table1(seg: pd.DataFrame) -> str:
@@ -49,8 +45,8 @@ def figure2(seg: pd.DataFrame) -> str:
         j = ", ".join(f"{r.bits_per_sample:.3f} → {r.f1_pos:.3f}" for r in j2k.itertuples())
         learned = []
         for r in coded[coded.codec != "jpeg2000"].sort_values(["codec", "bits_per_sample"]).itertuples():
-            at = _log_interp(r.bits_per_sample, j2k.bits_per_sample, j2k.f1_pos)
-            there = f" ({at:.3f})" if np.isfinite(at) else " (outside JPEG 2000's rates)"
+            at = interpolate_log_bpp(list(zip(j2k.bits_per_sample, j2k.f1_pos)), r.bits_per_sample)
+            there = f" ({at:.3f})" if at is not None else " (outside JPEG 2000's rates)"
             learned.append(f"{CODECS.get(r.codec, r.codec)} λ {r.lmbda:g}: "
                            f"{r.bits_per_sample:.3f} → {r.f1_pos:.3f}{there}")
         out.append(f"| {task} ({BACKBONES.get(bb, bb)}; {raw.f1_pos:.3f} / {raw.f1_macro:.3f}) | {j} | "

@@ -294,7 +294,7 @@ def encode_group_predictive(codec, images: dict, cfg: DLRCConfig, capture: int =
         streams[sat], codings[sat], refs[sat] = code_predictive(
             codec, sat, latents[sat], states[sat].image_shape, refs[sat], decoded, order.index(sat),
             tuple(sorted(images)), capture, key, cfg.map_coding, t,
-            image=images[sat] if cfg.calibration in ("gain_bias", "registered") else None,
+            image=images[sat] if cfg.calibration != "none" else None,
             calibration=cfg.calibration)
         # what a peer does with it: parse and decode (timed once; charged to each satellite that needs it)
         t0 = time.perf_counter()
@@ -357,17 +357,18 @@ def code_predictive(codec, sat: int, lat, image_shape: tuple, refs: np.ndarray, 
         with timed(t, "calibration"):
             frame, mask = predict.reference_frame(_decoded_images(codec, y_flat, others, C, H, W), refs, sat, H, W)
             own = _on_block_grid(image, H, W)
-            calibrations = [predict.fit_calibration(own, frame, mask)]
+            calibrations = [(predict.fit_calibration(own, frame, mask), None)]  # (calibration, resampled frame)
             if calibration == "registered":  # each block size, the gain and bias refitted on the resampled frame
                 for block in predict.REGISTRATION_BLOCKS:
                     registration = predict.fit_registration(own, frame, mask, block)
-                    fitted = predict.fit_calibration(own, predict.warp(frame, registration), mask, "least_squares")
+                    warped = predict.warp(frame, registration)
+                    fitted = predict.fit_calibration(own, warped, mask, "least_squares")
                     for direct in (True, False):  # both forms of the prediction (.predict.registered_prediction)
-                        calibrations.append(predict.Calibration(fitted.gain, fitted.bias,
-                                                                replace(registration, direct=direct)))
-        for cal in calibrations:
+                        calibrations.append((predict.Calibration(fitted.gain, fitted.bias,
+                                                                 replace(registration, direct=direct)), warped))
+        for cal, warped in calibrations:
             with timed(t, "calibration"):
-                y_cal = predict.calibrated_reference(codec.model, frame, cal, y_ref)
+                y_cal = predict.calibrated_reference(codec.model, frame, cal, y_ref, warped)
             with timed(t, "prediction"):
                 calibrated = predict.encode(codec.model, lat.y, lat.scales, lat.means, refs, sat, y_cal, cal,
                                             by_scale=calibration == "registered")
@@ -434,10 +435,7 @@ def decode_predictive_stream(codec, p: SatelliteBitstream, refs: np.ndarray, y_f
                 raise BitstreamError(f"satellite {p.satellite}: calibration for {len(calibration.gain)} bands, "
                                      f"the codec codes {bands}")
             frame, _ = predict.reference_frame(images, refs, p.satellite, H, W)
-            if calibration.registration is not None:  # a declared field size checked before any resampling
-                if calibration.registration.shape_for(*frame.shape[-2:]) != calibration.registration.dy.shape:
-                    raise BitstreamError(f"satellite {p.satellite}: the prediction's registration does not cover "
-                                         f"its {H}×{W} latent")
+            # a registration's declared field size is checked against the frame before any resampling
             y_ref = predict.calibrated_reference(codec.model, frame, calibration, y_ref)
     y_hat, _ = predict.decode(codec.model, p.y_string, p.side_string, scales, means, refs, p.satellite, y_ref,
                               lost if lost.any() else None)

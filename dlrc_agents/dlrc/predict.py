@@ -194,17 +194,17 @@ def _flag_bits(m: int, count: int) -> float:
     return -count * (p * math.log2(p) + (1 - p) * math.log2(1 - p)) if 0 < m < count else 0.0
 
 
-def _betas_by_scale(gc, r: torch.Tensor, sigma: torch.Tensor, alone: torch.Tensor, start: int,
+def _betas_by_scale(level_bits: list, sigma: torch.Tensor, alone: torch.Tensor, start: int,
                     sweeps: int = 3) -> tuple[tuple, float]:
     """β per σ band, by coordinate descent on the estimated bits of the positions (each the cheaper of
-    its residual and its coding alone) plus the flags, from ``start`` everywhere. Returns the indexes
-    and that total over these positions."""
+    its residual and its coding alone) plus the flags, from ``start`` everywhere. ``level_bits``: per
+    index of :data:`BETA_LEVELS`, the (C, m) bits of the residuals at that β. Returns the indexes and
+    that total over these positions."""
     bands = torch.bucketize(sigma, torch.tensor(SCALE_BANDS, dtype=sigma.dtype))  # (C, m)
     nb, K = len(SCALE_BANDS) + 1, len(BETA_LEVELS)
-    per = torch.zeros(nb, K, r.shape[1], dtype=torch.float64)  # bits of band b's symbols at each β
-    for k, beta in enumerate(BETA_LEVELS):
-        bits = _symbol_bits(gc, r, scale_indexes(gc, sigma * beta)).double()
-        per[:, k] = _band_sums(bits, bands, nb)
+    per = torch.zeros(nb, K, sigma.shape[1], dtype=torch.float64)  # bits of band b's symbols at each β
+    for k, bits in enumerate(level_bits):
+        per[:, k] = _band_sums(bits.double(), bands, nb)
     alone = alone.double()
 
     def total(betas):
@@ -272,17 +272,22 @@ def encode(model, y: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | N
         alone_c = bits_alone[ci]
         rest = float(bits_alone.sum() - alone_c.sum())
         best_total = math.inf
-        for k in range(len(BETA_LEVELS)):
-            bits_pred = _symbol_bits(gc, r, scale_indexes(gc, residual_scales(sigma[:, ci], k))).sum(0)
+        level_bits = [_symbol_bits(gc, r, scale_indexes(gc, residual_scales(sigma[:, ci], k)))
+                      for k in range(len(BETA_LEVELS))]  # (C, m) each
+        for k, bits in enumerate(level_bits):
+            bits_pred = bits.sum(0)
             use = bits_pred < alone_c
             total = rest + float(torch.where(use, bits_pred, alone_c).sum()) + _flag_bits(int(use.sum()), len(cand))
             if total < best_total:
                 best_total, best_beta = total, k
         if by_scale:
-            betas, t = _betas_by_scale(gc, r, sigma[:, ci], alone_c, best_beta)
-            if rest + t + 8 * _by_scale_bytes() < best_total:
-                best_total, best_beta = rest + t + 8 * _by_scale_bytes(), betas
-        bits_pred = _symbol_bits(gc, r, scale_indexes(gc, residual_scales(sigma[:, ci], best_beta))).sum(0)
+            betas, t = _betas_by_scale(level_bits, sigma[:, ci], alone_c, best_beta)
+            total = rest + t + 8 * _by_scale_bytes()
+            if total < best_total:
+                best_total, best_beta = total, betas
+        chosen = (level_bits[best_beta] if isinstance(best_beta, int)
+                  else _symbol_bits(gc, r, scale_indexes(gc, residual_scales(sigma[:, ci], best_beta))))
+        bits_pred = chosen.sum(0)
         best_use = (bits_pred < alone_c).numpy()
         predicted[cand[best_use]] = True
         pi = torch.as_tensor(cand[best_use], dtype=torch.long)
@@ -571,16 +576,18 @@ def calibrated_prediction(model, frame: torch.Tensor, calibration: Calibration) 
 
 
 @torch.no_grad()
-def registered_prediction(model, frame: torch.Tensor, calibration: Calibration, y_ref: torch.Tensor) -> torch.Tensor:
+def registered_prediction(model, frame: torch.Tensor, calibration: Calibration, y_ref: torch.Tensor,
+                          warped: torch.Tensor | None = None) -> torch.Tensor:
     """(C_latent, H·W) prediction of a registered calibration: g_a of the reference frame resampled through
     the registration, with the gain and bias applied; in the direct form that itself, otherwise added
     as a change (less g_a of the frame as decoded) to the referenced ŷ ``y_ref``. Neither form wins
     everywhere (measured): once resampled, the frame's blocks no longer stand on the referenced cells,
     which favours the direct form where the shifts are large (the Pléiades pairs); where they are a
-    pixel or two the referenced ŷ is still the better anchor."""
+    pixel or two the referenced ŷ is still the better anchor. ``warped``: :func:`warp` of the frame
+    through this registration, where the caller already has it (the same float64 samples)."""
     g = torch.tensor(calibration.gain, dtype=frame.dtype)[None, :, None, None]
     b = torch.tensor(calibration.bias, dtype=frame.dtype)[None, :, None, None]
-    moved = warp(frame, calibration.registration) * g + b
+    moved = (warp(frame, calibration.registration) if warped is None else warped) * g + b
     if calibration.registration.direct:
         y = model.g_a(moved)
         return y[0].reshape(y.shape[1], -1)
@@ -588,10 +595,12 @@ def registered_prediction(model, frame: torch.Tensor, calibration: Calibration, 
     return y_ref + (y[0] - y[1]).reshape(y.shape[1], -1)
 
 
-def calibrated_reference(model, frame: torch.Tensor, calibration: Calibration, y_ref: torch.Tensor) -> torch.Tensor:
-    """The prediction (C_latent, H·W) a calibrated stream codes against, from the referenced ŷ ``y_ref``."""
+def calibrated_reference(model, frame: torch.Tensor, calibration: Calibration, y_ref: torch.Tensor,
+                         warped: torch.Tensor | None = None) -> torch.Tensor:
+    """The prediction (C_latent, H·W) a calibrated stream codes against, from the referenced ŷ ``y_ref``
+    (``warped``: see :func:`registered_prediction`)."""
     if calibration.registration is not None:
-        return registered_prediction(model, frame, calibration, y_ref)
+        return registered_prediction(model, frame, calibration, y_ref, warped)
     return y_ref + calibrated_prediction(model, frame, calibration)
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import time
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -286,7 +286,6 @@ class GriddedSet:
     grid_time_s: dict  # sat -> on-board seconds: orthorectification (both passes) and correlation
     heights: object = None
     grid: GeoGrid | None = None
-    correction_peer: dict = field(default_factory=dict)  # sat -> the peer whose thumbnail it corrected against
 
 
 def grid_set(views: ViewSet, cfg) -> GriddedSet:
@@ -318,7 +317,6 @@ def grid_set(views: ViewSet, cfg) -> GriddedSet:
             thumbs[sat] = thumbnail(out.images[sat], f, lo, hi)
             continue
         peer, (ra, ca, rb, cb) = found
-        out.correction_peer[sat] = peer
         out.uncorrected_px[sat] = float(np.hypot(*shift_between(out.images[peer][ra, ca], out.images[sat][rb, cb])))
         if cfg.correction.enabled:
             t0 = time.perf_counter()
@@ -359,7 +357,7 @@ def run_multiview(scenario, run) -> dict:
 
     from dlrc_agents.codecs.registry import load_codec
     from dlrc_agents.dlrc.onboard import DLRCConfig
-    from dlrc_agents.studies.rd import evaluate_images
+    from dlrc_agents.studies.rd import evaluate_images, setting_label
 
     c = scenario.codec
     codec = load_codec(c.architecture, lmbda=c.lambdas[0], checkpoint=c.checkpoint, bands=1)
@@ -371,6 +369,9 @@ def run_multiview(scenario, run) -> dict:
     base_cfg = DLRCConfig(**scenario.dlrc.core())
     cfgs = [replace(base_cfg, mode=m, calibration=k) for m in scenario.dlrc.modes()
             for k in (scenario.dlrc.calibrations() if m == "predict" else ["none"])]
+    # where prediction was chosen, position by position (the limits figure): the last predict setting's,
+    # the scenario's most capable calibration, kept from its own run
+    last_predict = next((c_ for c_ in reversed(cfgs) if c_.mode == "predict"), None)
     rows, gridded, predicted = [], {}, {}
     stage(f"multiview: {len(sets)} set(s), modes {scenario.dlrc.modes()}, 1-band {c.architecture} λ={c.lambdas[0]:g}")
     for vs in progress(sets, desc="multiview sets", unit="set"):
@@ -382,14 +383,9 @@ def run_multiview(scenario, run) -> dict:
         origins = {s: t.origin for s, t in g.tiles.items()}
         overlap = {s: _overlap_fraction(g.tiles, s) for s in g.tiles}
         baselines: dict = {}
-        if "predict" in scenario.dlrc.modes():  # where prediction was chosen, position by position
-            from dlrc_agents.dlrc.onboard import encode_group
-
-            # the last predict setting (the scenario's most capable calibration)
-            group = encode_group(codec, images, [c_ for c_ in cfgs if c_.mode == "predict"][-1], origins=origins)
-            predicted[vs.name] = {s: pc.predicted for s, pc in group.predictions.items()}
         for cfg in cfgs:
-            for r in evaluate_images(codec, images, cfg, baselines, origins):
+            keep = predicted.setdefault(vs.name, {}) if cfg is last_predict else None
+            for r in evaluate_images(codec, images, cfg, baselines, origins, keep):
                 s = r["satellite"]
                 r.update(set=vs.name, view=Path(vs.files[s]).name, overlap_fraction=overlap[s],
                          residual_misregistration_px=g.residual_px[s], uncorrected_misregistration_px=g.uncorrected_px[s],
@@ -420,11 +416,6 @@ def _overlap_fraction(tiles: dict, sat) -> float:
         if w is not None:
             mask[w[0], w[1]] = True
     return float(mask.mean())
-
-
-def setting_label(mode: str, calibration: str) -> str:
-    """How tables and figures name a DLRC setting: its mode, and predict's calibration where there is one."""
-    return mode if calibration in (None, "none") or mode != "predict" else f"{mode}, {calibration}"
 
 
 def summarise_sets(table: pd.DataFrame) -> list[dict]:

@@ -92,13 +92,17 @@ def copy_counts(arb, latents: dict, intended: dict, sat) -> tuple[float, float]:
 
 @torch.no_grad()
 def evaluate_images(codec, images: dict, cfg: DLRCConfig, baselines: dict | None = None,
-                    origins: dict | None = None) -> list[dict]:
+                    origins: dict | None = None, predicted: dict | None = None) -> list[dict]:
     """Rows (one per satellite) for one group {sat: image (1, 3, P, P)}: baseline and DLRC side by side.
 
     ``origins`` ({sat: tile origin on the shared grid [px]}) gives predict mode its references (else the
     Arbiter's matches). ``identical_to_codec_alone``: the ground's decoded image equals, pixel for pixel,
-    what CompressAI's own decompress() makes of the codec-alone strings of the same capture."""
+    what CompressAI's own decompress() makes of the codec-alone strings of the same capture.
+    ``predicted``: where given, filled in predict mode with {sat: (H·W,) bool} of the positions coded as
+    a residual (for figures)."""
     group = encode_group(codec, images, cfg, origins=origins if cfg.mode == "predict" else None)
+    if predicted is not None and group.predictions:
+        predicted.update({s: pc.predicted for s, pc in group.predictions.items()})
     times = per_satellite_times(group.timings_s, len(images))
     sizes = {tuple(x.shape[-2:]) for x in images.values()}  # the ground knows the captures it expects
     parsed = {p.satellite: p for p in parse_round(codec, list(group.streams.values()),
@@ -113,6 +117,7 @@ def evaluate_images(codec, images: dict, cfg: DLRCConfig, baselines: dict | None
     else:
         map_lzma_bits = 8 * len(pack_maps(group.arbitration.assignment))  # all maps together, as the paper sends them
         map_raw_bits = group.arbitration.map_bits_raw()
+    side_cal = {s: predict_side_calibration(p.side_string) if p.side_string else None for s, p in parsed.items()}
     rows = []
     for sat, x in images.items():
         if baselines is not None and sat in baselines:
@@ -131,9 +136,10 @@ def evaluate_images(codec, images: dict, cfg: DLRCConfig, baselines: dict | None
         rows.append({
             "mode": cfg.mode, "calibration": cfg.calibration, "satellite": sat, "priority": p.priority,
             # predict mode: the stream carries the calibrated prediction (gain and bias in its side string)
-            "calibrated": bool(p.side_string and predict_side_calibration(p.side_string) is not None),
+            "calibrated": side_cal[sat] is not None,
             # ... and a registration of the references onto the capture, with its block side [px] (0: none)
-            "registration_block_px": _registration_block(p.side_string),
+            "registration_block_px": side_cal[sat].registration.block
+            if side_cal[sat] is not None and side_cal[sat].registration is not None else 0,
             "baseline_bpp_y": base["bpp_y"], "baseline_bpp_z": base["bpp_z"], "baseline_bpp_total": base["bpp_total"],
             "baseline_psnr": base["psnr"], "baseline_ms_ssim": base["ms_ssim"],
             # predict mode: y holds the side string too (β, the flags' frequency, the rANS flags)
@@ -176,23 +182,21 @@ CONDITION_KEYS = ("axis", "level", "geo_grid")
 SETTING_KEYS = ("mode", "calibration")
 
 
-def _setting(r: dict) -> str:
-    """A result's DLRC setting as figures name it: its mode, and 'calibrated' for a calibrated prediction."""
-    mode = r.get("mode", "copy")
-    calibration = r.get("calibration", "none")
-    if calibration == "none":
+def setting_label(mode: str, calibration: str | None) -> str:
+    """How tables and figures name a DLRC setting: its mode, and 'calibrated' or 'registered' for predict
+    mode's calibrated predictions."""
+    if calibration in (None, "none"):
         return mode
     return f"{mode}, registered" if calibration == "registered" else f"{mode}, calibrated"
 
 
+def _setting(r: dict) -> str:
+    """A result's DLRC setting as figures name it (:func:`setting_label`)."""
+    return setting_label(r.get("mode", "copy"), r.get("calibration", "none"))
+
+
 def _beta_label(beta) -> int | str:
     return "/".join(map(str, beta)) if isinstance(beta, tuple) else beta
-
-
-def _registration_block(side: bytes | None) -> int:
-    """Block side [px] of a predictive stream's registration (0: none)."""
-    c = predict_side_calibration(side) if side else None
-    return c.registration.block if c is not None and c.registration is not None else 0
 
 
 def _finite_mean(values: pd.Series) -> float | None:
