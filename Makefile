@@ -133,12 +133,21 @@ S2H := eo:multispectral/sentinel2_sen1floods11/Spain_7370579_S2Hand.tif
 # SpaceNet panchromatic product documents no range narrower than its uint16 type: percentiles there.
 S2_RANGE := 32767
 BAND_TRAIN := $(TRAIN) --arch bmshj2018-hyperprior --steps 200 --val-every 50 --adapter
-BAND_MODELS := $(foreach b,1 4 13,$(foreach l,0.0067 0.0483,models-$(b)band-$(l))) models-4band-gmm
+BAND_MODELS := $(foreach b,1 4 13,$(foreach l,0.0067 0.0483,models-$(b)band-$(l))) models-1band-0.0018 models-4band-gmm
 models-multispectral: $(BAND_MODELS)
 models-4band-gmm: $(STAMP)
 	$(TRAIN) --arch cheng2020-gmm --channels 64 64 --lambda 0.0067 --steps 150 --val-every 25 --out runs/cheng2020-gmm_4band_lambda0.0067 \
 	    --band-set "$(OCN)/chip_1/B0*.tif" "$(OCN)/chip_2/B0*.tif" "$(OCN)/chip_3/B0*.tif" --val-band-set "$(OCN)/chip_4/B0*.tif" \
 	    --export $(W)/cheng2020-gmm_4band_lambda0.0067.pt
+# The low-rate panchromatic model (multiview_pleiades' second λ): a whole 1-band network, not an adapter
+# (no RGB trunk at λ 0.0018 is shipped), warm-started from the RGB λ 0.0067 model (its first layer
+# summed over the colour bands), at λ 0.0018: 800 steps, then resumed to 1600 as shipped (each call's
+# last 10 % at lr × 0.1), the step chosen on the validation rows. About 25 min on one thread.
+models-1band-0.0018: $(STAMP)
+	for S in 800 1600; do $(TRAIN) --arch bmshj2018-hyperprior --steps $$S --val-every 100 --lambda 0.0018 \
+	    --out runs/bmshj2018-hyperprior_1band_lambda0.0018 --init $(W)/bmshj2018-hyperprior_lambda0.0067.pt \
+	    --band-set "$(PAN)@0:512" --val-band-set "$(PAN)@512:704" \
+	    --export $(W)/bmshj2018-hyperprior_1band_lambda0.0018.pt || exit 1; done
 models-1band-%: $(STAMP)
 	$(BAND_TRAIN) --lambda $* --out runs/bmshj2018-hyperprior_1band_lambda$* --init $(W)/bmshj2018-hyperprior_lambda$*.pt \
 	    --band-set "$(PAN)@0:512" --val-band-set "$(PAN)@512:704" \

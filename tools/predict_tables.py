@@ -51,10 +51,12 @@ def revisits(s: dict, by_gap: bool) -> str:
 
 
 def multiview(s: dict) -> str:
-    out = ["| set | mode | overlap | bpp alone | bpp DLRC | saving | ΔPSNR | exact | ≡ alone | from a peer | inexact | ISL bytes | residual misregistration [px] (before correction) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| set | λ | mode | overlap | bpp alone | PSNR alone [dB] | bpp DLRC | saving | ΔPSNR | exact | ≡ alone | from a peer | inexact | ISL bytes | residual misregistration [px] (before correction) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in s["results"]:
-        out.append(f"| {r['set']} | {r.get('setting', r['mode'])} | {100 * r['overlap_fraction']:.0f} % | {r['baseline_bpp']:.4f} | "
+        lmbda = f"{r['lambda']:g}" if "lambda" in r else "0.0067"  # runs before 2026-12-04 coded at one λ
+        out.append(f"| {r['set']} | {lmbda} | {r.get('setting', r['mode'])} | {100 * r['overlap_fraction']:.0f} % | {r['baseline_bpp']:.4f} | "
+                   f"{r['baseline_psnr']:.2f} | "
                    f"{r['dlrc_bpp']:.4f} | {100 * r['bpp_reduction']:+.1f} % | {r['delta_psnr']:+.3f} | {r['decode_exact']} | "
                    f"{r['identical_to_codec_alone']} | {100 * r['copied_fraction']:.0f} % | {100 * r['copied_inexact_fraction']:.0f} % | "
                    f"{r['exchange_bytes_per_satellite']:.0f} | {r['residual_misregistration_px']:.2f} "

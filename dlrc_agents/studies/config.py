@@ -350,12 +350,21 @@ class CorrectionConfig(Strict):
 
 
 class MultiviewCodecConfig(CodecConfig):
-    """The 1-band model that codes panchromatic views (one λ)."""
+    """The 1-band models that code panchromatic views: one per λ (each set is coded at every λ)."""
 
     architecture: Literal["bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "cheng2020-attn",
                           "elic2022-official", "elic2022-chandelier"] = "bmshj2018-hyperprior"
-    lambdas: list[float] = Field([0.0067], min_length=1, max_length=1)
+    lambdas: list[float] = Field([0.0067], min_length=1, max_length=4,
+                                 description="λ of the 1-band models; the first one's positions fill the figures")
     bands: int = Field(1, ge=1, le=1)
+
+    @model_validator(mode="after")
+    def _one_checkpoint_one_lambda(self) -> "MultiviewCodecConfig":
+        if self.checkpoint is not None and len(self.lambdas) != 1:
+            raise ValueError("codec.lambdas: a checkpoint is one model; give a single λ with it")
+        if len(set(self.lambdas)) != len(self.lambdas):
+            raise ValueError("codec.lambdas: each λ once")
+        return self
 
 
 class MultiviewScenario(ScenarioBase):

@@ -360,9 +360,13 @@ def run_multiview(scenario, run) -> dict:
     from dlrc_agents.studies.rd import evaluate_images, setting_label
 
     c = scenario.codec
-    codec = load_codec(c.architecture, lmbda=c.lambdas[0], checkpoint=c.checkpoint, bands=1)
-    if codec.bands is None or codec.bands.channels != 1:
-        raise MultiviewError("codec: the multiview kind codes panchromatic views with a 1-band model")
+    # one 1-band model per λ of the scenario: the saving depends on the rate (at a lower rate the
+    # codec's quantisation is coarse against the views' differences, so more of each view is predictable)
+    codecs = {lmbda: load_codec(c.architecture, lmbda=lmbda, checkpoint=c.checkpoint, bands=1) for lmbda in c.lambdas}
+    for lmbda, codec in codecs.items():
+        if codec.bands is None or codec.bands.channels != 1:
+            raise MultiviewError(f"codec: the multiview kind codes panchromatic views with a 1-band model "
+                                 f"(λ={lmbda:g} is not one)")
     sets = view_sets(scenario)
     run.begin()
     # copy once; predict once per calibration (none, gain_bias, registered), on the same views
@@ -370,37 +374,40 @@ def run_multiview(scenario, run) -> dict:
     cfgs = [replace(base_cfg, mode=m, calibration=k) for m in scenario.dlrc.modes()
             for k in (scenario.dlrc.calibrations() if m == "predict" else ["none"])]
     # where prediction was chosen, position by position (the limits figure): the last predict setting's,
-    # the scenario's most capable calibration, kept from its own run
+    # the scenario's most capable calibration, at the first λ, kept from its own run
     last_predict = next((c_ for c_ in reversed(cfgs) if c_.mode == "predict"), None)
+    first = c.lambdas[0]
     rows, gridded, predicted = [], {}, {}
-    stage(f"multiview: {len(sets)} set(s), modes {scenario.dlrc.modes()}, 1-band {c.architecture} λ={c.lambdas[0]:g}")
+    stage(f"multiview: {len(sets)} set(s), modes {scenario.dlrc.modes()}, 1-band {c.architecture} "
+          f"λ={', '.join(f'{v:g}' for v in c.lambdas)}")
     for vs in progress(sets, desc="multiview sets", unit="set"):
         g = grid_set(vs, scenario)
         gridded[vs.name] = g
-        images = {s: codec.bands.to_model(im[:, :, None]) for s, im in g.images.items()}
-        clipped = {s: float(((im - codec.bands.offset[0]) / codec.bands.scale[0] > 1).mean()
-                            + ((im - codec.bands.offset[0]) < 0).mean()) for s, im in g.images.items()}
         origins = {s: t.origin for s, t in g.tiles.items()}
         overlap = {s: _overlap_fraction(g.tiles, s) for s in g.tiles}
-        baselines: dict = {}
-        for cfg in cfgs:
-            keep = predicted.setdefault(vs.name, {}) if cfg is last_predict else None
-            for r in evaluate_images(codec, images, cfg, baselines, origins, keep):
-                s = r["satellite"]
-                r.update(set=vs.name, view=Path(vs.files[s]).name, overlap_fraction=overlap[s],
-                         residual_misregistration_px=g.residual_px[s], uncorrected_misregistration_px=g.uncorrected_px[s],
-                         correction_shift_px=float(np.hypot(*g.shifts[s])), geo_fill_fraction=g.fill[s],
-                         clipped_fraction=clipped[s], geo_grid_time_s=g.grid_time_s[s],
-                         tile=f"{g.tiles[s].size[0]}x{g.tiles[s].size[1]}@{g.tiles[s].origin}",
-                         exchange_bytes=r["exchange_bytes"] + g.correction_bytes[s],
-                         correction_bytes=g.correction_bytes[s], setting=setting_label(cfg.mode, cfg.calibration))
-                rows.append(r)
+        for lmbda, codec in codecs.items():
+            images = {s: codec.bands.to_model(im[:, :, None]) for s, im in g.images.items()}
+            clipped = {s: float(((im - codec.bands.offset[0]) / codec.bands.scale[0] > 1).mean()
+                                + ((im - codec.bands.offset[0]) < 0).mean()) for s, im in g.images.items()}
+            baselines: dict = {}
+            for cfg in cfgs:
+                keep = predicted.setdefault(vs.name, {}) if cfg is last_predict and lmbda == first else None
+                for r in evaluate_images(codec, images, cfg, baselines, origins, keep):
+                    s = r["satellite"]
+                    r.update(set=vs.name, view=Path(vs.files[s]).name, overlap_fraction=overlap[s], **{"lambda": lmbda},
+                             residual_misregistration_px=g.residual_px[s], uncorrected_misregistration_px=g.uncorrected_px[s],
+                             correction_shift_px=float(np.hypot(*g.shifts[s])), geo_fill_fraction=g.fill[s],
+                             clipped_fraction=clipped[s], geo_grid_time_s=g.grid_time_s[s],
+                             tile=f"{g.tiles[s].size[0]}x{g.tiles[s].size[1]}@{g.tiles[s].origin}",
+                             exchange_bytes=r["exchange_bytes"] + g.correction_bytes[s],
+                             correction_bytes=g.correction_bytes[s], setting=setting_label(cfg.mode, cfg.calibration))
+                    rows.append(r)
     table = pd.DataFrame(rows)
     write_table(run.out_dir / "multiview_patches.csv", table)
     results = summarise_sets(table)
-    summary = {"kind": "multiview", "name": scenario.name, "model": c.architecture, "weights": codec.source,
-               "results": results}
-    write_figure(run.out_dir / "multiview_views.png", views_figure(gridded, table, codec))
+    summary = {"kind": "multiview", "name": scenario.name, "model": c.architecture,
+               "weights": {f"{lmbda:g}": codec.source for lmbda, codec in codecs.items()}, "results": results}
+    write_figure(run.out_dir / "multiview_views.png", views_figure(gridded, table[table["lambda"] == first]))
     write_figure(run.out_dir / "multiview_saving.png", saving_figure(table))
     if predicted:
         write_figure(run.out_dir / "multiview_limits.png", limits_figure(gridded, predicted))
@@ -419,15 +426,15 @@ def _overlap_fraction(tiles: dict, sat) -> float:
 
 
 def summarise_sets(table: pd.DataFrame) -> list[dict]:
-    """Per set and setting (mode, and predict's calibration): bpp of the codec alone and with DLRC (every
-    byte), saving, ΔPSNR, exactness, copied / predicted and inexact positions, ISL bytes and the residual
-    misregistration."""
+    """Per set, λ and setting (mode, and predict's calibration): bpp of the codec alone and with DLRC
+    (every byte), saving, ΔPSNR, exactness, copied / predicted and inexact positions, ISL bytes and the
+    residual misregistration."""
     out = []
-    for (name, setting), g in table.groupby(["set", "setting"], sort=False):
+    for (name, lmbda, setting), g in table.groupby(["set", "lambda", "setting"], sort=False):
         base, dl = g["baseline_bpp_sent"].mean(), g["dlrc_bpp_sent"].mean()
         others = g[g["priority"] > 0]
         out.append({
-            "set": name, "mode": g["mode"].iloc[0], "calibration": g["calibration"].iloc[0], "setting": setting,
+            "set": name, "lambda": float(lmbda), "mode": g["mode"].iloc[0], "calibration": g["calibration"].iloc[0], "setting": setting,
             "views": int(len(g)),
             "overlap_fraction": float(others["overlap_fraction"].mean()) if len(others) else 0.0,
             "baseline_bpp": float(base), "dlrc_bpp": float(dl), "bpp_reduction": float(1 - dl / base),
@@ -446,7 +453,7 @@ def summarise_sets(table: pd.DataFrame) -> list[dict]:
     return out
 
 
-def views_figure(gridded: dict, table: pd.DataFrame, codec):
+def views_figure(gridded: dict, table: pd.DataFrame):
     """Each set's views on the shared grid side by side, the positions the lower-priority views coded
     from a peer marked (copy: copied; predict: predicted), per mode."""
     import matplotlib
@@ -548,19 +555,24 @@ def limits_figure(gridded: dict, predicted: dict):
 
 
 def saving_figure(table: pd.DataFrame):
-    """Saving per set and setting against the residual misregistration after the correction (the mean
-    over the views corrected against a peer, as the summary gives it)."""
+    """Saving per set, setting and λ against the residual misregistration after the correction (the mean
+    over the views corrected against a peer, as the summary gives it); one marker per λ."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for mode, g in table.groupby("setting", sort=False):
+    lambdas = list(dict.fromkeys(table["lambda"]))
+    markers = "o^sDv<>"
+    colours = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(table["setting"]))}
+    for (mode, lmbda), g in table.groupby(["setting", "lambda"], sort=False):
         per = g.groupby("set").agg(base=("baseline_bpp_sent", "mean"), dl=("dlrc_bpp_sent", "mean"))
         residual = g[g["priority"] > 0].groupby("set")["residual_misregistration_px"]
         per["res"] = residual.agg(lambda v: np.nanmean(v) if np.isfinite(v).any() else 0.0).reindex(per.index).fillna(0.0)
-        ax.scatter(per["res"], 100 * (1 - per["dl"] / per["base"]), label=mode, s=30)
+        label = mode if len(lambdas) == 1 else f"{mode}, λ={lmbda:g}"
+        ax.scatter(per["res"], 100 * (1 - per["dl"] / per["base"]), label=label, s=30, color=colours[mode],
+                   marker=markers[lambdas.index(lmbda) % len(markers)])
         for name, r in per.iterrows():
             ax.annotate(name, (r["res"], 100 * (1 - r["dl"] / r["base"])), fontsize=6)
     ax.axhline(0, color="k", lw=0.5)
@@ -573,11 +585,12 @@ def saving_figure(table: pd.DataFrame):
 
 
 def format_multiview_summary(summary: dict) -> str:
-    rows = [{"set": r["set"], "mode": r.get("setting", r["mode"]), "overlap": f"{100 * r['overlap_fraction']:.0f} %",
+    rows = [{"set": r["set"], "λ": f"{r['lambda']:g}" if "lambda" in r else "", "mode": r.get("setting", r["mode"]), "overlap": f"{100 * r['overlap_fraction']:.0f} %",
              "bpp alone": f"{r['baseline_bpp']:.4f}", "bpp DLRC": f"{r['dlrc_bpp']:.4f}",
              "saving": f"{100 * r['bpp_reduction']:.1f} %", "ΔPSNR": f"{r['delta_psnr']:+.3f}",
              "exact": r["decode_exact"], "= alone": r["identical_to_codec_alone"],
              "from peer": f"{100 * r['copied_fraction']:.0f} %", "inexact": f"{100 * r['copied_inexact_fraction']:.0f} %",
              "ISL B/sat": f"{r['exchange_bytes_per_satellite']:.0f}",
-             "residual px": f"{r['residual_misregistration_px']:.2f}"} for r in summary["results"]]
+             "residual px": f"{r['residual_misregistration_px']:.2f}", "PSNR": f"{r['baseline_psnr']:.2f}"}
+            for r in summary["results"]]
     return f"{summary['name']}: {summary['model']} (1 band)\n" + pd.DataFrame(rows).to_string(index=False)

@@ -3,10 +3,12 @@ transformer, tiles on the latent lattice, the relative correction, and a run on 
 views shipped with the package (Mont Ventoux, 33 s apart)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import ndimage
 
 from dlrc_agents.studies import multiview as mv
@@ -97,9 +99,13 @@ def test_multiview_run_on_shipped_pleiades_views(tmp_path):
                  "--set", "grid.height_m=500",
                  "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    rows = {r["setting"]: r for r in summary["results"]}
-    assert set(rows) == {"copy", "predict", "predict, registered"}
-    for r in rows.values():
+    lambdas = yaml.safe_load(Path("scenarios/multiview_pleiades.yaml").read_text())["codec"]["lambdas"]
+    by_lambda = {lmbda: {r["setting"]: r for r in summary["results"] if r["lambda"] == lmbda} for lmbda in lambdas}
+    assert set(summary["weights"]) == {f"{v:g}" for v in lambdas}
+    for rows in by_lambda.values():
+        assert set(rows) == {"copy", "predict", "predict, registered"}
+    rows = by_lambda[lambdas[0]]
+    for r in (r for rows_ in by_lambda.values() for r in rows_.values()):
         for key in ("set", "mode", "bpp_reduction", "delta_psnr", "decode_exact", "residual_misregistration_px",
                     "exchange_bytes_per_satellite"):
             assert key in r
@@ -107,9 +113,39 @@ def test_multiview_run_on_shipped_pleiades_views(tmp_path):
         assert 0.1 < r["overlap_fraction"] < 0.9  # a partial overlap
         # the RPCs' relative bias is tens of pixels; the thumbnail's correction leaves about one
         assert r["uncorrected_misregistration_px"] > 10 and r["residual_misregistration_px"] < 2
-    for setting in ("predict", "predict, registered"):
-        assert rows[setting]["identical_to_codec_alone"] is True and rows[setting]["delta_psnr"] == 0.0
+    for rows in by_lambda.values():
+        for setting in ("predict", "predict, registered"):
+            assert rows[setting]["identical_to_codec_alone"] is True and rows[setting]["delta_psnr"] == 0.0
+    if len(lambdas) > 1:  # a lower λ is a lower rate
+        lo, hi = sorted(lambdas)[:2]
+        assert by_lambda[lo]["copy"]["baseline_bpp"] < by_lambda[hi]["copy"]["baseline_bpp"]
     table = pd.read_csv(out / "multiview_patches.csv")
     assert set(table["calibration"]) == {"none", "registered"}
+    assert sorted(set(table["lambda"])) == sorted(lambdas)
     for name in ("multiview_views.png", "multiview_saving.png", "multiview_limits.png", "multiview_patches.csv"):
         assert (out / name).is_file()
+
+
+def test_multiview_codec_refuses_a_checkpoint_with_several_lambdas_and_a_repeated_lambda():
+    from pydantic import ValidationError
+
+    from dlrc_agents.studies.config import MultiviewCodecConfig
+
+    assert MultiviewCodecConfig(lambdas=[0.0018, 0.0067]).lambdas == [0.0018, 0.0067]
+    with pytest.raises(ValidationError, match="codec.lambdas: each λ once"):
+        MultiviewCodecConfig(lambdas=[0.0067, 0.0067])
+    with pytest.raises(ValidationError, match="a checkpoint is one model"):
+        MultiviewCodecConfig(lambdas=[0.0018, 0.0067], checkpoint=__file__)
+
+
+def test_summarise_sets_keeps_each_lambda_apart():
+    rows = [{"set": "s", "lambda": lmbda, "setting": "copy", "mode": "copy", "calibration": "none", "priority": p,
+             "overlap_fraction": 0.5, "baseline_bpp_sent": base, "dlrc_bpp_sent": base * (1 - cut),
+             "baseline_psnr": 30.0, "dlrc_psnr": 30.0, "decode_exact": True, "identical_to_codec_alone": True,
+             "copied_fraction": 0.1, "copied_inexact_fraction": 0.0, "exchange_bytes": 10,
+             "residual_misregistration_px": 1.0, "uncorrected_misregistration_px": 5.0, "clipped_fraction": 0.0,
+             "geo_grid_time_s": 0.1}
+            for lmbda, base, cut in ((0.0018, 0.1, 0.2), (0.0067, 0.3, 0.05)) for p in (0, 1)]
+    out = {r["lambda"]: r for r in mv.summarise_sets(pd.DataFrame(rows))}
+    assert out[0.0018]["bpp_reduction"] == pytest.approx(0.2) and out[0.0067]["bpp_reduction"] == pytest.approx(0.05)
+    assert out[0.0018]["baseline_bpp"] == pytest.approx(0.1)
