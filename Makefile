@@ -133,7 +133,8 @@ S2H := eo:multispectral/sentinel2_sen1floods11/Spain_7370579_S2Hand.tif
 # SpaceNet panchromatic product documents no range narrower than its uint16 type: percentiles there.
 S2_RANGE := 32767
 BAND_TRAIN := $(TRAIN) --arch bmshj2018-hyperprior --steps 200 --val-every 50 --adapter
-BAND_MODELS := $(foreach b,1 4 13,$(foreach l,0.0067 0.0483,models-$(b)band-$(l))) models-1band-0.0018 models-4band-gmm
+BAND_MODELS := $(foreach b,1 4 13,$(foreach l,0.0067 0.0483,models-$(b)band-$(l))) models-1band-0.0018 models-4band-whole \
+    models-4band-gmm
 models-multispectral: $(BAND_MODELS)
 models-4band-gmm: $(STAMP)
 	$(TRAIN) --arch cheng2020-gmm --channels 64 64 --lambda 0.0067 --steps 150 --val-every 25 --out runs/cheng2020-gmm_4band_lambda0.0067 \
@@ -148,6 +149,20 @@ models-1band-0.0018: $(STAMP)
 	    --out runs/bmshj2018-hyperprior_1band_lambda0.0018 --init $(W)/bmshj2018-hyperprior_lambda0.0067.pt \
 	    --band-set "$(PAN)@0:512" --val-band-set "$(PAN)@512:704" \
 	    --export $(W)/bmshj2018-hyperprior_1band_lambda0.0018.pt || exit 1; done
+# Whole 4-band models at the rates the adapters cannot reach (0.07-0.3 bits per sample; the frozen RGB
+# trunk caps what an adapter spends): λ 0.2 and 0.8 from the RGB λ 0.0483 model (first layer summed over the
+# colour bands), then 3.2 from the λ 0.8 run, 2400 steps each (about 38 min on one thread; make -j2 runs two
+# at once), the step chosen on chip 4. Explicit targets: they take precedence over the adapters' models-4band-% rule.
+WHOLE_4BAND = $(TRAIN) --arch bmshj2018-hyperprior --steps 2400 --val-every 300 \
+	    --band-set "$(OCN)/chip_1/B0*.tif" "$(OCN)/chip_2/B0*.tif" "$(OCN)/chip_3/B0*.tif" --val-band-set "$(OCN)/chip_4/B0*.tif" \
+	    --sample-range $(S2_RANGE)
+models-4band-whole: models-4band-0.2 models-4band-0.8 models-4band-3.2
+models-4band-0.2 models-4band-0.8: models-4band-%: $(STAMP)
+	$(WHOLE_4BAND) --lambda $* --out runs/bmshj2018-hyperprior_4band_lambda$* --init $(W)/bmshj2018-hyperprior_lambda0.0483.pt \
+	    --export $(W)/bmshj2018-hyperprior_4band_lambda$*.pt
+models-4band-3.2: models-4band-0.8
+	$(WHOLE_4BAND) --lambda 3.2 --out runs/bmshj2018-hyperprior_4band_lambda3.2 --init runs/bmshj2018-hyperprior_4band_lambda0.8/state.pt \
+	    --export $(W)/bmshj2018-hyperprior_4band_lambda3.2.pt
 models-1band-%: $(STAMP)
 	$(BAND_TRAIN) --lambda $* --out runs/bmshj2018-hyperprior_1band_lambda$* --init $(W)/bmshj2018-hyperprior_lambda$*.pt \
 	    --band-set "$(PAN)@0:512" --val-band-set "$(PAN)@512:704" \

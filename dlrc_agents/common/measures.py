@@ -60,11 +60,11 @@ def pareto_front(points: pd.DataFrame, x: str = "bpp", y: str = "psnr") -> pd.Da
     ordered = points.sort_values([x, y], ascending=[True, False])
     best = -np.inf
     keep = []
-    for idx, value in zip(ordered.index, ordered[y]):
+    for position, value in enumerate(ordered[y]):  # by position: a concatenated table repeats index labels
         if value > best:
-            keep.append(idx)
+            keep.append(position)
             best = value
-    return ordered.loc[keep]
+    return ordered.iloc[keep]
 
 
 def interpolate_at(front: pd.DataFrame, bpp: float, y: str = "psnr") -> float | None:

@@ -137,12 +137,14 @@ def band_set_figure(rows: pd.DataFrame):
 def bjontegaard_rows(model_rows: pd.DataFrame, ref_rows: pd.DataFrame, anchor: str) -> list[dict]:
     """BD-rate [%] and BD-PSNR [dB] of each architecture's λ ladder against the reference's strongest
     configuration (:func:`strongest_anchor`), per scene and averaged (negative BD-rate: the model needs
-    fewer bits for the same PSNR)."""
+    fewer bits for the same PSNR). The ladder's curve is its Pareto front: a ladder that mixes model
+    families (the 4-band adapters and whole models) can hold a point another of its points beats at a
+    lower rate, which no user would pick and through which no monotonic fit passes."""
     out = []
     for arch, g in model_rows.groupby("architecture", sort=True):
         per_scene = {}
         for scene, m in g.groupby("scene"):
-            m = m.sort_values("bpp")
+            m = pareto_front(m)
             per_scene[scene] = ((None, None, None) if len(m) < 2 else
                                 strongest_anchor(ref_rows[ref_rows["scene"] == scene], m["bpp"], m["psnr"]))
         rates = [r for r, _, _ in per_scene.values() if r is not None]

@@ -38,6 +38,8 @@ def test_wheel_carries_package_data(wheel):
     for bands in (1, 4, 13):
         assert {f"bmshj2018-hyperprior_{bands}band_lambda{l}.pt" for l in ("0.0067", "0.0483")} <= weights
     assert {"cheng2020-gmm_4band_lambda0.0067.pt", "bmshj2018-hyperprior-vr.pt"} <= weights
+    assert {"bmshj2018-hyperprior_1band_lambda0.0018.pt", "bmshj2018-hyperprior_4band_lambda0.2.pt",
+            "bmshj2018-hyperprior_4band_lambda0.8.pt"} <= weights  # the whole band models
     assert wheel.stat().st_size <= 100 * 1024 ** 2, wheel.stat().st_size
     assert any(n.endswith("LICENSE") for n in names)
     meta = next(zipfile.ZipFile(wheel).read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))

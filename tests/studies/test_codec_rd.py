@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from dlrc_agents.studies.codec_rd import compare_with_jpeg, crop_to_multiple, interpolate_at, jpeg_point, pareto_front
+from dlrc_agents.studies.codec_rd import (bjontegaard_rows, compare_with_jpeg, crop_to_multiple, interpolate_at, jpeg_point,
+                                          pareto_front)
 from dlrc_agents.codecs.registry import build_model, export_checkpoint
 from dlrc_agents.common.data import read_rgb
 from dlrc_agents.codecs.train import warm_start
@@ -29,6 +30,21 @@ def test_pareto_front_and_interpolation_by_hand():
     assert interpolate_at(front, 1.5) == pytest.approx(30.0 + 5.0 * np.log(1.5) / np.log(2.0))
     assert interpolate_at(front, 1.5) > 32.5  # above the chord: PSNR is concave in rate
     assert interpolate_at(front, 0.4) is None and interpolate_at(front, 2.1) is None
+
+
+def test_bd_of_a_mixed_ladder_is_over_its_pareto_front():
+    """A dominated ladder point (an adapter beaten by a whole model at a lower rate) would make the curve
+    non-monotonic; BD is taken over the front, and equals the BD of the front's points alone."""
+    ref = pd.DataFrame({"scene": "s", "mct": False, "bpp": [0.05, 0.1, 0.2, 0.4, 0.8, 1.6],
+                        "psnr": [28.0, 31.0, 34.0, 37.0, 40.0, 43.0]})
+    front = pd.DataFrame({"architecture": "m", "scene": "s", "bpp": [0.1, 0.3, 0.7], "psnr": [32.0, 36.5, 40.0]})
+    mixed = pd.concat([front, pd.DataFrame({"architecture": ["m"], "scene": ["s"], "bpp": [0.4], "psnr": [34.5]})])
+    (with_dominated,) = bjontegaard_rows(mixed, ref, "jpeg2000")
+    (alone,) = bjontegaard_rows(front, ref, "jpeg2000")
+    assert with_dominated["scenes"] == 1 and with_dominated["bd_rate_pct"] is not None
+    assert with_dominated["bd_rate_pct"] == pytest.approx(alone["bd_rate_pct"])
+    # the front lies above the anchor (+1 to +1.5 dB at equal rate): it needs fewer bits
+    assert with_dominated["bd_rate_pct"] < 0 and with_dominated["bd_psnr_db"] > 0
 
 
 def test_jpeg_points_are_real_files():
