@@ -116,7 +116,7 @@ models-elic: $(STAMP)
 	$(TRAIN) --arch elic2022-official --lambda 0.0067 --channels 128 192 --steps 400 --out runs/elic2022-official_lambda0.0067 \
 	    --export $(W)/elic2022-official_lambda0.0067.pt
 
-# Train the N-band models of the second study (docs/multispectral.md) into dlrc_agents/codecs/weights/:
+# Train the N-band models of the second study (docs/training.md, "N-band models") into dlrc_agents/codecs/weights/:
 # band adapters (--adapter: the first and last layers and the hyper-latent prior of the shipped RGB
 # bmshj2018-hyperprior of each λ, the rest of it frozen and shared) at λ 0.0067 and 0.0483 for
 # 1 band (SpaceNet panchromatic, rows 0-511; validation rows 512-703, test 704-895), 4 bands (On Cloud
@@ -124,7 +124,7 @@ models-elic: $(STAMP)
 # rows 0-255; validation 256-383, test 384-511); the validation split picks the step. And the seed's
 # model, Cheng 2020 with a K = 3 Gaussian mixture (cheng2020-gmm, N = 64 for the CPU budget), from
 # scratch on the 4-band split. Needs `edgespacecom data fetch "eo:multispectral/*" "eo:segmentation/*"`.
-# About 1 h on 2 cores with `make -j2 models-multispectral`; resumable.
+# About 3 h on 2 cores with `make -j2 models-multispectral` (the whole 1- and 4-band models below take most of it); resumable.
 PAN := eo:segmentation/spacenet_pan_buildings/sample_geotiff.tif
 OCN := eo:segmentation/sentinel2_oncloudn_cloud
 S2H := eo:multispectral/sentinel2_sen1floods11/Spain_7370579_S2Hand.tif
