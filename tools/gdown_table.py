@@ -18,24 +18,32 @@ import pandas as pd
 POLICIES = ("fixed", "rotate", "backlog")
 
 
-def _pct(v: float, minus: str = "-") -> str:
+def _pct(v: float, minus: str) -> str:
     """A ratio as a signed percentage; ``minus`` is the sign's typesetting (the two docs tables differ)."""
     return f"{100 * v:+.1f} %".replace("-", minus)
 
 
-def table(sweep: pd.DataFrame) -> str:
-    out = ["| N_w | x [Mbit/s] | regime (fixed) | fixed, delivered bits (old count) | fixed: decodable simulated / model "
-           "| rotate | backlog | balanced ideal |", "|---|---|---|---|---|---|---|---|"]
-    keys = ["ground.rate_bps", "ground.downlink.windows_per_day"]
-    for (rate, windows), g in sweep.sort_values(keys).groupby(keys, sort=False):
+def _points(sweep: pd.DataFrame, keys: list[str], minus: str):
+    """Per point of ``keys`` with every policy: (key values, the fixed policy's row, its cells as text:
+    regime, delivered, "simulated / model" per policy, and the balanced ideal where both worlds are
+    downlink-limited)."""
+    for key, g in sweep.sort_values(keys).groupby(keys, sort=False):
         by = {r["dlrc.priority"]: r for _, r in g.iterrows()}
         if not set(POLICIES) <= set(by):
             continue
         f = by["fixed"]
-        cells = [f"{_pct(by[p]['g_down_simulated'])} / {_pct(by[p]['g_down_analytic'])}" for p in POLICIES]
-        ideal = _pct(f["g_down_balanced_ideal"]) if f["g_down_regime"] == "D:downlink B:downlink" else "—"
-        out.append(f"| {int(windows)} | {rate / 1e6:g} | {f['g_down_regime']} | {_pct(f['g_down_delivered'])} | "
-                   f"{' | '.join(cells)} | {ideal} |")
+        cells = " | ".join(f"{_pct(by[p]['g_down_simulated'], minus)} / {_pct(by[p]['g_down_analytic'], minus)}"
+                           for p in POLICIES)
+        ideal = _pct(f["g_down_balanced_ideal"], minus) if f["g_down_regime"] == "D:downlink B:downlink" else "—"
+        yield key, f["g_down_regime"], _pct(f["g_down_delivered"], minus), cells, ideal
+
+
+def table(sweep: pd.DataFrame) -> str:
+    """One row per (windows a day, rate [Mbit/s]): the paper's G_down sweep."""
+    out = ["| N_w | x [Mbit/s] | regime (fixed) | fixed, delivered bits (old count) | fixed: decodable simulated / model "
+           "| rotate | backlog | balanced ideal |", "|---|---|---|---|---|---|---|---|"]
+    for (rate, windows), regime, delivered, cells, ideal in _points(sweep, ["ground.rate_bps", "ground.downlink.windows_per_day"], "-"):
+        out.append(f"| {int(windows)} | {rate / 1e6:g} | {regime} | {delivered} | {cells} | {ideal} |")
     return "\n".join(out)
 
 
@@ -43,14 +51,8 @@ def table_by_rate(sweep: pd.DataFrame) -> str:
     """One row per downlink rate [bit/s] (a sweep that does not vary the windows)."""
     out = ["| x [bit/s] | regime (fixed) | fixed: decodable simulated / model | rotate | backlog "
            "| fixed, delivered bits | balanced ideal |", "|---|---|---|---|---|---|---|"]
-    for rate, g in sweep.sort_values("ground.rate_bps").groupby("ground.rate_bps", sort=False):
-        by = {r["dlrc.priority"]: r for _, r in g.iterrows()}
-        if not set(POLICIES) <= set(by):
-            continue
-        f = by["fixed"]
-        cells = [f"{_pct(by[p]['g_down_simulated'], '−')} / {_pct(by[p]['g_down_analytic'], '−')}" for p in POLICIES]
-        ideal = _pct(f["g_down_balanced_ideal"], "−") if f["g_down_regime"] == "D:downlink B:downlink" else "—"
-        out.append(f"| {rate:g} | {f['g_down_regime']} | {' | '.join(cells)} | {_pct(f['g_down_delivered'], '−')} | {ideal} |")
+    for (rate,), regime, delivered, cells, ideal in _points(sweep, ["ground.rate_bps"], "−"):
+        out.append(f"| {rate:g} | {regime} | {cells} | {delivered} | {ideal} |")
     return "\n".join(out)
 
 

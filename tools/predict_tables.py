@@ -54,8 +54,7 @@ def multiview(s: dict) -> str:
     out = ["| set | λ | mode | overlap | bpp alone | PSNR alone [dB] | bpp DLRC | saving | ΔPSNR | exact | ≡ alone | from a peer | inexact | ISL bytes | residual misregistration [px] (before correction) |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in s["results"]:
-        lmbda = f"{r['lambda']:g}" if "lambda" in r else "0.0067"  # runs before 2026-12-04 coded at one λ
-        out.append(f"| {r['set']} | {lmbda} | {r.get('setting', r['mode'])} | {100 * r['overlap_fraction']:.0f} % | {r['baseline_bpp']:.4f} | "
+        out.append(f"| {r['set']} | {r['lambda']:g} | {r.get('setting', r['mode'])} | {100 * r['overlap_fraction']:.0f} % | {r['baseline_bpp']:.4f} | "
                    f"{r['baseline_psnr']:.2f} | "
                    f"{r['dlrc_bpp']:.4f} | {100 * r['bpp_reduction']:+.1f} % | {r['delta_psnr']:+.3f} | {r['decode_exact']} | "
                    f"{r['identical_to_codec_alone']} | {100 * r['copied_fraction']:.0f} % | {100 * r['copied_inexact_fraction']:.0f} % | "

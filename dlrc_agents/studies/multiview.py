@@ -357,7 +357,6 @@ def run_multiview(scenario, run) -> dict:
 
     from dlrc_agents.codecs.registry import load_codec
     from dlrc_agents.dlrc.onboard import DLRCConfig
-    from dlrc_agents.studies.rd import evaluate_images, setting_label
 
     c = scenario.codec
     # one 1-band model per λ of the scenario: the saving depends on the rate (at a lower rate the
@@ -383,25 +382,10 @@ def run_multiview(scenario, run) -> dict:
     for vs in progress(sets, desc="multiview sets", unit="set"):
         g = grid_set(vs, scenario)
         gridded[vs.name] = g
-        origins = {s: t.origin for s, t in g.tiles.items()}
-        overlap = {s: _overlap_fraction(g.tiles, s) for s in g.tiles}
+        columns = _view_columns(vs, g)
         for lmbda, codec in codecs.items():
-            images = {s: codec.bands.to_model(im[:, :, None]) for s, im in g.images.items()}
-            clipped = {s: float(((im - codec.bands.offset[0]) / codec.bands.scale[0] > 1).mean()
-                                + ((im - codec.bands.offset[0]) < 0).mean()) for s, im in g.images.items()}
-            baselines: dict = {}
-            for cfg in cfgs:
-                keep = predicted.setdefault(vs.name, {}) if cfg is last_predict and lmbda == first else None
-                for r in evaluate_images(codec, images, cfg, baselines, origins, keep):
-                    s = r["satellite"]
-                    r.update(set=vs.name, view=Path(vs.files[s]).name, overlap_fraction=overlap[s], **{"lambda": lmbda},
-                             residual_misregistration_px=g.residual_px[s], uncorrected_misregistration_px=g.uncorrected_px[s],
-                             correction_shift_px=float(np.hypot(*g.shifts[s])), geo_fill_fraction=g.fill[s],
-                             clipped_fraction=clipped[s], geo_grid_time_s=g.grid_time_s[s],
-                             tile=f"{g.tiles[s].size[0]}x{g.tiles[s].size[1]}@{g.tiles[s].origin}",
-                             exchange_bytes=r["exchange_bytes"] + g.correction_bytes[s],
-                             correction_bytes=g.correction_bytes[s], setting=setting_label(cfg.mode, cfg.calibration))
-                    rows.append(r)
+            keep = predicted.setdefault(vs.name, {}) if lmbda == first and last_predict is not None else None
+            rows += _code_views(codec, lmbda, g, cfgs, columns, last_predict, keep)
     table = pd.DataFrame(rows)
     write_table(run.out_dir / "multiview_patches.csv", table)
     results = summarise_sets(table)
@@ -412,6 +396,33 @@ def run_multiview(scenario, run) -> dict:
     if predicted:
         write_figure(run.out_dir / "multiview_limits.png", limits_figure(gridded, predicted))
     return run.finish(summary)
+
+
+def _view_columns(vs, g) -> dict:
+    """Per satellite, the results columns of its view on the grid (the same for every λ and setting)."""
+    return {s: {"set": vs.name, "view": Path(vs.files[s]).name, "overlap_fraction": _overlap_fraction(g.tiles, s),
+                "residual_misregistration_px": g.residual_px[s], "uncorrected_misregistration_px": g.uncorrected_px[s],
+                "correction_shift_px": float(np.hypot(*g.shifts[s])), "geo_fill_fraction": g.fill[s],
+                "geo_grid_time_s": g.grid_time_s[s], "tile": f"{g.tiles[s].size[0]}x{g.tiles[s].size[1]}@{g.tiles[s].origin}",
+                "correction_bytes": g.correction_bytes[s]} for s in g.tiles}
+
+
+def _code_views(codec, lmbda: float, g, cfgs, columns: dict, keep_setting, keep: dict | None) -> list[dict]:
+    """The rows of one λ's model on a gridded set: the codec alone and DLRC in every setting of ``cfgs``,
+    the correction's bytes added to each view's exchange; ``keep`` collects where ``keep_setting`` predicted."""
+    from dlrc_agents.studies.rd import evaluate_images, setting_label
+
+    images = {s: codec.bands.to_model(im[:, :, None]) for s, im in g.images.items()}
+    clipped = {s: codec.bands.clipped_fraction(im[:, :, None]) for s, im in g.images.items()}
+    origins = {s: t.origin for s, t in g.tiles.items()}
+    rows, baselines = [], {}
+    for cfg in cfgs:
+        for r in evaluate_images(codec, images, cfg, baselines, origins, keep if cfg is keep_setting else None):
+            s = r["satellite"]
+            r.update(columns[s], clipped_fraction=clipped[s], exchange_bytes=r["exchange_bytes"] + columns[s]["correction_bytes"],
+                     setting=setting_label(cfg.mode, cfg.calibration), **{"lambda": lmbda})
+            rows.append(r)
+    return rows
 
 
 def _overlap_fraction(tiles: dict, sat) -> float:
@@ -585,7 +596,7 @@ def saving_figure(table: pd.DataFrame):
 
 
 def format_multiview_summary(summary: dict) -> str:
-    rows = [{"set": r["set"], "λ": f"{r['lambda']:g}" if "lambda" in r else "", "mode": r.get("setting", r["mode"]), "overlap": f"{100 * r['overlap_fraction']:.0f} %",
+    rows = [{"set": r["set"], "λ": f"{r['lambda']:g}", "mode": r.get("setting", r["mode"]), "overlap": f"{100 * r['overlap_fraction']:.0f} %",
              "bpp alone": f"{r['baseline_bpp']:.4f}", "bpp DLRC": f"{r['dlrc_bpp']:.4f}",
              "saving": f"{100 * r['bpp_reduction']:.1f} %", "ΔPSNR": f"{r['delta_psnr']:+.3f}",
              "exact": r["decode_exact"], "= alone": r["identical_to_codec_alone"],
