@@ -84,6 +84,17 @@ def test_shift_between_recovers_a_known_sub_pixel_shift():
     assert abs(dy - 1.3) < 0.1 and abs(dx + 2.7) < 0.1
 
 
+def test_shift_between_finds_a_large_shift_of_a_bright_scene():
+    # a textured scene on a brightness ramp, shifted by a fifth of the window (the Marseille third view's RPC
+    # bias is 158 px in a 384-px window): plain cross-correlation of the raw windows gives (0, 15)
+    rng = np.random.default_rng(1)
+    rows = np.arange(400.0)[:, None]
+    big = 1000.0 + rows + 300.0 * ndimage.gaussian_filter(rng.normal(size=(400, 400)), 3)
+    reference, moving = big[100:292, 100:292], big[60:252, 130:322]  # moving shows the ground 40 px up, 30 px right
+    dy, dx = mv.shift_between(reference, moving)
+    assert abs(dy - 40) < 0.5 and abs(dx + 30) < 0.5
+
+
 def test_thumbnail_bytes_are_what_is_sent():
     thumb = mv.thumbnail(np.arange(64 * 64, dtype=float).reshape(64, 64), 4, 0, 4095)
     assert thumb.shape == (16, 16) and thumb.dtype == np.uint8
