@@ -254,6 +254,11 @@ def correction_peer(tiles: dict, sat: int) -> tuple[int, tuple] | None:
     return None if best is None else (best[1], best[2])
 
 
+def _tapered(x: np.ndarray) -> np.ndarray:
+    """``x`` less its mean, under a 2-D Hann window: no mean or window edge for a correlation to lock on."""
+    return (x.astype(np.float64) - x.mean()) * np.outer(np.hanning(x.shape[0]), np.hanning(x.shape[1]))
+
+
 def shift_between(reference: np.ndarray, moving: np.ndarray, upsample: int = 20) -> tuple[float, float]:
     """(rows, columns) by which ``moving`` must be sampled further to match ``reference`` (sub-pixel phase
     correlation, scikit-image).
@@ -265,19 +270,16 @@ def shift_between(reference: np.ndarray, moving: np.ndarray, upsample: int = 20)
     nothing and the residual measured with it looked excellent."""
     from skimage.registration import phase_cross_correlation
 
-    def tapered(x):
-        return (x.astype(np.float64) - x.mean()) * np.outer(np.hanning(x.shape[0]), np.hanning(x.shape[1]))
-
     # the whole pixels: phase correlation, robust to a large shift; then the fraction: cross-correlation of
     # the tapered common part (the phase-normalised peak is biased by a tenth of a pixel on a smooth scene)
-    coarse, _, _ = phase_cross_correlation(tapered(reference), tapered(moving), normalization="phase")
+    coarse, _, _ = phase_cross_correlation(_tapered(reference), _tapered(moving), normalization="phase")
     sy, sx = (int(v) for v in coarse)
     H, W = reference.shape
     a = reference[max(sy, 0):H + min(sy, 0), max(sx, 0):W + min(sx, 0)]
     b = moving[max(-sy, 0):H + min(-sy, 0), max(-sx, 0):W + min(-sx, 0)]
     if min(a.shape) < 16:
         return -float(sy), -float(sx)
-    fine, _, _ = phase_cross_correlation(tapered(a), tapered(b), upsample_factor=upsample, normalization=None)
+    fine, _, _ = phase_cross_correlation(_tapered(a), _tapered(b), upsample_factor=upsample, normalization=None)
     return -float(sy + fine[0]), -float(sx + fine[1])
 
 
@@ -347,7 +349,7 @@ def grid_set(views: ViewSet, cfg) -> GriddedSet:
             # the tile then goes where the corrected footprint is, and the shift is refined over the common
             # ground it now shares (a second look at the thumbnails already received)
             own = thumbnail(out.images[sat], f, lo, hi)
-            candidates = [(0.0, 0.0), _thumbnail_shift(own, thumbs, peer, (ra, ca, rb, cb), f)[0],
+            candidates = [(0.0, 0.0), _thumbnail_shift(own, thumbs[peer], (ra, ca, rb, cb), f),
                           _canvas_shift(own, out.tiles[sat].origin, thumbs[peer], out.tiles[peer].origin, f)]
             coarse = max(candidates, key=lambda v: _match_score(own, out.tiles[sat].origin, thumbs[peer],
                                                                 out.tiles[peer].origin, v, f))
@@ -356,14 +358,14 @@ def grid_set(views: ViewSet, cfg) -> GriddedSet:
             received, shift = {peer}, coarse
             refound = correction_peer(out.tiles, sat)
             if refound is not None:
-                peer, window = refound
-                fine, more = _thumbnail_shift(thumbnail(moved, f, lo, hi), thumbs, peer, window, f)
-                shift, received = (coarse[0] + fine[0], coarse[1] + fine[1]), received | more
+                peer, (ra, ca, rb, cb) = refound  # the tile is final: this is also the residual's window
+                fine = _thumbnail_shift(thumbnail(moved, f, lo, hi), thumbs[peer], (ra, ca, rb, cb), f)
+                shift = (coarse[0] + fine[0], coarse[1] + fine[1])
+                received.add(peer)
             out.shifts[sat] = shift
             out.images[sat], out.fill[sat] = orthorectify(samples, rpc, offset, grid, out.tiles[sat], heights, shift)
             out.grid_time_s[sat] += time.perf_counter() - t0
             out.correction_bytes[sat] = sum(len(thumbnail_bytes(thumbs[u])) for u in received)
-            peer, (ra, ca, rb, cb) = correction_peer(out.tiles, sat) or (peer, (ra, ca, rb, cb))
         thumbs[sat] = thumbnail(out.images[sat], f, lo, hi)
         # the residual, at full resolution over the final common ground; without the correction the view
         # would have been off by the correction plus that residual
@@ -387,8 +389,7 @@ def _canvas_shift(own: np.ndarray, own_origin: tuple, peer: np.ndarray, peer_ori
     W = 2 * max(at["own"][1] + own.shape[1], at["peer"][1] + peer.shape[1])
     canvases = {}
     for k, thumb in (("own", own), ("peer", peer)):
-        x = thumb.astype(np.float64)
-        x = (x - x.mean()) * np.outer(np.hanning(x.shape[0]), np.hanning(x.shape[1]))
+        x = _tapered(thumb)
         c = np.zeros((H, W))
         c[at[k][0]:at[k][0] + x.shape[0], at[k][1]:at[k][1] + x.shape[1]] = x
         canvases[k] = c
@@ -413,16 +414,15 @@ def _match_score(own: np.ndarray, own_origin: tuple, peer: np.ndarray, peer_orig
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def _thumbnail_shift(own: np.ndarray, thumbs: dict, peer: int, window: tuple, f: int) -> tuple[tuple, set]:
-    """The shift [grid px] of a satellite's tile onto ``peer``'s, from its own thumbnail ``own`` and the
-    peer's (``thumbs``) over their common ``window`` (full-resolution slices); and the peers whose
-    thumbnails it used."""
+def _thumbnail_shift(own: np.ndarray, peer: np.ndarray, window: tuple, f: int) -> tuple[float, float]:
+    """The shift [grid px] of a satellite's tile onto a peer's, from its own thumbnail ``own`` and the
+    peer's over their common ``window`` (full-resolution slices, :func:`common_window`)."""
     ra, ca, rb, cb = window
     ta = (slice(ra.start // f, ra.stop // f), slice(ca.start // f, ca.stop // f))
     tb = (slice(rb.start // f, rb.stop // f), slice(cb.start // f, cb.stop // f))
     n = (min(ta[0].stop - ta[0].start, tb[0].stop - tb[0].start), min(ta[1].stop - ta[1].start, tb[1].stop - tb[1].start))
-    dy, dx = shift_between(thumbs[peer][ta][:n[0], :n[1]], own[tb][:n[0], :n[1]])
-    return (f * dy, f * dx), {peer}
+    dy, dx = shift_between(peer[ta][:n[0], :n[1]], own[tb][:n[0], :n[1]])
+    return f * dy, f * dx
 
 
 def view_sets(scenario) -> list[ViewSet]:
