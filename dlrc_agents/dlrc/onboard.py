@@ -250,11 +250,12 @@ def needed_streams(refs: dict, sat, n: int) -> set:
 
 @torch.no_grad()
 def encode_group_predictive(codec, images: dict, cfg: DLRCConfig, capture: int = 0, key: bytes | None = None,
-                            origins: dict | None = None) -> GroupResult:
+                            origins: dict | None = None, preferred: dict | None = None) -> GroupResult:
     """Predict mode (:mod:`.predict`): each satellite, in priority order, decodes from bytes the
     higher-priority streams it needs (as it would on board, timed as ``peer_decode``) and codes its
     every latent, those with a reference as a residual. References: the shared grid's (``origins``,
-    {sat: tile origin [px]}), else the Arbiter's cross-satellite matches (signatures exchanged)."""
+    {sat: tile origin [px]}; ``preferred``, {sat: peer} taken first where it holds the ground:
+    :func:`.predict.grid_references`), else the Arbiter's cross-satellite matches (signatures exchanged)."""
     from . import predict
     from .bitstream import LATENT_STRIDE
 
@@ -276,7 +277,7 @@ def encode_group_predictive(codec, images: dict, cfg: DLRCConfig, capture: int =
     C, H, W = next(iter(latents.values())).y.shape[1:]
     n = H * W
     if origins is not None:
-        refs = predict.grid_references(origins, order, H, W, LATENT_STRIDE)
+        refs = predict.grid_references(origins, order, H, W, LATENT_STRIDE, preferred)
         arb = None
     else:
         received = {s: parse_signature_payload(signature_payload(st.selection.signatures)) for s, st in states.items()}
@@ -444,7 +445,7 @@ def decode_predictive_stream(codec, p: SatelliteBitstream, refs: np.ndarray, y_f
 
 @torch.no_grad()
 def encode_group(codec, images: dict, cfg: DLRCConfig = DLRCConfig(), capture: int = 0,
-                 key: bytes | None = None, origins: dict | None = None) -> GroupResult:
+                 key: bytes | None = None, origins: dict | None = None, preferred: dict | None = None) -> GroupResult:
     """Run DLRC for satellites {sat: image (1, 3, H, W)}; return their streams and the intended ỹ.
 
     The streams name capture ``capture`` and the group's satellites; with a mission ``key``
@@ -457,10 +458,10 @@ def encode_group(codec, images: dict, cfg: DLRCConfig = DLRCConfig(), capture: i
     Arbiter. Building the rotations is a one-off per mission and is not counted.
 
     ``cfg.mode == 'predict'``: :func:`encode_group_predictive` (``origins``: the satellites' tile
-    origins on the shared grid, when known).
+    origins on the shared grid, when known; ``preferred``: {sat: the peer it predicts from first}).
     """
     if cfg.mode == "predict":
-        return encode_group_predictive(codec, images, cfg, capture, key, origins)
+        return encode_group_predictive(codec, images, cfg, capture, key, origins, preferred)
     if cfg.mode != "copy":
         raise ValueError(f"dlrc.mode: unknown value {cfg.mode!r} (copy or predict)")
     recognizer = recognizer_for(codec, cfg)

@@ -74,14 +74,18 @@ class PredictiveCoding:
     estimated_bits: dict  # 'alone' (all positions as the codec alone) and 'chosen', by the entropy model
 
 
-def grid_references(origins: dict, order: list, H: int, W: int, stride: int) -> dict:
+def grid_references(origins: dict, order: list, H: int, W: int, stride: int,
+                    preferred: dict | None = None) -> dict:
     """{sat: (H·W,) int64 references owner·H·W + q} from tile origins on the shared grid.
 
     ``origins``: {sat: (row, column)} of each tile's pixel (0, 0) on the grid [px]; ``order``:
     satellites in priority order. A position's reference is the same ground cell in the tile of the
     highest-priority satellite that holds it; its own position where none does (and for the first
-    satellite). Two tiles whose origins differ by other than a multiple of ``stride`` share no latent
-    cell (their latents sample different ground), so they do not reference each other.
+    satellite). ``preferred`` ({sat: peer}, optional): where that higher-priority peer holds the cell,
+    it is the reference instead (e.g. the view a satellite registered against, the most alike: in a
+    tri-stereo the third view predicts far better from the second than from the first); the others
+    follow in priority order. Two tiles whose origins differ by other than a multiple of ``stride``
+    share no latent cell (their latents sample different ground), so they do not reference each other.
     """
     n = H * W
     rows, cols = np.divmod(np.arange(n), W)
@@ -90,7 +94,12 @@ def grid_references(origins: dict, order: list, H: int, W: int, stride: int) -> 
         ref = sat * n + np.arange(n, dtype=np.int64)
         free = np.ones(n, dtype=bool)
         oy, ox = origins[sat]
-        for u in order[:rank]:
+        peers = list(order[:rank])
+        first = (preferred or {}).get(sat)
+        if first in peers:
+            peers.remove(first)
+            peers.insert(0, first)
+        for u in peers:
             uy, ux = origins[u]
             dy, dx = oy - uy, ox - ux
             if dy % stride or dx % stride:

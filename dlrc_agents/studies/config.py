@@ -347,6 +347,10 @@ class MultiviewGridConfig(Strict):
 class CorrectionConfig(Strict):
     enabled: bool = Field(True, description="correct the RPCs' relative bias from the representative's thumbnail")
     thumbnail_factor: int = Field(4, ge=1, le=32, description="the thumbnail is this many times smaller per side")
+    predict_from: Literal["correction_peer", "priority"] = Field(
+        "correction_peer", description="predict mode: where several earlier views hold a latent's ground, predict it "
+        "from the view this one corrected against (the one it shares most ground with; no further bytes) or from the "
+        "highest-priority one (DLRC's rule)")
 
 
 class MultiviewCodecConfig(CodecConfig):

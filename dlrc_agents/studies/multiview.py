@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import time
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -308,6 +308,7 @@ class GriddedSet:
     grid_time_s: dict  # sat -> on-board seconds: orthorectification (both passes) and correlation
     heights: object = None
     grid: GeoGrid | None = None
+    peers: dict = field(default_factory=dict)  # sat -> the higher-priority view it corrected against
 
 
 def grid_set(views: ViewSet, cfg) -> GriddedSet:
@@ -367,6 +368,7 @@ def grid_set(views: ViewSet, cfg) -> GriddedSet:
             out.grid_time_s[sat] += time.perf_counter() - t0
             out.correction_bytes[sat] = sum(len(thumbnail_bytes(thumbs[u])) for u in received)
         thumbs[sat] = thumbnail(out.images[sat], f, lo, hi)
+        out.peers[sat] = peer
         # the residual, at full resolution over the final common ground; without the correction the view
         # would have been off by the correction plus that residual
         residual = shift_between(out.images[peer][ra, ca], out.images[sat][rb, cb])
@@ -474,7 +476,7 @@ def run_multiview(scenario, run) -> dict:
         columns = _view_columns(vs, g)
         for lmbda, codec in codecs.items():
             keep = predicted.setdefault(vs.name, {}) if lmbda == first and last_predict is not None else None
-            rows += _code_views(codec, lmbda, g, cfgs, columns, last_predict, keep)
+            rows += _code_views(codec, lmbda, g, cfgs, columns, last_predict, keep, scenario.correction.predict_from)
     table = pd.DataFrame(rows)
     write_table(run.out_dir / "multiview_patches.csv", table)
     results = summarise_sets(table)
@@ -493,12 +495,15 @@ def _view_columns(vs, g) -> dict:
                 "residual_misregistration_px": g.residual_px[s], "uncorrected_misregistration_px": g.uncorrected_px[s],
                 "correction_shift_px": float(np.hypot(*g.shifts[s])), "geo_fill_fraction": g.fill[s],
                 "geo_grid_time_s": g.grid_time_s[s], "tile": f"{g.tiles[s].size[0]}x{g.tiles[s].size[1]}@{g.tiles[s].origin}",
-                "correction_bytes": g.correction_bytes[s]} for s in g.tiles}
+                "correction_bytes": g.correction_bytes[s], "correction_peer": g.peers.get(s, -1)} for s in g.tiles}
 
 
-def _code_views(codec, lmbda: float, g, cfgs, columns: dict, keep_setting, keep: dict | None) -> list[dict]:
+def _code_views(codec, lmbda: float, g, cfgs, columns: dict, keep_setting, keep: dict | None,
+                predict_from: str = "correction_peer") -> list[dict]:
     """The rows of one λ's model on a gridded set: the codec alone and DLRC in every setting of ``cfgs``,
-    the correction's bytes added to each view's exchange; ``keep`` collects where ``keep_setting`` predicted."""
+    the correction's bytes added to each view's exchange; ``keep`` collects where ``keep_setting`` predicted.
+    ``predict_from``: ``correction_peer`` (each view's references come first from the view it corrected
+    against) or ``priority`` (from the highest-priority view holding the ground)."""
     from dlrc_agents.studies.rd import evaluate_images, setting_label
 
     images = {s: codec.bands.to_model(im[:, :, None]) for s, im in g.images.items()}
@@ -506,7 +511,8 @@ def _code_views(codec, lmbda: float, g, cfgs, columns: dict, keep_setting, keep:
     origins = {s: t.origin for s, t in g.tiles.items()}
     rows, baselines = [], {}
     for cfg in cfgs:
-        for r in evaluate_images(codec, images, cfg, baselines, origins, keep if cfg is keep_setting else None):
+        for r in evaluate_images(codec, images, cfg, baselines, origins, keep if cfg is keep_setting else None,
+                                 preferred=g.peers if predict_from == "correction_peer" else None):
             s = r["satellite"]
             r.update(columns[s], clipped_fraction=clipped[s], exchange_bytes=r["exchange_bytes"] + columns[s]["correction_bytes"],
                      setting=setting_label(cfg.mode, cfg.calibration), **{"lambda": lmbda})

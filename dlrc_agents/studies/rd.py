@@ -92,15 +92,18 @@ def copy_counts(arb, latents: dict, intended: dict, sat) -> tuple[float, float]:
 
 @torch.no_grad()
 def evaluate_images(codec, images: dict, cfg: DLRCConfig, baselines: dict | None = None,
-                    origins: dict | None = None, predicted: dict | None = None) -> list[dict]:
+                    origins: dict | None = None, predicted: dict | None = None,
+                    preferred: dict | None = None) -> list[dict]:
     """Rows (one per satellite) for one group {sat: image (1, 3, P, P)}: baseline and DLRC side by side.
 
     ``origins`` ({sat: tile origin on the shared grid [px]}) gives predict mode its references (else the
-    Arbiter's matches). ``identical_to_codec_alone``: the ground's decoded image equals, pixel for pixel,
+    Arbiter's matches; ``preferred``, {sat: peer}, the peer each takes its references from first).
+    ``identical_to_codec_alone``: the ground's decoded image equals, pixel for pixel,
     what CompressAI's own decompress() makes of the codec-alone strings of the same capture.
     ``predicted``: where given, filled in predict mode with {sat: (H·W,) bool} of the positions coded as
     a residual (for figures)."""
-    group = encode_group(codec, images, cfg, origins=origins if cfg.mode == "predict" else None)
+    group = encode_group(codec, images, cfg, origins=origins if cfg.mode == "predict" else None,
+                         preferred=preferred if cfg.mode == "predict" else None)
     if predicted is not None and group.predictions:
         predicted.update({s: pc.predicted for s, pc in group.predictions.items()})
     times = per_satellite_times(group.timings_s, len(images))

@@ -63,6 +63,25 @@ def test_grid_references_by_hand():
     assert np.all(refs_b[0].reshape(4, 4)[:, 1:] // n == 1)
 
 
+
+def test_grid_references_preferred_peer():
+    # three tiles on the same ground: by priority every position of 2 references 0; with 1 preferred
+    # for 2, every position 1 holds references 1, the same cell, and the rest still fall back to 0
+    n = 16
+    origins = {0: (0, 0), 1: (0, 16), 2: (0, 0)}
+    plain = predict.grid_references(origins, [0, 1, 2], 4, 4, 16)
+    assert np.array_equal(plain[2], np.arange(n))
+    refs = predict.grid_references(origins, [0, 1, 2], 4, 4, 16, preferred={2: 1})
+    r2 = refs[2].reshape(4, 4)
+    # ground column c of tile 2 is tile 1's column c - 1, held for c = 1..3
+    assert np.array_equal(r2[:, 1:], 1 * n + (np.arange(4)[:, None] * 4 + np.arange(0, 3)[None]))
+    assert np.array_equal(r2[:, 0], 0 * n + np.arange(4) * 4)  # column 0: only satellite 0 holds it
+    assert np.array_equal(refs[1], plain[1])  # the others are unchanged
+    # a preferred peer of lower priority is never a reference (the ground decodes in priority order)
+    low = predict.grid_references(origins, [0, 1, 2], 4, 4, 16, preferred={1: 2})
+    assert np.array_equal(low[1], plain[1])
+
+
 def test_needed_streams_follow_chains():
     n = 4
     refs = {0: np.arange(4), 1: np.array([0, 1, 1 * n + 2, 1 * n + 3]), 2: np.array([1 * n, 2 * n + 1, 2 * n + 2, 2 * n + 3])}
@@ -134,6 +153,23 @@ def test_aligned_identical_captures_cost_almost_nothing(shipped, scene):
     assert group.predictions[1].predicted.all()
     assert len(SatelliteBitstream.from_bytes(group.streams[1]).y_string) < 0.1 * len(
         SatelliteBitstream.from_bytes(group.streams[0]).y_string)
+
+
+def test_predict_from_a_preferred_peer(shipped, scene):
+    """Three captures of one ground: the first noisy, the other two identical. By priority the third
+    predicts from the noisy first; told to prefer the second, it predicts from it, costs almost nothing
+    and still decodes exactly."""
+    origins = {0: (0, 0), 1: (0, 0), 2: (0, 0)}
+    clean = crops(scene, list(origins.values()), 128)
+    images = {0: _noisy({0: clean[0]}, 4.0)[0], 1: clean[1], 2: clean[2]}
+    plain = encode_group(shipped, images, PREDICT, origins=origins)
+    pref = encode_group(shipped, images, PREDICT, origins=origins, preferred={2: 1})
+    y_bytes = {k: len(SatelliteBitstream.from_bytes(g.streams[2]).y_string) for k, g in (("plain", plain), ("pref", pref))}
+    assert pref.predictions[2].predicted.all()
+    assert y_bytes["pref"] < 0.5 * y_bytes["plain"]
+    assert pref.streams[0] == plain.streams[0] and pref.streams[1] == plain.streams[1]
+    decoded = reconstruct(shipped, list(pref.streams.values()))
+    assert all(torch.equal(decoded[s]["y_tilde"], pref.latents[s].y_hat[0]) for s in images)
 
 
 def test_predict_without_origins_uses_the_arbiters_matches(shipped, scene):

@@ -132,6 +132,7 @@ def test_multiview_run_on_shipped_pleiades_views(tmp_path):
         assert by_lambda[lo]["copy"]["baseline_bpp"] < by_lambda[hi]["copy"]["baseline_bpp"]
     table = pd.read_csv(out / "multiview_patches.csv")
     assert set(table["calibration"]) == {"none", "registered"}
+    assert set(table["correction_peer"]) == {-1, 0}  # the pair's second view corrects against the first
     assert sorted(set(table["lambda"])) == sorted(lambdas)
     for name in ("multiview_views.png", "multiview_saving.png", "multiview_limits.png", "multiview_patches.csv"):
         assert (out / name).is_file()
