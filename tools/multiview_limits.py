@@ -5,8 +5,9 @@
 For each set with full overlap (Marseille, Giza; Ventoux's 18 % overlap is its own limit), on the views as
 the scenario grids and corrects them:
 
-- per pair of views, how alike they are on their common ground (PSNR of the normalised tiles), raw and
-  after the 64-pixel block field predict mode's ``registered`` calibration fits, and the block shifts;
+- per pair of views, how alike they are on their common ground (PSNR of the normalised tiles), raw,
+  after the 64-pixel block field predict mode's ``registered`` calibration fits, and with a gain and
+  bias on top (view-angle radiometry); and the block shifts (parallax and the correction's error);
 - each view's stream in registered predict mode, predicting from the peers' *decoded* tiles (what the
   ground can rebuild: the real mode) and, as a bound the ground cannot reach, from their *uncompressed*
   tiles (the peers' synthesis swapped for the captures); bytes against the codec alone's y and z strings.
@@ -48,7 +49,10 @@ def pair_likeness(g, a: int, b: int, block: int = 64) -> str:
     reg = fit_registration(x, frame, np.ones((h // 16) * (ww // 16), bool), block)
     warped = warp(frame, reg)[0, 0].numpy()
     d = np.hypot(reg.dy, reg.dx) / 4  # the field is in quarter pixels
-    return (f"views {a + 1}->{b + 1} on {h}x{ww} px: raw {_psnr(A, B):.1f} dB, registered {_psnr(warped, B):.1f} dB; "
+    # view-angle radiometry: what a gain and a bias (least squares, over the whole common ground) add
+    gain, bias = np.polyfit(warped.ravel(), B.ravel(), 1)
+    return (f"views {a + 1}->{b + 1} on {h}x{ww} px: raw {_psnr(A, B):.1f} dB, registered {_psnr(warped, B):.1f} dB, "
+            f"registered with gain {gain:.3f} and bias {bias:+.4f} {_psnr(gain * warped + bias, B):.1f} dB; "
             f"block shifts max {d.max():.1f} px, median {np.median(d):.1f} px")
 
 
