@@ -21,7 +21,9 @@ model (RPC: in the TIFF tags, or an OSSIM ``.geom`` keyword list beside the file
    buildings) predict mode's ``calibration: registered`` takes up block by block.
 3. **Coding** with a 1-band model of this project (trained on the panchromatic training rows),
    every satellite its own tile, DLRC in each mode of ``dlrc.mode`` against the codec alone, all
-   decoded from bytes (:func:`dlrc_agents.studies.rd.evaluate_images`).
+   decoded from bytes (:func:`dlrc_agents.studies.rd.evaluate_images`). In predict mode a view is
+   predicted first from the peer it corrected against where that peer holds the ground
+   (``correction.predict_from``), the other earlier views filling the rest in priority order.
 
 The residual misregistration is measured after the correction at full resolution, against the peer
 corrected against (phase correlation of the tiles' common ground, sub-pixel). Written by hand: no library projects a view
