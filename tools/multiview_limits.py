@@ -16,6 +16,7 @@ the scenario grids and corrects them:
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -38,8 +39,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(-10 * np.log10(np.mean((a - b) ** 2)))
 
 
-def pair_likeness(g, a: int, b: int, block: int = 64) -> str:
-    lo, hi = np.percentile(g.images[0], [0.1, 99.9])
+def pair_likeness(g, a: int, b: int, lo: float, hi: float, block: int = 64) -> str:
     w = common_window(g.tiles[a], g.tiles[b])
     A = np.clip((g.images[a][w[0], w[1]] - lo) / (hi - lo), 0, 1)
     B = np.clip((g.images[b][w[2], w[3]] - lo) / (hi - lo), 0, 1)
@@ -56,8 +56,8 @@ def pair_likeness(g, a: int, b: int, block: int = 64) -> str:
             f"block shifts max {d.max():.1f} px, median {np.median(d):.1f} px")
 
 
-def streams(codec, g, cfg, uncompressed: bool) -> dict:
-    images = {s: codec.bands.to_model(im[:, :, None]) for s, im in g.images.items()}
+def streams(codec, g, cfg, images: dict, uncompressed: bool) -> dict:
+    """{sat: bytes of its stream} in ``cfg``'s predict mode, from decoded or (the bound) uncompressed peers."""
     origins = {s: t.origin for s, t in g.tiles.items()}
     real = onboard._decoded_images
     if uncompressed:  # the bound: the peers' captures in place of what their streams decode to
@@ -66,8 +66,7 @@ def streams(codec, g, cfg, uncompressed: bool) -> dict:
         group = encode_group(codec, images, cfg, origins=origins, preferred=g.peers)
     finally:
         onboard._decoded_images = real
-    return {s: len(group.streams[s]) for s in images}, {
-        s: sum(len(st[0]) for st in codec.model.compress(x)["strings"]) for s, x in images.items()}
+    return {s: len(group.streams[s]) for s in images}
 
 
 def main(argv: list[str]) -> int:
@@ -84,11 +83,13 @@ def main(argv: list[str]) -> int:
             continue  # Ventoux: 18 % overlap
         g = grid_set(vs, sc)
         print(f"{vs.name}: corrected against {g.peers}; residual {', '.join(f'{v:.2f}' for v in g.residual_px.values())} px")
-        n = len(g.images)
-        for a, b in ([(0, 1), (0, 2), (1, 2)] if n == 3 else [(0, 1)]):
-            print("  " + pair_likeness(g, a, b))
-        dec, alone = streams(codec, g, cfg, uncompressed=False)
-        unc, _ = streams(codec, g, cfg, uncompressed=True)
+        lo, hi = np.percentile(g.images[0], [0.1, 99.9])
+        for a, b in itertools.combinations(sorted(g.images), 2):
+            print("  " + pair_likeness(g, a, b, lo, hi))
+        images = {s: codec.bands.to_model(im[:, :, None]) for s, im in g.images.items()}
+        alone = {s: sum(len(st[0]) for st in codec.model.compress(x)["strings"]) for s, x in images.items()}
+        dec = streams(codec, g, cfg, images, uncompressed=False)
+        unc = streams(codec, g, cfg, images, uncompressed=True)
         for s in alone:
             print(f"  view {s + 1}: alone {alone[s]} B (y+z); predicted from decoded peers {dec[s]} B, "
                   f"from uncompressed peers {unc[s]} B")

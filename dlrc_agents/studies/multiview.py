@@ -476,9 +476,10 @@ def run_multiview(scenario, run) -> dict:
         g = grid_set(vs, scenario)
         gridded[vs.name] = g
         columns = _view_columns(vs, g)
+        preferred = g.peers if scenario.correction.predict_from == "correction_peer" else None
         for lmbda, codec in codecs.items():
             keep = predicted.setdefault(vs.name, {}) if lmbda == first and last_predict is not None else None
-            rows += _code_views(codec, lmbda, g, cfgs, columns, last_predict, keep, scenario.correction.predict_from)
+            rows += _code_views(codec, lmbda, g, cfgs, columns, last_predict, keep, preferred)
     table = pd.DataFrame(rows)
     write_table(run.out_dir / "multiview_patches.csv", table)
     results = summarise_sets(table)
@@ -501,11 +502,11 @@ def _view_columns(vs, g) -> dict:
 
 
 def _code_views(codec, lmbda: float, g, cfgs, columns: dict, keep_setting, keep: dict | None,
-                predict_from: str = "correction_peer") -> list[dict]:
+                preferred: dict | None = None) -> list[dict]:
     """The rows of one λ's model on a gridded set: the codec alone and DLRC in every setting of ``cfgs``,
     the correction's bytes added to each view's exchange; ``keep`` collects where ``keep_setting`` predicted.
-    ``predict_from``: ``correction_peer`` (each view's references come first from the view it corrected
-    against) or ``priority`` (from the highest-priority view holding the ground)."""
+    ``preferred``: {sat: peer} each view's references come from first (``correction.predict_from:
+    correction_peer``: the view it corrected against), or None (DLRC's priority rule)."""
     from dlrc_agents.studies.rd import evaluate_images, setting_label
 
     images = {s: codec.bands.to_model(im[:, :, None]) for s, im in g.images.items()}
@@ -514,7 +515,7 @@ def _code_views(codec, lmbda: float, g, cfgs, columns: dict, keep_setting, keep:
     rows, baselines = [], {}
     for cfg in cfgs:
         for r in evaluate_images(codec, images, cfg, baselines, origins, keep if cfg is keep_setting else None,
-                                 preferred=g.peers if predict_from == "correction_peer" else None):
+                                 preferred=preferred):
             s = r["satellite"]
             r.update(columns[s], clipped_fraction=clipped[s], exchange_bytes=r["exchange_bytes"] + columns[s]["correction_bytes"],
                      setting=setting_label(cfg.mode, cfg.calibration), **{"lambda": lmbda})

@@ -63,7 +63,6 @@ def test_grid_references_by_hand():
     assert np.all(refs_b[0].reshape(4, 4)[:, 1:] // n == 1)
 
 
-
 def test_grid_references_preferred_peer():
     # three tiles on the same ground: by priority every position of 2 references 0; with 1 preferred
     # for 2, every position 1 holds references 1, the same cell, and the rest still fall back to 0
