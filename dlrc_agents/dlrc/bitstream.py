@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MAGIC = b"DLRC"
-VERSION = 4
+VERSION = 5  # 5: section lengths and predictive map symbols as LEB128 varints (were u32 / int32)
 #: Architecture codes of the header (append only: codes are part of the format).
 ARCHITECTURE_CODES = ("bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "cheng2020-attn",
                       "elic2022-official", "elic2022-chandelier",
@@ -150,10 +150,77 @@ def decode_maps(sym: np.ndarray, form: str, start: int, sats: list, n: int) -> d
     return {int(s): flat[i * n:(i + 1) * n] for i, s in enumerate(sats)}
 
 
+#: A predictive map symbol takes at most this many varint bytes (7 bits each): < 2^35, beyond any map's
+#: zigzagged jump (references are < 2^31).
+_VARINT_MAX_BYTES = 5
+
+
+def pack_varints(values: np.ndarray) -> bytes:
+    """Non-negative integers as LEB128 varints (7 bits a byte, high bit: more follow). A predictive map's
+    symbols are nearly all 0 or 1: a byte each instead of int32's four, which LZMA then codes in fewer
+    bytes (on the Giza pair's reference map 26 bytes instead of 41, measured). Vectorised by hand: the
+    standard library and numpy have no varint packer."""
+    v = np.asarray(values, dtype=np.int64)
+    if v.size and (v.min() < 0 or v.max() >= 1 << (7 * _VARINT_MAX_BYTES)):
+        raise BitstreamError("a value out of the varint range (0 to 2^35 − 1)")
+    v = v.astype(np.uint64)
+    nbytes = np.ones(v.size, dtype=np.int64)
+    for k in range(1, _VARINT_MAX_BYTES):
+        nbytes += v >= np.uint64(1 << (7 * k))
+    starts = np.concatenate([[0], np.cumsum(nbytes)[:-1]]).astype(np.int64)
+    out = np.zeros(int(nbytes.sum()), dtype=np.uint8)
+    for k in range(_VARINT_MAX_BYTES):
+        has = nbytes > k
+        more = np.where(nbytes[has] > k + 1, 0x80, 0).astype(np.uint64)
+        out[starts[has] + k] = ((v[has] >> np.uint64(7 * k)) & np.uint64(0x7F)) | more
+    return out.tobytes()
+
+
+def unpack_varints(data: bytes, count: int) -> np.ndarray:
+    """Exactly ``count`` LEB128 varints from ``data`` (:func:`pack_varints`); anything else is refused."""
+    b = np.frombuffer(data, dtype=np.uint8)
+    ends = np.nonzero((b & 0x80) == 0)[0]
+    if len(ends) != count or (b.size and ends[-1] != b.size - 1) or (count == 0 and b.size):
+        raise BitstreamError(f"assignment maps: the section does not hold the {count} values the header declares")
+    if count == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    lengths = ends - starts + 1
+    if lengths.max() > _VARINT_MAX_BYTES:
+        raise BitstreamError("assignment maps: a symbol longer than the varint range")
+    group = np.repeat(np.arange(count), lengths)
+    shift = (np.arange(b.size) - starts[group]) * 7
+    return np.add.reduceat((b & 0x7F).astype(np.int64) << shift, starts)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """One LEB128 varint of at most :data:`_VARINT_MAX_BYTES` bytes at ``pos``: (value, position after it)."""
+    value = 0
+    for k in range(_VARINT_MAX_BYTES):
+        if pos + k >= len(data):
+            raise BitstreamError("DLRC bitstream header unreadable (a section length runs past the end)")
+        byte = data[pos + k]
+        value |= (byte & 0x7F) << (7 * k)
+        if not byte & 0x80:
+            return value, pos + k + 1
+    raise BitstreamError("DLRC bitstream header unreadable (a section length longer than the varint range)")
+
+
 def _lzma(values: np.ndarray) -> bytes:
     if np.any(values > np.iinfo(np.int32).max) or np.any(values < np.iinfo(np.int32).min):
         raise BitstreamError("assignment map value does not fit int32")
     return lzma_compress(values.astype("<i4").tobytes())
+
+
+def unpack_map_bytes(data: bytes, max_bytes: int) -> bytes:
+    """A map section's LZMA decompressed to at most ``max_bytes`` (what the header's sizes allow): a section
+    that would expand further (a crafted "LZMA bomb" under a valid CRC) is refused before it can allocate."""
+    dec = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=LZMA_FILTERS)
+    out = dec.decompress(data, max_length=max_bytes + 1)
+    if len(out) > max_bytes or not dec.eof or dec.unused_data:
+        raise BitstreamError("assignment maps: the section does not hold the values the header declares "
+                             f"(it expands past {max_bytes} bytes)")
+    return out
 
 
 def unpack_maps(data: bytes, expected_values: int | None = None) -> np.ndarray:
@@ -242,7 +309,7 @@ def pack_container(c: Container, key: bytes | None = None) -> bytes:
     try:
         head = (_FIXED.pack(*(fields[f] for f in HEADER_FIELDS)) + struct.pack(f"<{len(c.members)}H", *c.members)
                 + struct.pack(f"<{len(c.map_sats)}H", *c.map_sats)
-                + struct.pack(f"<B{len(c.strings)}II", len(c.strings), *map(len, c.strings), len(c.map_section)))
+                + struct.pack("<B", len(c.strings)) + pack_varints([*map(len, c.strings), len(c.map_section)]))
     except struct.error as exc:
         raise BitstreamError(f"satellite {fields['satellite']}: header field out of range ({exc})") from None
     body = head + b"".join(c.strings) + c.map_section
@@ -258,7 +325,7 @@ def split_container(data: bytes) -> Container:
         raise BitstreamError("not a DLRC bitstream (bad magic)")
     if data[4] != VERSION:
         raise BitstreamError(f"unsupported DLRC bitstream version {data[4]} (this decoder reads {VERSION})")
-    if len(data) < _FIXED.size + 9:
+    if len(data) < _FIXED.size + 6:  # string count, map length, CRC-32
         raise BitstreamError("DLRC bitstream truncated (shorter than its header)")
     (crc,) = struct.unpack_from("<I", data, len(data) - 4)
     if zlib.crc32(data[:-4]) != crc:
@@ -273,10 +340,14 @@ def split_container(data: bytes) -> Container:
         (n_strings,) = struct.unpack_from("<B", data, pos)
         if n_strings > MAX_STRINGS:
             raise BitstreamError(f"satellite {fields['satellite']}: {n_strings} strings (at most {MAX_STRINGS})")
-        *lengths, m_len = struct.unpack_from(f"<{n_strings}II", data, pos + 1)
+        pos += 1
+        values = []
+        for _ in range(n_strings + 1):
+            value, pos = _read_varint(data, pos)
+            values.append(value)
+        *lengths, m_len = values
     except struct.error:
         raise BitstreamError("DLRC bitstream header unreadable") from None
-    pos += 1 + 4 * (n_strings + 1)
     tag_len = TAG_BYTES if fields["flags"] & FLAG_AUTHENTICATED else 0
     if pos + sum(lengths) + m_len + tag_len != len(data) - 4:
         raise BitstreamError(f"satellite {fields['satellite']}: bitstream length does not match its header")
@@ -402,7 +473,7 @@ class SatelliteBitstream:
         if self.map_coding == "predictive":
             order = self._prediction_order()
             maps = self.maps if order is None else {s: np.asarray(m)[order] for s, m in self.maps.items()}
-            return _lzma(encode_maps(maps, self.map_form, self.offset, n))
+            return lzma_compress(pack_varints(encode_maps(maps, self.map_form, self.offset, n)))
         return _lzma(np.concatenate([np.asarray(self.maps[s], dtype=np.int64) for s in self.maps]))
 
     def to_bytes(self, key: bytes | None = None) -> bytes:
@@ -452,7 +523,11 @@ class SatelliteBitstream:
         if c.map_sats:
             n = yh * yw
             try:
-                flat = unpack_maps(c.map_section, n * len(c.map_sats))
+                if coding == "predictive":
+                    flat = unpack_varints(unpack_map_bytes(c.map_section, _VARINT_MAX_BYTES * n * len(c.map_sats)),
+                                          n * len(c.map_sats))
+                else:
+                    flat = unpack_maps(c.map_section, n * len(c.map_sats))
             except lzma.LZMAError as exc:
                 raise BitstreamError(f"satellite {sat}: assignment maps unreadable: {exc}") from None
             if coding == "predictive":

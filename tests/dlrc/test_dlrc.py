@@ -518,3 +518,18 @@ def test_crc_valid_lies_are_refused_before_any_work(one_group):
     at = dataclasses.replace(codec, lmbda=0.01)  # a decoder that knows its λ refuses a stream relabelled
     with pytest.raises(BitstreamError, match=r"made at λ=0.5, the model is λ=0.01"):
         reconstruct(at, [_with_header(target, lmbda=0.5)] + rest)
+
+
+def test_varints_match_leb128_and_refuse_what_they_cannot_be():
+    """Section lengths and predictive map symbols are LEB128 varints: the values of the format's
+    definition (300 is 0xAC 0x02), a round trip, and a count, overlong or truncated run refused."""
+    from dlrc_agents.dlrc.bitstream import BitstreamError, pack_varints, unpack_varints
+
+    assert pack_varints([0, 1, 127, 128, 300, 16384]) == b"\x00\x01\x7f\x80\x01\xac\x02\x80\x80\x01"
+    values = np.random.default_rng(0).integers(0, 1 << 34, 500)
+    assert np.array_equal(unpack_varints(pack_varints(values), 500), values)
+    for data, count in ((b"\x80", 1), (b"\x01\x02", 1), (b"\x80\x80\x80\x80\x80\x01", 1), (b"", 1), (b"\x01", 0)):
+        with pytest.raises(BitstreamError, match="assignment maps"):
+            unpack_varints(data, count)
+    with pytest.raises(BitstreamError, match="varint range"):
+        pack_varints([-1])

@@ -98,12 +98,29 @@ def test_scale_indexes_equal_compressai(shipped):
 
 
 def test_flags_round_trip():
+    """Flags in patches (as where prediction fails) round-trip through their contexts, and cost less than
+    one frequency for all would (the binary entropy of their mean, computed here independently)."""
     rng = np.random.default_rng(0)
-    flags = rng.random(300) < 0.8
-    p1 = int(round(65536 * flags.mean()))
-    data = predict.encode_flags(flags, p1)
-    assert len(data) < 300 / 8  # below one bit a flag at a skewed frequency
-    assert np.array_equal(predict.decode_flags(data, 300, p1), flags)
+    H, W = 24, 20
+    predicted = np.ones((H, W), dtype=bool)
+    for _ in range(8):  # rectangular patches of failed prediction
+        r, c = rng.integers(0, H - 4), rng.integers(0, W - 4)
+        predicted[r:r + rng.integers(2, 5), c:c + rng.integers(2, 5)] = False
+    predicted = predicted.ravel()
+    positions = np.sort(rng.choice(H * W, 400, replace=False))  # the positions with a reference
+    grid = np.zeros(H * W, dtype=bool)
+    grid[positions] = predicted[positions]
+    flags = grid[positions]
+    contexts = predict.flag_contexts(grid, positions, W)
+    # by hand: the first position has no neighbour; one whose left neighbour was predicted has bit 0 set
+    assert contexts[0] == 0 or positions[0] >= W
+    for k, ctx in zip(positions[:50], contexts[:50]):
+        assert ctx == int(k % W > 0 and grid[k - 1]) + 2 * int(k >= W and grid[k - W])
+    model = predict.fit_flag_model(flags, contexts)
+    data = predict.encode_flags(flags, contexts, model)
+    p = flags.mean()
+    assert 8 * len(data) < flags.size * -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
+    assert np.array_equal(predict.decode_flags(data, positions, H * W, W, model), flags)
 
 
 # ----------------------------------------------------------------------- coding
@@ -124,7 +141,7 @@ def test_predict_decodes_exactly_and_equals_codec_alone(small_codec, scene, sigm
     for s in (1, 2):  # a satellite where prediction pays nowhere sends no map and no flags
         p = SatelliteBitstream.from_bytes(group.streams[s])
         if not group.predictions[s].predicted.any():
-            assert p.maps == {} and len(p.side_string) == 3 and group.predictions[s].candidates == 0
+            assert p.maps == {} and len(p.side_string) == 1 and group.predictions[s].candidates == 0
         else:
             assert s in p.maps and group.predictions[s].candidates == (8 * 4 if s == 1 else group.predictions[s].candidates)
     assert group.exchange_bytes[0] == 0 and group.exchange_bytes[1] == len(group.streams[0])
@@ -297,19 +314,25 @@ def test_registration_bytes_round_trip_and_refusals():
     assert fy.shape == (128, 128) and np.allclose(fx, 0.75)
     with pytest.raises(BitstreamError, match="does not cover"):
         reg.field(256, 128)
-    import zlib
+    def field_bytes(head: bytes, string: bytes = b"") -> bytes:
+        return (len(head) + len(string)).to_bytes(2, "little") + head + string
 
-    for bad in (b"", b"\x05\x00abc", b"\x03\x00" + b"xyz",
-                # a header declaring a 255×255 field with 2 bytes behind it
-                len(zlib.compress(bytes([5, 255, 255, 0, 0]))).to_bytes(2, "little") + zlib.compress(bytes([5, 255, 255, 0, 0])),
-                # an 8-pixel block (finer than a latent cell)
-                len(zlib.compress(bytes([3, 1, 1, 0, 0]))).to_bytes(2, "little") + zlib.compress(bytes([3, 1, 1, 0, 0]))):
+    for bad in (b"", b"\x05\x00abc", b"\x03\x00" + b"xyz",  # truncated; shorter than its head
+                field_bytes(bytes([3, 1, 1, 0x11])),  # an 8-pixel block (finer than a latent cell)
+                field_bytes(bytes([5 | 0x20, 1, 1, 0x11])),  # a reserved bit set
+                field_bytes(bytes([5, 0, 4, 0x11]))):  # an empty field
         with pytest.raises(BitstreamError, match="registration"):
             predict.Registration.from_bytes(bad)
-    # inflating is bounded: a deflated run far past the largest field is refused, not expanded
-    bomb = zlib.compress(bytes([5, 255, 255]) + bytes(10_000_000))
-    with pytest.raises(BitstreamError, match="registration"):
-        predict.Registration.from_bytes(len(bomb).to_bytes(2, "little") + bomb)
+    # decoding is bounded by the head's u8 sizes: a 255×255 field declared over 2 bytes decodes (from the
+    # zero padding) to int8 values and is then refused against the frame it does not cover
+    big, used = predict.Registration.from_bytes(field_bytes(bytes([5, 255, 255, 0x33]), b"\x01\x02"))
+    assert big.dy.shape == (255, 255) and big.dy.dtype == np.int8 and used == 2 + 6
+    with pytest.raises(BitstreamError, match="does not cover"):
+        big.field(128, 128)
+    # the Laplace scale is the encoder's choice: a wide field takes a wide scale, a flat one the narrowest
+    wide = predict.Registration(64, np.full((4, 4), -100, np.int8), np.full((4, 4), 90, np.int8)).to_bytes()
+    flat = predict.Registration(64, np.zeros((4, 4), np.int8), np.zeros((4, 4), np.int8)).to_bytes()
+    assert wide[2 + 3] >> 4 > 8 and flat[2 + 3] == 0 and len(flat) < len(wide)
 
 
 def test_scale_band_betas_round_trip():
@@ -367,7 +390,7 @@ def test_registered_prediction_is_exact_and_pays_under_parallax(shipped, scene):
     beta, p1, flags = predict.parse_side(side)
     head = side[0] & 0xC0
     by = head & predict._BY_SCALE
-    bad_side = (predict._SIDE.pack(head | (0 if by else beta), p1) + (predict._pack_betas(beta) if by else b"")
+    bad_side = (predict._SIDE.pack(head | (0 if by else beta), *p1) + (predict._pack_betas(beta) if by else b"")
                 + wrong.to_bytes() + flags)
     assert predict.side_calibration(bad_side).registration.dy.shape[0] == 1
     c = split_container(reg.streams[1])
