@@ -224,15 +224,12 @@ def unpack_map_bytes(data: bytes, max_bytes: int) -> bytes:
 
 
 def unpack_maps(data: bytes, expected_values: int | None = None) -> np.ndarray:
-    """The int32 values of a map section. With ``expected_values`` (what the header declares) the
-    decompressor never produces more than that: a section that would expand further (a crafted
-    "LZMA bomb" under a valid CRC) is refused before it can allocate."""
+    """The int32 values of a map section; with ``expected_values`` (what the header declares) exactly
+    that many, decompressed with :func:`unpack_map_bytes`' bound."""
     if expected_values is None:
         return np.frombuffer(lzma.decompress(data, format=lzma.FORMAT_RAW, filters=LZMA_FILTERS), dtype="<i4")
-    want = 4 * expected_values
-    dec = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=LZMA_FILTERS)
-    out = dec.decompress(data, max_length=want)
-    if len(out) != want or not dec.eof or dec.unused_data:
+    out = unpack_map_bytes(data, 4 * expected_values)
+    if len(out) != 4 * expected_values:
         raise BitstreamError(f"assignment maps: the section does not hold the {expected_values} values "
                              "the header declares")
     return np.frombuffer(out, dtype="<i4")

@@ -53,7 +53,6 @@ _SIDE = struct.Struct("<B4B")
 #: Head bit: no position has a reference, so no flag model and no flags follow (the side is the head alone,
 #: or with a calibration, never sent without a reference).
 _NO_FLAGS = 0x20
-_HEAD = struct.Struct("<B")
 #: A flag's context: whether its left and its upper neighbour (in the latent grid) were predicted,
 #: left + 2·up (a neighbour outside the grid or without a reference counts as not predicted). Prediction
 #: fails in patches (occlusions, relief, the overlap's edges), so a flag follows its neighbours: on the
@@ -162,6 +161,21 @@ def _symbol_bits(gc, symbols: torch.Tensor, indexes: torch.Tensor) -> torch.Tens
     return _bits_table(gc)[indexes.long(), magnitude]
 
 
+def _rans_encode(symbols: list, indexes: list, cdfs: list, offset: int = 0) -> bytes:
+    """CompressAI's rANS string of ``symbols``, each coded with ``cdfs[indexes[i]]`` (all from ``offset``)."""
+    from compressai.ans import RansEncoder
+
+    return RansEncoder().encode_with_indexes(symbols, indexes, cdfs, [len(c) for c in cdfs], [offset] * len(cdfs))
+
+
+def _rans_decode(string: bytes, indexes: list, cdfs: list, offset: int = 0) -> list:
+    """Inverse of :func:`_rans_encode`, the string padded so the decoder stays in it (:func:`.padded`)."""
+    from compressai.ans import RansDecoder
+
+    return RansDecoder().decode_with_indexes(padded(string, len(indexes)), indexes, cdfs, [len(c) for c in cdfs],
+                                             [offset] * len(cdfs))
+
+
 def _binary_cdf(v: int) -> list[int]:
     """Quantised CDF (16-bit) of a flag whose value 1 has probability (v + ½)/256 (``v`` a u8), with
     CompressAI's overflow bin (never used: a flag is 0 or 1)."""
@@ -171,11 +185,15 @@ def _binary_cdf(v: int) -> list[int]:
     return pmf_to_quantized_cdf([1.0 - p, p, 1e-9], _PRECISION)
 
 
+def _flag_context(predicted: np.ndarray, k: int, width: int) -> int:
+    """Position ``k``'s context (:data:`FLAG_CONTEXTS`) from the (n,) ``predicted`` grid of ``width`` columns
+    (only the positions before ``k`` are read, so the ground can take it from the flags decoded so far)."""
+    return int(k % width > 0 and predicted[k - 1]) + 2 * int(k >= width and predicted[k - width])
+
+
 def flag_contexts(predicted: np.ndarray, positions: np.ndarray, width: int) -> np.ndarray:
-    """Each of ``positions``' context (:data:`FLAG_CONTEXTS`) from the (n,) ``predicted`` grid of ``width`` columns."""
-    left = np.where(positions % width > 0, predicted[np.maximum(positions - 1, 0)], False)
-    up = np.where(positions >= width, predicted[np.maximum(positions - width, 0)], False)
-    return left.astype(np.int64) + 2 * up.astype(np.int64)
+    """Each of ``positions``' context (:func:`_flag_context`)."""
+    return np.asarray([_flag_context(predicted, k, width) for k in positions.tolist()], dtype=np.int64)
 
 
 def fit_flag_model(flags: np.ndarray, contexts: np.ndarray) -> tuple:
@@ -190,11 +208,7 @@ def fit_flag_model(flags: np.ndarray, contexts: np.ndarray) -> tuple:
 def encode_flags(flags: np.ndarray, contexts: np.ndarray, model: tuple) -> bytes:
     if flags.size == 0:
         return b""
-    from compressai.ans import RansEncoder
-
-    cdfs = [_binary_cdf(v) for v in model]
-    return RansEncoder().encode_with_indexes(flags.astype(int).tolist(), contexts.astype(int).tolist(), cdfs,
-                                             [len(c) for c in cdfs], [0] * len(cdfs))
+    return _rans_encode(flags.astype(int).tolist(), contexts.astype(int).tolist(), [_binary_cdf(v) for v in model])
 
 
 def decode_flags(data: bytes, positions: np.ndarray, n: int, width: int, model: tuple) -> np.ndarray:
@@ -210,8 +224,7 @@ def decode_flags(data: bytes, positions: np.ndarray, n: int, width: int, model: 
     decoder.set_stream(padded(data, len(positions)))
     predicted = np.zeros(n, dtype=bool)
     for k in positions.tolist():
-        ctx = int(k % width > 0 and predicted[k - 1]) + 2 * int(k >= width and predicted[k - width])
-        value = decoder.decode_stream([ctx], cdfs, lengths, offsets)[0]
+        value = decoder.decode_stream([_flag_context(predicted, k, width)], cdfs, lengths, offsets)[0]
         if value not in (0, 1):
             raise BitstreamError("prediction flags unreadable")
         predicted[k] = value == 1
@@ -342,7 +355,7 @@ def encode(model, y: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | N
     by = isinstance(best_beta, tuple)
     head = (0 if by else best_beta) | (_BY_SCALE if by else 0) | (_CALIBRATED if calibration is not None else 0)
     head |= 0 if flags.size else _NO_FLAGS
-    side = ((_SIDE.pack(head, *p1) if flags.size else _HEAD.pack(head))
+    side = ((_SIDE.pack(head, *p1) if flags.size else bytes([head]))
             + (_pack_betas(best_beta) if by else b"")
             + (calibration.to_bytes() if calibration is not None else b"") + encode_flags(flags, contexts, p1))
     y_string = gc.compress(symbols[None, :, :, None], indexes[None, :, :, None])[0]
@@ -378,13 +391,10 @@ def side_calibration(side: bytes) -> "Calibration | None":
 
 
 def _split_side(side: bytes):
-    if len(side) < _HEAD.size or (not side[0] & _NO_FLAGS and len(side) < _SIDE.size):
+    if not side or (not side[0] & _NO_FLAGS and len(side) < _SIDE.size):
         raise BitstreamError("prediction side information truncated")
-    if side[0] & _NO_FLAGS:
-        (head,), p1, rest = _HEAD.unpack_from(side, 0), None, side[_HEAD.size:]
-    else:
-        head, *p1 = _SIDE.unpack_from(side, 0)
-        p1, rest = tuple(p1), side[_SIDE.size:]
+    head = side[0]
+    p1, rest = (None, side[1:]) if head & _NO_FLAGS else (tuple(side[1:_SIDE.size]), side[_SIDE.size:])
     beta = head & ~(_CALIBRATED | _BY_SCALE | _NO_FLAGS)
     if beta >= len(BETA_LEVELS):
         raise BitstreamError(f"prediction scale index {beta} out of range (0..{len(BETA_LEVELS) - 1})")
@@ -411,32 +421,29 @@ _REGISTERED = 0x80  # set in a calibration's band-count byte when a registration
 #: Scales b [quarter pixels] of the discretised Laplace models a field's components may be coded with:
 #: 2^(k/2), k = 0..15 (1 to 181 quarter pixels); the encoder takes the one of fewest bits per component.
 FIELD_SCALES = tuple(2.0 ** (k / 2.0) for k in range(16))
-_FIELD_CDFS: list = []
+_FIELD_MODELS: list = []  # [CDFs, (scales, 256) bits of each int8 value], built once
 
 
-def _field_cdfs() -> list:
+def _field_models() -> list:
     """The 16-bit quantised CDFs of int8 displacements under each :data:`FIELD_SCALES` Laplace model
-    (256 symbols from −128, and CompressAI's overflow bin, never used)."""
-    if not _FIELD_CDFS:
+    (256 symbols from −128, and CompressAI's overflow bin, never used), and the bits each value costs."""
+    if not _FIELD_MODELS:
         from compressai._CXX import pmf_to_quantized_cdf
 
         k = np.arange(-128, 128, dtype=np.float64)
+        cdfs = []
         for b in FIELD_SCALES:
             pmf = np.exp(-np.abs(k) / b)
-            _FIELD_CDFS.append(pmf_to_quantized_cdf((pmf / pmf.sum()).tolist() + [1e-9], _PRECISION))
-    return _FIELD_CDFS
+            cdfs.append(pmf_to_quantized_cdf((pmf / pmf.sum()).tolist() + [1e-9], _PRECISION))
+        freq = np.diff(np.asarray([c[:257] for c in cdfs], dtype=np.float64), axis=1)
+        _FIELD_MODELS.extend([cdfs, -np.log2(np.maximum(freq, 1) / (1 << _PRECISION))])
+    return _FIELD_MODELS
 
 
 def _field_scale_index(values: np.ndarray) -> int:
     """The :data:`FIELD_SCALES` index whose quantised model codes ``values`` (int8) in the fewest bits."""
     counts = np.bincount(values.astype(np.int64).ravel() + 128, minlength=256)
-    best, best_bits = 0, math.inf
-    for i, cdf in enumerate(_field_cdfs()):
-        freq = np.diff(np.asarray(cdf[:257], dtype=np.float64))
-        bits = float(-(counts * np.log2(np.maximum(freq, 1) / (1 << _PRECISION))).sum())
-        if bits < best_bits:
-            best, best_bits = i, bits
-    return best
+    return int(np.argmin(_field_models()[1] @ counts))
 
 
 @dataclass(frozen=True)
@@ -460,17 +467,12 @@ class Registration:
     direct: bool = True
 
     def to_bytes(self) -> bytes:
-        from compressai.ans import RansEncoder
-
         dy, dx = self.dy.astype(np.int8), self.dx.astype(np.int8)
         sy, sx = _field_scale_index(dy), _field_scale_index(dx)
         head = _REG_HEAD.pack((self.block.bit_length() - 1) | (0 if self.direct else _DELTA), *dy.shape,
                               (sy << 4) | sx)
         symbols = np.concatenate([dy.ravel(), dx.ravel()]).astype(int).tolist()
-        indexes = [sy] * dy.size + [sx] * dx.size
-        cdfs = _field_cdfs()
-        string = RansEncoder().encode_with_indexes(symbols, indexes, cdfs, [len(c) for c in cdfs], [-128] * len(cdfs))
-        payload = head + string
+        payload = head + _rans_encode(symbols, [sy] * dy.size + [sx] * dx.size, _field_models()[0], -128)
         return struct.pack("<H", len(payload)) + payload
 
     @classmethod
@@ -488,14 +490,9 @@ class Registration:
             raise BitstreamError(f"prediction registration: a {rows}×{cols} field of {block}-pixel blocks")
         # bounded: at most 2·255² symbols (u8 sizes), each read within the padding (codecs.overread)
         count = rows * cols
-        from compressai.ans import RansDecoder
-
-        cdfs = _field_cdfs()
-        string = bytes(data[2 + _REG_HEAD.size:2 + length])
-        indexes = [scales >> 4] * count + [scales & 0x0F] * count
-        values = RansDecoder().decode_with_indexes(padded(string, 2 * count), indexes, cdfs, [len(c) for c in cdfs],
-                                                   [-128] * len(cdfs))
-        values = np.asarray(values, dtype=np.int64)
+        values = np.asarray(_rans_decode(bytes(data[2 + _REG_HEAD.size:2 + length]),
+                                         [scales >> 4] * count + [scales & 0x0F] * count, _field_models()[0], -128),
+                            dtype=np.int64)
         if np.any((values < -128) | (values > 127)):
             raise BitstreamError("prediction registration unreadable")
         values = values.astype(np.int8).reshape(2, rows, cols)
