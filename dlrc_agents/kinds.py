@@ -180,6 +180,9 @@ def train_arguments(parser) -> None:
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop this call after so many minutes of training: validate, save the state (run again "
                              "to continue) and export the validation's choice so far")
+    parser.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                        help="validate, select and export an exponential moving average of the weights with this "
+                             "decay (e.g. 0.999: about the last 1000 steps)")
     parser.add_argument("--storage", choices=("fp16", "int8"), default="fp16",
                         help="how the exported checkpoint stores its parameters (int8: 8-bit codes with per-channel "
                              "scales, as shipped)")
@@ -203,7 +206,7 @@ def train_command(args) -> int:
                  export=args.export, init=args.init, max_downscale=args.downscale, precision=args.precision,
                  device=args.device, band_sets=args.band_sets, val_band_sets=args.val_band_sets,
                  adapter=args.adapter, storage=args.storage, lambdas=args.lambdas, sample_range=args.sample_range,
-                 max_wall_s=None if args.max_minutes is None else 60 * args.max_minutes)
+                 ema=args.ema, max_wall_s=None if args.max_minutes is None else 60 * args.max_minutes)
     print(f"checkpoint written to {path}")
     return 0
 

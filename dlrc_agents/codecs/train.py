@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from edgespacecom.outputs import write_json
 from edgespacecom.provenance import provenance_of
@@ -269,6 +270,7 @@ def train(
     max_wall_s: float | None = None,
     lambdas: list[float] | None = None,
     sample_range: float | None = None,
+    ema: float | None = None,
 ) -> Path:
     """Train (or resume) and export an fp16 checkpoint; returns its path.
 
@@ -306,6 +308,10 @@ def train(
     product can return, instead of the training split's 0.1/99.9 percentiles, so that no sample the
     sensor can deliver is clipped; data outside it are refused.
     ``storage`` is the export's (``fp16`` or ``int8``, :func:`~dlrc_agents.codecs.registry.pack_int8`).
+    ``ema`` (a decay in (0, 1), e.g. 0.999): keep an exponential moving average of the weights
+    (``torch.optim.swa_utils.AveragedModel``, updated after every step; averaging over about
+    1 / (1 − ema) steps smooths the step-to-step noise of Adam). Validation, model selection and the
+    export then use the average; training goes on with the raw weights. A run keeps its choice on resume.
     ``max_wall_s`` bounds this call's training time (seconds): when it is reached the run validates,
     saves its state and exports the validation's choice so far; calling again continues the schedule.
 
@@ -326,6 +332,8 @@ def train(
         raise ValueError(f"--lambdas: {architecture} is a fixed-λ architecture; give --lambda")
     if sample_range is not None and not band_sets:
         raise ValueError("--sample-range: for N-band training (--band-set); RGB scenes are 8-bit")
+    if ema is not None and not 0.0 < ema < 1.0:
+        raise ValueError(f"--ema: a decay in (0, 1), got {ema}")
     if max_wall_s is not None and max_wall_s <= 0:
         raise ValueError("--max-minutes: must be > 0")
     if adapter and not (band_sets and init is not None):
@@ -389,10 +397,9 @@ def train(
             raise ValueError(f"--init: {exc}") from None
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith(ADAPTER_LAYERS))
-    if precision == "bf16":
-        use_bf16_transforms(model, dev.type)
     opt, aux_opt = codec_optimisers(model, lr, aux_lr)
     step = 0
+    averaged = None  # the moving average's state, when resuming a run that keeps one
     state_path = out_dir / "state.pt"
     if state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
@@ -400,6 +407,8 @@ def train(
                 or state.get("in_channels", 3) != in_channels or state.get("trunk") != trunk
                 or state.get("sample_range") != sample_range):
             raise ValueError(f"{state_path} belongs to {state['architecture']} λ={state['lambda']}; use another --out")
+        if state.get("ema") != ema:
+            raise ValueError(f"--ema: {state_path} was trained with --ema {state.get('ema')}; use that or another --out")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         aux_opt.load_state_dict(state["aux_opt"])
@@ -409,6 +418,7 @@ def train(
             torch.cuda.set_rng_state(state["cuda_rng"], dev)
         step = int(state["step"])
         init = state.get("init")
+        averaged = state.get("ema_model")
         for group in opt.param_groups:
             group["lr"] = lr if step < int(0.9 * steps) else lr * 0.1
         stage(f"resuming {architecture} λ={lmbda} at step {step}/{steps}")
@@ -418,6 +428,16 @@ def train(
         reference = init_lambda(init) if variable_rate else None
         if reference is not None:
             model.initialise_gains(lambdas, reference)
+
+    # The weights' moving average (validated, selected and exported in their stead); on resume it continues.
+    average = None
+    if ema is not None:
+        average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema))
+        if state_path.is_file() and averaged is not None:
+            average.load_state_dict(averaged)
+    evaluated = model if average is None else average.module
+    if precision == "bf16":  # after the average's copy: that one validates in fp32 (a patched forward would not copy)
+        use_bf16_transforms(model, dev.type)
 
     def save_state():
         atomic_torch_save(
@@ -430,6 +450,7 @@ def train(
                 "sampler_rng": sampler.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
                 "init": str(init) if init is not None else None, "trunk": trunk,
+                "ema": ema, "ema_model": None if average is None else average.state_dict(),
             },
         )
 
@@ -463,6 +484,8 @@ def train(
         aux = model.aux_loss()
         aux.backward()
         aux_opt.step()
+        if average is not None:
+            average.update_parameters(model)
         step += 1
         psnr = -10 * math.log10(max(losses["mse"].item(), 1e-12))
         bar.update(1)
@@ -472,17 +495,17 @@ def train(
         out_of_time = max_wall_s is not None and time.perf_counter() - started >= max_wall_s and step < steps
         if step % val_every == 0 or step == steps or out_of_time:
             if variable_rate:
-                v, per_level = level_validation(model, val_tiles, lambdas)
+                v, per_level = level_validation(evaluated, val_tiles, lambdas)
                 with open(out_dir / "val_levels.csv", "a") as fh:
                     fh.writelines(f"{step},{l:g},{pl['loss']:.6f},{pl['bpp']:.6f},{pl['psnr']:.4f}\n"
                                   for l, pl in zip(lambdas, per_level))
             else:
-                v = validation_loss(model, val_tiles, lmbda)
+                v = validation_loss(evaluated, val_tiles, lmbda)
             with open(out_dir / "val_log.csv", "a") as fh:
                 fh.write(f"{step},{v['loss']:.6f},{v['bpp']:.6f},{v['psnr']:.4f}\n")
             if best is None or v["loss"] < best["loss"]:
                 best = {"step": step, **v}
-                atomic_torch_save(best_path, {"step": step, "validation": v, "model": model.state_dict()})
+                atomic_torch_save(best_path, {"step": step, "validation": v, "model": evaluated.state_dict()})
         if step % checkpoint_every == 0 or step == steps or out_of_time:
             save_state()
             with open(out_dir / "train_log.csv", "a") as fh:
@@ -497,6 +520,8 @@ def train(
     if best is not None and best["step"] != step:
         model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True)["model"])
         stage(f"validation chose step {best['step']} of {step} (loss {best['loss']:.4f})")
+    elif average is not None:
+        model.load_state_dict(average.module.state_dict())
     model.update(force=True)
     target = Path(export) if export else local_checkpoint(architecture, lmbda, in_channels)
     export_checkpoint(model, target, architecture=architecture, N=N, M=M, lmbda=None if variable_rate else lmbda,
@@ -507,12 +532,13 @@ def train(
                              "init": str(init) if init is not None else None,
                              "max_downscale": max_downscale, "precision": precision, "sample_range": sample_range,
                              "validation": val_data_names, "selected_step": best["step"] if best else step,
+                             "ema": ema,
                              "validation_loss": best})
     config = {"architecture": architecture, "lambda": run_lambda, "steps": steps, "batch_size": batch_size, "crop": crop,
               "lr": lr, "aux_lr": aux_lr, "channels": [N, M], "seed": seed, "data": data_names,
               "validation": val_data_names, "val_every": val_every, "max_downscale": max_downscale,
               "precision": precision, "adapter": adapter, "storage": storage, "sample_range": sample_range,
-              "init": str(init) if init is not None else None}
+              "ema": ema, "init": str(init) if init is not None else None}
     inputs = {}
     for spec in list(band_sets or []) + list(val_band_sets or []):
         inputs.update(scene_names(parse_band_set_spec(spec)[0]))

@@ -9,7 +9,7 @@ from PIL import Image
 
 from dlrc_agents.codecs.registry import build_model, load_checkpoint
 from dlrc_agents.common.data import CropSampler, DataError, read_rgb
-from dlrc_agents.codecs.train import rate_distortion_loss, train, use_bf16_transforms
+from dlrc_agents.codecs.train import rate_distortion_loss, train, use_bf16_transforms, validation_loss, validation_tiles
 
 from tests.conftest import eo
 
@@ -128,3 +128,41 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             resolve_device("cuda")
+
+
+def test_a_moving_average_of_the_weights_is_validated_resumed_and_exported(tmp_path):
+    """--ema: after the first step the average is the weights themselves; one step later it is
+    d·w1 + (1 − d)·w2 (the definition, checked on the raw weights each state holds); the export is the
+    average at the step the validation chose, and a run keeps its decay."""
+    val = tmp_path / "val.png"
+    Image.fromarray(read_rgb(eo("rgb/test/pdok_nl_test_tiled.tif"))[:128, :128]).save(val)
+    decay = 0.75
+    kwargs = dict(batch_size=1, crop=64, lr=1e-2, channels=(32, 48), data=[str(NEON)], val=[str(val)], threads=1,
+                  export=tmp_path / "m.pt", progress=False, checkpoint_every=1, ema=decay, precision="bf16")
+    with pytest.raises(ValueError, match="--ema"):
+        train("bmshj2018-hyperprior", 0.013, tmp_path / "bad", steps=1, **{**kwargs, "ema": 1.0})
+    out = tmp_path / "r"
+    train("bmshj2018-hyperprior", 0.013, out, steps=1, **kwargs)
+    first = torch.load(out / "state.pt", weights_only=True)
+    assert torch.equal(first["ema_model"]["module.g_a.0.weight"], first["model"]["g_a.0.weight"])
+    train("bmshj2018-hyperprior", 0.013, out, steps=2, **kwargs)
+    second = torch.load(out / "state.pt", weights_only=True)
+    w1, w2 = first["model"]["g_a.0.weight"], second["model"]["g_a.0.weight"]
+    assert not torch.equal(w1, w2)
+    average = second["ema_model"]["module.g_a.0.weight"]
+    assert torch.allclose(average, decay * w1 + (1 - decay) * w2, atol=1e-7)
+    # what was validated at step 2 is the average (in fp32), computed here from its weights alone
+    model = build_model("bmshj2018-hyperprior", 32, 48)
+    model.load_state_dict({k.removeprefix("module."): v for k, v in second["ema_model"].items() if k != "n_averaged"})
+    tiles = validation_tiles([read_rgb(val)], 128)
+    logged = float((out / "val_log.csv").read_text().splitlines()[-1].split(",")[1])
+    assert validation_loss(model, tiles, 0.013)["loss"] == pytest.approx(logged, rel=1e-5)
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert payload["ema"] == decay
+    exported = payload["state_dict"]["g_a.0.weight"].float()
+    chosen, raw = {1: (w1, w1), 2: (average, w2)}[payload["selected_step"]]
+    assert (exported - chosen).abs().max() < 1e-3 * chosen.abs().max()  # fp16 storage
+    if payload["selected_step"] == 2:  # the average, not the raw weights of that step
+        assert (exported - chosen).abs().max() < 0.1 * (raw - chosen).abs().max()
+    with pytest.raises(ValueError, match="--ema"):
+        train("bmshj2018-hyperprior", 0.013, out, steps=3, **{**kwargs, "ema": None})
