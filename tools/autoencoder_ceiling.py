@@ -31,13 +31,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dlrc_agents.codecs.jpeg2000 import psnr as psnr_db  # noqa: E402
 from dlrc_agents.codecs.registry import load_checkpoint  # noqa: E402
 from dlrc_agents.common.data import read_band_set  # noqa: E402
-
-
-def psnr_db(raw: np.ndarray, decoded: np.ndarray, peak: float) -> float:
-    err = raw.astype(np.float64) - decoded.astype(np.float64)
-    return float(10 * np.log10(peak ** 2 / np.mean(err ** 2)))
 
 
 def report(path: str, raw: np.ndarray, gains: list[float], steps: int) -> list[str]:
