@@ -433,7 +433,7 @@ def train(
     average = None
     if ema is not None:
         average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema))
-        if state_path.is_file() and averaged is not None:
+        if averaged is not None:  # resuming: the average goes on from its saved state
             average.load_state_dict(averaged)
     evaluated = model if average is None else average.module
     if precision == "bf16":  # after the average's copy: that one validates in fp32 (a patched forward would not copy)
