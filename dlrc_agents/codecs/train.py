@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from edgespacecom.outputs import write_json
 from edgespacecom.provenance import provenance_of
@@ -31,6 +31,36 @@ from dlrc_agents.codecs.registry import (ADAPTER_LAYERS, ARCHITECTURES, CHECKPOI
 from dlrc_agents.codecs.variable_rate import DEFAULT_LAMBDAS, level_of_lambda
 from dlrc_agents.common.data import (TRAIN_GLOBS, VALIDATION_GLOBS, BandCropSampler, CropSampler, DataError, nodata_fraction, parse_band_set_spec, read_band_set, read_rgb, scene_names)
 
+
+
+def ema_decay(decay: float, updates: int) -> float:
+    """The weights' average's decay at its update number ``updates`` (0 = the first update, a copy).
+
+    TensorFlow's warm-up (``tf.train.ExponentialMovingAverage`` with ``num_updates``):
+    min(decay, (1 + n) / (10 + n)). Without it an average from scratch keeps the first step's
+    (nearly random) weights with weight decay^n, 9 % after 2,400 steps at 0.999: measured on a 4-band
+    run from scratch, its validation PSNR sat at 25–28 dB through step 1,200.
+    """
+    return min(decay, (1.0 + updates) / (10.0 + updates))
+
+
+def warmed_ema_multi_avg_fn(decay: float):
+    """``AveragedModel``'s ``multi_avg_fn`` for an average with :func:`ema_decay`'s warm-up.
+
+    Written here because ``torch.optim.swa_utils.get_ema_multi_avg_fn`` has a fixed decay;
+    ``AveragedModel`` counts the updates (its ``n_averaged`` buffer, saved with the run state).
+    """
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], updates: torch.Tensor) -> None:
+        weight = 1.0 - ema_decay(decay, int(updates))
+        if torch.is_floating_point(averaged[0]):
+            torch._foreach_lerp_(averaged, current, weight)
+        else:
+            for a, c in zip(averaged, current, strict=True):
+                a.copy_(a * (1.0 - weight) + c * weight)
+
+    return update
 
 #: Sub-networks that run in bfloat16 under ``precision="bf16"``: the convolutional
 #: transforms. The entropy models (factorised prior, Gaussian conditional) stay in
@@ -310,7 +340,8 @@ def train(
     ``storage`` is the export's (``fp16`` or ``int8``, :func:`~dlrc_agents.codecs.registry.pack_int8`).
     ``ema`` (a decay in (0, 1), e.g. 0.999): keep an exponential moving average of the weights
     (``torch.optim.swa_utils.AveragedModel``, updated after every step; averaging over about
-    1 / (1 − ema) steps smooths the step-to-step noise of Adam). Validation, model selection and the
+    1 / (1 − ema) steps smooths the step-to-step noise of Adam; its decay warms up as
+    :func:`ema_decay`'s, so a run from scratch does not keep its first steps). Validation, model selection and the
     export then use the average; training goes on with the raw weights. A run keeps its choice on resume.
     ``max_wall_s`` bounds this call's training time (seconds): when it is reached the run validates,
     saves its state and exports the validation's choice so far; calling again continues the schedule.
@@ -432,7 +463,7 @@ def train(
     # The weights' moving average (validated, selected and exported in their stead); on resume it continues.
     average = None
     if ema is not None:
-        average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema))
+        average = AveragedModel(model, multi_avg_fn=warmed_ema_multi_avg_fn(ema))
         if averaged is not None:  # resuming: the average goes on from its saved state
             average.load_state_dict(averaged)
     evaluated = model if average is None else average.module
