@@ -49,16 +49,12 @@ def warmed_ema_multi_avg_fn(decay: float):
 
     Written here because ``torch.optim.swa_utils.get_ema_multi_avg_fn`` has a fixed decay;
     ``AveragedModel`` counts the updates (its ``n_averaged`` buffer, saved with the run state).
+    Only parameters are averaged (``use_buffers`` stays off), so every group is floating point.
     """
 
     @torch.no_grad()
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor], updates: torch.Tensor) -> None:
-        weight = 1.0 - ema_decay(decay, int(updates))
-        if torch.is_floating_point(averaged[0]):
-            torch._foreach_lerp_(averaged, current, weight)
-        else:
-            for a, c in zip(averaged, current, strict=True):
-                a.copy_(a * (1.0 - weight) + c * weight)
+        torch._foreach_lerp_(averaged, current, 1.0 - ema_decay(decay, int(updates)))
 
     return update
 

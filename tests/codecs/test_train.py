@@ -133,8 +133,8 @@ def test_device_choice():
 def test_a_moving_average_of_the_weights_is_validated_resumed_and_exported(tmp_path):
     """--ema: after the first step the average is the weights themselves; one step later it is
     d·w1 + (1 − d)·w2 with the warmed-up decay d = min(decay, 2/11) (the definition, checked on the raw
-    weights each state holds); the export is the
-    average at the step the validation chose, and a run keeps its decay."""
+    weights each state holds); the export is the average at the step the validation chose, and a run
+    keeps its decay."""
     val = tmp_path / "val.png"
     Image.fromarray(read_rgb(eo("rgb/test/pdok_nl_test_tiled.tif"))[:128, :128]).save(val)
     decay = 0.75
